@@ -1,0 +1,237 @@
+//! The container runtime port: what the engine needs from Docker (or any
+//! other place containers run).
+//!
+//! Implementations must only ever touch containers that carry this
+//! deployment's namespace label ([`labels::NAMESPACE`]); see DESIGN.md
+//! invariant 3. Container references are ids or names, as the runtime takes
+//! them.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWrite;
+
+use crate::error::RuntimeError;
+use crate::id::LeaseId;
+
+/// Label keys every managed container carries (DESIGN.md invariant 1).
+pub mod labels {
+    /// `true` on every container ContainerLease creates.
+    pub const MANAGED: &str = "io.containerlease.managed";
+    /// The deployment's namespace; nothing without ours is ever touched.
+    pub const NAMESPACE: &str = "io.containerlease.namespace";
+    /// The lease's id.
+    pub const LEASE_ID: &str = "io.containerlease.lease-id";
+    /// The lease's owner.
+    pub const OWNER: &str = "io.containerlease.owner";
+    /// The lease's expiry, RFC 3339.
+    pub const EXPIRES_AT: &str = "io.containerlease.expires-at";
+    /// The lease's creation time, RFC 3339.
+    pub const CREATED_AT: &str = "io.containerlease.created-at";
+    /// The catalog offering's key.
+    pub const IMAGE_TYPE: &str = "io.containerlease.image-type";
+}
+
+/// Name of the container of a lease: `containerlease-<lease id>`.
+pub fn container_name(id: &LeaseId) -> String {
+    format!("containerlease-{id}")
+}
+
+/// Resource limits from the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU quota in billionths of a CPU.
+    pub nano_cpus: i64,
+    /// Memory limit in bytes.
+    pub memory_bytes: i64,
+    /// Process-count limit.
+    pub pids: i64,
+}
+
+/// Everything a runtime needs to create and start one lease's container.
+/// Only the engine builds specs, from the catalog: users never choose an
+/// image or a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The lease the container belongs to.
+    pub lease_id: LeaseId,
+    /// The namespace label's value.
+    pub namespace: String,
+    /// Container name (see [`container_name`]).
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Keep-alive command.
+    pub command: Vec<String>,
+    /// All labels, the namespace and managed labels included.
+    pub labels: BTreeMap<String, String>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// Progress of an image pull, reported while a lease is pending.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    /// Layers seen so far.
+    pub layers_total: u32,
+    /// Layers fully downloaded (or already present).
+    pub layers_done: u32,
+    /// Bytes downloaded so far across layers.
+    pub bytes_done: u64,
+    /// Bytes to download across layers, where known.
+    pub bytes_total: u64,
+    /// The engine's latest status line.
+    pub status: String,
+}
+
+/// A callback that receives pull progress.
+pub type ProgressFn<'a> = &'a (dyn Fn(PullProgress) + Send + Sync);
+
+/// What the runtime reports about one container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Runtime's container id.
+    pub id: String,
+    /// Container name, without a leading `/`.
+    pub name: String,
+    /// Whether it is running.
+    pub running: bool,
+    /// The runtime's state word (`running`, `exited`, `created`, …).
+    pub state: String,
+    /// Exit code, once it has stopped.
+    pub exit_code: Option<i64>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerInfo {
+    /// The lease id from the labels, if present and valid.
+    pub fn lease_id(&self) -> Option<LeaseId> {
+        self.labels.get(labels::LEASE_ID)?.parse().ok()
+    }
+
+    /// A label's value parsed as an RFC 3339 time.
+    pub fn label_time(&self, key: &str) -> Option<DateTime<Utc>> {
+        let text = self.labels.get(key)?;
+        DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// Which output stream a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a container's output, without its line ending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// stdout or stderr.
+    pub source: LogSource,
+    /// The text.
+    pub text: String,
+}
+
+/// How much of the logs to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep following new output until the container stops.
+    pub follow: bool,
+    /// Only the last `n` lines already written.
+    pub tail: Option<u32>,
+}
+
+/// A stream of log lines.
+pub type LogStream = BoxStream<'static, Result<LogLine, RuntimeError>>;
+
+/// A command to run inside a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Allocate a terminal (for an interactive shell).
+    pub tty: bool,
+    /// Attach standard input.
+    pub stdin: bool,
+    /// Initial terminal size (columns, rows), with `tty`.
+    pub size: Option<(u16, u16)>,
+}
+
+/// A chunk of an exec's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecChunk {
+    /// stdout or stderr (always stdout with a TTY).
+    pub source: LogSource,
+    /// Raw bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A running exec: its output, its input if asked for, and its id for
+/// [`ContainerRuntime::exec_resize`] and [`ContainerRuntime::exec_exit_code`].
+pub struct ExecSession {
+    /// The runtime's exec id.
+    pub id: String,
+    /// Output until the command ends.
+    pub output: BoxStream<'static, Result<ExecChunk, RuntimeError>>,
+    /// Standard input, when requested.
+    pub input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+}
+
+impl Debug for ExecSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSession").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The container runtime port.
+///
+/// All methods act only within `namespace`: a container without that
+/// namespace label is reported as [`RuntimeError::NotManaged`] (or skipped
+/// by [`ContainerRuntime::list_managed`]) and never changed.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + Debug + 'static {
+    /// Whether the runtime can be reached (for readiness checks).
+    async fn ping(&self) -> Result<(), RuntimeError>;
+
+    /// Makes `image` available locally, pulling it if needed and reporting
+    /// progress to `progress`.
+    async fn ensure_image(&self, image: &str, progress: ProgressFn<'_>) -> Result<(), RuntimeError>;
+
+    /// Creates and starts the container of `spec`, returning its id.
+    ///
+    /// Idempotent by name: if a container named `spec.name` already exists in
+    /// the namespace, it is started if needed and its id returned (so a
+    /// retried provisioning never makes a duplicate).
+    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+
+    /// Stops and removes a container (id or name) with its volumes.
+    /// Idempotent: a container that does not exist counts as removed.
+    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError>;
+
+    /// Reports one container, or `None` if it does not exist.
+    async fn inspect(&self, namespace: &str, container: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
+
+    /// Streams a container's log lines.
+    async fn logs(&self, namespace: &str, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError>;
+
+    /// Starts a command inside a container.
+    async fn exec(&self, namespace: &str, container: &str, request: ExecRequest) -> Result<ExecSession, RuntimeError>;
+
+    /// Resizes an exec's terminal to `columns` × `rows`.
+    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<(), RuntimeError>;
+
+    /// An exec's exit code, once it has finished (`None` while it runs).
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+
+    /// Every container carrying `namespace`'s label, stopped ones included.
+    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
+}

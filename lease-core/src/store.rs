@@ -1,0 +1,149 @@
+//! The lease store port: where leases live, shared by every replica that
+//! uses the same store.
+//!
+//! A store keeps the *active* leases (everything not yet finished), a
+//! *history* of finished ones, and per-owner usage totals. It never decides
+//! anything about a lease's meaning: the engine checks transitions, the store
+//! guarantees atomicity (compare-and-set on the revision, one claimer per
+//! due lease).
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::id::LeaseId;
+use crate::lease::{Lease, Status};
+use crate::money::Money;
+
+/// Most leases one page holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which active leases to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this owner's leases.
+    pub owner: Option<String>,
+    /// Only leases in one of these statuses (empty: any).
+    pub statuses: Vec<Status>,
+    /// Continue after this cursor (from a previous [`Page`]).
+    pub cursor: Option<String>,
+    /// At most this many (0 or above [`MAX_PAGE`] means [`MAX_PAGE`]).
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// All leases of `owner`.
+    pub fn owner(owner: impl Into<String>) -> Self {
+        ListQuery { owner: Some(owner.into()), ..ListQuery::default() }
+    }
+
+    /// The page size to use.
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 || self.limit > MAX_PAGE { MAX_PAGE } else { self.limit }
+    }
+
+    /// Whether `lease` passes the owner and status filters.
+    pub fn matches(&self, lease: &Lease) -> bool {
+        self.owner.as_ref().is_none_or(|owner| *owner == lease.owner)
+            && (self.statuses.is_empty() || self.statuses.contains(&lease.status))
+    }
+}
+
+/// Which finished leases to list (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only this owner's leases.
+    pub owner: Option<String>,
+    /// Continue after this cursor.
+    pub cursor: Option<String>,
+    /// At most this many (0 or above [`MAX_PAGE`] means [`MAX_PAGE`]).
+    pub limit: usize,
+}
+
+impl HistoryQuery {
+    /// The page size to use.
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 || self.limit > MAX_PAGE { MAX_PAGE } else { self.limit }
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in the store's order (active: oldest first by
+    /// `created_at`, then id; history: newest ended first).
+    pub items: Vec<T>,
+    /// Pass this back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Totals of one owner's finished leases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Finished leases.
+    pub ended_count: u64,
+    /// Sum of their final costs.
+    pub ended_cost: Money,
+}
+
+/// The lease store port.
+///
+/// Conformance: `lease_core::testing::conformance` (feature `test-utils`)
+/// holds the suite every store must pass.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + Debug + 'static {
+    /// Whether the store can be reached (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new lease. Its `revision` is ignored and stored as 1.
+    /// Returns the stored lease; [`StoreError::AlreadyExists`] if the id is taken.
+    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError>;
+
+    /// An active lease, or else a finished one from history.
+    async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError>;
+
+    /// Compare-and-set: replaces the active lease `lease.id` if its stored
+    /// revision equals `lease.revision`, storing it with revision + 1, and
+    /// returns what was stored. [`StoreError::Conflict`] if the revision
+    /// moved, [`StoreError::NotFound`] if the lease is not active.
+    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError>;
+
+    /// Active leases, filtered and paged.
+    async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError>;
+
+    /// Atomically claims up to `limit` active leases that are due
+    /// ([`Lease::due_at`] ≤ now) and not claimed by anyone else, marking each
+    /// claimed for `claim_ttl`. A claim that is not finished or released by
+    /// then lapses and the lease becomes claimable again. Stores that share
+    /// state across machines may use their own clock for "now"; `now` is the
+    /// caller's.
+    async fn claim_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        claim_ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError>;
+
+    /// Gives up a claim: the lease becomes claimable again at `retry_at`
+    /// (or at its due time, whichever is later).
+    async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The earliest moment an active lease will become claimable, if any: the
+    /// reaper sleeps until then.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Compare-and-set like [`LeaseStore::update`], and then atomically moves
+    /// the lease out of the active set into history, dropping any claim and
+    /// adding its `final_cost` to its owner's [`UsageTotals`].
+    async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError>;
+
+    /// Finished leases, newest first.
+    async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError>;
+
+    /// Totals of an owner's finished leases.
+    async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
+}
