@@ -1,0 +1,1 @@
+//! Fake container runtime (being written).
