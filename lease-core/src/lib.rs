@@ -3,19 +3,25 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod config;
 pub mod error;
+pub mod event;
 pub mod id;
 pub mod lease;
 pub mod money;
 pub mod pricing;
 pub mod runtime;
 pub mod store;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
 pub use catalog::{Catalog, CatalogError, Offering};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ManagerConfig, OrphanPolicy};
 pub use error::{BoxError, LeaseError, RuntimeError, StoreError, ValidationError};
+pub use event::{EventKind, LeaseEvent};
 pub use id::{InvalidLeaseId, LeaseId};
 pub use lease::{EndReason, InvalidTransition, Lease, Status};
 pub use money::Money;
-pub use runtime::ContainerRuntime;
-pub use store::LeaseStore;
+pub use runtime::{ContainerRuntime, ContainerSpec};
+pub use store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
