@@ -46,7 +46,11 @@ pub struct Offering {
     /// Price per hour.
     pub hourly_rate: Money,
     /// CPU limit in billionths of a CPU (parsed from `cpus = "0.5"`).
-    #[serde(rename = "cpus", deserialize_with = "deserialize_cpus", serialize_with = "serialize_cpus")]
+    #[serde(
+        rename = "cpus",
+        deserialize_with = "deserialize_cpus",
+        serialize_with = "serialize_cpus"
+    )]
     pub nano_cpus: i64,
     /// Memory limit in MiB.
     pub memory_mb: u32,
@@ -162,8 +166,10 @@ impl Catalog {
     /// Reads a catalog from a TOML file.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, CatalogError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CatalogError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Catalog::from_toml(&text)
     }
 
@@ -207,27 +213,44 @@ impl Default for Catalog {
             ..alpine.clone()
         };
         Catalog {
-            offerings: [alpine, ubuntu].into_iter().map(|o| (o.key.clone(), o)).collect(),
+            offerings: [alpine, ubuntu]
+                .into_iter()
+                .map(|o| (o.key.clone(), o))
+                .collect(),
         }
     }
 }
 
 fn invalid(key: &str, problem: &str) -> CatalogError {
-    CatalogError::Invalid { key: key.to_owned(), problem: problem.to_owned() }
+    CatalogError::Invalid {
+        key: key.to_owned(),
+        problem: problem.to_owned(),
+    }
 }
 
 fn validate(offering: &Offering) -> Result<(), CatalogError> {
     let key = offering.key.as_str();
     let key_ok = !key.is_empty()
         && key.len() <= 63
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
+        && key.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        });
     let checks: [(bool, &str); 8] = [
-        (key_ok, "key must be 1-63 lowercase letters, digits, `-`, `_` or `.`"),
+        (
+            key_ok,
+            "key must be 1-63 lowercase letters, digits, `-`, `_` or `.`",
+        ),
         (!offering.image.trim().is_empty(), "image is empty"),
         (!offering.command.is_empty(), "command is empty"),
-        (!offering.hourly_rate.is_negative(), "hourly_rate is negative"),
+        (
+            !offering.hourly_rate.is_negative(),
+            "hourly_rate is negative",
+        ),
         (offering.nano_cpus > 0, "cpus must be above zero"),
-        (offering.memory_mb > 0 && offering.pids > 0, "memory_mb and pids must be above zero"),
+        (
+            offering.memory_mb > 0 && offering.pids > 0,
+            "memory_mb and pids must be above zero",
+        ),
         (offering.max_minutes >= 1, "max_minutes must be at least 1"),
         (
             (1..=offering.max_minutes).contains(&offering.default_minutes),
@@ -247,8 +270,14 @@ mod tests {
     #[test]
     fn defaults_mirror_the_seed() {
         let catalog = Catalog::default();
-        assert_eq!(catalog.get("alpine").unwrap().hourly_rate.to_string(), "0.01");
-        assert_eq!(catalog.get("ubuntu").unwrap().hourly_rate.to_string(), "0.04");
+        assert_eq!(
+            catalog.get("alpine").unwrap().hourly_rate.to_string(),
+            "0.01"
+        );
+        assert_eq!(
+            catalog.get("ubuntu").unwrap().hourly_rate.to_string(),
+            "0.04"
+        );
     }
 
     #[test]
@@ -268,7 +297,10 @@ mod tests {
             cpus = 1
             memory_mb = 1
         "#;
-        assert!(matches!(Catalog::from_toml(dup), Err(CatalogError::Invalid { .. })));
+        assert!(matches!(
+            Catalog::from_toml(dup),
+            Err(CatalogError::Invalid { .. })
+        ));
         let negative = "[[offering]]\nkey='a'\nimage='x'\nhourly_rate='-1'\ncpus=1\nmemory_mb=1\n";
         assert!(Catalog::from_toml(negative).is_err());
         let unknown = "[[offering]]\nkey='a'\nimage='x'\nhourly_rate='1'\ncpus=1\nmemory_mb=1\nprivileged=true\n";
@@ -277,7 +309,10 @@ mod tests {
 
     #[test]
     fn float_rates_are_read_exactly() {
-        let c = Catalog::from_toml("[[offering]]\nkey='a'\nimage='x'\nhourly_rate=0.04\ncpus=0.25\nmemory_mb=64\n").unwrap();
+        let c = Catalog::from_toml(
+            "[[offering]]\nkey='a'\nimage='x'\nhourly_rate=0.04\ncpus=0.25\nmemory_mb=64\n",
+        )
+        .unwrap();
         let a = c.get("a").unwrap();
         assert_eq!(a.hourly_rate.nanos(), 40_000_000);
         assert_eq!(a.nano_cpus, 250_000_000);

@@ -69,13 +69,19 @@ impl ManualClock {
     /// A manual clock that reads `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         let (ticks, _) = watch::channel(start);
-        ManualClock { now: Mutex::new(start), ticks }
+        ManualClock {
+            now: Mutex::new(start),
+            ticks,
+        }
     }
 
     /// Moves the clock forward by `by` and wakes the sleepers that are due.
     pub fn advance(&self, by: Duration) {
         let next = {
-            let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut now = self
+                .now
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             *now += by;
             *now
         };
@@ -84,7 +90,10 @@ impl ManualClock {
 
     /// Sets the clock to `at` (forward or back) and wakes the sleepers that are due.
     pub fn set(&self, at: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
         self.ticks.send_replace(at);
     }
 }
@@ -101,7 +110,10 @@ impl Default for ManualClock {
 #[async_trait]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn sleep_until(&self, deadline: DateTime<Utc>) {

@@ -76,7 +76,10 @@ impl Default for ManagerConfig {
 impl ManagerConfig {
     /// The defaults with `namespace`.
     pub fn with_namespace(namespace: impl Into<String>) -> Self {
-        ManagerConfig { namespace: namespace.into(), ..ManagerConfig::default() }
+        ManagerConfig {
+            namespace: namespace.into(),
+            ..ManagerConfig::default()
+        }
     }
 
     /// Checks the settings.
@@ -86,10 +89,16 @@ impl ManagerConfig {
             return Err(ValidationError::new("max_minutes", "must be at least 1"));
         }
         if self.reap_batch == 0 || self.max_concurrent_removals == 0 {
-            return Err(ValidationError::new("reap_batch", "batch and concurrency must be at least 1"));
+            return Err(ValidationError::new(
+                "reap_batch",
+                "batch and concurrency must be at least 1",
+            ));
         }
         if self.sweep_interval.is_zero() || self.claim_ttl.is_zero() {
-            return Err(ValidationError::new("sweep_interval", "sweep interval and claim ttl must be above zero"));
+            return Err(ValidationError::new(
+                "sweep_interval",
+                "sweep interval and claim ttl must be above zero",
+            ));
         }
         Ok(())
     }
@@ -99,10 +108,15 @@ impl ManagerConfig {
 pub fn validate_namespace(namespace: &str) -> Result<(), ValidationError> {
     let ok = !namespace.is_empty()
         && namespace.len() <= 63
-        && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("namespace", format!("`{namespace}` must be 1-63 lowercase letters, digits or `-`")))
+        Err(ValidationError::new(
+            "namespace",
+            format!("`{namespace}` must be 1-63 lowercase letters, digits or `-`"),
+        ))
     }
 }

@@ -63,7 +63,10 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// A failure of `operation` with its source.
     pub fn operation(operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        RuntimeError::Operation { operation: operation.into(), source: source.into() }
+        RuntimeError::Operation {
+            operation: operation.into(),
+            source: source.into(),
+        }
     }
 
     /// The whole chain of messages, for storing on a lease.
@@ -126,7 +129,10 @@ pub struct ValidationError {
 impl ValidationError {
     /// An error about `field`.
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        ValidationError { field, message: message.into() }
+        ValidationError {
+            field,
+            message: message.into(),
+        }
     }
 }
 

@@ -118,7 +118,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        for bad in ["", "container-", "lease-abcdefghijklmnopq", "container-abc/defghijklmnopqr", "container-ääääääääääääääää"] {
+        for bad in [
+            "",
+            "container-",
+            "lease-abcdefghijklmnopq",
+            "container-abc/defghijklmnopqr",
+            "container-ääääääääääääääää",
+        ] {
             assert!(bad.parse::<LeaseId>().is_err(), "{bad}");
         }
     }

@@ -177,7 +177,11 @@ impl Lease {
             self.status = next;
             Ok(())
         } else {
-            Err(InvalidTransition { id: self.id.clone(), from: self.status, to: next })
+            Err(InvalidTransition {
+                id: self.id.clone(),
+                from: self.status,
+                to: next,
+            })
         }
     }
 
@@ -193,7 +197,10 @@ impl Lease {
     /// it is already `deleting`.
     pub fn due_at(&self) -> DateTime<Utc> {
         match self.status {
-            Status::Deleting => self.ended_at.unwrap_or(self.expires_at).min(self.expires_at),
+            Status::Deleting => self
+                .ended_at
+                .unwrap_or(self.expires_at)
+                .min(self.expires_at),
             _ => self.expires_at,
         }
     }

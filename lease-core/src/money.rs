@@ -185,15 +185,24 @@ mod tests {
 
     #[test]
     fn rejects_sub_nano_and_garbage() {
-        assert!(matches!("0.0000000001".parse::<Money>(), Err(ParseAmountError::OutOfRange(_))));
-        assert!(matches!("abc".parse::<Money>(), Err(ParseAmountError::NotANumber(_))));
+        assert!(matches!(
+            "0.0000000001".parse::<Money>(),
+            Err(ParseAmountError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            "abc".parse::<Money>(),
+            Err(ParseAmountError::NotANumber(_))
+        ));
     }
 
     #[test]
     fn rounds_half_away_from_zero() {
         assert_eq!(Money::from_nanos(5).mul_ratio(1, 10), Money::from_nanos(1));
         assert_eq!(Money::from_nanos(4).mul_ratio(1, 10), Money::ZERO);
-        assert_eq!(Money::from_nanos(-5).mul_ratio(1, 10), Money::from_nanos(-1));
+        assert_eq!(
+            Money::from_nanos(-5).mul_ratio(1, 10),
+            Money::from_nanos(-1)
+        );
     }
 
     #[test]

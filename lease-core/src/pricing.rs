@@ -42,7 +42,10 @@ mod tests {
         let ubuntu = Money::from_nanos(40_000_000);
         assert_eq!(estimate(alpine, 2), Money::from_nanos(333_333));
         assert_eq!(estimate(ubuntu, 120), Money::from_nanos(80_000_000));
-        assert_eq!(accrued(ubuntu, Duration::minutes(120)), estimate(ubuntu, 120));
+        assert_eq!(
+            accrued(ubuntu, Duration::minutes(120)),
+            estimate(ubuntu, 120)
+        );
         assert_eq!(accrued(alpine, Duration::seconds(-5)), Money::ZERO);
     }
 }

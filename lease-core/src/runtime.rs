@@ -118,7 +118,9 @@ impl ContainerInfo {
     /// A label's value parsed as an RFC 3339 time.
     pub fn label_time(&self, key: &str) -> Option<DateTime<Utc>> {
         let text = self.labels.get(key)?;
-        DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -188,7 +190,9 @@ pub struct ExecSession {
 
 impl Debug for ExecSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecSession").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ExecSession")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -204,7 +208,8 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
 
     /// Makes `image` available locally, pulling it if needed and reporting
     /// progress to `progress`.
-    async fn ensure_image(&self, image: &str, progress: ProgressFn<'_>) -> Result<(), RuntimeError>;
+    async fn ensure_image(&self, image: &str, progress: ProgressFn<'_>)
+    -> Result<(), RuntimeError>;
 
     /// Creates and starts the container of `spec`, returning its id.
     ///
@@ -218,16 +223,31 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
     async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError>;
 
     /// Reports one container, or `None` if it does not exist.
-    async fn inspect(&self, namespace: &str, container: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
+    async fn inspect(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, RuntimeError>;
 
     /// Streams a container's log lines.
-    async fn logs(&self, namespace: &str, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError>;
+    async fn logs(
+        &self,
+        namespace: &str,
+        container: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, RuntimeError>;
 
     /// Starts a command inside a container.
-    async fn exec(&self, namespace: &str, container: &str, request: ExecRequest) -> Result<ExecSession, RuntimeError>;
+    async fn exec(
+        &self,
+        namespace: &str,
+        container: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError>;
 
     /// Resizes an exec's terminal to `columns` × `rows`.
-    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<(), RuntimeError>;
+    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16)
+    -> Result<(), RuntimeError>;
 
     /// An exec's exit code, once it has finished (`None` while it runs).
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;

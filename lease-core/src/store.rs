@@ -38,17 +38,26 @@ pub struct ListQuery {
 impl ListQuery {
     /// All leases of `owner`.
     pub fn owner(owner: impl Into<String>) -> Self {
-        ListQuery { owner: Some(owner.into()), ..ListQuery::default() }
+        ListQuery {
+            owner: Some(owner.into()),
+            ..ListQuery::default()
+        }
     }
 
     /// The page size to use.
     pub fn effective_limit(&self) -> usize {
-        if self.limit == 0 || self.limit > MAX_PAGE { MAX_PAGE } else { self.limit }
+        if self.limit == 0 || self.limit > MAX_PAGE {
+            MAX_PAGE
+        } else {
+            self.limit
+        }
     }
 
     /// Whether `lease` passes the owner and status filters.
     pub fn matches(&self, lease: &Lease) -> bool {
-        self.owner.as_ref().is_none_or(|owner| *owner == lease.owner)
+        self.owner
+            .as_ref()
+            .is_none_or(|owner| *owner == lease.owner)
             && (self.statuses.is_empty() || self.statuses.contains(&lease.status))
     }
 }
@@ -67,7 +76,11 @@ pub struct HistoryQuery {
 impl HistoryQuery {
     /// The page size to use.
     pub fn effective_limit(&self) -> usize {
-        if self.limit == 0 || self.limit > MAX_PAGE { MAX_PAGE } else { self.limit }
+        if self.limit == 0 || self.limit > MAX_PAGE {
+            MAX_PAGE
+        } else {
+            self.limit
+        }
     }
 }
 

@@ -1,0 +1,557 @@
+//! The lease engine: provision, read, extend, delete and account for leases.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::catalog::{Catalog, Offering};
+use crate::clock::{Clock, SystemClock};
+use crate::config::ManagerConfig;
+use crate::error::{LeaseError, StoreError, ValidationError};
+use crate::event::{EventKind, LeaseEvent};
+use crate::id::LeaseId;
+use crate::lease::{EndReason, Lease, Status};
+use crate::money::Money;
+use crate::pricing;
+use crate::runtime::{
+    ContainerRuntime, ExecRequest, ExecSession, LogOptions, LogStream, PullProgress,
+};
+use crate::store::{HistoryQuery, LeaseStore, ListQuery, Page};
+
+/// Events kept for slow subscribers before they start missing some.
+const EVENT_CAPACITY: usize = 1024;
+/// Compare-and-set attempts before a concurrent-update conflict is reported.
+pub(crate) const CAS_ATTEMPTS: usize = 8;
+/// Longest owner name accepted.
+const MAX_OWNER_LEN: usize = 128;
+
+/// A request for a new lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    /// Who is renting.
+    pub owner: String,
+    /// The catalog offering's key (the seed's `imageType`).
+    pub offering: String,
+    /// Booked minutes; `None` takes the offering's default (120).
+    pub minutes: Option<u32>,
+}
+
+impl ProvisionRequest {
+    /// A request for `offering` by `owner` with the default duration.
+    pub fn new(owner: impl Into<String>, offering: impl Into<String>) -> Self {
+        ProvisionRequest {
+            owner: owner.into(),
+            offering: offering.into(),
+            minutes: None,
+        }
+    }
+
+    /// Books `minutes` instead of the default.
+    pub fn minutes(mut self, minutes: u32) -> Self {
+        self.minutes = Some(minutes);
+        self
+    }
+}
+
+/// One owner's spend and counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Leases not yet finished (any status but deleted).
+    pub active: u64,
+    /// Of those, pending or running.
+    pub live: u64,
+    /// Accrued so far by the active leases.
+    pub accrued: Money,
+    /// Estimated total of the live leases' bookings.
+    pub estimated: Money,
+    /// Finished leases.
+    pub ended_count: u64,
+    /// Their final costs.
+    pub ended_cost: Money,
+    /// `ended_cost + accrued`.
+    pub total_spend: Money,
+}
+
+/// Builds a [`LeaseManager`].
+#[derive(Debug)]
+pub struct LeaseManagerBuilder {
+    store: Arc<dyn LeaseStore>,
+    runtime: Arc<dyn ContainerRuntime>,
+    catalog: Catalog,
+    config: ManagerConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl LeaseManagerBuilder {
+    /// Uses `catalog` instead of [`Catalog::default`].
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Uses `config` instead of [`ManagerConfig::default`].
+    pub fn config(mut self, config: ManagerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses `clock` instead of [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and builds the manager.
+    pub fn build(self) -> Result<LeaseManager, LeaseError> {
+        self.config.validate()?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(LeaseManager {
+            inner: Arc::new(Inner {
+                store: self.store,
+                runtime: self.runtime,
+                catalog: self.catalog,
+                config: self.config,
+                clock: self.clock,
+                events,
+                wake_reaper: Notify::new(),
+                in_flight: Mutex::new(HashSet::new()),
+                progress: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+}
+
+/// The lease engine. Cheap to clone; clones share everything.
+///
+/// It holds the two ports (`Arc<dyn LeaseStore>`, `Arc<dyn ContainerRuntime>`),
+/// the catalog, the configuration and the clock. Background work — the
+/// provisioning tasks, the reaper and the reconciler — runs on the tokio
+/// runtime; see [`LeaseManager::start`].
+#[derive(Clone, Debug)]
+pub struct LeaseManager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn LeaseStore>,
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) catalog: Catalog,
+    pub(crate) config: ManagerConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    events: broadcast::Sender<LeaseEvent>,
+    pub(crate) wake_reaper: Notify,
+    /// Leases with a provisioning task running in this process.
+    pub(crate) in_flight: Mutex<HashSet<LeaseId>>,
+    /// Image-pull progress of pending leases provisioned here.
+    pub(crate) progress: Mutex<HashMap<LeaseId, PullProgress>>,
+    /// Provisioning and timer tasks, so shutdown can wait for them.
+    pub(crate) tasks: TaskTracker,
+    /// Cancels timers and loops when the manager shuts down.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LeaseManager {
+    /// Starts building a manager over a store and a runtime.
+    pub fn builder(
+        store: Arc<dyn LeaseStore>,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> LeaseManagerBuilder {
+        LeaseManagerBuilder {
+            store,
+            runtime,
+            catalog: Catalog::default(),
+            config: ManagerConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The catalog in use.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
+        &self.inner.store
+    }
+
+    /// The runtime in use.
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.inner.runtime
+    }
+
+    /// Subscribes to lease events from this process.
+    pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Validates a request, stores the lease as `pending` and returns it at
+    /// once; its container is provisioned in the background.
+    pub async fn provision(&self, request: ProvisionRequest) -> Result<Lease, LeaseError> {
+        validate_owner(&request.owner)?;
+        let offering = self.offering(&request.offering)?;
+        let minutes = request.minutes.unwrap_or(offering.default_minutes);
+        let max = self.max_minutes(offering);
+        if !(1..=max).contains(&minutes) {
+            return Err(ValidationError::new(
+                "durationMinutes",
+                format!("must be between 1 and {max} minutes"),
+            )
+            .into());
+        }
+        let now = self.inner.clock.now();
+        let lease = Lease {
+            id: LeaseId::generate(),
+            owner: request.owner,
+            offering: offering.key.clone(),
+            container_id: None,
+            status: Status::Pending,
+            created_at: now,
+            expires_at: now + Duration::minutes(i64::from(minutes)),
+            ended_at: None,
+            end_reason: None,
+            hourly_rate: offering.hourly_rate,
+            estimated_cost: pricing::estimate(offering.hourly_rate, minutes),
+            final_cost: None,
+            error: None,
+            provision_attempts: 0,
+            removal_failures: 0,
+            revision: 0,
+        };
+        let stored = self.inner.store.insert(&lease).await?;
+        info!(lease_id = %stored.id, owner = %stored.owner, offering = %stored.offering, minutes, "lease created");
+        self.emit(EventKind::Created, &stored);
+        self.inner.wake_reaper.notify_one();
+        self.spawn_provisioning(stored.id.clone());
+        self.spawn_expiry_warning(&stored);
+        Ok(stored)
+    }
+
+    /// A lease, active or finished.
+    pub async fn get(&self, id: &LeaseId) -> Result<Lease, LeaseError> {
+        Ok(self.inner.store.get(id).await?)
+    }
+
+    /// A lease if `owner` owns it; someone else's lease is reported as not found.
+    pub async fn get_owned(&self, id: &LeaseId, owner: &str) -> Result<Lease, LeaseError> {
+        let lease = self.get(id).await?;
+        if lease.owner == owner {
+            Ok(lease)
+        } else {
+            Err(LeaseError::NotFound(id.clone()))
+        }
+    }
+
+    /// Active leases, filtered and paged.
+    pub async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, LeaseError> {
+        Ok(self.inner.store.list(query).await?)
+    }
+
+    /// Every active lease matching `query`, across pages.
+    pub async fn list_all(&self, query: &ListQuery) -> Result<Vec<Lease>, LeaseError> {
+        let mut query = query.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.inner.store.list(&query).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Finished leases, newest first.
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, LeaseError> {
+        Ok(self.inner.store.history(query).await?)
+    }
+
+    /// Image-pull progress of a pending lease provisioned by this process.
+    pub fn pull_progress(&self, id: &LeaseId) -> Option<PullProgress> {
+        lock(&self.inner.progress).get(id).cloned()
+    }
+
+    /// Books `minutes` more. The lease must be pending or running and not
+    /// expired, and its whole lifetime must stay within the max lifetime.
+    /// Re-estimates the cost for the new booking.
+    pub async fn extend(&self, id: &LeaseId, minutes: u32) -> Result<Lease, LeaseError> {
+        if minutes == 0 {
+            return Err(ValidationError::new("minutes", "must be at least 1").into());
+        }
+        for _ in 0..CAS_ATTEMPTS {
+            let mut lease = self.get(id).await?;
+            let now = self.inner.clock.now();
+            if !lease.status.is_live() || lease.expires_at <= now {
+                let message = "only a live, unexpired lease can be extended".to_owned();
+                return Err(LeaseError::WrongState {
+                    id: id.clone(),
+                    status: lease.status,
+                    message,
+                });
+            }
+            let booked = lease.booked_minutes() + i64::from(minutes);
+            let max = self
+                .inner
+                .catalog
+                .get(&lease.offering)
+                .map_or(self.inner.config.max_minutes, |o| self.max_minutes(o));
+            if booked > i64::from(max) {
+                let left = (i64::from(max) - lease.booked_minutes()).max(0);
+                let message =
+                    format!("the lifetime would exceed {max} minutes; at most {left} more");
+                return Err(ValidationError::new("minutes", message).into());
+            }
+            lease.expires_at += Duration::minutes(i64::from(minutes));
+            lease.estimated_cost =
+                pricing::estimate(lease.hourly_rate, u32::try_from(booked).unwrap_or(u32::MAX));
+            match self.inner.store.update(&lease).await {
+                Ok(stored) => {
+                    info!(lease_id = %id, minutes, expires_at = %stored.expires_at, "lease extended");
+                    self.emit(EventKind::Extended, &stored);
+                    self.inner.wake_reaper.notify_one();
+                    self.spawn_expiry_warning(&stored);
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(conflict(id))
+    }
+
+    /// Ends a lease early: billing stops now, and the reaper removes its
+    /// container at once. Returns the lease as `deleting` (or as it is, if it
+    /// has already ended).
+    pub async fn delete(&self, id: &LeaseId) -> Result<Lease, LeaseError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let mut lease = self.get(id).await?;
+            if matches!(lease.status, Status::Deleting | Status::Deleted) {
+                return Ok(lease);
+            }
+            lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
+            lease.transition(Status::Deleting)?;
+            match self.inner.store.update(&lease).await {
+                Ok(stored) => {
+                    info!(lease_id = %id, owner = %stored.owner, "lease deletion requested");
+                    self.inner.wake_reaper.notify_one();
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(conflict(id))
+    }
+
+    /// An owner's spend and counts: the active leases' accrued and estimated
+    /// costs now, and the finished leases' final costs.
+    pub async fn usage(&self, owner: &str) -> Result<Usage, LeaseError> {
+        let active = self.list_all(&ListQuery::owner(owner)).await?;
+        let totals = self.inner.store.usage(owner).await?;
+        let now = self.inner.clock.now();
+        let live: Vec<&Lease> = active.iter().filter(|l| l.status.is_live()).collect();
+        let accrued: Money = active.iter().map(|l| l.accrued_cost(now)).sum();
+        Ok(Usage {
+            active: active.len() as u64,
+            live: live.len() as u64,
+            accrued,
+            estimated: live.iter().map(|l| l.estimated_cost).sum(),
+            ended_count: totals.ended_count,
+            ended_cost: totals.ended_cost,
+            total_spend: totals.ended_cost + accrued,
+        })
+    }
+
+    /// Streams a live lease's container logs.
+    pub async fn logs(&self, id: &LeaseId, options: LogOptions) -> Result<LogStream, LeaseError> {
+        let target = self.container_of(id).await?;
+        Ok(self
+            .inner
+            .runtime
+            .logs(&self.inner.config.namespace, &target, options)
+            .await?)
+    }
+
+    /// Runs a command in a live lease's container.
+    pub async fn exec(
+        &self,
+        id: &LeaseId,
+        request: ExecRequest,
+    ) -> Result<ExecSession, LeaseError> {
+        if request.command.is_empty() {
+            return Err(ValidationError::new("command", "must not be empty").into());
+        }
+        let target = self.container_of(id).await?;
+        Ok(self
+            .inner
+            .runtime
+            .exec(&self.inner.config.namespace, &target, request)
+            .await?)
+    }
+
+    /// The container of a lease that has one and has not ended.
+    async fn container_of(&self, id: &LeaseId) -> Result<String, LeaseError> {
+        let lease = self.get(id).await?;
+        match (&lease.container_id, lease.status) {
+            (Some(container), Status::Running | Status::Exited | Status::Error) => {
+                Ok(container.clone())
+            }
+            _ => Err(LeaseError::WrongState {
+                id: id.clone(),
+                status: lease.status,
+                message: "the lease has no container to use".into(),
+            }),
+        }
+    }
+
+    /// Stops the background loops and timers, then waits (up to `grace`) for
+    /// provisioning tasks in flight to record what they did.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                in_flight = lock(&self.inner.in_flight).len(),
+                "shutdown grace ran out with provisioning in flight"
+            );
+        }
+    }
+
+    pub(crate) fn offering(&self, key: &str) -> Result<&Offering, LeaseError> {
+        self.inner.catalog.get(key).ok_or_else(|| {
+            let known: Vec<&str> = self.inner.catalog.keys().collect();
+            ValidationError::new(
+                "imageType",
+                format!(
+                    "unknown offering `{key}`; choose one of: {}",
+                    known.join(", ")
+                ),
+            )
+            .into()
+        })
+    }
+
+    fn max_minutes(&self, offering: &Offering) -> u32 {
+        offering.max_minutes.min(self.inner.config.max_minutes)
+    }
+
+    /// Publishes an event to this process's subscribers.
+    pub(crate) fn emit(&self, kind: EventKind, lease: &Lease) {
+        self.emit_with_lateness(kind, lease, None);
+    }
+
+    pub(crate) fn emit_with_lateness(
+        &self,
+        kind: EventKind,
+        lease: &Lease,
+        lateness_ms: Option<i64>,
+    ) {
+        debug!(lease_id = %lease.id, event = kind.as_str(), status = %lease.status, "lease event");
+        let event = LeaseEvent {
+            kind,
+            at: self.inner.clock.now(),
+            lease: lease.clone(),
+            lateness_ms,
+        };
+        // No subscribers is fine.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Emits `expiring_soon` when the lease enters the warning lead, if it
+    /// is still live then with the same expiry.
+    fn spawn_expiry_warning(&self, lease: &Lease) {
+        let lead =
+            Duration::from_std(self.inner.config.expiring_soon_lead).unwrap_or(Duration::zero());
+        let warn_at = lease.expires_at - lead;
+        let (id, expires_at) = (lease.id.clone(), lease.expires_at);
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let clock = self.inner.clock.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                () = clock.sleep_until(warn_at) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            let manager = LeaseManager { inner };
+            if let Ok(current) = manager.inner.store.get(&id).await
+                && current.status.is_live()
+                && current.expires_at == expires_at
+            {
+                manager.emit(EventKind::ExpiringSoon, &current);
+            }
+        });
+    }
+
+    /// Reads, changes and writes a lease with compare-and-set, retrying on
+    /// conflicts. `change` returns `false` to leave the lease as it is.
+    pub(crate) async fn modify(
+        &self,
+        id: &LeaseId,
+        mut change: impl FnMut(&mut Lease, DateTime<Utc>) -> bool,
+    ) -> Result<Option<Lease>, LeaseError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let mut lease = self.inner.store.get(id).await?;
+            if lease.status == Status::Deleted {
+                return Ok(None);
+            }
+            if !change(&mut lease, self.inner.clock.now()) {
+                return Ok(None);
+            }
+            match self.inner.store.update(&lease).await {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(conflict(id))
+    }
+}
+
+fn conflict(id: &LeaseId) -> LeaseError {
+    LeaseError::Store(StoreError::Conflict {
+        id: id.clone(),
+        expected: 0,
+    })
+}
+
+fn validate_owner(owner: &str) -> Result<(), ValidationError> {
+    if owner.trim().is_empty() || owner.len() > MAX_OWNER_LEN || owner.chars().any(char::is_control)
+    {
+        return Err(ValidationError::new(
+            "owner",
+            format!("must be 1-{MAX_OWNER_LEN} printable characters"),
+        ));
+    }
+    Ok(())
+}

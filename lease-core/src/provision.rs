@@ -1,0 +1,215 @@
+//! The background provisioning task of a lease: image, container, `running`.
+//!
+//! The lease is stored before anything is created (DESIGN invariant 2). The
+//! task re-reads the lease after creating the container: if the lease has
+//! ended meanwhile (deleted, expired, timed out), it removes what it created
+//! (invariant 4).
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use tracing::{info, warn};
+
+use crate::catalog::Offering;
+use crate::error::{LeaseError, RuntimeError};
+use crate::event::EventKind;
+use crate::id::LeaseId;
+use crate::lease::{EndReason, Lease, Status};
+use crate::manager::{LeaseManager, lock};
+use crate::runtime::{ContainerSpec, Limits, PullProgress, container_name, labels};
+
+/// Bytes in a MiB.
+const MIB: i64 = 1024 * 1024;
+
+/// Removes the lease from the in-flight set when the task ends, however it ends.
+struct InFlight {
+    manager: LeaseManager,
+    id: LeaseId,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.manager.inner.in_flight).remove(&self.id);
+        lock(&self.manager.inner.progress).remove(&self.id);
+    }
+}
+
+impl LeaseManager {
+    /// Starts provisioning a pending lease in the background, unless this
+    /// process is already doing it.
+    pub(crate) fn spawn_provisioning(&self, id: LeaseId) -> bool {
+        if !lock(&self.inner.in_flight).insert(id.clone()) {
+            return false;
+        }
+        let guard = InFlight {
+            manager: self.clone(),
+            id,
+        };
+        self.inner.tasks.spawn(async move {
+            let manager = guard.manager.clone();
+            if let Err(error) = manager.provision_lease(&guard.id).await {
+                warn!(lease_id = %guard.id, error = %crate::error::error_chain(&error), "provisioning task failed");
+            }
+            drop(guard);
+        });
+        true
+    }
+
+    /// Provisions one lease, bounded by the provisioning timeout.
+    async fn provision_lease(&self, id: &LeaseId) -> Result<(), LeaseError> {
+        let Some(lease) = self.begin_attempt(id).await? else {
+            return Ok(());
+        };
+        let timeout =
+            Duration::from_std(self.inner.config.provision_timeout).unwrap_or(Duration::MAX);
+        let deadline = lease.created_at + timeout;
+        let clock = self.inner.clock.clone();
+        let outcome = tokio::select! {
+            outcome = self.create_container(&lease) => outcome,
+            () = clock.sleep_until(deadline) => {
+                let message = format!("provisioning timed out after {} s", timeout.num_seconds());
+                self.fail_provisioning(id, message).await?;
+                return Ok(());
+            }
+        };
+        match outcome {
+            Ok(container_id) => self.record_running(id, container_id).await,
+            Err(error) => self.fail_provisioning(id, error.chain()).await,
+        }
+    }
+
+    /// Counts an attempt on a lease that is still pending; `None` if it no
+    /// longer is.
+    async fn begin_attempt(&self, id: &LeaseId) -> Result<Option<Lease>, LeaseError> {
+        self.modify(id, |lease, _| {
+            if lease.status != Status::Pending {
+                return false;
+            }
+            lease.provision_attempts += 1;
+            true
+        })
+        .await
+    }
+
+    /// Ensures the image, then creates and starts the container.
+    async fn create_container(&self, lease: &Lease) -> Result<String, RuntimeError> {
+        let offering = self.inner.catalog.get(&lease.offering).ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "offering `{}` is no longer in the catalog",
+                lease.offering
+            ))
+        })?;
+        let manager = self.clone();
+        let id = lease.id.clone();
+        let report = move |progress: PullProgress| {
+            lock(&manager.inner.progress).insert(id.clone(), progress);
+        };
+        self.inner
+            .runtime
+            .ensure_image(&offering.image, &report)
+            .await?;
+        let spec = container_spec(&self.inner.config.namespace, lease, offering);
+        self.inner.runtime.create_and_start(&spec).await
+    }
+
+    /// Moves the lease to `running`, or removes the container if the lease
+    /// ended while it was being created.
+    async fn record_running(&self, id: &LeaseId, container_id: String) -> Result<(), LeaseError> {
+        let updated = self
+            .modify(id, |lease, _| {
+                if lease.status != Status::Pending {
+                    return false;
+                }
+                lease.status = Status::Running;
+                lease.container_id = Some(container_id.clone());
+                true
+            })
+            .await;
+        match updated {
+            Ok(Some(lease)) => {
+                info!(lease_id = %id, container_id = %container_id, "lease running");
+                self.emit(EventKind::Running, &lease);
+                Ok(())
+            }
+            Ok(None) | Err(LeaseError::NotFound(_)) => {
+                // Someone else may have recorded the same (idempotent) container.
+                if let Ok(lease) = self.get(id).await
+                    && lease.status.is_live()
+                {
+                    return Ok(());
+                }
+                info!(lease_id = %id, container_id = %container_id, "lease ended during provisioning; removing its container");
+                self.inner
+                    .runtime
+                    .remove(&self.inner.config.namespace, &container_id)
+                    .await?;
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Marks a pending lease `error` with `message` and removes anything its
+    /// provisioning may have left behind.
+    pub(crate) async fn fail_provisioning(
+        &self,
+        id: &LeaseId,
+        message: String,
+    ) -> Result<(), LeaseError> {
+        let failed = self
+            .modify(id, |lease, now| {
+                if lease.status != Status::Pending {
+                    return false;
+                }
+                lease.status = Status::Error;
+                lease.end_billing(now, EndReason::Error);
+                lease.error = Some(message.clone());
+                true
+            })
+            .await?;
+        if let Some(lease) = failed {
+            warn!(lease_id = %id, error = %message, "provisioning failed");
+            self.emit(EventKind::Error, &lease);
+        }
+        let name = container_name(id);
+        if let Err(error) = self
+            .inner
+            .runtime
+            .remove(&self.inner.config.namespace, &name)
+            .await
+        {
+            warn!(lease_id = %id, error = %error.chain(), "could not remove a failed lease's container; the reaper will");
+        }
+        Ok(())
+    }
+}
+
+/// The container spec of a lease: catalog image, command and limits, and
+/// the labels of DESIGN invariant 1.
+pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> ContainerSpec {
+    let labels: BTreeMap<String, String> = [
+        (labels::MANAGED, "true".to_owned()),
+        (labels::NAMESPACE, namespace.to_owned()),
+        (labels::LEASE_ID, lease.id.to_string()),
+        (labels::OWNER, lease.owner.clone()),
+        (labels::EXPIRES_AT, lease.expires_at.to_rfc3339()),
+        (labels::CREATED_AT, lease.created_at.to_rfc3339()),
+        (labels::IMAGE_TYPE, lease.offering.clone()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    ContainerSpec {
+        lease_id: lease.id.clone(),
+        namespace: namespace.to_owned(),
+        name: container_name(&lease.id),
+        image: offering.image.clone(),
+        command: offering.command.clone(),
+        labels,
+        limits: Limits {
+            nano_cpus: offering.nano_cpus,
+            memory_bytes: i64::from(offering.memory_mb) * MIB,
+            pids: i64::from(offering.pids),
+        },
+    }
+}
