@@ -20,6 +20,16 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 # (lease-docker: local test image)
 
 # (lease-store-redis: private Redis)
+# Starts a private redis-server (installing Debian's if missing) and exports
+# LEASE_TEST_REDIS_URL; stopped on exit, also when a step fails. The trap runs
+# any EXIT trap set above as well.
+step "private Redis (scripts/redis.sh)"
+redis_env="$(scripts/redis.sh start)"
+eval "$redis_env"
+redis_prev_exit_trap="$(trap -p EXIT)"
+redis_prev_exit_trap="${redis_prev_exit_trap#"trap -- "}"
+redis_prev_exit_trap="${redis_prev_exit_trap%" EXIT"}"
+trap "scripts/redis.sh stop \"\${LEASE_TEST_REDIS_DIR:-}\"; eval ${redis_prev_exit_trap:-:}" EXIT
 
 # ---------------------------------------------------------------------------
 

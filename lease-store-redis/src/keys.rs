@@ -1,0 +1,161 @@
+//! The key layout: every key of one deployment under `{prefix}:`.
+//!
+//! The prefix is wrapped in braces, a Redis Cluster *hash tag*: all keys of a
+//! deployment hash to one slot, so the Lua scripts, which touch several keys
+//! at once, also run on Redis Cluster.
+
+use chrono::{DateTime, Utc};
+use lease_core::LeaseId;
+
+/// Digits of the nanosecond part of a [`time_key`]; matches the padding in
+/// `finish.lua`.
+const TIME_DIGITS: usize = 25;
+
+/// Builds the keys of one deployment.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    /// `{prefix}:`
+    base: String,
+}
+
+impl Keys {
+    /// The layout for `prefix` (checked by the config: no braces, not empty).
+    pub(crate) fn new(prefix: &str) -> Self {
+        Keys {
+            base: format!("{{{prefix}}}:"),
+        }
+    }
+
+    /// `{prefix}:`, the start of every key (passed to scripts that build keys).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Hash of one active lease: `data` (JSON), `rev`, `due_ms`, `due_ns`, `idx`, `owner`.
+    pub(crate) fn lease(&self, id: &str) -> String {
+        format!("{}lease:{id}", self.base)
+    }
+
+    /// Sorted set of active lease ids scored by claimable time (ms).
+    pub(crate) fn due(&self) -> String {
+        format!("{}due", self.base)
+    }
+
+    /// Hash of lease id → claim deadline (ms).
+    pub(crate) fn claims(&self) -> String {
+        format!("{}claims", self.base)
+    }
+
+    /// Lexicographic index of all active leases (`<created>:<id>`).
+    pub(crate) fn active(&self) -> String {
+        format!("{}active", self.base)
+    }
+
+    /// Lexicographic index of one owner's active leases (`<created>:<id>`).
+    pub(crate) fn owner(&self, owner: &str) -> String {
+        format!("{}owner:{owner}", self.base)
+    }
+
+    /// A finished lease's record (JSON, with a time to live).
+    pub(crate) fn history(&self, id: &str) -> String {
+        format!("{}history:{id}", self.base)
+    }
+
+    /// Lexicographic index of all finished leases (`<ended>:<id>`).
+    pub(crate) fn ended(&self) -> String {
+        format!("{}ended", self.base)
+    }
+
+    /// Lexicographic index of one owner's finished leases (`<ended>:<id>`).
+    pub(crate) fn ended_by(&self, owner: &str) -> String {
+        format!("{}ended-by:{owner}", self.base)
+    }
+
+    /// Hash of one owner's usage totals: `count`, `cost` (nano-dollars).
+    pub(crate) fn usage(&self, owner: &str) -> String {
+        format!("{}usage:{owner}", self.base)
+    }
+}
+
+/// Nanoseconds since the epoch, exactly.
+pub(crate) fn nanos(at: DateTime<Utc>) -> i128 {
+    i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos())
+}
+
+/// The time rounded *up* to whole milliseconds: a due-set score, so a lease
+/// is never claimable before its due time.
+pub(crate) fn ceil_millis(at: DateTime<Utc>) -> i64 {
+    let millis = at.timestamp_millis();
+    if at.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        millis
+    } else {
+        millis.saturating_add(1)
+    }
+}
+
+/// A text that sorts like the time: `p` and 25 digits of nanoseconds since
+/// the epoch, or `n` and 25 digits of `10^25 + nanos` before it.
+pub(crate) fn time_key(at: DateTime<Utc>) -> String {
+    let ns = nanos(at);
+    if ns >= 0 {
+        format!("p{ns:0width$}", width = TIME_DIGITS)
+    } else {
+        format!(
+            "n{:0width$}",
+            10_i128.pow(TIME_DIGITS as u32) + ns,
+            width = TIME_DIGITS
+        )
+    }
+}
+
+/// An index member: `<time key>:<id>`, ordered by time, then id.
+pub(crate) fn member(at: DateTime<Utc>, id: &LeaseId) -> String {
+    format!("{}:{}", time_key(at), id)
+}
+
+/// The lease id in an index member.
+pub(crate) fn member_id(member: &str) -> Option<&str> {
+    member.split_once(':').map(|(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn time_keys_sort_like_times() {
+        let times = [
+            Utc.timestamp_opt(-5_000_000_000, 0).unwrap(),
+            Utc.timestamp_opt(-1, 999_999_999).unwrap(),
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(0, 1).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 5).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 6).unwrap(),
+            DateTime::<Utc>::MAX_UTC,
+        ];
+        let keys: Vec<String> = times.iter().map(|t| time_key(*t)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == TIME_DIGITS + 1));
+    }
+
+    #[test]
+    fn ceil_millis_never_rounds_down() {
+        let exact = Utc.timestamp_opt(1_700_000_000, 123_000_000).unwrap();
+        assert_eq!(ceil_millis(exact), 1_700_000_000_123);
+        let inside = Utc.timestamp_opt(1_700_000_000, 123_000_001).unwrap();
+        assert_eq!(ceil_millis(inside), 1_700_000_000_124);
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("cl-test");
+        assert_eq!(keys.lease("container-x"), "{cl-test}:lease:container-x");
+        assert_eq!(keys.owner("a:b{c}"), "{cl-test}:owner:a:b{c}");
+        let id = LeaseId::generate();
+        let m = member(Utc.timestamp_opt(1, 0).unwrap(), &id);
+        assert_eq!(member_id(&m), Some(id.as_str()));
+    }
+}

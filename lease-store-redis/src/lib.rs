@@ -1,0 +1,106 @@
+//! A [`LeaseStore`](lease_core::LeaseStore) on Redis: shared, durable lease
+//! state for several `lease-server` replicas and the CLI.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chrono::{Duration, Utc};
+//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_store_redis::{RedisStore, RedisStoreConfig};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let Ok(url) = std::env::var("LEASE_TEST_REDIS_URL") else { return Ok(()) };
+//! # let prefix = format!("doctest-{}", LeaseId::generate().short(12));
+//! // e.g. url = "redis://127.0.0.1:6379/0", prefix = "containerlease"
+//! let config = RedisStoreConfig::new(url).prefix(prefix);
+//! let store: Arc<dyn LeaseStore> = Arc::new(RedisStore::connect(config).await?);
+//!
+//! let now = Utc::now();
+//! let lease = Lease {
+//!     id: LeaseId::generate(),
+//!     owner: "alice".into(),
+//!     offering: "alpine".into(),
+//!     container_id: None,
+//!     status: Status::Pending,
+//!     created_at: now,
+//!     expires_at: now + Duration::minutes(5),
+//!     ended_at: None,
+//!     end_reason: None,
+//!     hourly_rate: "0.01".parse()?,
+//!     estimated_cost: Money::from_nanos(833_333),
+//!     final_cost: None,
+//!     error: None,
+//!     provision_attempts: 0,
+//!     removal_failures: 0,
+//!     revision: 0,
+//! };
+//! let stored = store.insert(&lease).await?;
+//! assert_eq!(stored.revision, 1);
+//!
+//! // Every change is a compare-and-set on the revision.
+//! let mut running = stored.clone();
+//! running.status = Status::Running;
+//! let running = store.update(&running).await?;
+//! assert_eq!(running.revision, 2);
+//! assert!(store.update(&stored).await.is_err()); // stale revision: Conflict
+//!
+//! let page = store.list(&ListQuery::owner("alice")).await?;
+//! assert_eq!(page.items, vec![running]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Key layout
+//!
+//! Every key starts with `{prefix}:` ([`RedisStoreConfig::prefix`], default
+//! `containerlease`). The braces are a Redis Cluster hash tag: all keys of a
+//! deployment live in one slot, so the Lua scripts that touch several keys
+//! work on Cluster too.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{p}:lease:<id>` | hash | an active lease: `data` (JSON), `rev`, `due_ms`, `due_ns`, `idx`, `owner` |
+//! | `{p}:due` | sorted set | active lease ids scored by *claimable time* (ms): max(due time, claim deadline) |
+//! | `{p}:claims` | hash | lease id → claim deadline (ms) of leases a reaper holds |
+//! | `{p}:active` | sorted set | `<created>:<id>` of every active lease (lexicographic; list paging) |
+//! | `{p}:owner:<owner>` | sorted set | the same, for one owner |
+//! | `{p}:history:<id>` | string | a finished lease (JSON), expiring after the retention |
+//! | `{p}:ended` | sorted set | `<ended>:<id>` of finished leases, pruned by the retention |
+//! | `{p}:ended-by:<owner>` | sorted set | the same, for one owner |
+//! | `{p}:usage:<owner>` | hash | `count` and `cost` (nano-dollars) of the owner's finished leases |
+//!
+//! `<created>`/`<ended>` are times written so that they sort as text (`p` and
+//! 25 digits of nanoseconds since the epoch).
+//!
+//! # Atomicity and clocks
+//!
+//! Inserts, compare-and-set updates, claims, releases and finishes are Lua
+//! scripts (`src/lua/*.lua`), loaded once and invoked by SHA. `claim_expired`
+//! takes every lease whose claimable time has come by the **Redis server's
+//! clock** (`TIME`), so replicas with skewed clocks agree, and re-scores it to
+//! the claim deadline: a claim that is neither finished nor released by then
+//! becomes claimable again, so a crashed replica's work is picked up by
+//! another. A compare-and-set update re-scores a lease to max(new due time,
+//! current claim deadline).
+//!
+//! # Errors
+//!
+//! Connection failures, timeouts, `LOADING`, `READONLY`, `MASTERDOWN` and
+//! cluster-down replies are [`StoreError::Unavailable`](lease_core::StoreError::Unavailable);
+//! the connection is re-established by itself, without restarting the store.
+//! A record that does not decode is [`StoreError::Corrupt`](lease_core::StoreError::Corrupt)
+//! with its key; `claim_expired` logs and skips such a record so the rest of
+//! its batch is still reaped.
+//!
+//! See the crate's `README.md` for persistence settings and for running on
+//! Sentinel, Cluster or a managed Redis.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod keys;
+mod store;
+
+pub use config::{DEFAULT_HISTORY_RETENTION, DEFAULT_PREFIX, RedisStoreConfig};
+pub use store::RedisStore;

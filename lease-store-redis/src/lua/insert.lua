@@ -1,0 +1,14 @@
+-- Stores a new active lease and indexes it, unless its id is taken (active or in history).
+-- KEYS: 1 lease hash, 2 history record, 3 due zset, 4 active index, 5 owner index, 6 claims hash
+-- ARGV: 1 id, 2 record JSON, 3 revision, 4 due ms, 5 due ns, 6 index member, 7 owner
+-- Reply: 'ok' | 'exists'
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'exists'
+end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'rev', ARGV[3], 'due_ms', ARGV[4],
+  'due_ns', ARGV[5], 'idx', ARGV[6], 'owner', ARGV[7])
+redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[6])
+redis.call('ZADD', KEYS[5], 0, ARGV[6])
+return 'ok'
