@@ -1,4 +1,48 @@
-//! ContainerLease engine.
+//! ContainerLease engine: leases of short-lived containers, priced up
+//! front and removed when their time runs out.
+//!
+//! ```
+//! use lease_core::{pricing, Catalog, LeaseId, Money};
+//!
+//! // Offerings are data: the built-in catalog mirrors the seed.
+//! let catalog = Catalog::default();
+//! let ubuntu = catalog.get("ubuntu").expect("built-in offering");
+//! // Prices are exact to the nano-dollar: 2 hours of ubuntu cost $0.08.
+//! assert_eq!(pricing::estimate(ubuntu.hourly_rate, 120), "0.08".parse::<Money>().unwrap());
+//! // Lease ids are opaque and unguessable.
+//! assert!(LeaseId::generate().as_str().starts_with("container-"));
+//! ```
+//!
+//! The engine, [`LeaseManager`], works over two ports held as trait
+//! objects: a [`LeaseStore`] (memory, Redis, …) and a [`ContainerRuntime`]
+//! (Docker, …). Wiring it, with any store and runtime:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lease_core::{ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig, ProvisionRequest};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! async fn rent(store: Arc<dyn LeaseStore>, runtime: Arc<dyn ContainerRuntime>) -> Result<(), lease_core::LeaseError> {
+//!     let manager = LeaseManager::builder(store, runtime)
+//!         .config(ManagerConfig::with_namespace("dev"))
+//!         .build()?;
+//!     let shutdown = CancellationToken::new();
+//!     let background = manager.start(shutdown.clone()); // reaper + reconciler
+//!     // Returns at once with a pending lease; the container comes up in the background.
+//!     let lease = manager.provision(ProvisionRequest::new("alice", "alpine").minutes(2)).await?;
+//!     println!("{} costs ${}", lease.id, lease.estimated_cost);
+//!     shutdown.cancel();
+//!     background.join().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Modules by concept: [`lease`] (the record and its state machine),
+//! [`pricing`] and [`money`], [`catalog`], [`clock`], the ports [`store`] and
+//! [`runtime`], [`event`]s, [`config`]. The manager's provisioning task,
+//! reaper and reconciler live in private modules and are reached through
+//! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
+//! conformance suite and a fake runtime.
 #![forbid(unsafe_code)]
 
 mod background;
