@@ -1,0 +1,73 @@
+//! Shared test setup: the Redis the tests run against.
+//!
+//! `LEASE_TEST_REDIS_URL` names it (`scripts/test.sh` starts a private one
+//! through `scripts/redis.sh`). Without it the tests skip with a printed
+//! reason; with `CI=true` a missing or unreachable Redis fails them instead.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use lease_core::{LeaseId, LeaseStore};
+use lease_store_redis::{RedisStore, RedisStoreConfig};
+
+/// The variable naming the test Redis.
+pub const URL_VAR: &str = "LEASE_TEST_REDIS_URL";
+
+/// Whether this is a CI run, where skipping is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true")
+}
+
+/// The test Redis URL, or `None` (after printing why) when there is none.
+/// Panics under `CI=true` when it is not set.
+pub fn redis_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                !in_ci(),
+                "CI=true but {URL_VAR} is not set: run the tests through scripts/test.sh"
+            );
+            eprintln!(
+                "SKIP: {URL_VAR} is not set; run scripts/test.sh (it starts a private Redis) \
+                 or set it to a Redis you can write to"
+            );
+            None
+        }
+    }
+}
+
+/// A prefix no other test uses.
+pub fn unique_prefix(tag: &str) -> String {
+    format!("test-{tag}-{}", LeaseId::generate().short(16))
+}
+
+/// A config for the test Redis with a fresh prefix.
+pub fn config(tag: &str) -> Option<RedisStoreConfig> {
+    redis_url().map(|url| RedisStoreConfig::new(url).prefix(unique_prefix(tag)))
+}
+
+/// Connects with `config`; `None` (skip) if Redis cannot be reached, a panic
+/// under `CI=true`.
+pub async fn connect(config: RedisStoreConfig) -> Option<Arc<RedisStore>> {
+    match RedisStore::connect(config.clone()).await {
+        Ok(store) => Some(Arc::new(store)),
+        Err(error) => {
+            let reason = lease_core::error::error_chain(&error);
+            assert!(!in_ci(), "CI=true but Redis at {} is unavailable: {reason}", config.url);
+            eprintln!("SKIP: Redis at {} is unavailable: {reason}", config.url);
+            None
+        }
+    }
+}
+
+/// A fresh, empty store under its own prefix, or `None` to skip.
+pub async fn store() -> Option<Arc<RedisStore>> {
+    connect(config("store")?).await
+}
+
+/// The same, as the port.
+pub async fn dyn_store() -> Option<Arc<dyn LeaseStore>> {
+    Some(store().await? as Arc<dyn LeaseStore>)
+}
