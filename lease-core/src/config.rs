@@ -38,6 +38,11 @@ pub struct ManagerConfig {
     /// What the reconciler does with a labelled container whose lease the
     /// store has never heard of. Default [`OrphanPolicy::Adopt`].
     pub orphan_policy: OrphanPolicy,
+    /// Most active (not yet finished) leases one owner may hold; `None`: no limit.
+    pub max_leases_per_owner: Option<u32>,
+    /// Most estimated spend per owner per UTC day (leases created that day,
+    /// at their estimate, or their final cost once ended); `None`: no limit.
+    pub max_daily_spend: Option<crate::Money>,
 }
 
 /// What to do with a labelled container whose lease is unknown to the store
@@ -69,6 +74,8 @@ impl Default for ManagerConfig {
             expiring_soon_lead: Duration::from_secs(300),
             reconcile_interval: Duration::from_secs(300),
             orphan_policy: OrphanPolicy::Adopt,
+            max_leases_per_owner: None,
+            max_daily_spend: None,
         }
     }
 }

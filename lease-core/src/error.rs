@@ -156,6 +156,14 @@ pub enum LeaseError {
         /// Why the request was refused.
         message: String,
     },
+    /// An owner's quota would be exceeded; nothing was changed.
+    #[error("quota {limit} exceeded: {message}")]
+    QuotaExceeded {
+        /// The limit's name (`max_leases_per_owner`, `max_daily_spend`).
+        limit: &'static str,
+        /// The limit and the current figure.
+        message: String,
+    },
     /// The state machine refused a transition.
     #[error(transparent)]
     Transition(#[from] InvalidTransition),

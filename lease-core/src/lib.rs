@@ -57,6 +57,7 @@ mod manager;
 pub mod money;
 pub mod pricing;
 mod provision;
+mod quota;
 mod reaper;
 mod reconciler;
 pub mod runtime;

@@ -225,6 +225,9 @@ impl LeaseManager {
             )
             .into());
         }
+        let estimated_cost = pricing::estimate(offering.hourly_rate, minutes);
+        self.check_quota(&request.owner, estimated_cost, true)
+            .await?;
         let now = self.inner.clock.now();
         let lease = Lease {
             id: LeaseId::generate(),
@@ -237,7 +240,7 @@ impl LeaseManager {
             ended_at: None,
             end_reason: None,
             hourly_rate: offering.hourly_rate,
-            estimated_cost: pricing::estimate(offering.hourly_rate, minutes),
+            estimated_cost,
             final_cost: None,
             error: None,
             provision_attempts: 0,

@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ExecChunk, ExecRequest, ExecSession, LogLine, LogOptions,
-    LogSource, LogStream, ProgressFn, PullProgress, labels,
+    ContainerInfo, ContainerRuntime, ContainerSpec, ExecChunk, ExecRequest, ExecSession, LogLine,
+    LogOptions, LogSource, LogStream, ProgressFn, PullProgress, labels,
 };
 
 /// One recorded removal of an existing container.
@@ -69,11 +69,17 @@ fn injected(operation: &str) -> RuntimeError {
 impl FakeRuntime {
     /// A fake that timestamps removals with `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        FakeRuntime { state: Mutex::new(State::default()), clock, release_hung: Notify::new() }
+        FakeRuntime {
+            state: Mutex::new(State::default()),
+            clock,
+            release_hung: Notify::new(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The next `count` creations fail.
@@ -118,7 +124,12 @@ impl FakeRuntime {
     }
 
     /// Adds a container directly (an orphan, a foreign one, …).
-    pub fn insert_container(&self, name: &str, labels: BTreeMap<String, String>, running: bool) -> String {
+    pub fn insert_container(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        running: bool,
+    ) -> String {
         let mut state = self.state();
         state.next_id += 1;
         let id = format!("fake{:012}", state.next_id);
@@ -154,7 +165,10 @@ impl FakeRuntime {
 
     /// Containers present in `namespace`.
     pub fn containers_in(&self, namespace: &str) -> Vec<ContainerInfo> {
-        self.containers().into_iter().filter(|c| in_namespace(c, namespace)).collect()
+        self.containers()
+            .into_iter()
+            .filter(|c| in_namespace(c, namespace))
+            .collect()
     }
 
     /// Calls to `create_and_start`.
@@ -176,32 +190,49 @@ impl FakeRuntime {
     pub fn removals_by_lease(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
         for removal in self.removals() {
-            *counts.entry(removal.lease_id.unwrap_or_default()).or_insert(0) += 1;
+            *counts
+                .entry(removal.lease_id.unwrap_or_default())
+                .or_insert(0) += 1;
         }
         counts
     }
 
     fn check_available(&self) -> Result<(), RuntimeError> {
         if self.state().unavailable {
-            return Err(RuntimeError::Unavailable { endpoint: "fake://runtime".into(), source: "injected outage".into() });
+            return Err(RuntimeError::Unavailable {
+                endpoint: "fake://runtime".into(),
+                source: "injected outage".into(),
+            });
         }
         Ok(())
     }
 }
 
-fn container_info(id: &str, name: &str, labels: BTreeMap<String, String>, running: bool) -> ContainerInfo {
+fn container_info(
+    id: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    running: bool,
+) -> ContainerInfo {
     ContainerInfo {
         id: id.to_owned(),
         name: name.to_owned(),
         running,
-        state: if running { "running".into() } else { "created".into() },
+        state: if running {
+            "running".into()
+        } else {
+            "created".into()
+        },
         exit_code: None,
         labels,
     }
 }
 
 fn find(containers: &BTreeMap<String, ContainerInfo>, id_or_name: &str) -> Option<String> {
-    containers.values().find(|c| c.id == id_or_name || c.name == id_or_name).map(|c| c.id.clone())
+    containers
+        .values()
+        .find(|c| c.id == id_or_name || c.name == id_or_name)
+        .map(|c| c.id.clone())
 }
 
 fn in_namespace(container: &ContainerInfo, namespace: &str) -> bool {
@@ -214,12 +245,24 @@ impl ContainerRuntime for FakeRuntime {
         self.check_available()
     }
 
-    async fn ensure_image(&self, image: &str, progress: ProgressFn<'_>) -> Result<(), RuntimeError> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), RuntimeError> {
         self.check_available()?;
         if self.state().missing_images.iter().any(|m| m == image) {
-            return Err(RuntimeError::ImageUnavailable { image: image.into(), source: "no registry (fake)".into() });
+            return Err(RuntimeError::ImageUnavailable {
+                image: image.into(),
+                source: "no registry (fake)".into(),
+            });
         }
-        progress(PullProgress { layers_total: 1, layers_done: 1, status: "present".into(), ..PullProgress::default() });
+        progress(PullProgress {
+            layers_total: 1,
+            layers_done: 1,
+            status: "present".into(),
+            ..PullProgress::default()
+        });
         Ok(())
     }
 
@@ -239,8 +282,12 @@ impl ContainerRuntime for FakeRuntime {
             state.fail_creates -= 1;
             return Err(injected("create container"));
         }
-        if spec.labels.get(labels::NAMESPACE) != Some(&spec.namespace) || spec.labels.get(labels::MANAGED).map(String::as_str) != Some("true") {
-            return Err(RuntimeError::Invalid("spec lacks the managed and namespace labels".into()));
+        if spec.labels.get(labels::NAMESPACE) != Some(&spec.namespace)
+            || spec.labels.get(labels::MANAGED).map(String::as_str) != Some("true")
+        {
+            return Err(RuntimeError::Invalid(
+                "spec lacks the managed and namespace labels".into(),
+            ));
         }
         if let Some(existing) = find(&state.containers, &spec.name) {
             return Ok(existing);
@@ -266,31 +313,66 @@ impl ContainerRuntime for FakeRuntime {
             state.fail_removes -= 1;
             return Err(injected("remove container"));
         }
-        let Some(key) = find(&state.containers, container) else { return Ok(()) };
-        let Some(info) = state.containers.get(&key).cloned() else { return Ok(()) };
+        let Some(key) = find(&state.containers, container) else {
+            return Ok(());
+        };
+        let Some(info) = state.containers.get(&key).cloned() else {
+            return Ok(());
+        };
         if !in_namespace(&info, namespace) {
-            return Err(RuntimeError::NotManaged { container: container.into(), namespace: namespace.into() });
+            return Err(RuntimeError::NotManaged {
+                container: container.into(),
+                namespace: namespace.into(),
+            });
         }
         state.containers.remove(&key);
-        state.removals.push(Removal { name: info.name.clone(), lease_id: info.labels.get(labels::LEASE_ID).cloned(), at });
+        state.removals.push(Removal {
+            name: info.name.clone(),
+            lease_id: info.labels.get(labels::LEASE_ID).cloned(),
+            at,
+        });
         Ok(())
     }
 
-    async fn inspect(&self, namespace: &str, container: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+    async fn inspect(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, RuntimeError> {
         self.check_available()?;
         let state = self.state();
-        let Some(info) = find(&state.containers, container).and_then(|key| state.containers.get(&key).cloned()) else {
+        let Some(info) =
+            find(&state.containers, container).and_then(|key| state.containers.get(&key).cloned())
+        else {
             return Ok(None);
         };
         if !in_namespace(&info, namespace) {
-            return Err(RuntimeError::NotManaged { container: container.into(), namespace: namespace.into() });
+            return Err(RuntimeError::NotManaged {
+                container: container.into(),
+                namespace: namespace.into(),
+            });
         }
         Ok(Some(info))
     }
 
-    async fn logs(&self, namespace: &str, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError> {
-        let info = self.inspect(namespace, container).await?.ok_or_else(|| RuntimeError::NotFound { container: container.into() })?;
-        let mut lines: Vec<LogLine> = (1..=3).map(|n| LogLine { source: LogSource::Stdout, text: format!("{} line {n}", info.name) }).collect();
+    async fn logs(
+        &self,
+        namespace: &str,
+        container: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, RuntimeError> {
+        let info =
+            self.inspect(namespace, container)
+                .await?
+                .ok_or_else(|| RuntimeError::NotFound {
+                    container: container.into(),
+                })?;
+        let mut lines: Vec<LogLine> = (1..=3)
+            .map(|n| LogLine {
+                source: LogSource::Stdout,
+                text: format!("{} line {n}", info.name),
+            })
+            .collect();
         if let Some(tail) = options.tail {
             let skip = lines.len().saturating_sub(tail as usize);
             lines.drain(..skip);
@@ -298,14 +380,35 @@ impl ContainerRuntime for FakeRuntime {
         Ok(futures::stream::iter(lines.into_iter().map(Ok)).boxed())
     }
 
-    async fn exec(&self, namespace: &str, container: &str, request: ExecRequest) -> Result<ExecSession, RuntimeError> {
-        self.inspect(namespace, container).await?.ok_or_else(|| RuntimeError::NotFound { container: container.into() })?;
+    async fn exec(
+        &self,
+        namespace: &str,
+        container: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        self.inspect(namespace, container)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                container: container.into(),
+            })?;
         let text = format!("{}\n", request.command.join(" "));
-        let chunk = ExecChunk { source: LogSource::Stdout, bytes: text.into_bytes() };
-        Ok(ExecSession { id: "fake-exec".into(), output: futures::stream::iter([Ok(chunk)]).boxed(), input: None })
+        let chunk = ExecChunk {
+            source: LogSource::Stdout,
+            bytes: text.into_bytes(),
+        };
+        Ok(ExecSession {
+            id: "fake-exec".into(),
+            output: futures::stream::iter([Ok(chunk)]).boxed(),
+            input: None,
+        })
     }
 
-    async fn exec_resize(&self, _exec_id: &str, _columns: u16, _rows: u16) -> Result<(), RuntimeError> {
+    async fn exec_resize(
+        &self,
+        _exec_id: &str,
+        _columns: u16,
+        _rows: u16,
+    ) -> Result<(), RuntimeError> {
         self.check_available()
     }
 
