@@ -1,1 +1,69 @@
-//! x
+//! ContainerLease's container runtime on the Docker Engine API (bollard).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lease_core::ContainerRuntime;
+//! use lease_docker::DockerRuntime;
+//!
+//! # async fn run() -> Result<(), lease_core::RuntimeError> {
+//! // Like the docker CLI: DOCKER_HOST (unix:// or tcp://), else /var/run/docker.sock.
+//! let docker = DockerRuntime::connect().await?;
+//! docker.ping().await?;
+//!
+//! // The engine (lease_core::LeaseManager) holds it behind the port…
+//! let runtime: Arc<dyn ContainerRuntime> = Arc::new(docker);
+//! // …and it only ever sees the containers of its own namespace.
+//! for container in runtime.list_managed("prod").await? {
+//!     println!("{} {} {}", container.name, container.state, container.lease_id().map(|id| id.to_string()).unwrap_or_default());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it does
+//!
+//! [`DockerRuntime`] implements [`lease_core::ContainerRuntime`]:
+//!
+//! - **images**: the local image if present, else a pull that reports
+//!   layer and byte progress; a failed pull is
+//!   [`lease_core::RuntimeError::ImageUnavailable`] naming the image and the
+//!   engine's reason;
+//! - **create + start** from the core's [`lease_core::ContainerSpec`], named
+//!   `containerlease-<lease id>`, with the spec's labels, keep-alive command
+//!   and limits, hardened as described in [`hardening`]; idempotent by name,
+//!   so a retried provisioning never makes a duplicate. A spec whose labels
+//!   lack `io.containerlease.managed=true`, the spec's namespace or its
+//!   lease id is refused;
+//! - **remove**: forced, with volumes; a container that does not exist, or
+//!   whose removal is already in progress, counts as removed;
+//! - **inspect**, **logs** (lines tagged stdout/stderr, tail, follow),
+//!   **exec** (optional TTY and stdin, resize, exit code) and
+//!   **list managed** (by namespace label, stopped containers included).
+//!
+//! Every call is scoped to a namespace: a container without that namespace
+//! label is [`lease_core::RuntimeError::NotManaged`] and never changed.
+//!
+//! # Errors
+//!
+//! Each Docker operation has its own private error (`cannot create container
+//! … for lease …`, `cannot pull image …`) keeping bollard's error as its
+//! source; they reach callers inside the core's
+//! [`lease_core::RuntimeError`]: `Unavailable { endpoint }` when the engine
+//! cannot be reached (socket missing, connection refused or cut, timeout),
+//! `ImageUnavailable { image }`, `NotFound`, `NotManaged`, `Invalid`, or
+//! `Operation { operation }` for the rest.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod connection;
+mod container;
+mod error;
+mod exec;
+pub mod hardening;
+mod image;
+mod logs;
+mod runtime;
+
+pub use connection::{ConnectOptions, DEFAULT_HOST};
+pub use logs::MAX_LINE;
+pub use runtime::DockerRuntime;

@@ -1,0 +1,556 @@
+//! A lease's container: create and start it from the core's spec, inspect,
+//! list and remove it — always within one namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use lease_core::RuntimeError;
+use lease_core::config::validate_namespace;
+use lease_core::runtime::{ContainerInfo, ContainerSpec, container_name, labels};
+
+use crate::error::{DockerError, message_of, status_of};
+use crate::hardening;
+use crate::runtime::DockerRuntime;
+
+/// How long a removal that another caller already started is waited for.
+const REMOVAL_IN_PROGRESS_WAIT: Duration = Duration::from_secs(10);
+
+/// Checks a namespace argument.
+pub(crate) fn check_namespace_arg(namespace: &str) -> Result<(), RuntimeError> {
+    validate_namespace(namespace).map_err(|error| RuntimeError::Invalid(error.to_string()))
+}
+
+/// Checks a container reference (id or name) before it goes into a URL.
+pub(crate) fn check_reference(container: &str) -> Result<(), RuntimeError> {
+    let valid = !container.is_empty()
+        && container.len() <= 255
+        && container
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && container
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(RuntimeError::Invalid(format!(
+            "`{container}` is not a container id or name"
+        )))
+    }
+}
+
+/// `Ok` when `labels` put the container in `namespace` (managed and with
+/// our namespace label), [`RuntimeError::NotManaged`] otherwise.
+pub(crate) fn check_ours(
+    labels: Option<&HashMap<String, String>>,
+    namespace: &str,
+    container: &str,
+) -> Result<(), RuntimeError> {
+    let label = |key: &str| {
+        labels
+            .and_then(|labels| labels.get(key))
+            .map(String::as_str)
+    };
+    if label(labels::MANAGED) == Some("true") && label(labels::NAMESPACE) == Some(namespace) {
+        Ok(())
+    } else {
+        Err(RuntimeError::NotManaged {
+            container: container.to_owned(),
+            namespace: namespace.to_owned(),
+        })
+    }
+}
+
+/// Refuses a spec the engine should never have built.
+fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    check_namespace_arg(&spec.namespace)?;
+    let invalid = |problem: String| {
+        Err(RuntimeError::Invalid(format!(
+            "container spec of {}: {problem}",
+            spec.lease_id
+        )))
+    };
+    let label = |key: &str| spec.labels.get(key).map(String::as_str);
+    if label(labels::MANAGED) != Some("true") {
+        return invalid(format!("label {} must be `true`", labels::MANAGED));
+    }
+    if label(labels::NAMESPACE) != Some(spec.namespace.as_str()) {
+        return invalid(format!(
+            "label {} must be the namespace `{}`",
+            labels::NAMESPACE,
+            spec.namespace
+        ));
+    }
+    if label(labels::LEASE_ID) != Some(spec.lease_id.as_str()) {
+        return invalid(format!("label {} must be the lease id", labels::LEASE_ID));
+    }
+    if spec.name != container_name(&spec.lease_id) {
+        return invalid(format!("name must be `{}`", container_name(&spec.lease_id)));
+    }
+    if spec.image.trim().is_empty() || spec.command.is_empty() {
+        return invalid("image and command must not be empty".to_owned());
+    }
+    let limits = spec.limits;
+    if limits.nano_cpus <= 0 || limits.memory_bytes <= 0 || limits.pids <= 0 {
+        return invalid("every limit must be above zero".to_owned());
+    }
+    Ok(())
+}
+
+/// The create request of a spec: image, keep-alive command, labels, and the
+/// hardened host configuration with the spec's limits.
+pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.command.clone()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        ),
+        tty: Some(false),
+        open_stdin: Some(false),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        host_config: Some(hardening::host_config(&spec.limits)),
+        ..ContainerCreateBody::default()
+    }
+}
+
+impl DockerRuntime {
+    /// See [`lease_core::ContainerRuntime::create_and_start`].
+    pub(crate) async fn create_and_start_impl(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<String, RuntimeError> {
+        check_spec(spec)?;
+        let lease = spec.lease_id.to_string();
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = match self
+            .docker
+            .create_container(Some(options), create_body(spec))
+            .await
+        {
+            Ok(created) => created,
+            Err(source) if status_of(&source) == Some(409) => {
+                return self.adopt_existing(spec).await;
+            }
+            Err(source) if status_of(&source) == Some(404) => {
+                let error = DockerError::CreateContainer {
+                    lease,
+                    name: spec.name.clone(),
+                    source,
+                };
+                return Err(RuntimeError::ImageUnavailable {
+                    image: spec.image.clone(),
+                    source: Box::new(error),
+                });
+            }
+            Err(source) => {
+                return Err(self.fail(DockerError::CreateContainer {
+                    lease,
+                    name: spec.name.clone(),
+                    source,
+                }));
+            }
+        };
+        for warning in created
+            .warnings
+            .iter()
+            .filter(|warning| !warning.is_empty())
+        {
+            tracing::warn!(lease_id = %spec.lease_id, container = %created.id, warning, "engine warning on create");
+        }
+        if let Err(source) = self.docker.start_container(&created.id, None).await {
+            let error = self.fail(DockerError::StartContainer {
+                lease,
+                container: created.id.clone(),
+                source,
+            });
+            // Do not leave a dead container behind; if this fails too, the
+            // reaper or the reconciler removes it by its labels.
+            if let Err(cleanup) = self.remove_impl(&spec.namespace, &created.id).await {
+                tracing::warn!(lease_id = %spec.lease_id, error = %cleanup.chain(), "cannot remove a container that failed to start");
+            }
+            return Err(error);
+        }
+        tracing::debug!(lease_id = %spec.lease_id, container = %created.id, "container started");
+        Ok(created.id)
+    }
+
+    /// The spec's name is taken: if it is this lease's container in our
+    /// namespace, start it if needed and return its id.
+    async fn adopt_existing(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let Some(existing) = self.inspect_raw(&spec.name).await? else {
+            // Removed between the create and this inspect: the caller retries.
+            return Err(RuntimeError::operation(
+                "create container",
+                format!(
+                    "container name {} was in use by a container that is now gone; retry",
+                    spec.name
+                ),
+            ));
+        };
+        let container_labels = existing
+            .config
+            .as_ref()
+            .and_then(|config| config.labels.as_ref());
+        check_ours(container_labels, &spec.namespace, &spec.name)?;
+        if container_labels.and_then(|labels| labels.get(labels::LEASE_ID))
+            != Some(&spec.lease_id.to_string())
+        {
+            return Err(RuntimeError::NotManaged {
+                container: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+            });
+        }
+        let id = existing.id.clone().unwrap_or_else(|| spec.name.clone());
+        let running = existing
+            .state
+            .as_ref()
+            .and_then(|state| state.running)
+            .unwrap_or(false);
+        if !running {
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(|source| {
+                    self.fail(DockerError::StartContainer {
+                        lease: spec.lease_id.to_string(),
+                        container: id.clone(),
+                        source,
+                    })
+                })?;
+        }
+        tracing::debug!(lease_id = %spec.lease_id, container = %id, was_running = running, "container already existed");
+        Ok(id)
+    }
+
+    /// Inspects a container; `None` if it does not exist.
+    pub(crate) async fn inspect_raw(
+        &self,
+        container: &str,
+    ) -> Result<Option<ContainerInspectResponse>, RuntimeError> {
+        check_reference(container)?;
+        match self.docker.inspect_container(container, None).await {
+            Ok(response) => Ok(Some(response)),
+            Err(source) if status_of(&source) == Some(404) => Ok(None),
+            Err(source) => Err(self.fail(DockerError::InspectContainer {
+                container: container.to_owned(),
+                source,
+            })),
+        }
+    }
+
+    /// Inspects a container of `namespace`: `NotFound` if it does not
+    /// exist, `NotManaged` if it is not ours. Returns its id.
+    pub(crate) async fn require_ours(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<String, RuntimeError> {
+        check_namespace_arg(namespace)?;
+        let Some(response) = self.inspect_raw(container).await? else {
+            return Err(RuntimeError::NotFound {
+                container: container.to_owned(),
+            });
+        };
+        check_ours(
+            response
+                .config
+                .as_ref()
+                .and_then(|config| config.labels.as_ref()),
+            namespace,
+            container,
+        )?;
+        Ok(response.id.unwrap_or_else(|| container.to_owned()))
+    }
+
+    /// See [`lease_core::ContainerRuntime::inspect`].
+    pub(crate) async fn inspect_impl(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, RuntimeError> {
+        check_namespace_arg(namespace)?;
+        let Some(response) = self.inspect_raw(container).await? else {
+            return Ok(None);
+        };
+        check_ours(
+            response
+                .config
+                .as_ref()
+                .and_then(|config| config.labels.as_ref()),
+            namespace,
+            container,
+        )?;
+        Ok(Some(info_from_inspect(response, container)))
+    }
+
+    /// See [`lease_core::ContainerRuntime::remove`].
+    pub(crate) async fn remove_impl(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<(), RuntimeError> {
+        check_namespace_arg(namespace)?;
+        let Some(response) = self.inspect_raw(container).await? else {
+            return Ok(());
+        };
+        check_ours(
+            response
+                .config
+                .as_ref()
+                .and_then(|config| config.labels.as_ref()),
+            namespace,
+            container,
+        )?;
+        // Remove by id: the name could be taken by another container by now.
+        let id = response.id.unwrap_or_else(|| container.to_owned());
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(&id, Some(options)).await {
+            Ok(()) => {}
+            Err(source) if status_of(&source) == Some(404) => {}
+            Err(source)
+                if status_of(&source) == Some(409)
+                    && message_of(&source).contains("already in progress") =>
+            {
+                self.wait_until_gone(&id).await?;
+            }
+            Err(source) => {
+                return Err(self.fail(DockerError::RemoveContainer {
+                    container: id,
+                    source,
+                }));
+            }
+        }
+        tracing::debug!(namespace, container = %id, "container removed");
+        Ok(())
+    }
+
+    /// Another removal of `id` is in progress: waits (bounded) until the
+    /// container is gone, removing it again if that removal failed and left
+    /// it dead. Counts as removed either way, as the port asks; a container
+    /// still there after the wait is left to the reconciler.
+    async fn wait_until_gone(&self, id: &str) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + REMOVAL_IN_PROGRESS_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Some(response) = self.inspect_raw(id).await? else {
+                return Ok(());
+            };
+            let dead = response.state.and_then(|state| state.status)
+                == Some(ContainerStateStatusEnum::DEAD);
+            if dead {
+                let options = RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build();
+                match self.docker.remove_container(id, Some(options)).await {
+                    Ok(()) => return Ok(()),
+                    Err(source) if status_of(&source) == Some(404) => return Ok(()),
+                    Err(_) => {}
+                }
+            }
+        }
+        tracing::warn!(
+            container = id,
+            "another removal of this container did not finish in time"
+        );
+        Ok(())
+    }
+
+    /// See [`lease_core::ContainerRuntime::list_managed`].
+    pub(crate) async fn list_managed_impl(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        check_namespace_arg(namespace)?;
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={namespace}", labels::NAMESPACE),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| {
+                self.fail(DockerError::ListContainers {
+                    namespace: namespace.to_owned(),
+                    source,
+                })
+            })?;
+        Ok(summaries
+            .into_iter()
+            .filter(|summary| check_ours(summary.labels.as_ref(), namespace, "").is_ok())
+            .filter_map(info_from_summary)
+            .collect())
+    }
+}
+
+fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+/// Reports an inspected container.
+pub(crate) fn info_from_inspect(response: ContainerInspectResponse, asked: &str) -> ContainerInfo {
+    let state = response.state.unwrap_or_default();
+    let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
+    let running = state.running.unwrap_or(false);
+    let stopped = matches!(
+        status,
+        ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
+    );
+    ContainerInfo {
+        id: response.id.unwrap_or_else(|| asked.to_owned()),
+        name: response
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        running,
+        state: status.to_string(),
+        exit_code: if stopped { state.exit_code } else { None },
+        labels: sorted(response.config.and_then(|config| config.labels)),
+    }
+}
+
+/// Reports a listed container; the exit code comes from the status text
+/// (`Exited (137) 5 seconds ago`).
+fn info_from_summary(summary: ContainerSummary) -> Option<ContainerInfo> {
+    let state = summary
+        .state
+        .map(|state| state.to_string())
+        .unwrap_or_default();
+    let exit_code = summary.status.as_deref().and_then(parse_exit_code);
+    Some(ContainerInfo {
+        id: summary.id?,
+        name: summary
+            .names
+            .and_then(|names| names.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        running: state == "running",
+        state,
+        exit_code,
+        labels: sorted(summary.labels),
+    })
+}
+
+fn parse_exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split_once(')')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use lease_core::LeaseId;
+    use lease_core::runtime::Limits;
+
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        let lease_id = LeaseId::generate();
+        let labels = BTreeMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NAMESPACE.to_owned(), "test-unit".to_owned()),
+            (labels::LEASE_ID.to_owned(), lease_id.to_string()),
+        ]);
+        ContainerSpec {
+            name: container_name(&lease_id),
+            lease_id,
+            namespace: "test-unit".into(),
+            image: "containerlease-test/busybox:latest".into(),
+            command: vec!["sleep".into(), "infinity".into()],
+            labels,
+            limits: Limits {
+                nano_cpus: 1,
+                memory_bytes: 1,
+                pids: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn specs_without_our_labels_are_refused() {
+        assert!(check_spec(&spec()).is_ok());
+        let mut unmanaged = spec();
+        unmanaged.labels.remove(labels::MANAGED);
+        assert!(matches!(
+            check_spec(&unmanaged),
+            Err(RuntimeError::Invalid(_))
+        ));
+        let mut other_namespace = spec();
+        other_namespace
+            .labels
+            .insert(labels::NAMESPACE.into(), "someone-else".into());
+        assert!(matches!(
+            check_spec(&other_namespace),
+            Err(RuntimeError::Invalid(_))
+        ));
+        let mut renamed = spec();
+        renamed.name = "anything".into();
+        assert!(check_spec(&renamed).is_err());
+        let mut no_limit = spec();
+        no_limit.limits.memory_bytes = 0;
+        assert!(check_spec(&no_limit).is_err());
+    }
+
+    #[test]
+    fn create_body_keeps_labels_command_and_limits() {
+        let spec = spec();
+        let body = create_body(&spec);
+        assert_eq!(body.cmd.as_deref(), Some(&spec.command[..]));
+        assert_eq!(
+            body.labels
+                .unwrap()
+                .get(labels::NAMESPACE)
+                .map(String::as_str),
+            Some("test-unit")
+        );
+        assert_eq!(body.host_config.unwrap().pids_limit, Some(1));
+    }
+
+    #[test]
+    fn references_and_labels_are_checked() {
+        assert!(check_reference("containerlease-container-abc").is_ok());
+        assert!(check_reference("0123abcdef").is_ok());
+        for bad in ["", "../images/x", "a/b", "a?b", "-a", "a b"] {
+            assert!(check_reference(bad).is_err(), "{bad}");
+        }
+        let ours = HashMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NAMESPACE.to_owned(), "ns".to_owned()),
+        ]);
+        assert!(check_ours(Some(&ours), "ns", "c").is_ok());
+        assert!(matches!(
+            check_ours(Some(&ours), "other", "c"),
+            Err(RuntimeError::NotManaged { .. })
+        ));
+        assert!(check_ours(None, "ns", "c").is_err());
+        assert_eq!(parse_exit_code("Exited (137) 5 seconds ago"), Some(137));
+        assert_eq!(parse_exit_code("Up 3 seconds"), None);
+    }
+}

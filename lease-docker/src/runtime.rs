@@ -1,0 +1,144 @@
+//! [`DockerRuntime`]: the [`ContainerRuntime`] port on the Docker Engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use lease_core::runtime::{
+    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
+};
+use lease_core::{ContainerRuntime, RuntimeError};
+
+use crate::connection::{self, ConnectOptions};
+use crate::error::DockerError;
+
+/// A [`ContainerRuntime`] on the Docker Engine API. Cheap to clone: clones
+/// share one connection pool.
+///
+/// Every method acts only on containers that carry the namespace label it is
+/// given (and `io.containerlease.managed=true`); anything else is reported
+/// as [`RuntimeError::NotManaged`] and left alone.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    pub(crate) docker: Docker,
+    endpoint: Arc<str>,
+    ping_timeout: Duration,
+}
+
+impl std::fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DockerRuntime {
+    /// Connects like the docker CLI: `DOCKER_HOST` if set (`unix://…` or
+    /// `tcp://…`), else the local socket.
+    ///
+    /// An engine that cannot be reached within the connect timeout (1.5 s)
+    /// is [`RuntimeError::Unavailable`], naming where it tried; a host this
+    /// crate cannot speak to (ssh, TLS) is [`RuntimeError::Invalid`].
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        DockerRuntime::connect_with(ConnectOptions::from_env()).await
+    }
+
+    /// Connects with explicit options.
+    pub async fn connect_with(options: ConnectOptions) -> Result<Self, RuntimeError> {
+        let (docker, endpoint) = connection::connect(&options).await?;
+        tracing::debug!(endpoint = %endpoint, api = %docker.client_version(), "connected to the Docker engine");
+        Ok(DockerRuntime {
+            docker,
+            endpoint: endpoint.into(),
+            ping_timeout: options.connect_timeout,
+        })
+    }
+
+    /// Where the engine is, as `unix:///path` or `tcp://host:port`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Maps one of this crate's errors into the core's.
+    pub(crate) fn fail(&self, error: DockerError) -> RuntimeError {
+        error.into_runtime(&self.endpoint)
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(self.ping_timeout, self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(RuntimeError::Unavailable {
+                endpoint: self.endpoint.to_string(),
+                source: Box::new(DockerError::Ping { source }),
+            }),
+            Err(_elapsed) => Err(self.fail(DockerError::ConnectTimeout {
+                endpoint: self.endpoint.to_string(),
+                after: self.ping_timeout,
+            })),
+        }
+    }
+
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), RuntimeError> {
+        crate::image::ensure_image(&self.docker, &self.endpoint, image, progress).await
+    }
+
+    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        self.create_and_start_impl(spec).await
+    }
+
+    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError> {
+        self.remove_impl(namespace, container).await
+    }
+
+    async fn inspect(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, RuntimeError> {
+        self.inspect_impl(namespace, container).await
+    }
+
+    async fn logs(
+        &self,
+        namespace: &str,
+        container: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, RuntimeError> {
+        self.logs_impl(namespace, container, options).await
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        container: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        self.exec_impl(namespace, container, request).await
+    }
+
+    async fn exec_resize(
+        &self,
+        exec_id: &str,
+        columns: u16,
+        rows: u16,
+    ) -> Result<(), RuntimeError> {
+        self.exec_resize_impl(exec_id, columns, rows).await
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        self.exec_exit_code_impl(exec_id).await
+    }
+
+    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.list_managed_impl(namespace).await
+    }
+}
