@@ -1,0 +1,351 @@
+//! The store's state: leases and the ordered indexes over them.
+//!
+//! Everything here is synchronous and runs under the store's one lock, so
+//! every operation is atomic. Index keys hold a [`LeaseId`], which is a
+//! cheap clone of a shared string.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
+use lease_core::{Lease, LeaseId, StoreError};
+
+use crate::cursor;
+
+/// An index key ordered by time, then id.
+type TimeKey = (DateTime<Utc>, LeaseId);
+/// An index key ordered by time, newest first, then id.
+type NewestKey = (Reverse<DateTime<Utc>>, LeaseId);
+
+/// An active lease and its claim.
+#[derive(Debug)]
+struct Active {
+    lease: Lease,
+    /// Until when a reaper holds it (or when a released claim may be retried).
+    claimed_until: Option<DateTime<Utc>>,
+}
+
+impl Active {
+    /// When the lease can next be claimed: when it is due, or when the claim
+    /// ends, whichever is later.
+    fn claimable_at(&self) -> DateTime<Utc> {
+        let due = self.lease.due_at();
+        self.claimed_until.map_or(due, |until| until.max(due))
+    }
+
+    fn schedule_key(&self) -> TimeKey {
+        (self.claimable_at(), self.lease.id.clone())
+    }
+}
+
+/// Leases and indexes, kept consistent by every method.
+#[derive(Debug, Default)]
+pub(crate) struct Leases {
+    /// Active leases by id (boxed: the table's empty slots stay small).
+    active: HashMap<LeaseId, Box<Active>>,
+    /// Active leases by the time they can next be claimed.
+    schedule: BTreeSet<TimeKey>,
+    /// Active leases by creation time.
+    created: BTreeSet<TimeKey>,
+    /// Each owner's active leases by creation time.
+    created_by_owner: HashMap<String, BTreeSet<TimeKey>>,
+    /// Finished leases by id.
+    finished: HashMap<LeaseId, Box<Lease>>,
+    /// Finished leases, newest end first.
+    ended: BTreeSet<NewestKey>,
+    /// Each owner's finished leases, newest end first.
+    ended_by_owner: HashMap<String, BTreeSet<NewestKey>>,
+    /// Each owner's totals of finished leases.
+    usage: HashMap<String, UsageTotals>,
+}
+
+/// When a finished lease ended, for ordering history.
+fn ended_at(lease: &Lease) -> DateTime<Utc> {
+    lease.ended_at.unwrap_or(lease.expires_at)
+}
+
+fn created_key(lease: &Lease) -> TimeKey {
+    (lease.created_at, lease.id.clone())
+}
+
+fn ended_key(lease: &Lease) -> NewestKey {
+    (Reverse(ended_at(lease)), lease.id.clone())
+}
+
+/// Adds `key` to `owner`'s set in `map`.
+fn add_owned<K: Ord>(map: &mut HashMap<String, BTreeSet<K>>, owner: &str, key: K) {
+    match map.get_mut(owner) {
+        Some(set) => {
+            set.insert(key);
+        }
+        None => {
+            map.insert(owner.to_owned(), BTreeSet::from([key]));
+        }
+    }
+}
+
+/// Removes `key` from `owner`'s set in `map`, dropping the set once empty.
+fn remove_owned<K: Ord>(map: &mut HashMap<String, BTreeSet<K>>, owner: &str, key: &K) {
+    if let Some(set) = map.get_mut(owner) {
+        set.remove(key);
+        if set.is_empty() {
+            map.remove(owner);
+        }
+    }
+}
+
+/// Takes up to `limit` items from `items` into a page, with a cursor made by
+/// `key` from the last item when more items follow.
+fn page<'a>(
+    mut items: impl Iterator<Item = &'a Lease>,
+    limit: usize,
+    key: impl Fn(&Lease) -> String,
+) -> Page<Lease> {
+    let page: Vec<Lease> = items.by_ref().take(limit).cloned().collect();
+    let next_cursor = match (page.last(), items.next()) {
+        (Some(last), Some(_)) => Some(key(last)),
+        _ => None,
+    };
+    Page {
+        items: page,
+        next_cursor,
+    }
+}
+
+/// The part of `index` after the cursor's key (all of it without a cursor).
+fn after<'a, K: Ord>(
+    index: &'a BTreeSet<K>,
+    cursor: Option<&K>,
+) -> std::collections::btree_set::Range<'a, K> {
+    match cursor {
+        Some(key) => index.range((Bound::Excluded(key), Bound::Unbounded)),
+        None => index.range::<K, _>(..),
+    }
+}
+
+impl Leases {
+    /// Active leases.
+    pub(crate) fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Finished leases.
+    pub(crate) fn finished_len(&self) -> usize {
+        self.finished.len()
+    }
+
+    pub(crate) fn insert(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+        if self.active.contains_key(&lease.id) || self.finished.contains_key(&lease.id) {
+            return Err(StoreError::AlreadyExists(lease.id.clone()));
+        }
+        let stored = Lease {
+            revision: 1,
+            ..lease.clone()
+        };
+        let entry = Box::new(Active {
+            lease: stored.clone(),
+            claimed_until: None,
+        });
+        self.schedule.insert(entry.schedule_key());
+        self.created.insert(created_key(&stored));
+        add_owned(
+            &mut self.created_by_owner,
+            &stored.owner,
+            created_key(&stored),
+        );
+        self.active.insert(stored.id.clone(), entry);
+        Ok(stored)
+    }
+
+    pub(crate) fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
+        self.active
+            .get(id)
+            .map(|entry| &entry.lease)
+            .or_else(|| self.finished.get(id).map(|lease| &**lease))
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    /// The active entry of `lease.id` if its revision is `lease.revision`.
+    fn check(&mut self, lease: &Lease) -> Result<&mut Active, StoreError> {
+        let entry = self
+            .active
+            .get_mut(&lease.id)
+            .ok_or_else(|| StoreError::NotFound(lease.id.clone()))?;
+        if entry.lease.revision == lease.revision {
+            Ok(entry)
+        } else {
+            Err(StoreError::Conflict {
+                id: lease.id.clone(),
+                expected: lease.revision,
+            })
+        }
+    }
+
+    pub(crate) fn update(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+        let entry = self.check(lease)?;
+        let old_schedule = entry.schedule_key();
+        let stored = Lease {
+            revision: lease.revision + 1,
+            ..lease.clone()
+        };
+        let old = std::mem::replace(&mut entry.lease, stored.clone());
+        // The claim stays: the lease is claimable at max(new due time, claim end).
+        let new_schedule = entry.schedule_key();
+        if old_schedule != new_schedule {
+            self.schedule.remove(&old_schedule);
+            self.schedule.insert(new_schedule);
+        }
+        if (old.created_at, &old.owner) != (stored.created_at, &stored.owner) {
+            self.created.remove(&created_key(&old));
+            self.created.insert(created_key(&stored));
+            remove_owned(&mut self.created_by_owner, &old.owner, &created_key(&old));
+            add_owned(
+                &mut self.created_by_owner,
+                &stored.owner,
+                created_key(&stored),
+            );
+        }
+        Ok(stored)
+    }
+
+    pub(crate) fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(|text| cursor::decode(text, "list leases"))
+            .transpose()?;
+        let index = match &query.owner {
+            Some(owner) => match self.created_by_owner.get(owner) {
+                Some(index) => index,
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
+            },
+            None => &self.created,
+        };
+        let items = after(index, cursor.as_ref())
+            .filter_map(|(_, id)| self.active.get(id))
+            .map(|entry| &entry.lease)
+            .filter(|lease| query.matches(lease));
+        Ok(page(items, query.effective_limit(), |lease| {
+            cursor::encode(lease.created_at, &lease.id)
+        }))
+    }
+
+    pub(crate) fn claim_expired(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        claimed_until: DateTime<Utc>,
+    ) -> Vec<Lease> {
+        let mut claimed = Vec::with_capacity(limit.min(1024));
+        while claimed.len() < limit {
+            match self.schedule.first() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let Some((_, id)) = self.schedule.pop_first() else {
+                break;
+            };
+            if let Some(entry) = self.active.get_mut(&id) {
+                entry.claimed_until = Some(claimed_until);
+                claimed.push(id);
+            }
+        }
+        // Re-scheduled only now, so a claim that ends at once (`claim_ttl`
+        // zero) is not handed out twice in one call.
+        claimed
+            .into_iter()
+            .filter_map(|id| {
+                let entry = self.active.get(&id)?;
+                self.schedule.insert(entry.schedule_key());
+                Some(entry.lease.clone())
+            })
+            .collect()
+    }
+
+    pub(crate) fn release(
+        &mut self,
+        id: &LeaseId,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let entry = self
+            .active
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let old_key = entry.schedule_key();
+        entry.claimed_until = Some(retry_at);
+        let new_key = entry.schedule_key();
+        self.schedule.remove(&old_key);
+        self.schedule.insert(new_key);
+        Ok(())
+    }
+
+    pub(crate) fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.schedule.first().map(|(at, _)| *at)
+    }
+
+    pub(crate) fn finish(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.check(lease)?;
+        let Some(entry) = self.active.remove(&lease.id) else {
+            return Err(StoreError::NotFound(lease.id.clone()));
+        };
+        let old = &entry.lease;
+        self.schedule.remove(&entry.schedule_key());
+        self.created.remove(&created_key(old));
+        remove_owned(&mut self.created_by_owner, &old.owner, &created_key(old));
+
+        let stored = Lease {
+            revision: lease.revision + 1,
+            ..lease.clone()
+        };
+        self.ended.insert(ended_key(&stored));
+        add_owned(&mut self.ended_by_owner, &stored.owner, ended_key(&stored));
+        let totals = match self.usage.get_mut(&stored.owner) {
+            Some(totals) => totals,
+            None => self.usage.entry(stored.owner.clone()).or_default(),
+        };
+        totals.ended_count += 1;
+        totals.ended_cost += stored.final_cost.unwrap_or_default();
+        self.finished
+            .insert(stored.id.clone(), Box::new(stored.clone()));
+        Ok(stored)
+    }
+
+    pub(crate) fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(|text| cursor::decode(text, "list history"))
+            .transpose()?
+            .map(|(at, id)| (Reverse(at), id));
+        let index = match &query.owner {
+            Some(owner) => match self.ended_by_owner.get(owner) {
+                Some(index) => index,
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
+            },
+            None => &self.ended,
+        };
+        let items = after(index, cursor.as_ref())
+            .filter_map(|(_, id)| self.finished.get(id))
+            .map(|lease| &**lease);
+        Ok(page(items, query.effective_limit(), |lease| {
+            cursor::encode(ended_at(lease), &lease.id)
+        }))
+    }
+
+    pub(crate) fn usage(&self, owner: &str) -> UsageTotals {
+        self.usage.get(owner).copied().unwrap_or_default()
+    }
+}

@@ -1,0 +1,68 @@
+//! ContainerLease's lease store in process memory.
+//!
+//! [`MemoryStore`] implements [`lease_core::LeaseStore`] for a single
+//! process: no service to run, every operation atomic under one lock, and
+//! indexes that keep reaping cheap at a million leases.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use chrono::Utc;
+//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_store_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), lease_core::StoreError> {
+//! let store: Arc<dyn LeaseStore> = Arc::new(MemoryStore::new());
+//!
+//! let now = Utc::now();
+//! let lease = Lease {
+//!     id: LeaseId::generate(),
+//!     owner: "ada".into(),
+//!     offering: "alpine".into(),
+//!     container_id: None,
+//!     status: Status::Pending,
+//!     created_at: now - chrono::Duration::minutes(2),
+//!     expires_at: now, // its time is up
+//!     ended_at: None,
+//!     end_reason: None,
+//!     hourly_rate: "0.01".parse().expect("a decimal amount"),
+//!     estimated_cost: Money::from_nanos(333_333),
+//!     final_cost: None,
+//!     error: None,
+//!     provision_attempts: 0,
+//!     removal_failures: 0,
+//!     revision: 0,
+//! };
+//! let stored = store.insert(&lease).await?;
+//! assert_eq!(stored.revision, 1);
+//! assert_eq!(store.list(&ListQuery::owner("ada")).await?.items, [stored.clone()]);
+//!
+//! // A reaper claims the expired lease; nobody else can for 30 seconds.
+//! let claimed = store.claim_expired(Utc::now(), 100, Duration::from_secs(30)).await?;
+//! assert_eq!(claimed, [stored.clone()]);
+//! assert!(store.claim_expired(Utc::now(), 100, Duration::from_secs(30)).await?.is_empty());
+//!
+//! // Its container is gone: the lease moves to history.
+//! let mut done = claimed[0].clone();
+//! done.status = Status::Deleted;
+//! done.ended_at = Some(done.expires_at);
+//! done.final_cost = Some(Money::from_nanos(333_333));
+//! store.finish(&done).await?;
+//! assert_eq!(store.usage("ada").await?.ended_cost, Money::from_nanos(333_333));
+//! assert_eq!(store.next_due().await?, None);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The store passes the conformance suite of `lease-core` (feature
+//! `test-utils`), directly and through `Arc<dyn LeaseStore>`.
+#![forbid(unsafe_code)]
+
+mod cursor;
+mod index;
+mod store;
+
+pub use cursor::InvalidCursor;
+pub use store::MemoryStore;

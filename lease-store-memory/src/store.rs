@@ -1,0 +1,145 @@
+//! [`MemoryStore`]: the [`LeaseStore`] port in process memory.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
+use lease_core::{Lease, LeaseId, StoreError};
+
+use crate::index::Leases;
+
+/// A [`LeaseStore`] in process memory, for one process.
+///
+/// Every operation takes one lock and is atomic. Active leases are indexed
+/// by the time they can next be claimed (`max(due_at, claim end)`), so
+/// [`LeaseStore::claim_expired`] costs O(log n + k) for k claimed leases and
+/// [`LeaseStore::next_due`] O(log n); listing one owner's leases walks only
+/// that owner's index. Nothing survives the process: after a restart the
+/// engine's reconciler decides what to do with containers it no longer knows.
+///
+/// `claim_expired` uses the caller's `now`, so it works with a manual clock.
+#[derive(Default)]
+pub struct MemoryStore {
+    leases: Mutex<Leases>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// How many leases are active (not finished).
+    pub fn active_len(&self) -> usize {
+        self.lock().active_len()
+    }
+
+    /// How many finished leases history holds.
+    pub fn finished_len(&self) -> usize {
+        self.lock().finished_len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Leases> {
+        // No operation panics half-way through a change, so the state is
+        // consistent even if a panic elsewhere poisoned the lock.
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let leases = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("active", &leases.active_len())
+            .field("finished", &leases.finished_len())
+            .finish()
+    }
+}
+
+/// The moment a claim made at `now` for `ttl` ends (saturating).
+fn claim_end(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.lock().insert(lease)
+    }
+
+    async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
+        self.lock().get(id)
+    }
+
+    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.lock().update(lease)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
+        self.lock().list(query)
+    }
+
+    async fn claim_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        claim_ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        Ok(self
+            .lock()
+            .claim_expired(now, limit, claim_end(now, claim_ttl)))
+    }
+
+    async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.lock().release(id, retry_at)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock().next_due())
+    }
+
+    async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.lock().finish(lease)
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
+        self.lock().history(query)
+    }
+
+    async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
+        Ok(self.lock().usage(owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_end_saturates() {
+        let now = Utc::now();
+        assert_eq!(
+            claim_end(now, Duration::from_millis(1500)),
+            now + chrono::Duration::milliseconds(1500)
+        );
+        assert_eq!(claim_end(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn debug_shows_counts_not_leases() {
+        assert_eq!(
+            format!("{:?}", MemoryStore::new()),
+            "MemoryStore { active: 0, finished: 0 }"
+        );
+    }
+}

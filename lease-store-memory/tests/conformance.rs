@@ -1,0 +1,7 @@
+//! The lease store conformance suite, run against the memory store.
+
+use lease_store_memory::MemoryStore;
+
+lease_core::store_conformance_tests!(MemoryStore, async {
+    Some(std::sync::Arc::new(MemoryStore::new()))
+});
