@@ -330,9 +330,12 @@ impl LeaseManager {
                     format!("the lifetime would exceed {max} minutes; at most {left} more");
                 return Err(ValidationError::new("minutes", message).into());
             }
-            lease.expires_at += Duration::minutes(i64::from(minutes));
-            lease.estimated_cost =
+            let estimated =
                 pricing::estimate(lease.hourly_rate, u32::try_from(booked).unwrap_or(u32::MAX));
+            self.check_quota(&lease.owner, estimated - lease.estimated_cost, false)
+                .await?;
+            lease.expires_at += Duration::minutes(i64::from(minutes));
+            lease.estimated_cost = estimated;
             match self.inner.store.update(&lease).await {
                 Ok(stored) => {
                     info!(lease_id = %id, minutes, expires_at = %stored.expires_at, "lease extended");
