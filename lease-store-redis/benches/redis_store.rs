@@ -1,1 +1,3 @@
+//! Benchmarks of the Redis store (being written).
+
 fn main() {}

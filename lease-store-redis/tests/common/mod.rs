@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::Arc;
 
 use lease_core::{LeaseId, LeaseStore};
@@ -55,7 +57,11 @@ pub async fn connect(config: RedisStoreConfig) -> Option<Arc<RedisStore>> {
         Ok(store) => Some(Arc::new(store)),
         Err(error) => {
             let reason = lease_core::error::error_chain(&error);
-            assert!(!in_ci(), "CI=true but Redis at {} is unavailable: {reason}", config.url);
+            assert!(
+                !in_ci(),
+                "CI=true but Redis at {} is unavailable: {reason}",
+                config.url
+            );
             eprintln!("SKIP: Redis at {} is unavailable: {reason}", config.url);
             None
         }

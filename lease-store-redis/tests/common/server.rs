@@ -1,0 +1,121 @@
+//! A redis-server process of a test's own (for restarts), killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The redis-server binary: `LEASE_TEST_REDIS_SERVER`, else `redis-server`
+/// on the PATH if it runs.
+pub fn binary() -> Option<String> {
+    let candidate = std::env::var("LEASE_TEST_REDIS_SERVER")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| "redis-server".to_owned());
+    let runs = Command::new(&candidate)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    runs.then_some(candidate)
+}
+
+/// A private redis-server on a loopback port with AOF `appendfsync always`,
+/// its data in `dir`; killed (SIGKILL, like a crash) on drop.
+pub struct OwnRedis {
+    binary: String,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    /// Starts one in a fresh directory under the target dir.
+    pub fn start(binary: String, tag: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "redis-{tag}-{}",
+            lease_core::LeaseId::generate().short(10)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the redis dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = OwnRedis {
+            binary,
+            dir,
+            port,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>/0`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server as a crash would (SIGKILL: no shutdown, no save).
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.crash();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--dir", &self.dir.to_string_lossy()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--daemonize", "no", "--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let mut reply = [0_u8; 16];
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                if conn.write_all(b"PING\r\n").is_ok()
+                    && conn
+                        .read(&mut reply)
+                        .is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "redis-server on port {} did not come up; see {}/redis.log",
+            self.port,
+            self.dir.display()
+        );
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.crash();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,171 @@
+//! Redis restarted in the middle of a run, on a server of the test's own
+//! with AOF `appendfsync always`: calls fail with `Unavailable` while it is
+//! down and succeed again afterwards in the same process without restarting
+//! the store, and no write acknowledged before the crash is lost.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{Duration, Utc};
+use common::server::{OwnRedis, binary};
+use lease_core::testing::conformance::{sample_lease, unique_owner};
+use lease_core::{LeaseStore, ListQuery, Status, StoreError};
+use lease_store_redis::{RedisStore, RedisStoreConfig};
+use tokio::sync::Mutex;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_with_aof_always_loses_no_acknowledged_write() {
+    let Some(binary) = binary() else {
+        assert!(
+            !common::in_ci(),
+            "CI=true but no redis-server binary to start"
+        );
+        eprintln!(
+            "SKIP: no redis-server binary (set LEASE_TEST_REDIS_SERVER or install redis-server)"
+        );
+        return;
+    };
+    let mut server = OwnRedis::start(binary, "restart");
+    let config = RedisStoreConfig::new(server.url())
+        .prefix(common::unique_prefix("restart"))
+        .connection_timeout(StdDuration::from_millis(500))
+        .response_timeout(StdDuration::from_secs(2))
+        .reconnect_retries(1);
+    let store = Arc::new(RedisStore::connect(config).await.expect("connect"));
+    let owner = unique_owner("restart");
+
+    // Writers insert and then update leases as fast as they can; every write
+    // Redis acknowledged is recorded.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (store, acknowledged, stop, owner) = (
+            Arc::clone(&store),
+            Arc::clone(&acknowledged),
+            stop.clone(),
+            owner.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while !stop.is_cancelled() {
+                let lease = sample_lease(&owner, Duration::minutes(30));
+                match store.insert(&lease).await {
+                    Ok(stored) => {
+                        let mut running = stored.clone();
+                        running.status = Status::Running;
+                        match store.update(&running).await {
+                            Ok(updated) => acknowledged.lock().await.push(updated),
+                            Err(error) => {
+                                acknowledged.lock().await.push(stored);
+                                errors.push(error);
+                            }
+                        }
+                    }
+                    Err(error) => errors.push(error),
+                }
+                if !errors.is_empty() {
+                    tokio::time::sleep(StdDuration::from_millis(20)).await;
+                }
+            }
+            errors
+        }));
+    }
+
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    let before_crash = acknowledged.lock().await.len();
+    assert!(before_crash > 0, "nothing was written before the crash");
+    server.crash();
+
+    // While it is down every call fails as Unavailable.
+    let down_since = Instant::now();
+    for _ in 0..3 {
+        match store.ping().await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("ping while Redis is down: expected Unavailable, got {other:?}"),
+        }
+        match store.list(&ListQuery::owner(&owner)).await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("list while Redis is down: expected Unavailable, got {other:?}"),
+        }
+    }
+    let failing_for = down_since.elapsed();
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+
+    server.restart();
+    // The same store recovers by itself (scripts are reloaded on NOSCRIPT).
+    let deadline = Instant::now() + StdDuration::from_secs(15);
+    loop {
+        match store.ping().await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(StdDuration::from_millis(100)).await;
+            }
+            other => panic!("ping after restart: expected to recover, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    stop.cancel();
+    let mut errors = Vec::new();
+    for writer in writers {
+        errors.extend(writer.await.expect("writer panicked"));
+    }
+    for error in &errors {
+        assert!(
+            matches!(
+                error,
+                StoreError::Unavailable(_) | StoreError::Conflict { .. }
+            ),
+            "writes during the outage may only fail as Unavailable (or Conflict for an \
+             update whose first attempt was applied): {error:?}"
+        );
+    }
+    assert!(
+        !errors.is_empty(),
+        "no write failed: the outage was not seen"
+    );
+
+    // Every acknowledged write survived the crash, as acknowledged or newer.
+    let acknowledged = acknowledged.lock().await.clone();
+    assert!(
+        acknowledged.len() > before_crash,
+        "no writes after the restart"
+    );
+    for lease in &acknowledged {
+        let stored = store.get(&lease.id).await.unwrap_or_else(|error| {
+            panic!("acknowledged lease {} lost in the crash: {error}", lease.id)
+        });
+        assert!(
+            stored.revision >= lease.revision,
+            "lease {} went back from revision {} to {}",
+            lease.id,
+            lease.revision,
+            stored.revision
+        );
+    }
+    let listed = store
+        .list(&ListQuery::owner(&owner))
+        .await
+        .expect("list after restart");
+    assert!(listed.items.len() >= acknowledged.len().min(1000));
+
+    // Scripts work again after the restart emptied the script cache.
+    let due = store
+        .insert(&sample_lease(&owner, Duration::seconds(-1)))
+        .await
+        .expect("insert");
+    let claimed = store
+        .claim_expired(Utc::now(), 10, StdDuration::from_secs(60))
+        .await
+        .expect("claim after restart");
+    assert_eq!(claimed, [due]);
+    eprintln!(
+        "restart: {} acknowledged writes ({} before the crash), {} failed during the outage, \
+         calls failed fast while down ({failing_for:?} for 6 calls)",
+        acknowledged.len(),
+        before_crash,
+        errors.len()
+    );
+}
