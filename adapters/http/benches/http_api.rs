@@ -1,0 +1,2 @@
+//! HTTP benchmarks (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! ContainerLease HTTP adapter (work in progress).
+#![forbid(unsafe_code)]

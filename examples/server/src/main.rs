@@ -1,0 +1,2 @@
+//! ContainerLease server (work in progress).
+fn main() {}
