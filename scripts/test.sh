@@ -18,6 +18,16 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 # --- services: each backend's section starts what its tests need ---------
 
 # (lease-docker: local test image)
+# The Docker tests run on containerlease-test/busybox:latest, built locally
+# from Debian's busybox-static (no registry here); they never pull.
+step "local Docker test image (scripts/test-images.sh)"
+if ! scripts/test-images.sh; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "the Docker test image could not be built; CI=true makes this fatal" >&2
+        exit 1
+    fi
+    echo "no Docker test image: the lease-docker tests that need Docker will print SKIPPED" >&2
+fi
 
 # (lease-store-redis: private Redis)
 # Starts a private redis-server (installing Debian's if missing) and exports
@@ -35,5 +45,21 @@ trap "scripts/redis.sh stop \"\${LEASE_TEST_REDIS_DIR:-}\"; eval ${redis_prev_ex
 
 step "cargo test --workspace"
 cargo test --workspace --all-features
+
+# (lease-docker: no leftovers) Every test container carries
+# io.containerlease.managed=true and a namespace starting with `test-`, and
+# each test's guard removes them; anything still there is a leak: fail.
+step "no test containers left behind"
+if docker version >/dev/null 2>&1; then
+    leftovers="$(docker ps -a --filter label=io.containerlease.managed=true \
+        --format '{{.ID}} {{.Names}} {{.Label "io.containerlease.namespace"}}' | awk '$3 ~ /^test-/')"
+    if [ -n "$leftovers" ]; then
+        printf 'test containers left behind (id, name, namespace):\n%s\n' "$leftovers" >&2
+        exit 1
+    fi
+elif [ "${CI:-}" = "true" ]; then
+    echo "Docker is not reachable; CI=true makes this fatal" >&2
+    exit 1
+fi
 
 step "done"
