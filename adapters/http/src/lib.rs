@@ -1,2 +1,259 @@
-//! ContainerLease HTTP adapter (work in progress).
+//! ContainerLease's HTTP adapter: the seed's JSON API (and more) as an axum
+//! [`Router`] over a [`LeaseManager`]. No `main`, no Docker or Redis code:
+//! the binary (`lease-server`) wires the store and the runtime.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::body::Body;
+//! use axum::http::{Request, StatusCode};
+//! use lease_core::LeaseManager;
+//! use lease_core::testing::fake_runtime::FakeRuntime;
+//! use lease_http::{ApiConfig, router};
+//! use lease_store_memory::MemoryStore;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = LeaseManager::builder(
+//!     Arc::new(MemoryStore::new()),
+//!     Arc::new(FakeRuntime::default()),
+//! )
+//! .build()?;
+//! // Single-user (owner `local`); `ApiConfig::default().auth(..)` for tokens.
+//! let app = router(manager, ApiConfig::default());
+//!
+//! let request = Request::post("/api/provision")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"imageType":"alpine","durationMinutes":2}"#))?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::ACCEPTED); // a pending lease
+//! // In a binary: axum::serve(listener, app).await
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Endpoints
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST | `/api/provision` | `{"imageType":"alpine","durationMinutes":2}` → 202, the pending lease |
+//! | GET | `/api/containers` | `{"containers":[…]}`: the caller's active leases |
+//! | GET | `/api/containers/{id}/status` | one lease, with pull progress while pending |
+//! | DELETE | `/api/containers/{id}` | early removal → 202 |
+//! | POST | `/api/containers/{id}/extend` | `{"minutes":30}` → the lease, new expiry and cost |
+//! | GET | `/ws/logs/{id}` | WebSocket, one text frame per log line |
+//! | GET | `/api/catalog` | the offerings, prices and limits |
+//! | GET | `/api/usage` | the caller's spend and counts |
+//! | GET | `/api/history` | finished leases with final cost and end reason |
+//! | GET | `/api/events` | Server-Sent Events of the caller's leases |
+//! | GET | `/healthz`, `/readyz` | liveness; store and runtime reachability |
+//! | GET | `/metrics` | Prometheus text |
+//! | GET | `/openapi.json` | the OpenAPI document ([`openapi`]) |
+//!
+//! Leases are JSON in the seed's camelCase ([`wire::LeaseJson`]). Every
+//! error, axum's own rejections included, is
+//! `{"error":{"code","message"}}` ([`error::ErrorBody`]) with a 4xx status
+//! for what the caller got wrong and a 5xx only for the server's faults.
+//!
+//! # Auth
+//!
+//! [`auth::Auth::Tokens`]: every `/api/*`, `/ws/*` and `/metrics` request
+//! needs `Authorization: Bearer <token>` (WebSocket and SSE may pass
+//! `?token=`); callers see only their own leases (another owner's id answers
+//! 404), admins see all. [`auth::Auth::SingleUser`] (the default): every
+//! request is owner `local`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod account;
+pub mod auth;
+pub mod error;
+mod events;
+pub mod extract;
+mod health;
+mod leases;
+mod logs;
+mod metrics;
+mod openapi;
+pub mod wire;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use lease_core::LeaseManager;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{Auth, Caller, LOCAL_OWNER};
+pub use error::ApiError;
+pub use openapi::openapi;
+
+/// Default limit on request bodies: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// How the router behaves.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// How callers are authenticated. Default: single-user `local`.
+    pub auth: Auth,
+    /// Largest request body accepted (413 above). Default 64 KiB.
+    pub body_limit: usize,
+    /// Cancelled when the server shuts down: event streams and log
+    /// WebSockets end, so a graceful shutdown does not wait on them.
+    pub shutdown: CancellationToken,
+    /// Interval of SSE keep-alive comments. Default 15 s.
+    pub sse_keep_alive: Duration,
+    /// How long `/readyz` waits for the store and the runtime. Default 2 s.
+    pub ready_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            auth: Auth::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            shutdown: CancellationToken::new(),
+            sse_keep_alive: Duration::from_secs(15),
+            ready_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Uses `auth`.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Uses `shutdown` as the token that ends streams.
+    pub fn shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Sets the body limit.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the SSE keep-alive interval.
+    pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
+        self.sse_keep_alive = interval;
+        self
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) manager: LeaseManager,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) sse_keep_alive: Duration,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) openapi_json: String,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Builds the API's router over `manager`.
+///
+/// Must be called inside a Tokio runtime: it starts a task that counts the
+/// manager's events for `/metrics` (it ends with the manager or when
+/// `config.shutdown` is cancelled). The manager's background loops are the
+/// caller's to start ([`LeaseManager::start`]).
+pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
+    let metrics = Arc::new(metrics::Metrics::new());
+    metrics.spawn_listener(manager.subscribe(), config.shutdown.clone());
+    let openapi_json = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
+    let state = AppState(Arc::new(Shared {
+        manager,
+        metrics,
+        shutdown: config.shutdown.clone(),
+        sse_keep_alive: config.sse_keep_alive,
+        ready_timeout: config.ready_timeout,
+        openapi_json,
+    }));
+    let protected = Router::new()
+        .route("/api/provision", post(leases::provision))
+        .route("/api/containers", get(leases::list))
+        .route("/api/containers/{id}/status", get(leases::status))
+        .route("/api/containers/{id}", delete(leases::delete))
+        .route("/api/containers/{id}/extend", post(leases::extend))
+        .route("/api/catalog", get(account::catalog))
+        .route("/api/usage", get(account::usage))
+        .route("/api/history", get(account::history))
+        .route("/api/events", get(events::events))
+        .route("/ws/logs/{id}", get(logs::logs))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
+    let open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json));
+    protected
+        .merge(open)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(map_response(json_errors))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", error::echo(uri.path())),
+    )
+}
+
+/// Turns any error response without a JSON body (axum's 405, rejections
+/// of extractors, …) into the API's error JSON.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || error::is_json(&response) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
+    let mut converted = ApiError::from_status(status, text).into_response();
+    for name in [ALLOW, WWW_AUTHENTICATE, RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            converted.headers_mut().insert(name, value.clone());
+        }
+    }
+    converted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_statuses_to_codes() {
+        let error = ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED, None);
+        assert_eq!(error.detail.code, "method_not_allowed");
+        assert_eq!(error.detail.message, "Method Not Allowed");
+    }
+}

@@ -1,0 +1,88 @@
+//! `GET /openapi.json`: the OpenAPI document, generated from the handlers'
+//! own annotations and types so it cannot drift from them.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from the server's tokens file (`lease-server token new`). \
+                         WebSocket and SSE also take it as `?token=`. \
+                         Not needed when the server runs single-user.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ContainerLease",
+        description = "Rent short-lived Docker containers: priced up front, removed when their time runs out. \
+                       Errors are always `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    paths(
+        crate::leases::provision,
+        crate::leases::list,
+        crate::leases::status,
+        crate::leases::delete,
+        crate::leases::extend,
+        crate::account::catalog,
+        crate::account::usage,
+        crate::account::history,
+        crate::events::events,
+        crate::logs::logs,
+        crate::health::healthz,
+        crate::health::readyz,
+        crate::metrics::metrics,
+        openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::wire::LeaseJson, crate::wire::EventJson)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "leases", description = "Rent, inspect, extend and end leases"),
+        (name = "account", description = "Spend and history"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The API's OpenAPI 3.1 document.
+///
+/// ```
+/// let doc = lease_http::openapi();
+/// assert!(doc.paths.paths.contains_key("/api/provision"));
+/// ```
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+}
