@@ -174,7 +174,10 @@ async fn create_is_idempotent_by_name() {
     let first = test.runtime.create_and_start(&spec).await.unwrap();
     let second = test.runtime.create_and_start(&spec).await.unwrap();
     assert_eq!(first, second);
-    assert_eq!(raw_list(&test.raw, &test.namespace).await, std::slice::from_ref(&first));
+    assert_eq!(
+        raw_list(&test.raw, &test.namespace).await,
+        std::slice::from_ref(&first)
+    );
 
     // A retried provisioning finds its stopped container and starts it again.
     test.raw.stop_container(&first, None).await.unwrap();
@@ -318,7 +321,12 @@ async fn exec_output(test: &TestDocker, container: &str, command: &[&str]) -> St
 /// Waits for an exec's exit code.
 async fn exit_code(test: &TestDocker, exec_id: &str) -> i64 {
     for _ in 0..100 {
-        if let Some(code) = test.runtime.exec_exit_code(exec_id).await.expect("exec exit code") {
+        if let Some(code) = test
+            .runtime
+            .exec_exit_code(exec_id)
+            .await
+            .expect("exec exit code")
+        {
             return code;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

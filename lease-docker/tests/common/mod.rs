@@ -10,15 +10,24 @@
 //! `CI=true` it fails instead.
 #![allow(dead_code, missing_docs)]
 
+pub mod proxy;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
-use lease_core::LeaseId;
 use lease_core::runtime::{ContainerSpec, Limits, container_name, labels};
+use lease_core::{
+    Catalog, Clock, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
+};
 use lease_docker::DockerRuntime;
+use lease_store_memory::MemoryStore;
 use rand::Rng;
+use tokio::sync::broadcast;
 
 /// The image `scripts/test-images.sh` builds; tests never pull.
 pub const IMAGE: &str = "containerlease-test/busybox:latest";
@@ -242,5 +251,50 @@ pub async fn raw_exists(docker: &Docker, container: &str) -> bool {
             status_code: 404, ..
         }) => false,
         Err(error) => panic!("inspect {container}: {error}"),
+    }
+}
+
+/// The offline catalog the server ships (`examples/catalog.local.toml`).
+pub fn local_catalog() -> Catalog {
+    Catalog::from_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/catalog.local.toml"
+    ))
+    .expect("examples/catalog.local.toml")
+}
+
+/// A manager over a fresh memory store and `runtime`, in `namespace`, on
+/// the offline catalog, with `clock`; `tune` adjusts the settings.
+pub fn manager(
+    namespace: &str,
+    runtime: Arc<dyn ContainerRuntime>,
+    clock: Arc<dyn Clock>,
+    tune: impl FnOnce(&mut ManagerConfig),
+) -> LeaseManager {
+    let mut config = ManagerConfig::with_namespace(namespace);
+    tune(&mut config);
+    LeaseManager::builder(Arc::new(MemoryStore::new()), runtime)
+        .catalog(local_catalog())
+        .config(config)
+        .clock(clock)
+        .build()
+        .expect("manager")
+}
+
+/// Waits for the event `kind` of `lease`, skipping others.
+pub async fn wait_for(
+    events: &mut broadcast::Receiver<LeaseEvent>,
+    lease: &LeaseId,
+    kind: EventKind,
+    within: Duration,
+) -> LeaseEvent {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if event.kind == kind && &event.lease.id == lease => return event,
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("event channel closed"),
+            Err(_) => panic!("no {kind:?} event for {lease} within {within:?}"),
+        }
     }
 }
