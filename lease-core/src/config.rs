@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use crate::error::ValidationError;
 
+/// Longest accepted duration setting, so time arithmetic cannot overflow.
+const MAX_SETTING: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Most quick removal retries accepted.
+const MAX_QUICK_RETRIES: u32 = 10;
+
 /// How the engine behaves. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagerConfig {
@@ -105,6 +110,24 @@ impl ManagerConfig {
             return Err(ValidationError::new(
                 "sweep_interval",
                 "sweep interval and claim ttl must be above zero",
+            ));
+        }
+        let durations = [
+            ("provision_timeout", self.provision_timeout),
+            ("stuck_pending_after", self.stuck_pending_after),
+            ("sweep_interval", self.sweep_interval),
+            ("claim_ttl", self.claim_ttl),
+            ("quick_retry_base", self.quick_retry_base),
+            ("expiring_soon_lead", self.expiring_soon_lead),
+            ("reconcile_interval", self.reconcile_interval),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_SETTING) {
+            return Err(ValidationError::new(field, "must be at most 365 days"));
+        }
+        if self.quick_retries > MAX_QUICK_RETRIES {
+            return Err(ValidationError::new(
+                "quick_retries",
+                format!("must be at most {MAX_QUICK_RETRIES}"),
             ));
         }
         Ok(())

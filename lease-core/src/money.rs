@@ -144,11 +144,19 @@ impl Sum for Money {
 impl Serialize for Money {
     /// Writes a JSON number of dollars. The exact decimal text is converted to
     /// the nearest `f64` (a conversion, not arithmetic); JSON writers print the
-    /// shortest text that reads back to it, which is the same decimal.
+    /// shortest text that reads back to it, which is the same decimal for any
+    /// amount of up to 15 significant digits. Larger amounts, which an `f64`
+    /// cannot hold exactly, are written as a decimal string.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let text = self.to_string();
         let number: f64 = text.parse().map_err(serde::ser::Error::custom)?;
-        serializer.serialize_f64(number)
+        // Above ~15 significant digits an f64 cannot hold the amount exactly;
+        // then the exact decimal text is written instead (it reads back too).
+        if number.to_string().parse::<Money>().ok() == Some(*self) {
+            serializer.serialize_f64(number)
+        } else {
+            serializer.serialize_str(&text)
+        }
     }
 }
 

@@ -167,10 +167,11 @@ impl LeaseManager {
                 true
             })
             .await?;
-        if let Some(lease) = failed {
-            warn!(lease_id = %id, error = %message, "provisioning failed");
-            self.emit(EventKind::Error, &lease);
-        }
+        // Only the attempt that moved the lease to `error` cleans up: a lease
+        // that another attempt made running keeps its (same-named) container.
+        let Some(lease) = failed else { return Ok(()) };
+        warn!(lease_id = %id, error = %message, "provisioning failed");
+        self.emit(EventKind::Error, &lease);
         let name = container_name(id);
         if let Err(error) = self
             .inner

@@ -222,8 +222,10 @@ impl LeaseManager {
                 Err(error) if attempts > retries => return Err((attempts, error)),
                 Err(error) => {
                     debug!(lease_id = %lease.id, attempt = attempts, error = %error.chain(), "removal failed; retrying");
-                    tokio::time::sleep(config.quick_retry_base * 2u32.saturating_pow(attempts - 1))
-                        .await;
+                    let backoff = config
+                        .quick_retry_base
+                        .saturating_mul(2u32.saturating_pow(attempts - 1));
+                    tokio::time::sleep(backoff.min(config.sweep_interval)).await;
                 }
             }
         }

@@ -25,7 +25,9 @@
 //! precision: due leases expired a minute ago, not-due ones expire in an hour.
 
 use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -1209,10 +1211,12 @@ pub async fn concurrent_claimers_claim_each_lease_once<S: LeaseStore + ?Sized>(s
         inserted.insert(insert(&*store, &lease).await.id);
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let total = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = Arc::clone(&store);
         let barrier = Arc::clone(&barrier);
+        let total = Arc::clone(&total);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut mine = Vec::new();
@@ -1224,6 +1228,12 @@ pub async fn concurrent_claimers_claim_each_lease_once<S: LeaseStore + ?Sized>(s
                     batch.len()
                 );
                 if batch.is_empty() {
+                    return mine;
+                }
+                // More than 1,000 claims in total means some lease was claimed
+                // twice: stop instead of claiming forever.
+                if total.fetch_add(batch.len(), Ordering::SeqCst) + batch.len() > 1000 {
+                    mine.extend(batch.into_iter().map(|lease| lease.id));
                     return mine;
                 }
                 mine.extend(batch.into_iter().map(|lease| lease.id));
@@ -1322,6 +1332,17 @@ pub async fn update_past_claim_uses_new_due_time<S: LeaseStore + ?Sized>(store: 
 // The macro
 // ---------------------------------------------------------------------------
 
+/// How long one case may take before it counts as hung.
+pub const CASE_TIME_LIMIT: StdDuration = StdDuration::from_secs(120);
+
+/// Runs one case, failing it if it takes longer than [`CASE_TIME_LIMIT`]
+/// (a store that deadlocks or loops fails instead of hanging the run).
+pub async fn run_case(name: &str, case: impl Future<Output = ()>) {
+    if tokio::time::timeout(CASE_TIME_LIMIT, case).await.is_err() {
+        panic!("conformance case `{name}` did not finish within {CASE_TIME_LIMIT:?}");
+    }
+}
+
 /// Runs the whole conformance suite against a store, as `#[tokio::test]`s in
 /// two modules: `direct` (with `Arc<Store>`) and `dynamic` (with
 /// `Arc<dyn LeaseStore>`).
@@ -1391,10 +1412,18 @@ macro_rules! __store_conformance_module {
         }
     };
     (@run direct, $store:ident, $case:ident) => {
-        $crate::testing::conformance::$case($store).await
+        $crate::testing::conformance::run_case(
+            ::core::stringify!($case),
+            $crate::testing::conformance::$case($store),
+        )
+        .await
     };
     (@run dynamic, $store:ident, $case:ident) => {{
         let $store: ::std::sync::Arc<dyn $crate::LeaseStore> = $store;
-        $crate::testing::conformance::$case($store).await
+        $crate::testing::conformance::run_case(
+            ::core::stringify!($case),
+            $crate::testing::conformance::$case($store),
+        )
+        .await
     }};
 }
