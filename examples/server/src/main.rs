@@ -1,2 +1,47 @@
-//! ContainerLease server (work in progress).
-fn main() {}
+//! `lease-server`: ContainerLease's HTTP API over Docker and a memory or
+//! Redis lease store.
+//!
+//! ```text
+//! cargo run --release -p lease-server                 # 127.0.0.1:8080, memory store, Docker
+//! lease-server --store redis://127.0.0.1:6379/0 --tokens tokens.toml --listen 0.0.0.0:8080
+//! lease-server token new --owner alice [--admin]      # prints a token and its TOML entry
+//! ```
+//!
+//! Every flag has a `LEASE_*` environment variable (`lease-server --help`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, TokenCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(TokenCommand::New { owner, admin })) => mint(&owner, admin),
+        None => serve::run(cli.serve),
+    }
+}
+
+fn mint(owner: &str, admin: bool) -> ExitCode {
+    match lease_http::auth::mint_token(owner, admin) {
+        Ok(minted) => {
+            println!("token: {}", minted.token);
+            println!();
+            println!(
+                "# Add this entry to the tokens file (--tokens); the token itself is not stored."
+            );
+            print!("{}", minted.toml_entry);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("lease-server: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

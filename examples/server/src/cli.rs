@@ -1,0 +1,123 @@
+//! Command-line flags, each with a `LEASE_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lease_core::Money;
+
+/// The ContainerLease server: rents short-lived Docker containers over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "lease-server", version, about, long_about = None)]
+pub struct Cli {
+    /// A subcommand; without one the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token; prints it and the entry to add to the tokens file.
+    New {
+        /// The owner the token acts as.
+        #[arg(long)]
+        owner: String,
+        /// Whether the token may see and manage every owner's leases.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Server settings.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Without --tokens only a loopback address is
+    /// allowed, unless --insecure-open.
+    #[arg(long, env = "LEASE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Lease store: `memory`, or a Redis URL (`redis://host:6379/0`,
+    /// `rediss://…`, `redis+unix:///path`).
+    #[arg(long, env = "LEASE_STORE", default_value = "memory")]
+    pub store: String,
+
+    /// Redis key prefix (default `containerlease-<namespace>`).
+    #[arg(long, env = "LEASE_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+
+    /// Catalog of offerings (TOML `[[offering]]` tables); default: the
+    /// built-in alpine and ubuntu.
+    #[arg(long, env = "LEASE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// Tokens file (TOML `[[tokens]]` with owner, token_sha256, admin);
+    /// without it the server is single-user (owner `local`).
+    #[arg(long, env = "LEASE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+
+    /// Allow listening on a non-loopback address without a tokens file:
+    /// anyone who can reach it can run containers.
+    #[arg(long, env = "LEASE_INSECURE_OPEN")]
+    pub insecure_open: bool,
+
+    /// This deployment's namespace: the label value that scopes which
+    /// containers it manages.
+    #[arg(long, env = "LEASE_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// The reaper wakes at least this often (e.g. `60s`, `5m`).
+    #[arg(long, env = "LEASE_SWEEP_INTERVAL", default_value = "60s")]
+    pub sweep_interval: humantime::Duration,
+
+    /// Longest lifetime of a lease in minutes, extensions included.
+    #[arg(long, env = "LEASE_MAX_MINUTES", default_value_t = 480)]
+    pub max_minutes: u32,
+
+    /// Most active leases per owner (0: unlimited).
+    #[arg(long, env = "LEASE_MAX_LEASES_PER_OWNER", default_value_t = 20)]
+    pub max_leases_per_owner: u32,
+
+    /// Most estimated spend per owner per UTC day, in dollars (e.g. `5`,
+    /// `0.50`); default unlimited.
+    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = parse_money)]
+    pub max_daily_spend: Option<Money>,
+
+    /// Log format.
+    #[arg(long, env = "LEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM/SIGINT: how long to wait for open requests and
+    /// provisioning in flight before exiting.
+    #[arg(long, env = "LEASE_SHUTDOWN_GRACE", default_value = "30s")]
+    pub shutdown_grace: humantime::Duration,
+}
+
+fn parse_money(text: &str) -> Result<Money, String> {
+    let money: Money = text
+        .parse()
+        .map_err(|e: lease_core::money::ParseAmountError| e.to_string())?;
+    if money.is_negative() {
+        return Err("must not be negative".to_owned());
+    }
+    Ok(money)
+}
