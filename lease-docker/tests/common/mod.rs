@@ -254,13 +254,15 @@ pub async fn raw_exists(docker: &Docker, container: &str) -> bool {
     }
 }
 
-/// The offline catalog the server ships (`examples/catalog.local.toml`).
+/// The tests' catalog: the built-in offerings on the local test image
+/// (the same as `examples/catalog.local.toml`, which `tests/catalog.rs`
+/// checks; kept here so edits to the example cannot change these tests).
 pub fn local_catalog() -> Catalog {
-    Catalog::from_path(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/catalog.local.toml"
-    ))
-    .expect("examples/catalog.local.toml")
+    let mut offerings: Vec<_> = Catalog::default().offerings().cloned().collect();
+    for offering in &mut offerings {
+        offering.image = IMAGE.to_owned();
+    }
+    Catalog::new(offerings).expect("catalog")
 }
 
 /// A manager over a fresh memory store and `runtime`, in `namespace`, on
