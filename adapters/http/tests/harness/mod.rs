@@ -1,0 +1,222 @@
+//! An in-process API over the memory store and the fake runtime.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use lease_core::testing::fake_runtime::FakeRuntime;
+use lease_core::{Clock, LeaseManager, ManagerConfig, ManualClock, SystemClock};
+use lease_http::auth::{TokenFile, mint_token};
+use lease_http::{ApiConfig, Auth, router};
+use lease_store_memory::MemoryStore;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub struct Harness {
+    pub app: Router,
+    pub manager: LeaseManager,
+    pub runtime: Arc<FakeRuntime>,
+    pub clock: Option<Arc<ManualClock>>,
+    pub shutdown: CancellationToken,
+    pub tokens: Tokens,
+}
+
+/// Tokens of alice, bob and an admin (used when the harness has auth).
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub alice: String,
+    pub bob: String,
+    pub admin: String,
+}
+
+pub struct Options {
+    pub config: ManagerConfig,
+    pub auth: bool,
+    pub manual_clock: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: ManagerConfig::with_namespace("test-http"),
+            auth: false,
+            manual_clock: false,
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?} (status {})",
+                String::from_utf8_lossy(&self.body),
+                self.status
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the API's error shape and returns its code.
+    pub fn error_code(&self) -> String {
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error content-type {content_type:?}: {}",
+            self.text()
+        );
+        let json = self.json();
+        let error = json["error"].as_object().expect("error object");
+        let message = error["message"].as_str().expect("message");
+        assert!(!message.is_empty());
+        error["code"].as_str().expect("code").to_owned()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Harness::with(Options::default())
+    }
+
+    pub fn with_auth() -> Self {
+        Harness::with(Options {
+            auth: true,
+            ..Options::default()
+        })
+    }
+
+    pub fn with(options: Options) -> Self {
+        let manual = options.manual_clock.then(|| Arc::new(ManualClock::default()));
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(clock) => clock.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+        let manager = LeaseManager::builder(Arc::new(MemoryStore::new()), runtime.clone())
+            .config(options.config)
+            .clock(clock)
+            .build()
+            .expect("manager");
+        let shutdown = CancellationToken::new();
+        let _background = manager.start(shutdown.clone());
+        let alice = mint_token("alice", false).expect("token");
+        let bob = mint_token("bob", false).expect("token");
+        let admin = mint_token("root", true).expect("token");
+        let auth = if options.auth {
+            let text = format!("{}{}{}", alice.toml_entry, bob.toml_entry, admin.toml_entry);
+            Auth::tokens(TokenFile::from_toml(&text).expect("tokens file"))
+        } else {
+            Auth::single_user()
+        };
+        let app = router(
+            manager.clone(),
+            ApiConfig::default()
+                .auth(auth)
+                .shutdown(shutdown.clone())
+                .sse_keep_alive(Duration::from_secs(1)),
+        );
+        Harness {
+            app,
+            manager,
+            runtime,
+            clock: manual,
+            shutdown,
+            tokens: Tokens {
+                alice: alice.token,
+                bob: bob.token,
+                admin: admin.token,
+            },
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        json: Option<&str>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match json {
+            Some(json) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(json.to_owned())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).expect("request")).await
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, uri, token, None).await
+    }
+
+    /// Provisions and returns the lease JSON (asserting 202).
+    pub async fn provision(&self, token: Option<&str>, body: &str) -> Value {
+        let reply = self
+            .call(Method::POST, "/api/provision", token, Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+        reply.json()
+    }
+
+    /// Polls a lease's status until it is `status` (2 s at most).
+    pub async fn wait_status(&self, id: &str, token: Option<&str>, status: &str) -> Value {
+        let uri = format!("/api/containers/{id}/status");
+        for _ in 0..200 {
+            let reply = self.get(&uri, token).await;
+            let json = reply.json();
+            if json["status"] == status {
+                return json;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("lease {id} never became {status}");
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
