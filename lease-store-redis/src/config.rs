@@ -1,5 +1,6 @@
 //! Store settings.
 
+use std::fmt;
 use std::time::Duration;
 
 /// The key prefix used when none is configured.
@@ -19,7 +20,7 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 360
 ///     .history_retention(Duration::from_secs(30 * 24 * 3600));
 /// assert_eq!(config.prefix, "containerlease-staging");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStoreConfig {
     /// Connection URL: `redis://[user:password@]host:port/db`, `rediss://…`
@@ -41,6 +42,65 @@ pub struct RedisStoreConfig {
     /// 1 s apart) before a call fails as unavailable; the next call starts
     /// over. Default 2.
     pub reconnect_retries: usize,
+    /// A CA certificate (PEM) to trust for `rediss://` instead of the
+    /// platform's roots, e.g. a managed service's server CA. Needs the crate
+    /// feature `tls`.
+    pub tls_root_certificate: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisStoreConfig {
+    /// Leaves the password out of the URL.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreConfig")
+            .field("url", &redacted(&self.url))
+            .field("prefix", &self.prefix)
+            .field("history_retention", &self.history_retention)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("reconnect_retries", &self.reconnect_retries)
+            .field(
+                "tls_root_certificate",
+                &self.tls_root_certificate.as_ref().map(|_| "set"),
+            )
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = RedisStoreConfig::new("rediss://app:s3cr%40t@cache.example:6380/2");
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cr"), "{text}");
+        assert!(
+            text.contains("rediss://app:***@cache.example:6380/2"),
+            "{text}"
+        );
+        assert_eq!(redacted("redis://:pw@h/0"), "redis://:***@h/0");
+        assert_eq!(redacted("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock"),
+            "redis+unix:///run/redis.sock"
+        );
+    }
 }
 
 impl RedisStoreConfig {
@@ -53,6 +113,7 @@ impl RedisStoreConfig {
             connection_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
             reconnect_retries: 2,
+            tls_root_certificate: None,
         }
     }
 
@@ -86,6 +147,12 @@ impl RedisStoreConfig {
         self
     }
 
+    /// Trusts `pem` (a CA certificate) for TLS connections (feature `tls`).
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
     /// Checks the settings.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
@@ -96,6 +163,9 @@ impl RedisStoreConfig {
         }
         if self.connection_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(ConfigError::Timeout);
+        }
+        if self.tls_root_certificate.is_some() && !cfg!(feature = "tls") {
+            return Err(ConfigError::TlsDisabled);
         }
         Ok(())
     }
@@ -113,4 +183,7 @@ pub(crate) enum ConfigError {
     /// A timeout is zero.
     #[error("connection and response timeouts must be above zero")]
     Timeout,
+    /// TLS settings without the `tls` feature.
+    #[error("a TLS root certificate needs lease-store-redis's `tls` feature")]
+    TlsDisabled,
 }

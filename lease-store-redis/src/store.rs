@@ -86,8 +86,7 @@ impl RedisStore {
             operation: "configure the Redis store".to_owned(),
             source: Box::new(error),
         })?;
-        let client = Client::open(config.url.as_str())
-            .map_err(|error| map_redis("parse the Redis URL", error))?;
+        let client = client(&config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connection_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -200,6 +199,25 @@ impl RedisStore {
             .await
             .map_err(|error| map_redis("read leases", error))
     }
+}
+
+/// The Redis client for `config` (TLS settings included).
+fn client(config: &RedisStoreConfig) -> Result<Client, StoreError> {
+    #[cfg(feature = "tls")]
+    {
+        // rustls needs a crypto provider; ring unless the application
+        // installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(pem) = &config.tls_root_certificate {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            };
+            return Client::build_with_tls(config.url.as_str(), certificates)
+                .map_err(|error| map_redis("set up TLS for Redis", error));
+        }
+    }
+    Client::open(config.url.as_str()).map_err(|error| map_redis("parse the Redis URL", error))
 }
 
 /// Escapes the glob characters of a `SCAN MATCH` pattern.

@@ -20,31 +20,55 @@ pub fn binary() -> Option<String> {
     runs.then_some(candidate)
 }
 
-/// A private redis-server on a loopback port with AOF `appendfsync always`,
-/// its data in `dir`; killed (SIGKILL, like a crash) on drop.
+/// A private redis-server on a loopback port, its data in `dir`; killed
+/// (SIGKILL, like a crash) on drop.
 pub struct OwnRedis {
     binary: String,
     dir: PathBuf,
     port: u16,
+    tls: bool,
     child: Option<Child>,
 }
 
+/// A fresh directory under the target dir.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "redis-{tag}-{}",
+        lease_core::LeaseId::generate().short(10)
+    ));
+    std::fs::create_dir_all(&dir).expect("create the redis dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl OwnRedis {
-    /// Starts one in a fresh directory under the target dir.
+    /// Starts one with AOF `appendfsync always` in a fresh directory.
     pub fn start(binary: String, tag: &str) -> Self {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "redis-{tag}-{}",
-            lease_core::LeaseId::generate().short(10)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the redis dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let mut server = OwnRedis {
+            binary,
+            dir: scratch_dir(tag),
+            port: free_port(),
+            tls: false,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts one that only speaks TLS, with `cert.pem`/`key.pem`/`ca.pem`
+    /// from `dir`.
+    pub fn start_tls(binary: String, dir: PathBuf) -> Self {
         let mut server = OwnRedis {
             binary,
             dir,
-            port,
+            port: free_port(),
+            tls: true,
             child: None,
         };
         server.spawn();
@@ -71,8 +95,28 @@ impl OwnRedis {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let mut command = Command::new(&self.binary);
+        if self.tls {
+            let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args([
+                    "--tls-cert-file",
+                    &file("cert.pem"),
+                    "--tls-key-file",
+                    &file("key.pem"),
+                ])
+                .args([
+                    "--tls-ca-cert-file",
+                    &file("ca.pem"),
+                    "--tls-auth-clients",
+                    "no",
+                ]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--dir", &self.dir.to_string_lossy()])
             .args([
                 "--save",
@@ -93,6 +137,9 @@ impl OwnRedis {
         while Instant::now() < deadline {
             if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
+                if self.tls {
+                    return;
+                }
                 let mut reply = [0_u8; 16];
                 let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
                 if conn.write_all(b"PING\r\n").is_ok()
