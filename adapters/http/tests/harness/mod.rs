@@ -147,8 +147,13 @@ impl Harness {
         }
     }
 
+    /// The response, body unread (for endless streams).
+    pub async fn response(&self, request: Request<Body>) -> axum::response::Response {
+        self.app.clone().oneshot(request).await.expect("infallible")
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let response = self.response(request).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
