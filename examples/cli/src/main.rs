@@ -1,0 +1,2 @@
+//! `lease`: ContainerLease on the command line.
+fn main() {}
