@@ -11,12 +11,7 @@ use lease_core::ManagerConfig;
 use serde_json::Value;
 
 fn keys(value: &Value) -> BTreeSet<String> {
-    value
-        .as_object()
-        .expect("object")
-        .keys()
-        .cloned()
-        .collect()
+    value.as_object().expect("object").keys().cloned().collect()
 }
 
 fn is_seed_time(text: &Value) -> bool {
@@ -68,7 +63,10 @@ async fn provision_answers_202_pending_with_the_seed_fields() {
     let id = lease["id"].as_str().unwrap();
     let mut progress = Value::Null;
     for _ in 0..100 {
-        let status = h.get(&format!("/api/containers/{id}/status"), None).await.json();
+        let status = h
+            .get(&format!("/api/containers/{id}/status"), None)
+            .await
+            .json();
         assert_eq!(status["status"], "pending");
         if !status["pullProgress"].is_null() {
             progress = status["pullProgress"].clone();
@@ -99,9 +97,14 @@ async fn list_shows_active_leases_with_cost_and_expiry() {
     assert_eq!(empty.status, StatusCode::OK);
     assert_eq!(empty.json(), serde_json::json!({"containers": []}));
 
-    let a = h.provision(None, r#"{"imageType":"alpine","durationMinutes":2}"#).await;
-    let b = h.provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#).await;
-    h.wait_status(a["id"].as_str().unwrap(), None, "running").await;
+    let a = h
+        .provision(None, r#"{"imageType":"alpine","durationMinutes":2}"#)
+        .await;
+    let b = h
+        .provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#)
+        .await;
+    h.wait_status(a["id"].as_str().unwrap(), None, "running")
+        .await;
     let list = h.get("/api/containers", None).await.json();
     assert_eq!(keys(&list), BTreeSet::from(["containers".to_owned()]));
     let containers = list["containers"].as_array().unwrap();
@@ -126,7 +129,9 @@ async fn list_shows_active_leases_with_cost_and_expiry() {
 #[tokio::test]
 async fn delete_removes_early_and_history_records_it() {
     let h = Harness::new();
-    let lease = h.provision(None, r#"{"imageType":"alpine","durationMinutes":5}"#).await;
+    let lease = h
+        .provision(None, r#"{"imageType":"alpine","durationMinutes":5}"#)
+        .await;
     let id = lease["id"].as_str().unwrap();
     h.wait_status(id, None, "running").await;
 
@@ -191,10 +196,14 @@ async fn unknown_lease_is_404_everywhere() {
 #[tokio::test]
 async fn extend_moves_expiry_and_cost_within_limits() {
     let h = Harness::new();
-    let lease = h.provision(None, r#"{"imageType":"alpine","durationMinutes":60}"#).await;
+    let lease = h
+        .provision(None, r#"{"imageType":"alpine","durationMinutes":60}"#)
+        .await;
     let id = lease["id"].as_str().unwrap();
     let uri = format!("/api/containers/{id}/extend");
-    let extended = h.call(Method::POST, &uri, None, Some(r#"{"minutes":30}"#)).await;
+    let extended = h
+        .call(Method::POST, &uri, None, Some(r#"{"minutes":30}"#))
+        .await;
     assert_eq!(extended.status, StatusCode::OK, "{}", extended.text());
     let body = extended.json();
     assert_eq!(body["durationMinutes"], 90);
@@ -204,7 +213,9 @@ async fn extend_moves_expiry_and_cost_within_limits() {
     assert_eq!((after - before).num_minutes(), 30);
 
     // Past the max lifetime (480 minutes).
-    let too_long = h.call(Method::POST, &uri, None, Some(r#"{"minutes":400}"#)).await;
+    let too_long = h
+        .call(Method::POST, &uri, None, Some(r#"{"minutes":400}"#))
+        .await;
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(too_long.error_code(), "validation_failed");
     assert_eq!(too_long.json()["error"]["field"], "minutes");
@@ -212,7 +223,9 @@ async fn extend_moves_expiry_and_cost_within_limits() {
     // An ended lease cannot be extended.
     h.call(Method::DELETE, &format!("/api/containers/{id}"), None, None)
         .await;
-    let ended = h.call(Method::POST, &uri, None, Some(r#"{"minutes":5}"#)).await;
+    let ended = h
+        .call(Method::POST, &uri, None, Some(r#"{"minutes":5}"#))
+        .await;
     assert_eq!(ended.status, StatusCode::CONFLICT, "{}", ended.text());
     assert_eq!(ended.error_code(), "wrong_state");
 }
@@ -256,7 +269,8 @@ async fn usage_counts_spend() {
         },
         ..Options::default()
     });
-    h.provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#).await;
+    h.provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#)
+        .await;
     let usage = h.get("/api/usage", None).await;
     assert_eq!(usage.status, StatusCode::OK);
     let json = usage.json();
@@ -280,8 +294,11 @@ async fn quotas_answer_429_naming_the_limit() {
         },
         ..Options::default()
     });
-    let first = h.provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#).await;
-    h.provision(None, r#"{"imageType":"alpine","durationMinutes":60}"#).await;
+    let first = h
+        .provision(None, r#"{"imageType":"ubuntu","durationMinutes":60}"#)
+        .await;
+    h.provision(None, r#"{"imageType":"alpine","durationMinutes":60}"#)
+        .await;
     let third = h
         .call(
             Method::POST,
@@ -295,7 +312,10 @@ async fn quotas_answer_429_naming_the_limit() {
     let error = &third.json()["error"];
     assert_eq!(error["limit"], "max_leases_per_owner");
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("max_leases_per_owner") && message.contains('2'), "{message}");
+    assert!(
+        message.contains("max_leases_per_owner") && message.contains('2'),
+        "{message}"
+    );
 
     // Extending past the daily spend ($0.04 + $0.01 spent; +2h of ubuntu = $0.08).
     let id = first["id"].as_str().unwrap();
@@ -307,9 +327,19 @@ async fn quotas_answer_429_naming_the_limit() {
             Some(r#"{"minutes":120}"#),
         )
         .await;
-    assert_eq!(extend.status, StatusCode::TOO_MANY_REQUESTS, "{}", extend.text());
+    assert_eq!(
+        extend.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        extend.text()
+    );
     assert_eq!(extend.json()["error"]["limit"], "max_daily_spend");
-    assert!(extend.json()["error"]["message"].as_str().unwrap().contains("0.1"));
+    assert!(
+        extend.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0.1")
+    );
 }
 
 #[tokio::test]
@@ -360,7 +390,9 @@ async fn metrics_count_provisions_and_reap_lateness() {
         manual_clock: true,
         ..Options::default()
     });
-    let lease = h.provision(None, r#"{"imageType":"alpine","durationMinutes":1}"#).await;
+    let lease = h
+        .provision(None, r#"{"imageType":"alpine","durationMinutes":1}"#)
+        .await;
     let id = lease["id"].as_str().unwrap().to_owned();
     h.wait_status(&id, None, "running").await;
     let clock = h.clock.clone().unwrap();
@@ -399,7 +431,10 @@ async fn leases_gauge_counts_by_status() {
     h.runtime.hang_creates(true);
     h.provision(None, r#"{"imageType":"alpine"}"#).await;
     let text = h.get("/metrics", None).await.text();
-    assert!(text.contains("containerlease_leases{status=\"pending\"} 1"), "{text}");
+    assert!(
+        text.contains("containerlease_leases{status=\"pending\"} 1"),
+        "{text}"
+    );
     h.runtime.release_hung_creates();
 }
 
@@ -412,7 +447,10 @@ async fn unknown_routes_and_wrong_methods_are_json() {
     let wrong = h.call(Method::PUT, "/api/provision", None, None).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.error_code(), "method_not_allowed");
-    let allow = wrong.headers.get("allow").map(|v| v.to_str().unwrap().to_owned());
+    let allow = wrong
+        .headers
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(allow.as_deref(), Some("POST"));
 }
 
@@ -456,7 +494,10 @@ async fn openapi_document_parses_and_lists_every_route() {
     let text = reply.text();
     for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = piece.split('"').next().unwrap();
-        assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
     }
     // The lease schema has the seed's fields.
     let lease = &doc["components"]["schemas"]["LeaseJson"]["properties"];

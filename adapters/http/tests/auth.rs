@@ -62,7 +62,10 @@ async fn owners_only_see_and_touch_their_own_leases() {
     let h = Harness::with_auth();
     let (alice, bob) = (h.tokens.alice.clone(), h.tokens.bob.clone());
     let lease = h
-        .provision(Some(&alice), r#"{"imageType":"alpine","durationMinutes":10}"#)
+        .provision(
+            Some(&alice),
+            r#"{"imageType":"alpine","durationMinutes":10}"#,
+        )
         .await;
     assert_eq!(lease["owner"], "alice");
     let id = lease["id"].as_str().unwrap();
@@ -75,14 +78,23 @@ async fn owners_only_see_and_touch_their_own_leases() {
     for (method, path, body) in [
         (Method::GET, "/api/containers/{}/status", None),
         (Method::DELETE, "/api/containers/{}", None),
-        (Method::POST, "/api/containers/{}/extend", Some(r#"{"minutes":5}"#)),
+        (
+            Method::POST,
+            "/api/containers/{}/extend",
+            Some(r#"{"minutes":5}"#),
+        ),
         (Method::GET, "/ws/logs/{}", None),
     ] {
         let theirs = h
             .call(method.clone(), &path.replace("{}", id), Some(&bob), body)
             .await;
         let nobodys = h
-            .call(method.clone(), &path.replace("{}", unknown), Some(&bob), body)
+            .call(
+                method.clone(),
+                &path.replace("{}", unknown),
+                Some(&bob),
+                body,
+            )
             .await;
         assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(nobodys.status, StatusCode::NOT_FOUND);
@@ -117,7 +129,10 @@ async fn admins_see_and_manage_all() {
     let b = h.provision(Some(&bob), r#"{"imageType":"ubuntu"}"#).await;
     let all = h.get("/api/containers", Some(&admin)).await.json();
     assert_eq!(all["containers"].as_array().unwrap().len(), 2);
-    let only_bob = h.get("/api/containers?owner=bob", Some(&admin)).await.json();
+    let only_bob = h
+        .get("/api/containers?owner=bob", Some(&admin))
+        .await
+        .json();
     let only_bob = only_bob["containers"].as_array().unwrap();
     assert_eq!(only_bob.len(), 1);
     assert_eq!(only_bob[0]["id"], b["id"]);
@@ -131,7 +146,12 @@ async fn admins_see_and_manage_all() {
         .await;
     assert_eq!(status.status, StatusCode::OK);
     let deleted = h
-        .call(Method::DELETE, &format!("/api/containers/{id}"), Some(&admin), None)
+        .call(
+            Method::DELETE,
+            &format!("/api/containers/{id}"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED);
     h.wait_status(id, Some(&alice), "deleted").await;

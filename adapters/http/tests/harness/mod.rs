@@ -104,7 +104,9 @@ impl Harness {
     }
 
     pub fn with(options: Options) -> Self {
-        let manual = options.manual_clock.then(|| Arc::new(ManualClock::default()));
+        let manual = options
+            .manual_clock
+            .then(|| Arc::new(ManualClock::default()));
         let clock: Arc<dyn Clock> = match &manual {
             Some(clock) => clock.clone(),
             None => Arc::new(SystemClock),
