@@ -24,7 +24,10 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 360
 #[non_exhaustive]
 pub struct RedisStoreConfig {
     /// Connection URL: `redis://[user:password@]host:port/db`, `rediss://…`
-    /// for TLS (crate feature `tls`), or `redis+unix:///path/to/socket`.
+    /// for TLS (crate feature `tls`), `redis+unix:///path/to/socket`, or
+    /// `redis+sentinel://[user:password@]host[:port][,host[:port]…]/master[/db]`
+    /// to find the primary through Redis Sentinel (`rediss+sentinel://` for
+    /// TLS to the Redis nodes).
     pub url: String,
     /// Every key starts with `{prefix}:`; deployments (and tests) sharing one
     /// Redis use different prefixes. Not empty, no `{` or `}`. Default

@@ -87,6 +87,9 @@
 //! Connection failures, timeouts, `LOADING`, `READONLY`, `MASTERDOWN` and
 //! cluster-down replies are [`StoreError::Unavailable`](lease_core::StoreError::Unavailable);
 //! the connection is re-established by itself, without restarting the store.
+//! With a `redis+sentinel://` URL the store asks Sentinel for the primary and
+//! asks again after a failover; on a direct URL, a primary demoted to replica
+//! (`READONLY`) makes it reconnect (re-resolving the host name).
 //! A record that does not decode is [`StoreError::Corrupt`](lease_core::StoreError::Corrupt)
 //! with its key; `claim_expired` logs and skips such a record so the rest of
 //! its batch is still reaped.
@@ -100,6 +103,7 @@
 mod config;
 mod error;
 mod keys;
+mod link;
 mod store;
 
 pub use config::{DEFAULT_HISTORY_RETENTION, DEFAULT_PREFIX, RedisStoreConfig};

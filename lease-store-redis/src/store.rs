@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use lease_core::{
     HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, StoreError, UsageTotals,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
 
 use crate::config::RedisStoreConfig;
-use crate::error::{RedisStoreError, corrupt, map_redis, other};
+use crate::error::{RedisStoreError, corrupt, other};
 use crate::keys::{Keys, ceil_millis, member, member_id, nanos, time_key};
+use crate::link::{Conn, Link};
 
 /// The Lua scripts, loaded once per server and invoked by SHA.
 struct Scripts {
@@ -46,7 +46,7 @@ impl Scripts {
 /// it is down fail with [`StoreError::Unavailable`]). See the crate docs for
 /// the key layout and the durability each Redis persistence setting gives.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Link,
     keys: Keys,
     prefix: String,
     retention_ms: u64,
@@ -86,16 +86,9 @@ impl RedisStore {
             operation: "configure the Redis store".to_owned(),
             source: Box::new(error),
         })?;
-        let client = client(&config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connection_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(config.reconnect_retries)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|error| map_redis("create the Redis connection", error))?;
+        let link = Link::new(&config)?;
         Ok(RedisStore {
-            conn,
+            link,
             keys: Keys::new(&config.prefix),
             prefix: config.prefix,
             retention_ms: u64::try_from(config.history_retention.as_millis()).unwrap_or(u64::MAX),
@@ -111,7 +104,10 @@ impl RedisStore {
     /// Deletes every key of this store's prefix (with `SCAN`, in batches).
     /// For tests and for decommissioning a deployment; not atomic.
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let pattern = format!("{}*", glob_escape(self.keys.base()));
         let mut cursor: u64 = 0;
         let mut deleted = 0;
@@ -124,13 +120,13 @@ impl RedisStore {
                 .arg(500)
                 .query_async(&mut conn)
                 .await
-                .map_err(|error| map_redis("scan keys", error))?;
+                .map_err(|error| self.link.fail(generation, "scan keys", error))?;
             if !keys.is_empty() {
                 let removed: u64 = redis::cmd("UNLINK")
                     .arg(&keys)
                     .query_async(&mut conn)
                     .await
-                    .map_err(|error| map_redis("delete keys", error))?;
+                    .map_err(|error| self.link.fail(generation, "delete keys", error))?;
                 deleted += removed;
             }
             if next == 0 {
@@ -194,30 +190,14 @@ impl RedisStore {
                 pipe.cmd("HGET").arg(self.keys.lease(id)).arg("data");
             }
         }
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         pipe.query_async(&mut conn)
             .await
-            .map_err(|error| map_redis("read leases", error))
+            .map_err(|error| self.link.fail(generation, "read leases", error))
     }
-}
-
-/// The Redis client for `config` (TLS settings included).
-fn client(config: &RedisStoreConfig) -> Result<Client, StoreError> {
-    #[cfg(feature = "tls")]
-    {
-        // rustls needs a crypto provider; ring unless the application
-        // installed one already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        if let Some(pem) = &config.tls_root_certificate {
-            let certificates = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            };
-            return Client::build_with_tls(config.url.as_str(), certificates)
-                .map_err(|error| map_redis("set up TLS for Redis", error));
-        }
-    }
-    Client::open(config.url.as_str()).map_err(|error| map_redis("parse the Redis URL", error))
 }
 
 /// Escapes the glob characters of a `SCAN MATCH` pattern.
@@ -267,11 +247,14 @@ fn ttl_millis(ttl: Duration) -> u64 {
 #[async_trait]
 impl LeaseStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(|error| map_redis("ping", error))?;
+            .map_err(|error| self.link.fail(generation, "ping", error))?;
         Ok(())
     }
 
@@ -282,7 +265,10 @@ impl LeaseStore for RedisStore {
         let id = stored.id.as_str();
         let due = stored.due_at();
         let idx = member(stored.created_at, &stored.id);
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: String = self
             .scripts
             .insert
@@ -301,7 +287,7 @@ impl LeaseStore for RedisStore {
             .arg(&stored.owner)
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("insert a lease", error))?;
+            .map_err(|error| self.link.fail(generation, "insert a lease", error))?;
         match reply.as_str() {
             "ok" => {
                 tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease stored");
@@ -321,7 +307,10 @@ impl LeaseStore for RedisStore {
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         let lease_key = self.keys.lease(id.as_str());
         let history_key = self.keys.history(id.as_str());
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let (active, finished): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
             .cmd("HGET")
             .arg(&lease_key)
@@ -330,7 +319,7 @@ impl LeaseStore for RedisStore {
             .arg(&history_key)
             .query_async(&mut conn)
             .await
-            .map_err(|error| map_redis("read a lease", error))?;
+            .map_err(|error| self.link.fail(generation, "read a lease", error))?;
         match (active, finished) {
             (Some(data), _) => self.decode(lease_key, &data, Some(id.as_str())),
             (None, Some(data)) => self.decode(history_key, &data, Some(id.as_str())),
@@ -344,7 +333,10 @@ impl LeaseStore for RedisStore {
         let data = encode(&stored)?;
         let id = stored.id.as_str();
         let due = stored.due_at();
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: Vec<String> = self
             .scripts
             .update
@@ -364,7 +356,7 @@ impl LeaseStore for RedisStore {
             .arg(self.keys.base())
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("update a lease", error))?;
+            .map_err(|error| self.link.fail(generation, "update a lease", error))?;
         match Self::cas_reply("update", reply)? {
             CasReply::Ok => Ok(stored),
             CasReply::NotFound => Err(StoreError::NotFound(stored.id)),
@@ -389,7 +381,10 @@ impl LeaseStore for RedisStore {
             .map_or_else(|| "-".to_owned(), |c| format!("({c}"));
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last_member = None;
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         loop {
             let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
                 .arg(&index)
@@ -400,7 +395,7 @@ impl LeaseStore for RedisStore {
                 .arg(chunk)
                 .query_async(&mut conn)
                 .await
-                .map_err(|error| map_redis("list leases", error))?;
+                .map_err(|error| self.link.fail(generation, "list leases", error))?;
             let ids: Vec<&str> = members.iter().filter_map(|m| member_id(m)).collect();
             let records = self.fetch_records(&ids, false).await?;
             for ((member, id), data) in members.iter().zip(&ids).zip(records) {
@@ -440,7 +435,10 @@ impl LeaseStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: Vec<Vec<u8>> = self
             .scripts
             .claim
@@ -451,7 +449,7 @@ impl LeaseStore for RedisStore {
             .arg(self.keys.base())
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("claim due leases", error))?;
+            .map_err(|error| self.link.fail(generation, "claim due leases", error))?;
         let mut claimed = Vec::with_capacity(reply.len() / 2);
         for pair in reply.chunks(2) {
             let [id, data] = pair else { continue };
@@ -476,7 +474,10 @@ impl LeaseStore for RedisStore {
     }
 
     async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: String = self
             .scripts
             .release
@@ -487,7 +488,7 @@ impl LeaseStore for RedisStore {
             .arg(ceil_millis(retry_at))
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("release a claim", error))?;
+            .map_err(|error| self.link.fail(generation, "release a claim", error))?;
         match reply.as_str() {
             "ok" => Ok(()),
             "notfound" => Err(StoreError::NotFound(id.clone())),
@@ -502,7 +503,10 @@ impl LeaseStore for RedisStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: Option<Vec<String>> = self
             .scripts
             .next_due
@@ -510,7 +514,7 @@ impl LeaseStore for RedisStore {
             .arg(self.keys.base())
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("read the next due time", error))?;
+            .map_err(|error| self.link.fail(generation, "read the next due time", error))?;
         let Some(reply) = reply else { return Ok(None) };
         let [score, due_ns] = reply.as_slice() else {
             return Err(other(
@@ -547,7 +551,10 @@ impl LeaseStore for RedisStore {
         let id = stored.id.as_str();
         let ended = stored.ended_at.unwrap_or_else(Utc::now);
         let cost = stored.final_cost.unwrap_or(Money::ZERO);
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let reply: Vec<String> = self
             .scripts
             .finish
@@ -568,7 +575,7 @@ impl LeaseStore for RedisStore {
             .arg(self.keys.base())
             .invoke_async(&mut conn)
             .await
-            .map_err(|error| map_redis("finish a lease", error))?;
+            .map_err(|error| self.link.fail(generation, "finish a lease", error))?;
         match Self::cas_reply("finish", reply)? {
             CasReply::Ok => {
                 tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease finished");
@@ -587,7 +594,10 @@ impl LeaseStore for RedisStore {
             Some(owner) => self.keys.ended_by(owner),
             None => self.keys.ended(),
         };
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         // Entries that ended before the retention window are dropped first
         // (their records expire on their own).
         let retention =
@@ -599,7 +609,7 @@ impl LeaseStore for RedisStore {
                 .arg(format!("({}", time_key(cutoff)))
                 .query_async(&mut conn)
                 .await
-                .map_err(|error| map_redis("prune history", error))?;
+                .map_err(|error| self.link.fail(generation, "prune history", error))?;
         }
         let limit = query.effective_limit();
         let chunk = limit + 1;
@@ -619,7 +629,7 @@ impl LeaseStore for RedisStore {
                 .arg(chunk)
                 .query_async(&mut conn)
                 .await
-                .map_err(|error| map_redis("list history", error))?;
+                .map_err(|error| self.link.fail(generation, "list history", error))?;
             let ids: Vec<&str> = members.iter().filter_map(|m| member_id(m)).collect();
             let records = self.fetch_records(&ids, true).await?;
             let mut gone = Vec::new();
@@ -645,7 +655,7 @@ impl LeaseStore for RedisStore {
                     .arg(&gone)
                     .query_async(&mut conn)
                     .await
-                    .map_err(|error| map_redis("prune history", error))?;
+                    .map_err(|error| self.link.fail(generation, "prune history", error))?;
             }
             match members.last() {
                 Some(last) if members.len() == chunk => start = format!("({last}"),
@@ -661,14 +671,17 @@ impl LeaseStore for RedisStore {
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let key = self.keys.usage(owner);
-        let mut conn = self.conn.clone();
+        let Conn {
+            generation,
+            manager: mut conn,
+        } = self.link.get().await?;
         let (count, cost): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(&key)
             .arg("count")
             .arg("cost")
             .query_async(&mut conn)
             .await
-            .map_err(|error| map_redis("read usage totals", error))?;
+            .map_err(|error| self.link.fail(generation, "read usage totals", error))?;
         let ended_count = match count {
             Some(text) => text
                 .parse()

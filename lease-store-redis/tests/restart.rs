@@ -169,3 +169,67 @@ async fn restart_with_aof_always_loses_no_acknowledged_write() {
         errors.len()
     );
 }
+
+/// A primary demoted to a replica (as in a managed service's failover, where
+/// the old primary stays up): writes fail with `Unavailable` (`READONLY`),
+/// reads still work, and writes succeed again once a primary answers.
+#[tokio::test]
+async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
+    let Some(binary) = binary() else {
+        assert!(
+            !common::in_ci(),
+            "CI=true but no redis-server binary to start"
+        );
+        eprintln!("SKIP: no redis-server binary");
+        return;
+    };
+    let server = OwnRedis::start(binary, "demoted");
+    let config = RedisStoreConfig::new(server.url()).prefix(common::unique_prefix("demoted"));
+    let store = RedisStore::connect(config).await.expect("connect");
+    let owner = unique_owner("demoted");
+    let kept = store
+        .insert(&sample_lease(&owner, Duration::minutes(5)))
+        .await
+        .expect("insert");
+
+    let admin = redis::Client::open(server.url()).expect("client");
+    let mut admin = admin
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    // Follow a primary that does not exist: the data stays, writes are refused.
+    let port = common::server::free_port().to_string();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&port)
+        .query_async(&mut admin)
+        .await
+        .expect("REPLICAOF");
+    for _ in 0..2 {
+        match store
+            .insert(&sample_lease(&owner, Duration::minutes(5)))
+            .await
+        {
+            Err(StoreError::Unavailable(source)) => {
+                assert!(
+                    source.to_string().to_lowercase().contains("read"),
+                    "{source}"
+                )
+            }
+            other => panic!("insert on a replica: expected Unavailable, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get(&kept.id).await.expect("reads still work"), kept);
+
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut admin)
+        .await
+        .expect("promote");
+    let again = store
+        .insert(&sample_lease(&owner, Duration::minutes(5)))
+        .await
+        .expect("insert after promotion");
+    assert_eq!(store.get(&again.id).await.expect("get"), again);
+}

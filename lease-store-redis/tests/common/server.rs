@@ -1,4 +1,5 @@
-//! A redis-server process of a test's own (for restarts), killed on drop.
+//! redis-server processes of a test's own (for restarts, TLS, Sentinel),
+//! killed on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,16 +21,6 @@ pub fn binary() -> Option<String> {
     runs.then_some(candidate)
 }
 
-/// A private redis-server on a loopback port, its data in `dir`; killed
-/// (SIGKILL, like a crash) on drop.
-pub struct OwnRedis {
-    binary: String,
-    dir: PathBuf,
-    port: u16,
-    tls: bool,
-    child: Option<Child>,
-}
-
 /// A fresh directory under the target dir.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -40,35 +31,69 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
 }
 
+/// A private redis-server (or Sentinel) on a loopback port, its files in
+/// `dir`; killed (SIGKILL, like a crash) on drop.
+pub struct OwnRedis {
+    binary: String,
+    dir: PathBuf,
+    port: u16,
+    args: Vec<String>,
+    /// Whether readiness is checked with PING (not over TLS).
+    ping: bool,
+    child: Option<Child>,
+}
+
 impl OwnRedis {
     /// Starts one with AOF `appendfsync always` in a fresh directory.
     pub fn start(binary: String, tag: &str) -> Self {
-        let mut server = OwnRedis {
-            binary,
-            dir: scratch_dir(tag),
-            port: free_port(),
-            tls: false,
-            child: None,
-        };
-        server.spawn();
-        server
+        Self::start_args(binary, scratch_dir(tag), free_port(), true, aof_args())
     }
 
     /// Starts one that only speaks TLS, with `cert.pem`/`key.pem`/`ca.pem`
     /// from `dir`.
     pub fn start_tls(binary: String, dir: PathBuf) -> Self {
+        let port = free_port();
+        let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let args = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            file("cert.pem"),
+            "--tls-key-file".into(),
+            file("key.pem"),
+            "--tls-ca-cert-file".into(),
+            file("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        Self::start_args(binary, dir, port, false, args)
+    }
+
+    /// Starts one with `args` (the port and bind address are added unless
+    /// `args` start with a config file, as Sentinel's do).
+    pub fn start_args(
+        binary: String,
+        dir: PathBuf,
+        port: u16,
+        ping: bool,
+        args: Vec<String>,
+    ) -> Self {
         let mut server = OwnRedis {
             binary,
             dir,
-            port: free_port(),
-            tls: true,
+            port,
+            args,
+            ping,
             child: None,
         };
         server.spawn();
@@ -78,6 +103,11 @@ impl OwnRedis {
     /// `redis://127.0.0.1:<port>/0`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Kills the server as a crash would (SIGKILL: no shutdown, no save).
@@ -96,36 +126,12 @@ impl OwnRedis {
 
     fn spawn(&mut self) {
         let mut command = Command::new(&self.binary);
-        if self.tls {
-            let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
-            command
-                .args(["--port", "0", "--tls-port", &self.port.to_string()])
-                .args([
-                    "--tls-cert-file",
-                    &file("cert.pem"),
-                    "--tls-key-file",
-                    &file("key.pem"),
-                ])
-                .args([
-                    "--tls-ca-cert-file",
-                    &file("ca.pem"),
-                    "--tls-auth-clients",
-                    "no",
-                ]);
-        } else {
+        command.args(&self.args);
+        if !self.args.iter().any(|arg| arg == "--port") {
             command.args(["--port", &self.port.to_string()]);
         }
         let child = command
-            .args(["--bind", "127.0.0.1"])
-            .args(["--dir", &self.dir.to_string_lossy()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--bind", "127.0.0.1", "--dir", &self.dir.to_string_lossy()])
             .args(["--daemonize", "no", "--logfile", "redis.log"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -137,7 +143,7 @@ impl OwnRedis {
         while Instant::now() < deadline {
             if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
-                if self.tls {
+                if !self.ping {
                     return;
                 }
                 let mut reply = [0_u8; 16];
@@ -158,6 +164,21 @@ impl OwnRedis {
             self.dir.display()
         );
     }
+}
+
+/// Persistence that loses no acknowledged write.
+pub fn aof_args() -> Vec<String> {
+    [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
 }
 
 impl Drop for OwnRedis {
