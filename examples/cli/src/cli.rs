@@ -1,0 +1,299 @@
+//! Command-line syntax: every flag, with its `LEASE_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lease_core::Money;
+
+use crate::duration::parse_minutes;
+
+/// Rent short-lived containers: priced up front, removed when their time runs out.
+///
+/// Leases live in a store: `memory` (this command only) or a Redis shared
+/// with a lease-server and other `lease` commands (`--store redis://…`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "lease",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Durations are written like 90m, 2h or 1h30m (whole minutes).\n\
+                  Every option has an environment variable: LEASE_STORE, LEASE_NAMESPACE, \
+                  LEASE_OWNER, LEASE_OUTPUT, …"
+)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for scripts (the lease-server's field names).
+    Json,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Lease store: `memory` (lives only as long as this command) or a Redis
+    /// URL shared with lease-server (`redis://host:6379/0`, `rediss://…`,
+    /// `redis+unix:///path`).
+    #[arg(long, env = "LEASE_STORE", default_value = "memory", global = true)]
+    pub store: String,
+
+    /// Redis key prefix [default: containerlease-<namespace>, as lease-server].
+    #[arg(long, env = "LEASE_REDIS_PREFIX", global = true)]
+    pub redis_prefix: Option<String>,
+
+    /// The deployment's namespace: the container label that scopes what is managed.
+    #[arg(
+        long,
+        env = "LEASE_NAMESPACE",
+        default_value = "default",
+        global = true
+    )]
+    pub namespace: String,
+
+    /// Catalog of offerings (TOML `[[offering]]` tables) [default: built-in alpine and ubuntu].
+    #[arg(long, env = "LEASE_CATALOG", global = true)]
+    pub catalog: Option<PathBuf>,
+
+    /// Whose leases [default: $USER, else `local`].
+    #[arg(long, env = "LEASE_OWNER", global = true)]
+    pub owner: Option<String>,
+
+    /// How results are printed.
+    #[arg(short = 'o', long, env = "LEASE_OUTPUT", value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+
+    /// Longest lifetime of a lease in minutes, extensions included (as lease-server).
+    #[arg(
+        long,
+        env = "LEASE_MAX_MINUTES",
+        default_value_t = 480,
+        global = true,
+        hide_short_help = true
+    )]
+    pub max_minutes: u32,
+
+    /// Most active leases per owner, 0 for no limit (as lease-server).
+    #[arg(
+        long,
+        env = "LEASE_MAX_LEASES_PER_OWNER",
+        default_value_t = 20,
+        global = true,
+        hide_short_help = true
+    )]
+    pub max_leases_per_owner: u32,
+
+    /// Most estimated spend per owner per UTC day, in dollars (as lease-server).
+    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = parse_money, global = true, hide_short_help = true)]
+    pub max_daily_spend: Option<Money>,
+
+    /// More diagnostics on stderr (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rent a container; waits (with pull progress) until it is running.
+    Up(UpArgs),
+    /// List your leases.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Show one lease.
+    #[command(visible_alias = "inspect")]
+    Status(IdArgs),
+    /// Book more time on a lease.
+    Extend(ExtendArgs),
+    /// End leases now and remove their containers.
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Print a lease's container output.
+    Logs(LogsArgs),
+    /// Open a shell in a lease's container, or run one command there.
+    Shell(ShellArgs),
+    /// Rent a container for as long as a shell in it runs, then remove it.
+    Run(RunArgs),
+    /// The offerings, their hourly rates and what a booking costs.
+    Prices(PricesArgs),
+    /// Your spend and lease counts.
+    Usage,
+    /// Remove the containers of expired and deleted leases (operators, cron).
+    Reap(ReapArgs),
+    /// Make the store and Docker agree (operators, cron).
+    Reconcile(ReconcileArgs),
+    /// Manage lease-server API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+/// `lease up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The catalog offering (see `lease prices`).
+    pub offering: String,
+    /// How long to book [default: the offering's default, 2h].
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    pub minutes: Option<u32>,
+    /// Return at once with the pending lease; it comes up in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Internal: the background half of `--detach`.
+    #[arg(long, hide = true)]
+    pub background_child: bool,
+}
+
+/// `lease ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Include ended leases (history).
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// One lease id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Lease id, or a unique start of it as `lease ls` shows.
+    pub id: String,
+}
+
+/// `lease extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// Lease id, or a unique start of it.
+    pub id: String,
+    /// Time to add, e.g. 30m or 1h.
+    #[arg(value_name = "DURATION", value_parser = parse_minutes)]
+    pub minutes: u32,
+}
+
+/// `lease rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Lease ids, or unique starts of them.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<String>,
+}
+
+/// `lease logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Lease id, or a unique start of it.
+    pub id: String,
+    /// Keep printing new output until the container stops (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u32>,
+}
+
+/// Whether an exec gets a terminal.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TtyArgs {
+    /// Allocate a terminal even when stdin or stdout is not one.
+    #[arg(short = 't', long, conflicts_with = "no_tty")]
+    pub tty: bool,
+    /// Never allocate a terminal.
+    #[arg(short = 'T', long)]
+    pub no_tty: bool,
+}
+
+/// `lease shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Lease id, or a unique start of it.
+    pub id: String,
+    /// Terminal settings.
+    #[command(flatten)]
+    pub tty: TtyArgs,
+    /// A command to run instead of a shell (after `--`); its exit code becomes ours.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `lease run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The catalog offering (see `lease prices`).
+    pub offering: String,
+    /// Longest the lease may last [default: the offering's default, 2h].
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    pub minutes: Option<u32>,
+    /// Terminal settings.
+    #[command(flatten)]
+    pub tty: TtyArgs,
+    /// A command to run instead of a shell (after `--`); its exit code becomes ours.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `lease prices`.
+#[derive(Debug, Args)]
+pub struct PricesArgs {
+    /// Price a booking of this length [default: each offering's default].
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    pub minutes: Option<u32>,
+}
+
+/// `lease reap`.
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Keep reaping as leases come due, until Ctrl-C.
+    #[arg(short, long)]
+    pub watch: bool,
+}
+
+/// `lease reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only report what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `lease token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token for --owner; prints it and the entry for lease-server's tokens file.
+    New(TokenNewArgs),
+}
+
+/// `lease token new`.
+#[derive(Debug, Args)]
+pub struct TokenNewArgs {
+    /// The token may see and manage every owner's leases.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// `lease completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_money(text: &str) -> Result<Money, String> {
+    let money: Money = text
+        .parse()
+        .map_err(|e: lease_core::money::ParseAmountError| e.to_string())?;
+    if money.is_negative() {
+        return Err("must not be negative".to_owned());
+    }
+    Ok(money)
+}

@@ -1,0 +1,49 @@
+//! One module per command (or family of commands).
+
+mod catalog;
+mod leases;
+mod maintenance;
+mod session;
+mod token;
+mod up;
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, TokenCommand};
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    let context = Context::new(cli.global)?;
+    match cli.command {
+        Command::Up(args) => up::up(&context, args).await,
+        Command::Ls(args) => leases::ls(&context, args).await,
+        Command::Status(args) => leases::status(&context, args).await,
+        Command::Extend(args) => leases::extend(&context, args).await,
+        Command::Rm(args) => leases::rm(&context, args).await,
+        Command::Usage => leases::usage(&context).await,
+        Command::Logs(args) => session::logs(&context, args).await,
+        Command::Shell(args) => session::shell(&context, args).await,
+        Command::Run(args) => session::run(&context, args).await,
+        Command::Prices(args) => catalog::prices(&context, args),
+        Command::Reap(args) => maintenance::reap(&context, args).await,
+        Command::Reconcile(args) => maintenance::reconcile(&context, args).await,
+        Command::Token(TokenCommand::New(args)) => token::new(&context, args),
+        Command::Completions(args) => catalog::completions(args),
+    }
+}
+
+/// A token cancelled by Ctrl-C, SIGTERM or SIGHUP. Once asked for, those
+/// signals no longer kill the process: the command must watch the token.
+pub fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        crate::signals::interrupted().await;
+        cancel.cancel();
+    });
+    token
+}

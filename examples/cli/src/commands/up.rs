@@ -1,0 +1,269 @@
+//! `lease up`: rent a container and wait until it runs (or `--detach`).
+
+use std::io::BufRead;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use lease_core::error::error_chain;
+use lease_core::{Lease, LeaseManager};
+use lease_http::wire::LeaseJson;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Output, UpArgs};
+use crate::commands::interrupt_token;
+use crate::context::{Context, Docker, StoreSpec};
+use crate::duration::compact;
+use crate::error::CliError;
+use crate::lifetime::{Over, until_over};
+use crate::output::{dollars, lease_json, local_time, note, print, print_json};
+use crate::provisioning::{provision, wait_until_running};
+use crate::removal::remove_now;
+
+/// Grace for provisioning tasks still in flight when a command ends.
+const SHORT_GRACE: Duration = Duration::from_secs(5);
+
+/// `lease up`.
+pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
+    if args.background_child {
+        return background_child(context, &args).await;
+    }
+    if args.detach {
+        context.require_shared_store("up --detach")?;
+        return detach(context, &args).await;
+    }
+    let manager = context.manager(Docker::Needed).await?;
+    let cancel = interrupt_token();
+    let lease = provision(context, &manager, &args.offering, args.minutes).await?;
+    let running = match wait_until_running(&manager, lease.clone(), &cancel).await {
+        Ok(running) => running,
+        Err(error) => {
+            // Nothing left behind: interrupted, or failed with the memory store.
+            if matches!(error, CliError::Interrupted) || context.is_memory() {
+                note(&format!("lease: removing lease {}", lease.id));
+                if let Err(cleanup) = remove_now(&manager, &lease.id).await {
+                    note(&format!("lease: {}", error_chain(&cleanup)));
+                }
+            }
+            manager.shutdown(SHORT_GRACE).await;
+            return Err(error);
+        }
+    };
+    report_running(context, &manager, &running)?;
+    if context.is_memory() {
+        return hold(&manager, &running, &cancel).await;
+    }
+    manager.shutdown(SHORT_GRACE).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_running(
+    context: &Context,
+    manager: &LeaseManager,
+    lease: &Lease,
+) -> Result<(), CliError> {
+    match context.output() {
+        Output::Json => print_json(&lease_json(manager, lease)),
+        Output::Table => {
+            let now = manager.clock().now();
+            print(&lease.id.to_string())?;
+            note(&format!(
+                "{} is running: {} booked until {} (in {})",
+                lease.offering,
+                dollars(lease.estimated_cost),
+                local_time(lease.expires_at),
+                compact(lease.expires_in(now))
+            ));
+            if !context.is_memory() {
+                note(&format!(
+                    "  lease shell {short}    lease extend {short} 30m    lease rm {short}",
+                    short = lease.id.short(12)
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// With the memory store the lease exists only in this process: keep it
+/// until it expires or Ctrl-C, then remove the container.
+async fn hold(
+    manager: &LeaseManager,
+    lease: &Lease,
+    cancel: &CancellationToken,
+) -> Result<ExitCode, CliError> {
+    note(
+        "memory store: the lease lives in this process — holding it until it expires; \
+         Ctrl-C ends it now (use --store redis://… to keep leases after exit)",
+    );
+    let over = tokio::select! {
+        over = until_over(manager, &lease.id) => over,
+        () = cancel.cancelled() => Over::Interrupted,
+    };
+    let ended = remove_now(manager, &lease.id).await;
+    manager.shutdown(SHORT_GRACE).await;
+    let ended = ended?;
+    note(&format!(
+        "lease {} ended ({}); container removed; cost {}",
+        lease.id,
+        match over {
+            Over::Expired => "expired".to_owned(),
+            Over::Interrupted => "interrupted".to_owned(),
+            Over::Ended(status) => status.to_string(),
+        },
+        dollars(ended.final_cost.unwrap_or_default())
+    ));
+    Ok(if over == Over::Interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What the background half of `--detach` tells the foreground half: one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum ChildReport {
+    Lease(Box<LeaseJson>),
+    Error(String),
+}
+
+/// The foreground half of `--detach`: starts a copy of this program in its
+/// own process group to provision the lease, prints the pending lease it
+/// reports and returns, leaving it to bring the container up.
+async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> {
+    let catalog = context.catalog()?;
+    if catalog.get(&args.offering).is_none() {
+        return Err(CliError::UnknownOffering {
+            offering: args.offering.clone(),
+            known: catalog.keys().collect::<Vec<_>>().join(", "),
+        });
+    }
+    let StoreSpec::Redis(url) = &context.store else {
+        return Err(CliError::NeedsSharedStore {
+            command: "up --detach",
+        });
+    };
+    let exe = std::env::current_exe().map_err(|e| CliError::io("cannot find this program", e))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("up")
+        .arg(&args.offering)
+        .arg("--background-child");
+    if let Some(minutes) = args.minutes {
+        command.arg("--for").arg(format!("{minutes}m"));
+    }
+    // Settings go through the environment, so a Redis password stays out of `ps`.
+    let global = &context.args;
+    command
+        .env("LEASE_STORE", url)
+        .env("LEASE_REDIS_PREFIX", context.redis_prefix())
+        .env("LEASE_NAMESPACE", &global.namespace)
+        .env("LEASE_OWNER", &context.owner)
+        .env("LEASE_OUTPUT", "json")
+        .env("LEASE_MAX_MINUTES", global.max_minutes.to_string())
+        .env(
+            "LEASE_MAX_LEASES_PER_OWNER",
+            global.max_leases_per_owner.to_string(),
+        )
+        .env_remove("LEASE_MAX_DAILY_SPEND")
+        .env_remove("LEASE_CATALOG");
+    if let Some(spend) = global.max_daily_spend {
+        command.env("LEASE_MAX_DAILY_SPEND", spend.to_string());
+    }
+    if let Some(path) = &global.catalog {
+        command.env("LEASE_CATALOG", path);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    #[cfg(unix)]
+    {
+        // Out of our process group: Ctrl-C here does not stop it.
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let line = tokio::task::spawn_blocking(move || -> Result<String, CliError> {
+        let mut child = command
+            .spawn()
+            .map_err(|e| CliError::io("cannot start the background provisioner", e))?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map_err(|e| CliError::io("cannot read from the background provisioner", e))?;
+        }
+        if line.trim().is_empty() {
+            // It ended without reporting: collect it and say so.
+            let status = child
+                .wait()
+                .map_err(|e| CliError::io("background provisioner", e))?;
+            return Err(CliError::Partial(format!(
+                "the background provisioner ended without a lease ({status})"
+            )));
+        }
+        Ok(line)
+    })
+    .await
+    .map_err(|e| CliError::io("background provisioner", std::io::Error::other(e)))??;
+    match serde_json::from_str::<ChildReport>(line.trim()) {
+        Ok(ChildReport::Lease(lease)) => {
+            match context.output() {
+                Output::Json => print_json(&lease)?,
+                Output::Table => {
+                    print(&lease.id)?;
+                    note(&format!(
+                        "{} is {}: {} booked until {}; it comes up in the background (`lease status {}`)",
+                        lease.image_type,
+                        lease.status,
+                        dollars(lease.cost),
+                        lease.expiry_at,
+                        lease
+                            .id
+                            .strip_prefix("container-")
+                            .unwrap_or(&lease.id)
+                            .get(..12)
+                            .unwrap_or(&lease.id),
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(ChildReport::Error(message)) => Err(CliError::Partial(message)),
+        Err(error) => Err(CliError::Partial(format!(
+            "the background provisioner said something unexpected: {error}"
+        ))),
+    }
+}
+
+/// The background half of `--detach`: provisions, reports the pending lease
+/// on stdout, then stays until the provisioning task has recorded its
+/// outcome (running or error) in the store.
+async fn background_child(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> {
+    let started = async {
+        let manager = context.manager(Docker::Needed).await?;
+        let lease = provision(context, &manager, &args.offering, args.minutes).await?;
+        Ok::<_, CliError>((manager, lease))
+    }
+    .await;
+    match started {
+        Ok((manager, lease)) => {
+            let report = ChildReport::Lease(Box::new(lease_json(&manager, &lease)));
+            let line = serde_json::to_string(&report)
+                .map_err(|e| CliError::io("cannot encode JSON", std::io::Error::other(e)))?;
+            // The foreground half may be gone by the time provisioning ends: ignore stdout errors.
+            let _ = print(&line);
+            let grace = manager.config().provision_timeout + Duration::from_secs(30);
+            manager.shutdown(grace).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            let report = ChildReport::Error(error_chain(&error));
+            if let Ok(line) = serde_json::to_string(&report) {
+                let _ = print(&line);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Wiring: the global flags turned into a store, a runtime and a `LeaseManager`.
+
+use std::sync::Arc;
+
+use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
+use lease_docker::DockerRuntime;
+use lease_store_memory::MemoryStore;
+use lease_store_redis::{RedisStore, RedisStoreConfig};
+
+use crate::cli::{GlobalArgs, Output};
+use crate::error::CliError;
+use crate::offline::OfflineRuntime;
+
+/// URL schemes of a Redis store (as lease-server accepts).
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
+
+/// Where leases are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// In this process only.
+    Memory,
+    /// A Redis URL.
+    Redis(String),
+}
+
+impl StoreSpec {
+    /// Parses `memory` or a Redis URL.
+    pub fn parse(text: &str) -> Result<Self, CliError> {
+        let spec = text.trim();
+        if spec == "memory" {
+            Ok(StoreSpec::Memory)
+        } else if REDIS_SCHEMES.iter().any(|scheme| spec.starts_with(scheme)) {
+            Ok(StoreSpec::Redis(spec.to_owned()))
+        } else {
+            Err(CliError::Usage(format!(
+                "--store must be `memory` or a Redis URL (redis://host:6379/0), not `{spec}`"
+            )))
+        }
+    }
+}
+
+/// The resolved global settings.
+#[derive(Debug)]
+pub struct Context {
+    /// The flags as given.
+    pub args: GlobalArgs,
+    /// The store to use.
+    pub store: StoreSpec,
+    /// Whose leases.
+    pub owner: String,
+}
+
+/// Whether a command uses Docker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Docker {
+    /// Connect (and fail early if it cannot be reached).
+    Needed,
+    /// The command only reads and writes the store.
+    NotNeeded,
+}
+
+impl Context {
+    /// Resolves the global flags (no I/O).
+    pub fn new(args: GlobalArgs) -> Result<Self, CliError> {
+        let store = StoreSpec::parse(&args.store)?;
+        let owner = args
+            .owner
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .map(|owner| owner.trim().to_owned())
+            .filter(|owner| !owner.is_empty())
+            .unwrap_or_else(|| lease_http::LOCAL_OWNER.to_owned());
+        Ok(Context { args, store, owner })
+    }
+
+    /// How results are printed.
+    pub fn output(&self) -> Output {
+        self.args.output
+    }
+
+    /// Refuses the memory store for a command that needs shared state.
+    pub fn require_shared_store(&self, command: &'static str) -> Result<(), CliError> {
+        match self.store {
+            StoreSpec::Memory => Err(CliError::NeedsSharedStore { command }),
+            StoreSpec::Redis(_) => Ok(()),
+        }
+    }
+
+    /// Whether leases live only in this process.
+    pub fn is_memory(&self) -> bool {
+        self.store == StoreSpec::Memory
+    }
+
+    /// The catalog: `--catalog`, else the built-in one.
+    pub fn catalog(&self) -> Result<Catalog, CliError> {
+        Ok(match &self.args.catalog {
+            Some(path) => Catalog::from_path(path)?,
+            None => Catalog::default(),
+        })
+    }
+
+    /// The Redis key prefix: `--redis-prefix`, else lease-server's default.
+    pub fn redis_prefix(&self) -> String {
+        self.args
+            .redis_prefix
+            .clone()
+            .unwrap_or_else(|| format!("containerlease-{}", self.args.namespace))
+    }
+
+    /// The engine settings (the same defaults as lease-server).
+    pub fn config(&self) -> ManagerConfig {
+        let limit = self.args.max_leases_per_owner;
+        ManagerConfig {
+            max_minutes: self.args.max_minutes,
+            max_leases_per_owner: (limit > 0).then_some(limit),
+            max_daily_spend: self.args.max_daily_spend,
+            ..ManagerConfig::with_namespace(self.args.namespace.clone())
+        }
+    }
+
+    async fn open_store(&self) -> Result<Arc<dyn LeaseStore>, CliError> {
+        match &self.store {
+            StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),
+            StoreSpec::Redis(url) => {
+                let config = RedisStoreConfig::new(url.clone()).prefix(self.redis_prefix());
+                let store =
+                    RedisStore::connect(config)
+                        .await
+                        .map_err(|source| CliError::OpenStore {
+                            store: redact(url),
+                            source,
+                        })?;
+                Ok(Arc::new(store))
+            }
+        }
+    }
+
+    /// Builds the engine over the store and (if needed) Docker.
+    pub async fn manager(&self, docker: Docker) -> Result<LeaseManager, CliError> {
+        // Checked first, so a bad namespace is reported before any connection.
+        let config = self.config();
+        config
+            .validate()
+            .map_err(|e| CliError::Usage(format!("--namespace: {e}")))?;
+        let catalog = self.catalog()?;
+        let store = self.open_store().await?;
+        let runtime: Arc<dyn ContainerRuntime> = match docker {
+            Docker::Needed => {
+                let docker = DockerRuntime::connect().await.map_err(CliError::Docker)?;
+                docker.ping().await.map_err(CliError::Docker)?;
+                Arc::new(docker)
+            }
+            Docker::NotNeeded => Arc::new(OfflineRuntime),
+        };
+        Ok(LeaseManager::builder(store, runtime)
+            .catalog(catalog)
+            .config(config)
+            .build()?)
+    }
+}
+
+/// A URL with its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_specs() {
+        assert_eq!(StoreSpec::parse("memory").ok(), Some(StoreSpec::Memory));
+        assert_eq!(
+            StoreSpec::parse(" redis://h:1/0 ").ok(),
+            Some(StoreSpec::Redis("redis://h:1/0".into()))
+        );
+        assert!(StoreSpec::parse("postgres://x").is_err());
+        assert!(StoreSpec::parse("").is_err());
+    }
+
+    #[test]
+    fn hides_passwords() {
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("redis://u:pw@h/0"), "redis://u:***@h/0");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+    }
+}
