@@ -245,6 +245,7 @@ impl Leases {
         claimed_until: DateTime<Utc>,
     ) -> Vec<Lease> {
         let mut claimed = Vec::with_capacity(limit.min(1024));
+        let mut rescheduled = Vec::with_capacity(limit.min(1024));
         while claimed.len() < limit {
             match self.schedule.first() {
                 Some((at, _)) if *at <= now => {}
@@ -255,19 +256,14 @@ impl Leases {
             };
             if let Some(entry) = self.active.get_mut(&id) {
                 entry.claimed_until = Some(claimed_until);
-                claimed.push(id);
+                rescheduled.push((entry.claimable_at(), id));
+                claimed.push(entry.lease.clone());
             }
         }
         // Re-scheduled only now, so a claim that ends at once (`claim_ttl`
         // zero) is not handed out twice in one call.
+        self.schedule.extend(rescheduled);
         claimed
-            .into_iter()
-            .filter_map(|id| {
-                let entry = self.active.get(&id)?;
-                self.schedule.insert(entry.schedule_key());
-                Some(entry.lease.clone())
-            })
-            .collect()
     }
 
     pub(crate) fn release(
