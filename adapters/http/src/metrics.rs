@@ -65,12 +65,9 @@ impl Metrics {
         let provisions = Family::<ResultLabel, Counter>::default();
         let reaps = Family::<ResultLabel, Counter>::default();
         let provision_duration = Histogram::new(exponential_buckets(0.05, 2.0, 14));
-        let reap_lateness = Histogram::new(
-            [
-                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
-            ]
-            .into_iter(),
-        );
+        let reap_lateness = Histogram::new([
+            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+        ]);
         let missed = Counter::default();
         registry.register("leases", "Active leases by status", leases.clone());
         registry.register(

@@ -1,4 +1,6 @@
 //! Live streams: Server-Sent Events and log WebSockets.
+// Test code: a panic is how a check reports failure, helpers included.
+#![allow(clippy::unwrap_used)]
 
 mod harness;
 
