@@ -83,13 +83,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{StatusCode, Uri};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use lease_core::LeaseManager;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
 pub use error::ApiError;
@@ -113,6 +114,10 @@ pub struct ApiConfig {
     pub sse_keep_alive: Duration,
     /// How long `/readyz` waits for the store and the runtime. Default 2 s.
     pub ready_timeout: Duration,
+    /// Browser origins allowed to call the API from another page (CORS),
+    /// e.g. `http://localhost:5173` for the seed's dev frontend. Default
+    /// none: only same-origin pages (and non-browser clients).
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl Default for ApiConfig {
@@ -123,6 +128,7 @@ impl Default for ApiConfig {
             shutdown: CancellationToken::new(),
             sse_keep_alive: Duration::from_secs(15),
             ready_timeout: Duration::from_secs(2),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -143,6 +149,12 @@ impl ApiConfig {
     /// Sets the body limit.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Allows these browser origins (CORS).
+    pub fn cors_origins(mut self, origins: Vec<HeaderValue>) -> Self {
+        self.cors_origins = origins;
         self
     }
 
@@ -209,12 +221,22 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json));
-    protected
+    let app = protected
         .merge(open)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(map_response(json_errors))
-        .with_state(state)
+        .with_state(state);
+    if config.cors_origins.is_empty() {
+        return app;
+    }
+    app.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(config.cors_origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -508,3 +508,45 @@ async fn openapi_document_parses_and_lists_every_route() {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn cors_only_for_configured_origins() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let manager = lease_core::LeaseManager::builder(
+        std::sync::Arc::new(lease_store_memory::MemoryStore::new()),
+        std::sync::Arc::new(lease_core::testing::fake_runtime::FakeRuntime::default()),
+    )
+    .build()
+    .unwrap();
+    let origin = "http://localhost:5173";
+    let app = lease_http::router(
+        manager,
+        lease_http::ApiConfig::default().cors_origins(vec![origin.parse().unwrap()]),
+    );
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/provision")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(preflight).await.unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(response.headers()["access-control-allow-origin"], origin);
+
+    let foreign = Request::get("/api/containers")
+        .header("origin", "https://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(foreign).await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

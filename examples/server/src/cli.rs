@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lease_core::Money;
 
@@ -102,6 +103,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = parse_money)]
     pub max_daily_spend: Option<Money>,
 
+    /// Browser origins allowed to call the API from other pages (CORS),
+    /// comma-separated, e.g. `http://localhost:5173`; default none.
+    #[arg(long = "cors-origin", env = "LEASE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<HeaderValue>,
+
     /// Log format.
     #[arg(long, env = "LEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -120,4 +126,15 @@ fn parse_money(text: &str) -> Result<Money, String> {
         return Err("must not be negative".to_owned());
     }
     Ok(money)
+}
+
+fn parse_origin(text: &str) -> Result<HeaderValue, String> {
+    let text = text.trim();
+    let scheme_ok = text.starts_with("http://") || text.starts_with("https://");
+    if !scheme_ok || text.ends_with('/') {
+        return Err(format!(
+            "`{text}` is not an origin like http://localhost:5173"
+        ));
+    }
+    HeaderValue::from_str(text).map_err(|e| e.to_string())
 }

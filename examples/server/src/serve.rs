@@ -194,6 +194,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         manager.clone(),
         ApiConfig::default()
             .auth(auth)
+            .cors_origins(args.cors_origins.clone())
             .shutdown(streams_stop.clone()),
     );
     let signalled = CancellationToken::new();
