@@ -1,8 +1,10 @@
 //! The store's state: leases and the ordered indexes over them.
 //!
 //! Everything here is synchronous and runs under the store's one lock, so
-//! every operation is atomic. Index keys hold a [`LeaseId`], which is a
-//! cheap clone of a shared string.
+//! every operation is atomic. Index keys are a time in nanoseconds since
+//! the epoch (cheap to compare; times outside 1677–2262 saturate, which only
+//! loosens their order among themselves) and a [`LeaseId`], a cheap clone of
+//! a shared string.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -15,9 +17,18 @@ use lease_core::{Lease, LeaseId, StoreError};
 use crate::cursor;
 
 /// An index key ordered by time, then id.
-type TimeKey = (DateTime<Utc>, LeaseId);
+type TimeKey = (i64, LeaseId);
 /// An index key ordered by time, newest first, then id.
-type NewestKey = (Reverse<DateTime<Utc>>, LeaseId);
+type NewestKey = (Reverse<i64>, LeaseId);
+
+/// `at` in nanoseconds since the epoch, saturating: the time part of index keys.
+fn nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
 
 /// An active lease and its claim.
 #[derive(Debug)]
@@ -36,7 +47,7 @@ impl Active {
     }
 
     fn schedule_key(&self) -> TimeKey {
-        (self.claimable_at(), self.lease.id.clone())
+        (nanos(self.claimable_at()), self.lease.id.clone())
     }
 }
 
@@ -67,11 +78,11 @@ fn ended_at(lease: &Lease) -> DateTime<Utc> {
 }
 
 fn created_key(lease: &Lease) -> TimeKey {
-    (lease.created_at, lease.id.clone())
+    (nanos(lease.created_at), lease.id.clone())
 }
 
 fn ended_key(lease: &Lease) -> NewestKey {
-    (Reverse(ended_at(lease)), lease.id.clone())
+    (Reverse(nanos(ended_at(lease))), lease.id.clone())
 }
 
 /// Adds `key` to `owner`'s set in `map`.
@@ -216,7 +227,8 @@ impl Leases {
             .cursor
             .as_deref()
             .map(|text| cursor::decode(text, "list leases"))
-            .transpose()?;
+            .transpose()?
+            .map(|(at, id)| (nanos(at), id));
         let index = match &query.owner {
             Some(owner) => match self.created_by_owner.get(owner) {
                 Some(index) => index,
@@ -244,6 +256,7 @@ impl Leases {
         limit: usize,
         claimed_until: DateTime<Utc>,
     ) -> Vec<Lease> {
+        let now = nanos(now);
         let mut claimed = Vec::with_capacity(limit.min(1024));
         let mut rescheduled = Vec::with_capacity(limit.min(1024));
         while claimed.len() < limit {
@@ -256,7 +269,7 @@ impl Leases {
             };
             if let Some(entry) = self.active.get_mut(&id) {
                 entry.claimed_until = Some(claimed_until);
-                rescheduled.push((entry.claimable_at(), id));
+                rescheduled.push(entry.schedule_key());
                 claimed.push(entry.lease.clone());
             }
         }
@@ -284,7 +297,12 @@ impl Leases {
     }
 
     pub(crate) fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.schedule.first().map(|(at, _)| *at)
+        let (at, id) = self.schedule.first()?;
+        // The entry's own time is exact even where the key saturated.
+        Some(match self.active.get(id) {
+            Some(entry) => entry.claimable_at(),
+            None => DateTime::from_timestamp_nanos(*at),
+        })
     }
 
     pub(crate) fn finish(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
@@ -320,7 +338,7 @@ impl Leases {
             .as_deref()
             .map(|text| cursor::decode(text, "list history"))
             .transpose()?
-            .map(|(at, id)| (Reverse(at), id));
+            .map(|(at, id)| (Reverse(nanos(at)), id));
         let index = match &query.owner {
             Some(owner) => match self.ended_by_owner.get(owner) {
                 Some(index) => index,

@@ -135,6 +135,39 @@ mod tests {
         assert_eq!(claim_end(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
     }
 
+    #[tokio::test]
+    async fn times_past_the_nanosecond_range_keep_working() {
+        use lease_core::testing::conformance::sample_lease;
+        let store = MemoryStore::new();
+        let mut far = sample_lease("far", chrono::Duration::hours(1));
+        far.expires_at = DateTime::<Utc>::MAX_UTC;
+        far.created_at = "3000-01-01T00:00:00Z".parse().unwrap();
+        let far = store.insert(&far).await.unwrap();
+        let due = store
+            .insert(&sample_lease("far", chrono::Duration::minutes(-1)))
+            .await
+            .unwrap();
+
+        let listed = store.list(&ListQuery::owner("far")).await.unwrap();
+        assert_eq!(listed.items, [due.clone(), far.clone()], "oldest first");
+        let claimed = store
+            .claim_expired(Utc::now(), 10, Duration::MAX)
+            .await
+            .unwrap();
+        assert_eq!(claimed, [due]);
+        assert_eq!(
+            store.next_due().await.unwrap(),
+            Some(DateTime::<Utc>::MAX_UTC)
+        );
+        assert!(
+            store
+                .claim_expired(Utc::now(), 10, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn debug_shows_counts_not_leases() {
         assert_eq!(

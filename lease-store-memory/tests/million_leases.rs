@@ -21,6 +21,7 @@ async fn claims_exactly_the_100_due_leases_among_a_million() {
     let mut due = BTreeSet::new();
     for n in 0..TOTAL {
         let mut lease = template.clone();
+        lease.created_at += Duration::microseconds(i64::try_from(n).unwrap());
         // Parsing a made-up id is ten times cheaper than generating a random one.
         lease.id = format!("container-million-{n:014}").parse().unwrap();
         // Every 10,000th lease expired a minute ago (spread over the whole
