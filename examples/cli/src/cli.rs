@@ -145,7 +145,7 @@ pub struct UpArgs {
     /// The catalog offering (see `lease prices`).
     pub offering: String,
     /// How long to book [default: the offering's default, 2h].
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes, allow_hyphen_values = true)]
     pub minutes: Option<u32>,
     /// Return at once with the pending lease; it comes up in the background.
     #[arg(short, long)]
@@ -176,7 +176,7 @@ pub struct ExtendArgs {
     /// Lease id, or a unique start of it.
     pub id: String,
     /// Time to add, e.g. 30m or 1h.
-    #[arg(value_name = "DURATION", value_parser = parse_minutes)]
+    #[arg(value_name = "DURATION", value_parser = parse_minutes, allow_hyphen_values = true)]
     pub minutes: u32,
 }
 
@@ -231,7 +231,7 @@ pub struct RunArgs {
     /// The catalog offering (see `lease prices`).
     pub offering: String,
     /// Longest the lease may last [default: the offering's default, 2h].
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes, allow_hyphen_values = true)]
     pub minutes: Option<u32>,
     /// Terminal settings.
     #[command(flatten)]
@@ -245,7 +245,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct PricesArgs {
     /// Price a booking of this length [default: each offering's default].
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes, allow_hyphen_values = true)]
     pub minutes: Option<u32>,
 }
 

@@ -180,11 +180,12 @@ pub fn print_lease_fields(manager: &LeaseManager, lease: &Lease) -> Result<(), C
         ("CREATED", local_time(lease.created_at)),
         (
             "EXPIRES",
-            format!(
-                "{} ({})",
-                local_time(lease.expires_at),
-                expires_in(lease, now)
-            ),
+            match expires_in(lease, now) {
+                left if left.starts_with(|c: char| c.is_ascii_digit()) => {
+                    format!("{} (in {left})", local_time(lease.expires_at))
+                }
+                other => format!("{} ({other})", local_time(lease.expires_at)),
+            },
         ),
     ];
     if let Some(container) = &lease.container_id {

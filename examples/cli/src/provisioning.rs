@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use lease_core::runtime::PullProgress;
-use lease_core::{Lease, LeaseManager, ProvisionRequest, Status};
+use lease_core::{Catalog, Lease, LeaseManager, ProvisionRequest, Status};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
@@ -13,6 +13,18 @@ use crate::error::CliError;
 
 /// How often the store is read while waiting.
 const POLL: Duration = Duration::from_millis(200);
+
+/// Fails with the catalog's keys unless it has `offering` (checked before
+/// anything is connected, so a typo is reported at once).
+pub fn check_offering(catalog: &Catalog, offering: &str) -> Result<(), CliError> {
+    if catalog.get(offering).is_some() {
+        return Ok(());
+    }
+    Err(CliError::UnknownOffering {
+        offering: offering.to_owned(),
+        known: catalog.keys().collect::<Vec<_>>().join(", "),
+    })
+}
 
 /// Checks the offering, then stores a pending lease (its container is
 /// provisioned in the background by this process).
@@ -22,12 +34,7 @@ pub async fn provision(
     offering: &str,
     minutes: Option<u32>,
 ) -> Result<Lease, CliError> {
-    if manager.catalog().get(offering).is_none() {
-        return Err(CliError::UnknownOffering {
-            offering: offering.to_owned(),
-            known: manager.catalog().keys().collect::<Vec<_>>().join(", "),
-        });
-    }
+    check_offering(manager.catalog(), offering)?;
     let mut request = ProvisionRequest::new(context.owner.clone(), offering);
     request.minutes = minutes;
     Ok(manager.provision(request).await?)

@@ -17,7 +17,7 @@ use crate::exec::{self, ExecEnd, ExecPlan, process_code};
 use crate::lifetime::{Over, until_over};
 use crate::lookup::{Scope, find};
 use crate::output::{dollars, note, print, write_stderr};
-use crate::provisioning::{provision, wait_until_running};
+use crate::provisioning::{check_offering, provision, wait_until_running};
 use crate::removal::remove_now;
 
 /// `lease logs`.
@@ -56,6 +56,7 @@ pub async fn shell(context: &Context, args: ShellArgs) -> Result<ExitCode, CliEr
 /// removed when the shell (or command) exits, on Ctrl-C/SIGTERM/SIGHUP, at
 /// expiry, or when the lease is ended elsewhere.
 pub async fn run(context: &Context, args: RunArgs) -> Result<ExitCode, CliError> {
+    check_offering(&context.catalog()?, &args.offering)?;
     let manager = context.manager(Docker::Needed).await?;
     let interrupt = interrupt_token();
     let lease = provision(context, &manager, &args.offering, args.minutes).await?;

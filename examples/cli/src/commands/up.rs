@@ -5,7 +5,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use lease_core::error::error_chain;
-use lease_core::{Lease, LeaseManager};
+use lease_core::{Lease, LeaseId, LeaseManager};
 use lease_http::wire::LeaseJson;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use crate::duration::compact;
 use crate::error::CliError;
 use crate::lifetime::{Over, until_over};
 use crate::output::{dollars, lease_json, local_time, note, print, print_json};
-use crate::provisioning::{provision, wait_until_running};
+use crate::provisioning::{check_offering, provision, wait_until_running};
 use crate::removal::remove_now;
 
 /// Grace for provisioning tasks still in flight when a command ends.
@@ -30,6 +30,9 @@ pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
     }
     if args.detach {
         context.require_shared_store("up --detach")?;
+    }
+    check_offering(&context.catalog()?, &args.offering)?;
+    if args.detach {
         return detach(context, &args).await;
     }
     let manager = context.manager(Docker::Needed).await?;
@@ -132,13 +135,6 @@ enum ChildReport {
 /// own process group to provision the lease, prints the pending lease it
 /// reports and returns, leaving it to bring the container up.
 async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> {
-    let catalog = context.catalog()?;
-    if catalog.get(&args.offering).is_none() {
-        return Err(CliError::UnknownOffering {
-            offering: args.offering.clone(),
-            known: catalog.keys().collect::<Vec<_>>().join(", "),
-        });
-    }
     let StoreSpec::Redis(url) = &context.store else {
         return Err(CliError::NeedsSharedStore {
             command: "up --detach",
@@ -213,18 +209,17 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
                 Output::Json => print_json(&lease)?,
                 Output::Table => {
                     print(&lease.id)?;
+                    let expiry = chrono::DateTime::parse_from_rfc3339(&lease.expiry_at)
+                        .map_or_else(|_| lease.expiry_at.clone(), |at| local_time(at.to_utc()));
+                    let short = lease
+                        .id
+                        .parse::<LeaseId>()
+                        .map_or_else(|_| lease.id.clone(), |id| id.short(12).to_owned());
                     note(&format!(
-                        "{} is {}: {} booked until {}; it comes up in the background (`lease status {}`)",
+                        "{} is {}: {} booked until {expiry}; it comes up in the background (`lease status {short}`)",
                         lease.image_type,
                         lease.status,
                         dollars(lease.cost),
-                        lease.expiry_at,
-                        lease
-                            .id
-                            .strip_prefix("container-")
-                            .unwrap_or(&lease.id)
-                            .get(..12)
-                            .unwrap_or(&lease.id),
                     ));
                 }
             }
