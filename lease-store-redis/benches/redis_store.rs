@@ -5,7 +5,7 @@
 //!   `get` at a time;
 //! - then a summary, in one run against the same server: insert / get / CAS
 //!   update / claim_expired throughput with 16 concurrent tasks (one
-//!   multiplexed connection), next to `redis-benchmark` SET, ZADD and
+//!   multiplexed connection), next to `redis-benchmark` SET, GET, ZADD and
 //!   EVALSHA with 16 clients, and the ratios.
 //!
 //! ```text
@@ -270,6 +270,7 @@ fn main() {
     rt.block_on(big.delete_all()).expect("cleanup");
 
     let set = redis_benchmark(&url, &["-t", "set"]);
+    let get = redis_benchmark(&url, &["-t", "get"]);
     let zadd = redis_benchmark(&url, &["-t", "zadd"]);
     let sha = redis_cli(
         &url,
@@ -313,7 +314,7 @@ fn main() {
     );
     for (name, ours, theirs_name, theirs) in [
         ("insert (Lua, 6 keys)", insert_rate, "SET", set),
-        ("get (HGET+GET pipelined)", get_rate, "SET", set),
+        ("get (HGET+GET pipelined)", get_rate, "GET", get),
         ("CAS update (Lua)", update_rate, "EVALSHA (1 SET)", evalsha),
         (
             "claim_expired, 1 lease/call (Lua)",
