@@ -90,6 +90,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use lease_core::LeaseManager;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
@@ -225,6 +226,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .merge(open)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.body_limit))
+        // A panicking handler answers 500 (as JSON, below); the server goes on.
+        .layer(CatchPanicLayer::new())
         .layer(map_response(json_errors))
         .with_state(state);
     if config.cors_origins.is_empty() {

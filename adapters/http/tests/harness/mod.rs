@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use lease_core::testing::fake_runtime::FakeRuntime;
-use lease_core::{Clock, LeaseManager, ManagerConfig, ManualClock, SystemClock};
+use lease_core::{Clock, LeaseManager, LeaseStore, ManagerConfig, ManualClock, SystemClock};
 use lease_http::auth::{TokenFile, mint_token};
 use lease_http::{ApiConfig, Auth, router};
 use lease_store_memory::MemoryStore;
@@ -36,6 +36,8 @@ pub struct Tokens {
 
 pub struct Options {
     pub config: ManagerConfig,
+    /// A store other than a fresh memory store.
+    pub store: Option<Arc<dyn LeaseStore>>,
     pub auth: bool,
     pub manual_clock: bool,
 }
@@ -44,6 +46,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             config: ManagerConfig::with_namespace("test-http"),
+            store: None,
             auth: false,
             manual_clock: false,
         }
@@ -112,7 +115,10 @@ impl Harness {
             None => Arc::new(SystemClock),
         };
         let runtime = Arc::new(FakeRuntime::new(clock.clone()));
-        let manager = LeaseManager::builder(Arc::new(MemoryStore::new()), runtime.clone())
+        let store = options
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let manager = LeaseManager::builder(store, runtime.clone())
             .config(options.config)
             .clock(clock)
             .build()
