@@ -58,7 +58,7 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// Lease store: `memory`, or a Redis URL (`redis://host:6379/0`,
-    /// `rediss://…`, `redis+unix:///path`).
+    /// `rediss://…`, `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`).
     #[arg(long, env = "LEASE_STORE", default_value = "memory")]
     pub store: String,
 

@@ -83,9 +83,16 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
     if spec == "memory" {
         return Ok(Arc::new(MemoryStore::new()));
     }
-    if ["redis://", "rediss://", "redis+unix://", "unix://"]
-        .iter()
-        .any(|scheme| spec.starts_with(scheme))
+    if [
+        "redis://",
+        "rediss://",
+        "redis+unix://",
+        "unix://",
+        "redis+sentinel://",
+        "rediss+sentinel://",
+    ]
+    .iter()
+    .any(|scheme| spec.starts_with(scheme))
     {
         let prefix = args
             .redis_prefix
