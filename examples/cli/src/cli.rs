@@ -17,6 +17,8 @@ use crate::duration::parse_minutes;
     version,
     about,
     propagate_version = true,
+    // The last of a repeated flag wins (`alias lease='lease --store …'` stays overridable).
+    args_override_self = true,
     after_help = "Durations are written like 90m, 2h or 1h30m (whole minutes).\n\
                   Every option has an environment variable: LEASE_STORE, LEASE_NAMESPACE, \
                   LEASE_OWNER, LEASE_OUTPUT, …"
@@ -44,7 +46,7 @@ pub enum Output {
 pub struct GlobalArgs {
     /// Lease store: `memory` (lives only as long as this command) or a Redis
     /// URL shared with lease-server (`redis://host:6379/0`, `rediss://…`,
-    /// `redis+unix:///path`).
+    /// `redis+unix:///path`, `redis+sentinel://…`).
     #[arg(long, env = "LEASE_STORE", default_value = "memory", global = true)]
     pub store: String,
 

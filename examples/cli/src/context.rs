@@ -11,8 +11,15 @@ use crate::cli::{GlobalArgs, Output};
 use crate::error::CliError;
 use crate::offline::OfflineRuntime;
 
-/// URL schemes of a Redis store (as lease-server accepts).
-const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
+/// URL schemes of a Redis store (the ones lease-server accepts).
+const REDIS_SCHEMES: [&str; 6] = [
+    "redis://",
+    "rediss://",
+    "redis+unix://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+];
 
 /// Where leases are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +192,7 @@ mod tests {
             StoreSpec::parse(" redis://h:1/0 ").ok(),
             Some(StoreSpec::Redis("redis://h:1/0".into()))
         );
+        assert!(StoreSpec::parse("redis+sentinel://s1:26379,s2:26379/mymaster/0").is_ok());
         assert!(StoreSpec::parse("postgres://x").is_err());
         assert!(StoreSpec::parse("").is_err());
     }

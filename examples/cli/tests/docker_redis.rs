@@ -543,3 +543,44 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
     let _ = std::fs::remove_file(&tokens);
     assert!(ns.containers().is_empty());
 }
+
+#[test]
+fn a_failed_provisioning_is_reported_and_nothing_is_left() {
+    let Some(ns) = TestNamespace::new("a_failed_provisioning_is_reported_and_nothing_is_left")
+    else {
+        return;
+    };
+    // An image that is neither local nor pullable (no registry here).
+    let catalog = std::env::temp_dir().join(format!("{}-catalog.toml", ns.name));
+    std::fs::write(
+        &catalog,
+        "[[offering]]\nkey = \"ghost\"\nimage = \"containerlease-test/does-not-exist:latest\"\n\
+         hourly_rate = \"0.01\"\ncpus = \"0.25\"\nmemory_mb = 64\n",
+    )
+    .expect("write catalog");
+    let lease = |args: &[&str]| {
+        let mut command = ns.lease();
+        command.arg("--catalog").arg(&catalog).args(args);
+        command
+    };
+    lease(&["up", "ghost", "--for", "5m"])
+        .assert()
+        .code(1)
+        .stderr(contains("is error").and(contains("does-not-exist")));
+    assert_eq!(
+        json_of(&mut lease(&["ls", "-o", "json"])),
+        serde_json::json!([])
+    );
+    let history = json_of(&mut lease(&["ls", "--all", "-o", "json"]));
+    assert_eq!(history[0]["endReason"], "error", "{history}");
+    assert!(
+        history[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does-not-exist"),
+        "{history}"
+    );
+    lease(&["run", "ghost", "--", "true"]).assert().code(1);
+    assert!(ns.containers().is_empty());
+    let _ = std::fs::remove_file(&catalog);
+}

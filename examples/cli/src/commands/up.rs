@@ -41,12 +41,10 @@ pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
     let running = match wait_until_running(&manager, lease.clone(), &cancel).await {
         Ok(running) => running,
         Err(error) => {
-            // Nothing left behind: interrupted, or failed with the memory store.
-            if matches!(error, CliError::Interrupted) || context.is_memory() {
-                note(&format!("lease: removing lease {}", lease.id));
-                if let Err(cleanup) = remove_now(&manager, &lease.id).await {
-                    note(&format!("lease: {}", error_chain(&cleanup)));
-                }
+            // Nothing left behind: the lease goes to history (with its
+            // error, for `lease status`), its container (if any) is removed.
+            if let Err(cleanup) = remove_now(&manager, &lease.id).await {
+                note(&format!("lease: {}", error_chain(&cleanup)));
             }
             manager.shutdown(SHORT_GRACE).await;
             return Err(error);
