@@ -169,19 +169,23 @@ impl LeaseManager {
     /// Moves a claimed lease to `deleting` (billing ends at expiry), or
     /// releases it if it is no longer due. `None`: nothing to reap.
     async fn begin_deleting(&self, mut lease: Lease) -> Result<Option<Lease>, LeaseError> {
+        // The store decided the lease was due (by its own clock, which may
+        // differ from ours): trust it, unless the lease has since been
+        // extended past the time it was claimed at.
+        let claimed_due = lease.due_at();
         for _ in 0..CAS_ATTEMPTS {
-            let now = self.inner.clock.now();
             if lease.status == Status::Deleted {
                 return Ok(None);
             }
-            if !lease.is_due(now) {
+            if lease.due_at() > claimed_due && !lease.is_due(self.inner.clock.now()) {
                 self.inner.store.release(&lease.id, lease.due_at()).await?;
                 return Ok(None);
             }
             if lease.status == Status::Deleting {
                 return Ok(Some(lease));
             }
-            lease.end_billing(now, EndReason::Expired);
+            // Expired: billing ends exactly at expiry, whatever our clock says.
+            lease.end_billing(lease.expires_at, EndReason::Expired);
             lease.transition(Status::Deleting)?;
             match self.inner.store.update(&lease).await {
                 Ok(stored) => return Ok(Some(stored)),

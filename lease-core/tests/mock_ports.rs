@@ -975,14 +975,17 @@ async fn reaper_retries_a_failed_removal_once_per_sweep_until_it_succeeds() {
     finish(manager).await;
 }
 
-/// A claimed lease that is no longer due (extended after the claim) is
-/// released at its new due time and its container is left alone.
+/// A claimed lease that was extended between the claim and the reaper's
+/// compare-and-set (the CAS conflicts and the re-read shows the new expiry)
+/// is released at its new due time and its container is left alone.
 #[tokio::test]
 async fn reaper_releases_a_claimed_lease_that_is_no_longer_due() {
     let clock = Arc::new(ManualClock::default());
-    let mut lease = expired_lease(clock.now(), Status::Running, Some("cid-extended"));
-    lease.expires_at = clock.now() + TimeDelta::minutes(10);
-    let (id, due) = (lease.id.clone(), lease.expires_at);
+    let lease = expired_lease(clock.now(), Status::Running, Some("cid-extended"));
+    let mut extended = lease.clone();
+    extended.expires_at = clock.now() + TimeDelta::minutes(10);
+    extended.revision += 1;
+    let (id, due) = (lease.id.clone(), extended.expires_at);
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
 
@@ -991,12 +994,22 @@ async fn reaper_releases_a_claimed_lease_that_is_no_longer_due() {
         .expect_claim_expired()
         .times(1)
         .returning(move |_, _, _| Ok(vec![claimed.clone()]));
+    let conflict_id = lease.id.clone();
+    store.expect_update().times(1).returning(move |l| {
+        Err(StoreError::Conflict {
+            id: conflict_id.clone(),
+            expected: l.revision,
+        })
+    });
+    store
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(extended.clone()));
     store
         .expect_release()
         .withf(move |lease_id, retry_at| *lease_id == id && *retry_at == due)
         .times(1)
         .returning(|_, _| Ok(()));
-    store.expect_update().never();
     store.expect_finish().never();
     runtime.expect_remove().never();
 
@@ -1011,6 +1024,52 @@ async fn reaper_releases_a_claimed_lease_that_is_no_longer_due() {
             skipped: 1
         }
     );
+    finish(manager).await;
+}
+
+/// The store decides what is due (the Redis store by its server's clock):
+/// a claimed lease is reaped even if this replica's clock says it has not
+/// expired yet, and billing ends exactly at its expiry.
+#[tokio::test]
+async fn reaper_trusts_the_store_claim_over_a_lagging_clock() {
+    let clock = Arc::new(ManualClock::default());
+    let mut lease = expired_lease(clock.now(), Status::Running, Some("cid-lagging"));
+    // Our clock is 2 s behind the store's: by our clock it is not due yet.
+    lease.expires_at = clock.now() + TimeDelta::seconds(2);
+    let expires_at = lease.expires_at;
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    let claimed = lease.clone();
+    store
+        .expect_claim_expired()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![claimed.clone()]));
+    store
+        .expect_update()
+        .times(1)
+        .withf(move |l| l.status == Status::Deleting && l.ended_at == Some(expires_at))
+        .returning(|l| {
+            Ok(Lease {
+                revision: l.revision + 1,
+                ..l.clone()
+            })
+        });
+    store.expect_release().never();
+    store.expect_finish().times(1).returning(|l| {
+        Ok(Lease {
+            revision: l.revision + 1,
+            ..l.clone()
+        })
+    });
+    runtime
+        .expect_remove()
+        .withf(|ns, container| ns == "test-mock" && container == "cid-lagging")
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let manager = manager(store, runtime, &clock);
+    let report = manager.reap_once().await.expect("reap pass");
+    assert_eq!((report.claimed, report.finished), (1, 1));
     finish(manager).await;
 }
 
