@@ -378,21 +378,26 @@ fn reap_watch_stops_on_ctrl_c() {
     assert_eq!(wait_timeout(&mut child, Duration::from_secs(20)), Some(0));
 }
 
-/// The lease-server binary beside ours, freshly built if cargo can; `None`
-/// (after a printed reason) if there is none.
+/// The lease-server binary beside ours; `None` (after a printed reason) if
+/// there is none. Under `scripts/test.sh` (CI) the workspace test run has
+/// just built it with the workspace's features, so it is used as it is;
+/// elsewhere it is built first (`cargo build -p lease-server`) so it is fresh.
 fn lease_server(test: &str) -> Option<std::path::PathBuf> {
     let path = std::path::Path::new(common::bin()).with_file_name("lease-server");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let built = StdCommand::new(cargo)
-        .args(["build", "-q", "-p", "lease-server"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .status();
-    if !matches!(built, Ok(status) if status.success()) {
-        eprintln!(
-            "{test}: `cargo build -p lease-server` failed; using {} if present",
-            path.display()
-        );
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !(ci && path.exists()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let built = StdCommand::new(cargo)
+            .args(["build", "-q", "-p", "lease-server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .status();
+        if !matches!(built, Ok(status) if status.success()) {
+            eprintln!(
+                "{test}: `cargo build -p lease-server` failed; using {} if present",
+                path.display()
+            );
+        }
     }
     if path.exists() {
         Some(path)
