@@ -23,6 +23,14 @@ pub enum CliError {
     /// No lease matches what was typed.
     #[error("no lease `{0}` (see `lease ls --all`)")]
     UnknownLease(String),
+    /// A full id of a lease that belongs to someone else.
+    #[error("lease {id} belongs to `{owner}`; pass --owner {owner} to act on it")]
+    OtherOwner {
+        /// The lease.
+        id: String,
+        /// Its owner.
+        owner: String,
+    },
     /// Several leases start with what was typed.
     #[error("`{prefix}` matches several leases: {matches}; type more of the id")]
     AmbiguousLease {

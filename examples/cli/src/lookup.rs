@@ -27,10 +27,10 @@ pub async fn find(
     if let Ok(id) = text.parse::<LeaseId>() {
         return match manager.get(&id).await {
             Ok(lease) if lease.owner == owner => Ok(lease),
-            Ok(lease) => Err(CliError::Usage(format!(
-                "lease {id} belongs to `{}`; pass --owner {} to act on it",
-                lease.owner, lease.owner
-            ))),
+            Ok(lease) => Err(CliError::OtherOwner {
+                id: id.to_string(),
+                owner: lease.owner,
+            }),
             Err(LeaseError::NotFound(_)) => Err(CliError::UnknownLease(text.to_owned())),
             Err(other) => Err(other.into()),
         };

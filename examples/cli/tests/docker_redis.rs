@@ -54,6 +54,16 @@ fn up_ls_logs_shell_extend_rm() {
     // Someone else's leases are not listed.
     let others = json_of(ns.lease_as("someone-else").args(["ls", "-o", "json"]));
     assert_eq!(others, serde_json::json!([]));
+    ns.lease_as("someone-else")
+        .args(["rm", &id])
+        .assert()
+        .code(1)
+        .stderr(contains("belongs to `tester`; pass --owner tester"));
+    ns.lease_as("someone-else")
+        .args(["status", short(&id)])
+        .assert()
+        .code(1)
+        .stderr(contains("no lease"));
 
     // logs: the keep-alive command's output.
     eventually("log lines", Duration::from_secs(10), || {
