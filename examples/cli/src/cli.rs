@@ -128,8 +128,8 @@ pub enum Command {
     Run(RunArgs),
     /// The offerings, their hourly rates and what a booking costs.
     Prices(PricesArgs),
-    /// Your spend and lease counts.
-    Usage,
+    /// Spend and lease counts per owner (yours, or everyone's with --all).
+    Usage(UsageArgs),
     /// Remove the containers of expired and deleted leases (operators, cron).
     Reap(ReapArgs),
     /// Make the store and Docker agree (operators, cron).
@@ -249,6 +249,14 @@ pub struct PricesArgs {
     /// Price a booking of this length [default: each offering's default].
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_minutes, allow_hyphen_values = true)]
     pub minutes: Option<u32>,
+}
+
+/// `lease usage`.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Every owner with leases active or in history, not just --owner.
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// `lease reap`.

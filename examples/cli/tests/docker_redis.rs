@@ -119,8 +119,12 @@ fn up_ls_logs_shell_extend_rm() {
         .success()
         .stdout(contains("running").and(contains("40m at $0.01/h")));
     let usage = json_of(ns.lease().args(["usage", "-o", "json"]));
-    assert_eq!(usage["owner"], "tester");
-    assert_eq!(usage["active"], 1);
+    assert_eq!(usage[0]["owner"], "tester");
+    assert_eq!(usage[0]["active"], 1);
+    assert_eq!(usage[0]["estimated"].as_f64(), Some(0.006666667));
+    ns.lease().arg("usage").assert().success().stdout(
+        predicate::str::is_match(r"OWNER\s+ACTIVE\s+LIVE.*\ntester\s+1\s+1\s").expect("regex"),
+    );
 
     // rm: the container is gone when it returns.
     ns.lease()
@@ -135,6 +139,15 @@ fn up_ls_logs_shell_extend_rm() {
     assert!(ended["finalCost"].as_f64().is_some());
     let all = json_of(ns.lease().args(["ls", "--all", "-o", "json"]));
     assert_eq!(all.as_array().map(Vec::len), Some(1));
+    // Every owner's spend (an operator's view).
+    let everyone = json_of(
+        ns.lease_as("someone-else")
+            .args(["usage", "--all", "-o", "json"]),
+    );
+    assert_eq!(everyone.as_array().map(Vec::len), Some(1), "{everyone}");
+    assert_eq!(everyone[0]["owner"], "tester");
+    assert_eq!(everyone[0]["endedCount"], 1);
+    assert_eq!(everyone[0]["endedCost"], all[0]["finalCost"]);
     assert_eq!(
         json_of(ns.lease().args(["ls", "-o", "json"])),
         serde_json::json!([])

@@ -1,20 +1,21 @@
 //! `lease ls`, `status`, `extend`, `rm` and `usage`: reading and changing
 //! leases in the shared store.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use lease_core::error::error_chain;
-use lease_core::{Lease, LeaseManager, ListQuery, Status, Usage};
+use lease_core::{HistoryQuery, Lease, LeaseManager, ListQuery, Status, Usage};
 use serde::Serialize;
 
-use crate::cli::{ExtendArgs, IdArgs, LsArgs, Output, RmArgs};
+use crate::cli::{ExtendArgs, IdArgs, LsArgs, Output, RmArgs, UsageArgs};
 use crate::context::{Context, Docker};
 use crate::duration::{compact, minutes_text};
 use crate::error::CliError;
 use crate::lookup::{Scope, find, history};
 use crate::output::{
-    SHORT_ID, Table, dollars, expires_in, lease_json, local_time, note, print, print_fields,
-    print_json, print_lease_fields,
+    SHORT_ID, Table, dollars, expires_in, lease_json, local_time, note, print, print_json,
+    print_lease_fields,
 };
 use crate::removal::remove_now;
 
@@ -138,37 +139,75 @@ async fn remove_one(
     remove_now(manager, &lease.id).await
 }
 
-/// `lease usage` as JSON.
+/// One owner's `lease usage` as JSON.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct UsageJson<'a> {
-    owner: &'a str,
+struct UsageJson {
+    owner: String,
     #[serde(flatten)]
     usage: Usage,
 }
 
-/// `lease usage`.
-pub async fn usage(context: &Context) -> Result<ExitCode, CliError> {
+/// `lease usage`: one row per owner; JSON is always an array.
+pub async fn usage(context: &Context, args: UsageArgs) -> Result<ExitCode, CliError> {
     context.require_shared_store("usage")?;
     let manager = context.manager(Docker::NotNeeded).await?;
-    let usage = manager.usage(&context.owner).await?;
+    let owners = if args.all {
+        all_owners(&manager).await?
+    } else {
+        vec![context.owner.clone()]
+    };
+    let mut rows = Vec::with_capacity(owners.len());
+    for owner in owners {
+        let usage = manager.usage(&owner).await?;
+        rows.push(UsageJson { owner, usage });
+    }
     match context.output() {
-        Output::Json => print_json(&UsageJson {
-            owner: &context.owner,
-            usage,
-        })?,
-        Output::Table => print_fields(&[
-            ("OWNER", context.owner.clone()),
-            (
+        Output::Json => print_json(&rows)?,
+        Output::Table => {
+            let mut table = Table::new(&[
+                "OWNER",
                 "ACTIVE",
-                format!("{} ({} pending or running)", usage.active, usage.live),
-            ),
-            ("ACCRUED", dollars(usage.accrued)),
-            ("BOOKED", dollars(usage.estimated)),
-            ("ENDED", usage.ended_count.to_string()),
-            ("ENDED COST", dollars(usage.ended_cost)),
-            ("TOTAL SPEND", dollars(usage.total_spend)),
-        ])?,
+                "LIVE",
+                "ACCRUED",
+                "BOOKED",
+                "ENDED",
+                "ENDED COST",
+                "TOTAL SPEND",
+            ]);
+            for UsageJson { owner, usage } in &rows {
+                table.row(vec![
+                    owner.clone(),
+                    usage.active.to_string(),
+                    usage.live.to_string(),
+                    dollars(usage.accrued),
+                    dollars(usage.estimated),
+                    usage.ended_count.to_string(),
+                    dollars(usage.ended_cost),
+                    dollars(usage.total_spend),
+                ]);
+            }
+            table.print()?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every owner with an active lease or one still in history, sorted.
+async fn all_owners(manager: &LeaseManager) -> Result<Vec<String>, CliError> {
+    let mut owners: BTreeSet<String> = manager
+        .list_all(&ListQuery::default())
+        .await?
+        .into_iter()
+        .map(|lease| lease.owner)
+        .collect();
+    let mut query = HistoryQuery::default();
+    loop {
+        let page = manager.history(&query).await?;
+        owners.extend(page.items.into_iter().map(|lease| lease.owner));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return Ok(owners.into_iter().collect()),
+        }
+    }
 }

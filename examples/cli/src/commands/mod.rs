@@ -24,7 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Status(args) => leases::status(&context, args).await,
         Command::Extend(args) => leases::extend(&context, args).await,
         Command::Rm(args) => leases::rm(&context, args).await,
-        Command::Usage => leases::usage(&context).await,
+        Command::Usage(args) => leases::usage(&context, args).await,
         Command::Logs(args) => session::logs(&context, args).await,
         Command::Shell(args) => session::shell(&context, args).await,
         Command::Run(args) => session::run(&context, args).await,
