@@ -75,6 +75,7 @@ mod leases;
 mod logs;
 mod metrics;
 mod openapi;
+mod ui;
 pub mod wire;
 
 use std::ops::Deref;
@@ -221,7 +222,9 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(openapi::openapi_json));
+        .route("/openapi.json", get(openapi::openapi_json))
+        // The portal page (`/`, `/ui/…`): open, it asks for a token itself.
+        .merge(ui::routes());
     let app = protected
         .merge(open)
         .fallback(not_found)

@@ -1,0 +1,490 @@
+// The ContainerLease portal: sign-in, the provision form with an exact
+// cost estimate, the live lease list, logs, usage and history.
+
+import { api, ApiError, onUnauthorized, setToken, shortId, token } from './api.js';
+import { followEvents } from './live.js';
+import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
+import { LogsPanel } from './logs.js';
+import { estimate, formatDollars, formatExact } from './money.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** How often leases still moving (pending, deleting) are re-read, ms. */
+const TRANSIENT_POLL_MS = 1500;
+/** How often everything is re-read, in case an event was missed, ms. */
+const RESYNC_MS = 30_000;
+
+const state = {
+  offerings: new Map(),
+  events: null,
+  timers: [],
+  owner: null,
+  signedIn: false,
+};
+
+// ---------------------------------------------------------------- notices
+
+/** A notice for everyone, screen readers included (the region is aria-live). */
+function notify(text, kind = 'info', ms = 6000) {
+  const notice = document.createElement('div');
+  notice.className = `notice notice-${kind}`;
+  const message = document.createElement('span');
+  message.textContent = text;
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'notice-close';
+  close.setAttribute('aria-label', 'Dismiss notice');
+  close.textContent = '×';
+  close.addEventListener('click', () => notice.remove());
+  notice.append(message, close);
+  $('notices').append(notice);
+  if (ms > 0) setTimeout(() => notice.remove(), ms);
+}
+
+function showFatal(text) {
+  $('fatal-text').textContent = text;
+  $('fatal').hidden = false;
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function showSignIn(message = '') {
+  stopApp();
+  $('boot').hidden = true;
+  $('app').hidden = true;
+  $('signin').hidden = false;
+  $('who').hidden = true;
+  $('signout').hidden = true;
+  $('live').hidden = true;
+  $('signin-error').textContent = message;
+  $('token-input').value = '';
+  $('token-input').setAttribute('aria-invalid', message ? 'true' : 'false');
+  $('token-input').focus();
+}
+
+onUnauthorized(() => {
+  if (!state.signedIn && !$('signin').hidden) return;
+  const had = Boolean(token());
+  setToken(null);
+  showSignIn(had ? 'Your token was refused (revoked or mistyped). Sign in again.' : '');
+});
+
+$('signin-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const input = $('token-input');
+  const candidate = input.value.trim();
+  const errorEl = $('signin-error');
+  if (!candidate) {
+    errorEl.textContent = 'Paste your API token.';
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    return;
+  }
+  const submit = $('signin-submit');
+  submit.disabled = true;
+  errorEl.textContent = '';
+  try {
+    await api('GET', '/api/usage', undefined, { token: candidate });
+  } catch (error) {
+    errorEl.textContent = error.status === 401 ? 'That token was refused. Check it and try again.' : error.message;
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    input.select();
+    return;
+  } finally {
+    submit.disabled = false;
+  }
+  input.setAttribute('aria-invalid', 'false');
+  setToken(candidate);
+  boot();
+});
+
+$('signout').addEventListener('click', () => {
+  setToken(null);
+  showSignIn('');
+  notify('Signed out. The token was removed from this browser.');
+});
+
+// ---------------------------------------------------------------- provision form
+
+function selectedOffering() {
+  return state.offerings.get($('offering').value) ?? null;
+}
+
+function offeringLabel(offering) {
+  return `${offering.key} — ${offering.cpus} CPU · ${offering.memoryMb} MiB · ${formatDollars(offering.hourlyRate)}/h`;
+}
+
+function fillCatalog(offerings) {
+  const select = $('offering');
+  const previous = select.value;
+  state.offerings = new Map(offerings.map((offering) => [offering.key, offering]));
+  select.replaceChildren(
+    ...offerings.map((offering) => {
+      const option = document.createElement('option');
+      option.value = offering.key;
+      option.textContent = offeringLabel(offering);
+      return option;
+    }),
+  );
+  if (state.offerings.has(previous)) select.value = previous;
+  const first = selectedOffering();
+  if (first && !previous) $('minutes').value = String(Math.min(first.defaultMinutes, first.maxMinutes));
+  $('provision-submit').disabled = offerings.length === 0;
+  if (offerings.length === 0) $('offering-error').textContent = 'The catalog is empty: nothing can be rented.';
+  updateForm();
+}
+
+/** The duration typed, or an error message. */
+function readMinutes(offering) {
+  const text = $('minutes').value.trim();
+  const max = offering?.maxMinutes ?? 480;
+  if (!/^\d+$/.test(text)) return { error: `Enter a whole number of minutes from 1 to ${max}.` };
+  const minutes = Number(text);
+  if (minutes < 1 || minutes > max) return { error: `Enter a whole number of minutes from 1 to ${max}.` };
+  return { minutes };
+}
+
+function updateForm() {
+  const offering = selectedOffering();
+  const minutesInput = $('minutes');
+  $('offering-error').textContent = '';
+  if (!offering) return;
+  minutesInput.max = String(offering.maxMinutes);
+  $('offering-detail').textContent = `Image ${offering.image}`;
+  $('minutes-hint').textContent = `1 to ${offering.maxMinutes} minutes (extensions included).`;
+  const { minutes, error } = readMinutes(offering);
+  for (const chip of document.querySelectorAll('.chip')) {
+    const value = Number(chip.dataset.minutes);
+    chip.disabled = value > offering.maxMinutes;
+    chip.setAttribute('aria-pressed', String(value === minutes));
+  }
+  $('minutes-error').textContent = error ?? '';
+  minutesInput.setAttribute('aria-invalid', error ? 'true' : 'false');
+  const out = $('estimate');
+  if (error) {
+    out.textContent = '–';
+    out.title = '';
+    $('estimate-detail').textContent = '';
+    return;
+  }
+  const cost = estimate(offering.hourlyRate, minutes);
+  out.textContent = formatDollars(cost);
+  out.title = `Exactly ${formatExact(cost)}`;
+  out.dataset.nanos = cost.toString();
+  const ends = new Date(Date.now() + minutes * 60_000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const shown = formatDollars(cost);
+  const exact = formatExact(cost);
+  const exactly = exact === shown ? '' : ` (exactly ${exact})`;
+  $('estimate-detail').textContent =
+    `${formatDollars(offering.hourlyRate)}/h × ${minutes} min${exactly}; ends about ${ends}`;
+}
+
+$('offering').addEventListener('change', () => {
+  const offering = selectedOffering();
+  const { minutes } = readMinutes(offering);
+  if (offering && minutes > offering.maxMinutes) $('minutes').value = String(offering.maxMinutes);
+  updateForm();
+});
+$('minutes').addEventListener('input', updateForm);
+for (const chip of document.querySelectorAll('.chip')) {
+  chip.addEventListener('click', () => {
+    $('minutes').value = chip.dataset.minutes;
+    updateForm();
+  });
+}
+
+$('provision-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const offering = selectedOffering();
+  const errorEl = $('provision-error');
+  errorEl.textContent = '';
+  if (!offering) {
+    $('offering-error').textContent = 'Pick an offering.';
+    $('offering').focus();
+    return;
+  }
+  const { minutes, error } = readMinutes(offering);
+  if (error) {
+    $('minutes-error').textContent = error;
+    $('minutes').focus();
+    return;
+  }
+  const submit = $('provision-submit');
+  submit.disabled = true;
+  submit.textContent = 'Renting…';
+  try {
+    const lease = await api('POST', '/api/provision', { imageType: offering.key, durationMinutes: minutes });
+    leases.upsert(lease);
+    notify(`Lease ${shortId(lease.id)} (${lease.imageType}, ${minutes} min) requested: its container is starting.`, 'ok');
+    refreshUsage();
+  } catch (failure) {
+    showProvisionError(failure);
+  } finally {
+    submit.disabled = false;
+    submit.textContent = 'Rent';
+  }
+});
+
+function showProvisionError(error) {
+  if (error.status === 401) return;
+  if (error.field === 'durationMinutes') {
+    $('minutes-error').textContent = error.message;
+    $('minutes').setAttribute('aria-invalid', 'true');
+    $('minutes').focus();
+  } else if (error.field === 'imageType') {
+    $('offering-error').textContent = error.message;
+    $('offering').focus();
+  } else {
+    $('provision-error').textContent = error.message;
+  }
+}
+
+// ---------------------------------------------------------------- leases
+
+const logs = new LogsPanel({
+  panel: $('logs-panel'),
+  title: $('logs-title'),
+  output: $('logs-output'),
+  state: $('logs-state'),
+  end: $('logs-end'),
+  follow: $('logs-follow'),
+  close: $('logs-close'),
+  reconnect: $('logs-reconnect'),
+});
+
+const leases = new LeaseList({
+  list: $('lease-list'),
+  empty: $('no-leases'),
+  template: $('lease-template'),
+  actions: {
+    offering: (key) => state.offerings.get(key),
+    logs: (lease) => logs.open(lease),
+    async extend(lease) {
+      const updated = await api('POST', `/api/containers/${encodeURIComponent(lease.id)}/extend`, {
+        minutes: EXTEND_MINUTES,
+      });
+      leases.upsert(updated);
+      notify(
+        `Lease ${shortId(updated.id)} extended by ${EXTEND_MINUTES} min: now until ${formatTime(Date.parse(updated.expiryAt))}, ${formatDollars(updated.cost)} in all.`,
+        'ok',
+      );
+      refreshUsage();
+    },
+    async remove(lease) {
+      try {
+        const updated = await api('DELETE', `/api/containers/${encodeURIComponent(lease.id)}`);
+        leases.upsert(updated);
+      } catch (error) {
+        if (error.status === 404) {
+          leases.remove(lease.id); // already gone
+          return;
+        }
+        throw error;
+      }
+      notify(`Lease ${shortId(lease.id)} is being deleted.`);
+    },
+  },
+});
+
+async function refreshLeases() {
+  try {
+    const { containers } = await api('GET', '/api/containers');
+    leases.replace(containers);
+    $('leases-error').textContent = '';
+  } catch (error) {
+    if (error.status !== 401) $('leases-error').textContent = `Cannot load your leases: ${error.message}`;
+  }
+}
+
+async function pollTransient() {
+  for (const lease of leases.transient()) {
+    try {
+      const fresh = await api('GET', `/api/containers/${encodeURIComponent(lease.id)}/status`);
+      if (leases.has(fresh.id)) leases.upsert(fresh);
+    } catch (error) {
+      if (error.status === 404) leases.remove(lease.id);
+      if (error.status === 401) return;
+    }
+  }
+}
+
+$('refresh').addEventListener('click', () => {
+  refreshLeases();
+  refreshUsage();
+});
+
+// ---------------------------------------------------------------- usage and history
+
+let usageTimer = null;
+
+/** Re-reads usage soon (several events in a row cause one request). */
+function refreshUsage() {
+  clearTimeout(usageTimer);
+  usageTimer = setTimeout(loadUsage, 250);
+}
+
+async function loadUsage() {
+  try {
+    const usage = await api('GET', '/api/usage');
+    showUsage(usage);
+    $('usage-error').textContent = '';
+  } catch (error) {
+    if (error.status !== 401) $('usage-error').textContent = `Cannot load usage: ${error.message}`;
+  }
+}
+
+function showUsage(usage) {
+  state.owner = usage.owner;
+  $('who').textContent = `Signed in as ${usage.owner}`;
+  $('who').hidden = false;
+  $('usage-active').textContent = String(usage.activeLeases);
+  const limits = usage.limits ?? {};
+  $('usage-active-limit').textContent =
+    limits.maxLeasesPerOwner != null ? `of ${limits.maxLeasesPerOwner} allowed` : `${usage.liveLeases} live`;
+  $('usage-today').textContent = formatDollars(usage.spentToday);
+  $('usage-today').title = `Exactly ${formatExact(usage.spentToday)} (bookings made today, UTC)`;
+  $('usage-today-limit').textContent =
+    limits.maxDailySpend != null ? `of ${formatDollars(limits.maxDailySpend)} a day` : 'booked today (UTC)';
+  $('usage-estimate').textContent = formatDollars(usage.estimatedCost);
+  $('usage-estimate').title = `Exactly ${formatExact(usage.estimatedCost)}: the bookings of what is running or starting`;
+  $('usage-accrued').textContent = `${formatDollars(usage.accruedCost)} used so far`;
+}
+
+const END_REASONS = { deleted: 'deleted', expired: 'expired', error: 'failed', exited: 'stopped' };
+
+async function loadHistory() {
+  if (!$('history').open) return;
+  try {
+    const page = await api('GET', '/api/history?limit=20');
+    const rows = page.leases.map((lease) => {
+      const row = document.createElement('tr');
+      const cells = [
+        shortId(lease.id),
+        lease.imageType,
+        lease.endedAt ? new Date(lease.endedAt).toLocaleString() : '–',
+        END_REASONS[lease.endReason] ?? lease.endReason ?? '–',
+        formatDollars(lease.finalCost ?? lease.accruedCost),
+      ];
+      for (const text of cells) {
+        const cell = document.createElement('td');
+        cell.textContent = text;
+        row.append(cell);
+      }
+      row.cells[0].title = lease.id;
+      return row;
+    });
+    $('history-body').replaceChildren(...rows);
+    $('history-table').hidden = rows.length === 0;
+    $('history-empty').hidden = rows.length > 0;
+    $('history-error').textContent = '';
+  } catch (error) {
+    if (error.status !== 401) $('history-error').textContent = `Cannot load history: ${error.message}`;
+  }
+}
+
+$('history').addEventListener('toggle', loadHistory);
+
+// ---------------------------------------------------------------- live events
+
+function setLive(status) {
+  const text = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' }[status] ?? status;
+  $('live').dataset.state = status;
+  $('live-text').textContent = text;
+  $('live').title = status === 'live' ? 'Updates arrive as they happen' : 'Live updates are paused; retrying';
+}
+
+function onEvent(kind, data) {
+  const lease = data.lease;
+  if (!lease) return;
+  const known = leases.has(lease.id);
+  const short = shortId(lease.id);
+  switch (kind) {
+    case 'deleted':
+      // An open logs panel ends by itself when the container goes.
+      leases.remove(lease.id);
+      if (known) notify(`Lease ${short} ended (${lease.endReason ?? 'deleted'}).`);
+      loadHistory();
+      break;
+    case 'expiring_soon':
+      leases.upsert(lease);
+      notify(`Lease ${short} (${lease.imageType}) expires in ${Math.ceil(lease.expiresIn / 60)} min. Extend it to keep it.`, 'warn', 15000);
+      break;
+    case 'error':
+      leases.upsert(lease);
+      notify(`Lease ${short} failed: ${lease.error ?? 'unknown error'}`, 'error', 12000);
+      break;
+    case 'reap_failed':
+      leases.upsert(lease);
+      notify(`Removing lease ${short} failed; the server keeps retrying. ${lease.error ?? ''}`, 'error', 12000);
+      break;
+    case 'running':
+      leases.upsert(lease);
+      if (known) notify(`Lease ${short} is running.`, 'ok');
+      break;
+    default:
+      leases.upsert(lease);
+  }
+  refreshUsage();
+}
+
+// ---------------------------------------------------------------- start and stop
+
+function stopApp() {
+  state.signedIn = false;
+  state.events?.stop();
+  state.events = null;
+  for (const timer of state.timers) clearInterval(timer);
+  state.timers = [];
+  logs.close();
+  leases.clear();
+}
+
+async function boot() {
+  stopApp();
+  $('fatal').hidden = true;
+  let catalog;
+  try {
+    catalog = await api('GET', '/api/catalog');
+  } catch (error) {
+    $('boot').hidden = true;
+    if (error.status === 401) return; // onUnauthorized showed the sign-in
+    showFatal(`Cannot load the catalog: ${error.message}`);
+    return;
+  }
+  state.signedIn = true;
+  $('boot').hidden = true;
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('signout').hidden = !token();
+  $('live').hidden = false;
+  fillCatalog(catalog.offerings);
+  await Promise.all([refreshLeases(), loadUsage(), loadHistory()]);
+  if (!state.signedIn) return;
+  state.events = followEvents({
+    onEvent,
+    onConnected: () => {
+      refreshLeases();
+      refreshUsage();
+    },
+    onState: setLive,
+  });
+  state.timers.push(
+    setInterval(pollTransient, TRANSIENT_POLL_MS),
+    setInterval(() => {
+      refreshLeases();
+      loadUsage();
+    }, RESYNC_MS),
+  );
+}
+
+$('fatal-retry').addEventListener('click', boot);
+
+window.addEventListener('unhandledrejection', (event) => {
+  if (event.reason instanceof ApiError) {
+    event.preventDefault();
+    notify(event.reason.message, 'error', 10000);
+  }
+});
+
+boot();

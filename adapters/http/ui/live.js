@@ -1,0 +1,106 @@
+// Follows GET /api/events (Server-Sent Events) and recovers by itself.
+//
+// The browser's EventSource retries on its own after a dropped connection;
+// when the server refuses the stream (an HTTP error, e.g. 401, or a restart
+// caught mid-way) it gives up, so this reconnects with backoff (1 s doubling
+// to 30 s), and asks the caller to resynchronise after every (re)connect,
+// since events sent while disconnected are lost.
+
+import { api, withToken } from './api.js';
+
+/** The event names the server sends (EventJson.kind). */
+export const EVENT_KINDS = [
+  'created', 'running', 'error', 'exited', 'extended', 'expiring_soon', 'deleted', 'reap_failed',
+];
+
+const MAX_DELAY_MS = 30_000;
+
+/**
+ * Starts following the event stream.
+ * - `onEvent(kind, data)`: one event (data is `{kind, at, lease, latenessMs?}`)
+ * - `onConnected()`: (re)connected; events may have been missed: resync
+ * - `onState(state)`: `connecting`, `live` or `reconnecting`
+ * Returns `{ stop() }`.
+ */
+export function followEvents({ onEvent, onConnected, onState }) {
+  let source = null;
+  let timer = null;
+  let attempts = 0;
+  let stopped = false;
+
+  function schedule() {
+    clearTimeout(timer);
+    const delay = Math.min(MAX_DELAY_MS, 1000 * 2 ** attempts) + Math.floor(Math.random() * 250);
+    attempts += 1;
+    onState('reconnecting');
+    timer = setTimeout(async () => {
+      if (stopped) return;
+      try {
+        // A cheap authenticated call: a 401 here signs the page out (api.js),
+        // anything else that fails just waits for the next attempt.
+        await api('GET', '/api/usage');
+      } catch (error) {
+        if (error.status === 401) return;
+        if (!stopped) schedule();
+        return;
+      }
+      connect();
+    }, delay);
+  }
+
+  function connect() {
+    if (stopped) return;
+    source?.close();
+    onState(attempts === 0 ? 'connecting' : 'reconnecting');
+    const stream = new EventSource(withToken('/api/events'));
+    source = stream;
+    stream.addEventListener('open', () => {
+      attempts = 0;
+      onState('live');
+      onConnected();
+    });
+    for (const kind of EVENT_KINDS) {
+      stream.addEventListener(kind, (message) => {
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        onEvent(kind, data);
+      });
+    }
+    // The server could not keep up with us: some events were dropped.
+    stream.addEventListener('lagged', () => onConnected());
+    stream.addEventListener('error', () => {
+      if (stopped || source !== stream) return;
+      if (stream.readyState === EventSource.CLOSED) {
+        stream.close();
+        schedule();
+      } else {
+        onState('reconnecting'); // the browser retries by itself
+      }
+    });
+  }
+
+  function reconnectNow() {
+    if (stopped) return;
+    if (!source || source.readyState === EventSource.CLOSED) {
+      attempts = 0;
+      clearTimeout(timer);
+      connect();
+    }
+  }
+
+  window.addEventListener('online', reconnectNow);
+  connect();
+
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      source?.close();
+      window.removeEventListener('online', reconnectNow);
+    },
+  };
+}
