@@ -93,6 +93,9 @@ pub enum StoreError {
         /// The revision the caller read.
         expected: u64,
     },
+    /// A page cursor that this store did not hand out (the caller's mistake).
+    #[error("`{0}` is not a valid page cursor")]
+    InvalidCursor(String),
     /// The store cannot be reached.
     #[error("lease store unavailable")]
     Unavailable(#[source] BoxError),

@@ -64,5 +64,4 @@ mod cursor;
 mod index;
 mod store;
 
-pub use cursor::InvalidCursor;
 pub use store::MemoryStore;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use lease_core::{HistoryQuery, LeaseError, ListQuery, StoreError};
+use lease_core::{HistoryQuery, ListQuery};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -87,22 +87,12 @@ pub(crate) async fn history(
         Some(n @ 1..=1000) => n as usize,
         Some(_) => return Err(ApiError::bad_request("limit must be between 1 and 1000")),
     };
-    let had_cursor = params.cursor.is_some();
     let query = HistoryQuery {
         owner,
         cursor: params.cursor,
         limit,
     };
-    let page = match state.manager.history(&query).await {
-        Ok(page) => page,
-        // A cursor the store did not hand out is the caller's mistake.
-        Err(LeaseError::Store(StoreError::Other { .. } | StoreError::Corrupt { .. }))
-            if had_cursor =>
-        {
-            return Err(ApiError::bad_request("cursor is not valid"));
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let page = state.manager.history(&query).await?;
     Ok(Json(HistoryJson {
         leases: page
             .items

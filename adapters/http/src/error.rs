@@ -210,6 +210,9 @@ impl From<LeaseError> for ApiError {
             LeaseError::Transition(transition) => {
                 ApiError::new(StatusCode::CONFLICT, "wrong_state", transition.to_string())
             }
+            LeaseError::Store(StoreError::InvalidCursor(_)) => {
+                ApiError::bad_request("cursor is not valid")
+            }
             LeaseError::Store(StoreError::Conflict { .. }) => ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
