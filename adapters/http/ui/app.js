@@ -24,8 +24,14 @@ const state = {
 
 // ---------------------------------------------------------------- notices
 
-/** A notice for everyone, screen readers included (the region is aria-live). */
-function notify(text, kind = 'info', ms = 6000) {
+/** Most notices on screen at once (the oldest goes first). */
+const MAX_NOTICES = 3;
+const NOTICE_MS = { ok: 4000, info: 5000, warn: 15000, error: 8000 };
+
+/** A short notice for everyone, screen readers included (the region is aria-live). */
+function notify(text, kind = 'info') {
+  const box = $('notices');
+  while (box.children.length >= MAX_NOTICES) box.firstElementChild.remove();
   const notice = document.createElement('div');
   notice.className = `notice notice-${kind}`;
   const message = document.createElement('span');
@@ -37,8 +43,8 @@ function notify(text, kind = 'info', ms = 6000) {
   close.textContent = '×';
   close.addEventListener('click', () => notice.remove());
   notice.append(message, close);
-  $('notices').append(notice);
-  if (ms > 0) setTimeout(() => notice.remove(), ms);
+  box.append(notice);
+  setTimeout(() => notice.remove(), NOTICE_MS[kind] ?? NOTICE_MS.info);
 }
 
 function showFatal(text) {
@@ -112,7 +118,7 @@ function selectedOffering() {
 }
 
 function offeringLabel(offering) {
-  return `${offering.key} — ${offering.cpus} CPU · ${offering.memoryMb} MiB · ${formatDollars(offering.hourlyRate)}/h`;
+  return `${offering.key} · ${formatDollars(offering.hourlyRate)}/h · ${offering.cpus} CPU · ${offering.memoryMb} MiB`;
 }
 
 function fillCatalog(offerings) {
@@ -151,7 +157,8 @@ function updateForm() {
   $('offering-error').textContent = '';
   if (!offering) return;
   minutesInput.max = String(offering.maxMinutes);
-  $('offering-detail').textContent = `Image ${offering.image}`;
+  $('offering-detail').textContent =
+    `${offering.cpus} CPU, ${offering.memoryMb} MiB memory, ${formatDollars(offering.hourlyRate)} an hour; image ${offering.image}`;
   $('minutes-hint').textContent = `1 to ${offering.maxMinutes} minutes (extensions included).`;
   const { minutes, error } = readMinutes(offering);
   for (const chip of document.querySelectorAll('.chip')) {
@@ -172,7 +179,7 @@ function updateForm() {
   out.textContent = formatDollars(cost);
   out.title = `Exactly ${formatExact(cost)}`;
   out.dataset.nanos = cost.toString();
-  const ends = new Date(Date.now() + minutes * 60_000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const ends = new Date(Date.now() + minutes * 60_000).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
   const shown = formatDollars(cost);
   const exact = formatExact(cost);
   const exactly = exact === shown ? '' : ` (exactly ${exact})`;
@@ -216,7 +223,7 @@ $('provision-form').addEventListener('submit', async (event) => {
   try {
     const lease = await api('POST', '/api/provision', { imageType: offering.key, durationMinutes: minutes });
     leases.upsert(lease);
-    notify(`Lease ${shortId(lease.id)} (${lease.imageType}, ${minutes} min) requested: its container is starting.`, 'ok');
+    notify(`Lease ${shortId(lease.id)} requested; its container is starting.`, 'ok');
     refreshUsage();
   } catch (failure) {
     showProvisionError(failure);
@@ -265,10 +272,7 @@ const leases = new LeaseList({
         minutes: EXTEND_MINUTES,
       });
       leases.upsert(updated);
-      notify(
-        `Lease ${shortId(updated.id)} extended by ${EXTEND_MINUTES} min: now until ${formatTime(Date.parse(updated.expiryAt))}, ${formatDollars(updated.cost)} in all.`,
-        'ok',
-      );
+      notify(`Lease ${shortId(updated.id)} extended to ${formatTime(Date.parse(updated.expiryAt))}.`, 'ok');
       refreshUsage();
     },
     async remove(lease) {
@@ -282,7 +286,6 @@ const leases = new LeaseList({
         }
         throw error;
       }
-      notify(`Lease ${shortId(lease.id)} is being deleted.`);
     },
   },
 });
@@ -408,15 +411,15 @@ function onEvent(kind, data) {
       break;
     case 'expiring_soon':
       leases.upsert(lease);
-      notify(`Lease ${short} (${lease.imageType}) expires in ${Math.ceil(lease.expiresIn / 60)} min. Extend it to keep it.`, 'warn', 15000);
+      notify(`Lease ${short} expires in ${Math.max(1, Math.ceil(lease.expiresIn / 60))} min. Extend it to keep it.`, 'warn');
       break;
     case 'error':
       leases.upsert(lease);
-      notify(`Lease ${short} failed: ${lease.error ?? 'unknown error'}`, 'error', 12000);
+      notify(`Lease ${short} failed; its card says why.`, 'error');
       break;
     case 'reap_failed':
       leases.upsert(lease);
-      notify(`Removing lease ${short} failed; the server keeps retrying. ${lease.error ?? ''}`, 'error', 12000);
+      notify(`Removing lease ${short} failed; the server keeps retrying.`, 'error');
       break;
     case 'running':
       leases.upsert(lease);
@@ -483,7 +486,7 @@ $('fatal-retry').addEventListener('click', boot);
 window.addEventListener('unhandledrejection', (event) => {
   if (event.reason instanceof ApiError) {
     event.preventDefault();
-    notify(event.reason.message, 'error', 10000);
+    notify(event.reason.message, 'error');
   }
 });
 

@@ -32,7 +32,7 @@ export function formatCountdown(seconds) {
 
 /** A local wall-clock time (`14:05:09`). */
 export function formatTime(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return new Date(ms).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit', second: '2-digit' });
 }
 
 function pullText(progress) {
@@ -237,9 +237,10 @@ export class LeaseList {
     expiryEl.dataset.expiry = lease.expiryAt;
     expiryEl.title = new Date(expiry).toString();
 
-    // Accrued so far, as the server computes it: rate × time held (to expiry).
-    const held = Math.min(now, expiry) - created;
-    const sofar = lease.status === 'pending' || lease.status === 'running' ? accrued(lease.hourlyRate, held) : lease.accruedCost;
+    // Accrued so far, as the server computes it: rate × time held, up to
+    // the expiry; fixed once billing has stopped.
+    const billed = lease.endedAt || lease.finalCost != null;
+    const sofar = billed ? lease.finalCost ?? lease.accruedCost : accrued(lease.hourlyRate, Math.min(now, expiry) - created);
     const cost = card.querySelector('.badge-cost');
     cost.textContent = `${formatDollars(lease.cost)} est. · ${formatDollars(sofar)} so far`;
     cost.title = `Estimate for ${lease.durationMinutes} min: ${formatExact(lease.cost)}; accrued so far: ${formatExact(sofar)}`;

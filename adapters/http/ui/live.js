@@ -72,7 +72,10 @@ export function followEvents({ onEvent, onConnected, onState }) {
     }
     // The server could not keep up with us: some events were dropped.
     stream.addEventListener('lagged', () => onConnected());
-    stream.addEventListener('error', () => {
+    stream.addEventListener('error', (event) => {
+      // The server's own `error` events (a lease failed) arrive here too, as
+      // messages with data: those are handled above, not a broken stream.
+      if (event instanceof MessageEvent) return;
       if (stopped || source !== stream) return;
       if (stream.readyState === EventSource.CLOSED) {
         stream.close();

@@ -1,0 +1,1136 @@
+//! The portal page (lease-http's web UI) in a real headless Chromium, driven
+//! over WebDriver (chromedriver, `fantoccini`), against the real
+//! `lease-server` binary with real Docker and the local test image
+//! `containerlease-test/busybox` (scripts/test-images.sh).
+//!
+//! Each test runs its own server (namespace `test-<random>`, a free port),
+//! its own chromedriver and a fresh Chromium profile; guards stop them and
+//! remove every container labelled with the namespace, even on failure.
+//! Screenshots of the main states go to `target/ui-screenshots/`.
+//!
+//! Without Docker, the test image, Chromium or chromedriver a test skips
+//! with a printed reason; with `CI=true` it fails instead (scripts/test.sh
+//! installs Debian's `chromium` and `chromium-driver`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use lease_core::{Money, pricing};
+use rand::Rng;
+use serde_json::{Value, json};
+
+const IMAGE: &str = "containerlease-test/busybox:latest";
+const NAMESPACE_LABEL: &str = "io.containerlease.namespace";
+const LEASE_LABEL: &str = "io.containerlease.lease-id";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Prints why the test is skipped, or fails under `CI=true`.
+fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("CI=true and {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// The browser and driver binaries found.
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Ok(path) = std::env::var(env) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for candidate in candidates {
+        let candidate = Path::new(candidate);
+        if candidate.is_absolute() {
+            if candidate.is_file() {
+                return Some(candidate.to_owned());
+            }
+            continue;
+        }
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|dir| dir.join(candidate))
+            .find(|p| p.is_file())
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Docker, the test image, Chromium and chromedriver; `None` (after a
+/// printed reason, or a panic in CI) when something is missing.
+fn prerequisites() -> Option<Tools> {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    if !engine.is_ok_and(|o| o.status.success()) {
+        skip_or_fail("the Docker engine is not reachable");
+        return None;
+    }
+    let image = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !image.is_ok_and(|s| s.success()) {
+        skip_or_fail(&format!("{IMAGE} is missing (run scripts/test-images.sh)"));
+        return None;
+    }
+    // Debian's /usr/bin/chromium is a wrapper script; the binary is beside it.
+    let Some(chromium) = find_binary(
+        "CHROMIUM",
+        &[
+            "/usr/lib/chromium/chromium",
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+        ],
+    ) else {
+        skip_or_fail("Chromium is not installed (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let Some(chromedriver) = find_binary(
+        "CHROMEDRIVER",
+        &["chromedriver", "/usr/lib/chromium/chromedriver"],
+    ) else {
+        skip_or_fail("chromedriver is not installed (apt-get install chromium-driver)");
+        return None;
+    };
+    Some(Tools {
+        chromium,
+        chromedriver,
+    })
+}
+
+fn random_suffix() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(10)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// The workspace's target directory (screenshots go there).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", random_suffix()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Ids of the containers carrying `label=value`.
+fn containers_with(label: &str, value: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}={value}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A plain HTTP/1.1 GET; the status and body, or `None` if nothing answers.
+fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A running `lease-server`; killed, and its namespace's containers
+/// removed, on drop.
+struct Server {
+    child: Option<Child>,
+    namespace: String,
+    address: SocketAddr,
+    args: Vec<String>,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts the server with the local catalog plus an offering whose
+    /// image does not exist (its leases fail: the page's error state).
+    fn start(extra: &[String]) -> Server {
+        let namespace = format!("test-{}", random_suffix());
+        let dir = TempDir::new("lease-browser");
+        let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog.local.toml");
+        let mut catalog = std::fs::read_to_string(&local).expect("examples/catalog.local.toml");
+        catalog.push_str(
+            "\n[[offering]]\nkey = \"broken\"\nimage = \"containerlease-test/absent-image:none\"\n\
+             command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.02\"\ncpus = \"0.25\"\n\
+             memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
+        );
+        let catalog_path = dir.0.join("catalog.toml");
+        std::fs::write(&catalog_path, catalog).expect("catalog");
+        let port = free_port();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let mut args = vec![
+            "--listen".to_owned(),
+            address.to_string(),
+            "--namespace".to_owned(),
+            namespace.clone(),
+            "--catalog".to_owned(),
+            catalog_path.display().to_string(),
+            "--sweep-interval".to_owned(),
+            "5s".to_owned(),
+        ];
+        args.extend(extra.iter().cloned());
+        let log = dir.0.join("server.log");
+        let mut server = Server {
+            child: None,
+            namespace,
+            address,
+            args,
+            log,
+            _dir: dir,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_lease-server"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("lease-server starts");
+        self.child = Some(child);
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for `/healthz` (30 s at most).
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("lease-server exited with {status}:\n{}", self.log_text());
+            }
+            let address = self.address;
+            let answer = tokio::task::spawn_blocking(move || http_get(address, "/healthz"))
+                .await
+                .ok()
+                .flatten();
+            if matches!(answer, Some((200, _))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("lease-server did not come up:\n{}", self.log_text());
+    }
+
+    /// SIGTERM, then waits for the exit (10 s at most).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let ids = containers_with(NAMESPACE_LABEL, &self.namespace);
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .status();
+        }
+        if std::thread::panicking() {
+            eprintln!("lease-server log:\n{}", self.log_text());
+        }
+    }
+}
+
+/// chromedriver and the Chromium it starts; stopped on drop.
+struct Driver {
+    child: Option<Child>,
+    profile: TempDir,
+}
+
+impl Driver {
+    /// Kills the Chromium processes of this profile that survived their
+    /// driver (found by the profile directory in their command line).
+    fn kill_stray_browsers(&self) {
+        let marker = format!("--user-data-dir={}", self.profile.0.display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.kill_stray_browsers();
+    }
+}
+
+/// A Chromium session and the helpers the tests use.
+struct Browser {
+    client: Client,
+    name: &'static str,
+    shots: PathBuf,
+    _driver: Driver,
+}
+
+impl Browser {
+    async fn launch(tools: &Tools, name: &'static str) -> Browser {
+        let profile = TempDir::new("lease-browser-profile");
+        let port = free_port();
+        let child = Command::new(&tools.chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver {
+            child: Some(child),
+            profile,
+        };
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--lang=en-US".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            "--force-device-scale-factor=1".to_owned(),
+            format!("--user-data-dir={}", driver.profile.0.display()),
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({ "binary": tools.chromium, "args": args }),
+        );
+        // Plain HTTP to the local driver: fantoccini's own hyper-util
+        // connector (it enables `client-legacy`), no TLS.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) if Instant::now() > deadline => {
+                    panic!("cannot start Chromium through chromedriver: {error}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let shots = target_dir().join("ui-screenshots");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        Browser {
+            client,
+            name,
+            shots,
+            _driver: driver,
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) in the page.
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` until it returns something truthy, and returns that.
+    async fn wait_for(&self, what: &str, limit: Duration, script: &str, args: Vec<Value>) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let value = self
+                .client
+                .execute(script, args.clone())
+                .await
+                .unwrap_or(Value::Null);
+            let truthy = match &value {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::String(s) => !s.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return value;
+            }
+            if Instant::now() > deadline {
+                self.shot("TIMEOUT").await;
+                let page = self
+                    .js("return document.body.innerText", vec![])
+                    .await
+                    .to_string();
+                panic!("timed out after {limit:?} waiting for {what}; page text:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : null;",
+            vec![json!(selector)],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// Clicks `selector` as a user would (scrolled to the middle of the view first).
+    async fn click(&self, selector: &str) {
+        self.js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(selector)],
+        )
+        .await;
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {selector}: {e}"));
+    }
+
+    /// Replaces the value of the input `selector` by typing `text`.
+    async fn type_into(&self, selector: &str, text: &str) {
+        let input = self
+            .client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no {selector}: {e}"));
+        input.clear().await.expect("clear");
+        input.send_keys(text).await.expect("type");
+    }
+
+    /// Saves a screenshot as `target/ui-screenshots/<test>-<name>.png`.
+    async fn shot(&self, name: &str) {
+        match self.client.screenshot().await {
+            Ok(png) => {
+                let path = self.shots.join(format!("{}-{name}.png", self.name));
+                std::fs::write(&path, png).expect("screenshot written");
+                eprintln!("screenshot: {}", path.display());
+            }
+            Err(error) => eprintln!("no screenshot {name}: {error}"),
+        }
+    }
+
+    /// Starts recording page errors, CSP violations and each lease card's
+    /// statuses, and marks the page so a reload would be noticed.
+    async fn watch_page(&self) {
+        self.js(
+            r#"
+            window.__errors = [];
+            window.addEventListener('error', (e) => __errors.push(`error: ${e.message}`));
+            window.addEventListener('unhandledrejection', (e) => __errors.push(`rejection: ${e.reason}`));
+            document.addEventListener('securitypolicyviolation',
+                (e) => __errors.push(`CSP: ${e.violatedDirective} ${e.blockedURI}`));
+            window.__seen = {};
+            const record = () => {
+                for (const li of document.querySelectorAll('#lease-list > li')) {
+                    const seen = (__seen[li.dataset.id] ||= []);
+                    if (seen[seen.length - 1] !== li.dataset.status) seen.push(li.dataset.status);
+                }
+            };
+            new MutationObserver(record).observe(document.getElementById('lease-list'),
+                { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
+            record();
+            window.__live = [];
+            const live = document.getElementById('live');
+            new MutationObserver(() => __live.push(`${performance.now() | 0} ${live.dataset.state}`))
+                .observe(live, { attributes: true, attributeFilter: ['data-state'] });
+            window.__notReloaded = true;
+            "#,
+            vec![],
+        )
+        .await;
+    }
+
+    /// Fails if the page logged an error or was reloaded since `watch_page`.
+    async fn assert_page_healthy(&self) {
+        let state = self
+            .js(
+                "return { errors: window.__errors ?? null, same: window.__notReloaded === true,
+                          live: window.__live };",
+                vec![],
+            )
+            .await;
+        eprintln!("event stream states seen: {}", state["live"]);
+        assert_eq!(state["same"], json!(true), "the page was reloaded");
+        assert_eq!(state["errors"], json!([]), "errors in the page");
+    }
+
+    /// Ids of the lease cards shown.
+    async fn lease_ids(&self) -> Vec<String> {
+        let ids = self
+            .js(
+                "return [...document.querySelectorAll('#lease-list > li')].map((li) => li.dataset.id);",
+                vec![],
+            )
+            .await;
+        serde_json::from_value(ids).unwrap_or_default()
+    }
+
+    /// Rents `offering` for `minutes` through the form; returns the new lease id.
+    async fn rent(&self, offering: &str, minutes: &str) -> String {
+        let before = self.lease_ids().await;
+        self.client
+            .find(Locator::Css("#offering"))
+            .await
+            .expect("offering picker")
+            .select_by_value(offering)
+            .await
+            .expect("offering chosen");
+        self.type_into("#minutes", minutes).await;
+        self.click("#provision-submit").await;
+        let id = self
+            .wait_for(
+                &format!("a new {offering} lease card"),
+                Duration::from_secs(10),
+                "return [...document.querySelectorAll('#lease-list > li')]
+                    .map((li) => li.dataset.id).find((id) => !arguments[0].includes(id)) ?? null;",
+                vec![json!(before)],
+            )
+            .await;
+        id.as_str().expect("lease id").to_owned()
+    }
+
+    async fn wait_status(&self, id: &str, status: &str, limit: Duration) {
+        self.wait_for(
+            &format!("lease {id} to be {status}"),
+            limit,
+            "const li = document.querySelector(`li[data-id='${arguments[0]}']`);
+             return li?.dataset.status === arguments[1];",
+            vec![json!(id), json!(status)],
+        )
+        .await;
+    }
+
+    async fn wait_gone(&self, id: &str) {
+        self.wait_for(
+            &format!("lease {id}'s card to go"),
+            Duration::from_secs(20),
+            "return !document.querySelector(`li[data-id='${arguments[0]}']`);",
+            vec![json!(id)],
+        )
+        .await;
+    }
+}
+
+/// Runs `body`; on failure saves a screenshot first. Always closes the browser.
+async fn with_browser<F>(browser: Browser, body: F)
+where
+    F: for<'a> AsyncFnOnce(&'a Browser),
+{
+    let outcome = AssertUnwindSafe(body(&browser)).catch_unwind().await;
+    if outcome.is_err() {
+        browser.shot("FAILED").await;
+    }
+    browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn card(id: &str, part: &str) -> String {
+    format!("li[data-id='{id}'] {part}")
+}
+
+/// Waits (10 s at most) until Docker has no container of lease `id`.
+async fn assert_container_gone(id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = containers_with(LEASE_LABEL, id);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container(s) of {id} still there: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The estimate the page computes (money.js) equals lease-core's pricing
+/// for every rate and duration tried.
+async fn estimates_match_the_server(browser: &Browser) {
+    let rates = [
+        "0.01",
+        "0.04",
+        "0.015",
+        "0.000000001",
+        "1.234567891",
+        "7",
+        "0.333333333",
+    ];
+    let minutes: Vec<u32> = vec![1, 2, 3, 7, 15, 59, 60, 61, 119, 120, 240, 479, 480];
+    let computed = browser
+        .js(
+            "const [rates, minutes] = arguments;
+             return import('/ui/money.js').then((money) => {
+                 const out = {};
+                 for (const rate of rates) {
+                     out[rate] = minutes.map((m) => money.estimate(Number(rate), m).toString());
+                 }
+                 return out;
+             });",
+            vec![json!(rates), json!(minutes)],
+        )
+        .await;
+    for rate in rates {
+        let money: Money = rate.parse().expect("rate");
+        for (index, &m) in minutes.iter().enumerate() {
+            let expected = pricing::estimate(money, m).nanos().to_string();
+            assert_eq!(
+                computed[rate][index],
+                json!(expected),
+                "estimate of {rate}/h × {m} min"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_rents_follows_extends_and_deletes_leases() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    let mut server = Server::start(&[]);
+    server.wait_healthy().await;
+    let browser = Browser::launch(&tools, "portal").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the portal with the catalog",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#offering option').length > 0
+                && document.getElementById('live').dataset.state === 'live';",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        assert_eq!(b.text("#who").await, "Signed in as local");
+        assert_eq!(b.text("#usage-active").await, "0");
+        b.shot("01-empty").await;
+
+        estimates_match_the_server(b).await;
+
+        // The estimate: alpine for 2 minutes, as the server will charge it.
+        b.client
+            .find(Locator::Css("#offering"))
+            .await
+            .expect("offering picker")
+            .select_by_value("alpine")
+            .await
+            .expect("alpine");
+        b.type_into("#minutes", "2").await;
+        assert_eq!(b.text("#estimate").await, "$0.000333");
+        b.click(".chip[data-minutes='240']").await;
+        assert_eq!(b.text("#estimate").await, "$0.04");
+        b.type_into("#minutes", "481").await;
+        assert_eq!(b.text("#estimate").await, "–");
+        assert!(b.text("#minutes-error").await.contains("1 to 480"));
+        b.type_into("#minutes", "2").await;
+        assert_eq!(b.text("#estimate").await, "$0.000333");
+        b.shot("02-estimate").await;
+
+        // Rent it: the card appears pending, then turns running, live.
+        let alpine = b.rent("alpine", "2").await;
+        b.wait_status(&alpine, "running", Duration::from_secs(60)).await;
+        let seen = b
+            .js("return window.__seen[arguments[0]];", vec![json!(alpine)])
+            .await;
+        assert_eq!(seen, json!(["pending", "running"]), "statuses shown");
+        assert_eq!(b.text(&card(&alpine, ".badge-status")).await, "running");
+        assert_eq!(b.text(&card(&alpine, ".badge-image")).await, "alpine");
+        let short = b.text(&card(&alpine, ".lease-id")).await;
+        assert_eq!(short.len(), 12, "short id {short}");
+        assert!(alpine.contains(&short));
+        assert!(
+            b.text(&card(&alpine, ".badge-cost"))
+                .await
+                .starts_with("$0.000333 est."),
+            "cost badge"
+        );
+
+        // The countdown ticks down.
+        let seconds = |text: Value| text.as_str().unwrap_or("0").parse::<i64>().unwrap_or(0);
+        let countdown = card(&alpine, ".countdown");
+        let first = seconds(
+            b.js("return document.querySelector(arguments[0]).dataset.seconds;", vec![json!(countdown)])
+                .await,
+        );
+        let first_text = b.text(&countdown).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        let second = seconds(
+            b.js("return document.querySelector(arguments[0]).dataset.seconds;", vec![json!(countdown)])
+                .await,
+        );
+        assert!(
+            (1..=120).contains(&first) && second < first,
+            "countdown {first} then {second}"
+        );
+        assert_ne!(b.text(&countdown).await, first_text);
+        // Under 5 minutes left: amber.
+        let soon = b
+            .js("return document.querySelector(arguments[0]).classList.contains('soon');", vec![json!(countdown)])
+            .await;
+        assert_eq!(soon, json!(true), "countdown amber in the last 5 minutes");
+
+        // A lease whose image cannot be had: red, with the error shown.
+        let broken = b.rent("broken", "15").await;
+        b.wait_status(&broken, "error", Duration::from_secs(60)).await;
+        let message = b.text(&card(&broken, ".lease-error")).await;
+        assert!(!message.is_empty(), "the error lease shows its message");
+
+        // Logs: a lease whose container prints a line every second.
+        let busybox = b.rent("busybox", "15").await;
+        b.wait_status(&busybox, "running", Duration::from_secs(60)).await;
+        b.click(&card(&busybox, ".act-logs")).await;
+        b.wait_for(
+            "log lines from the container",
+            Duration::from_secs(20),
+            "const text = document.getElementById('logs-output').textContent;
+             return text.includes('ready') && text.includes('tick');",
+            vec![],
+        )
+        .await;
+        b.wait_for(
+            "the usage strip to count 3 active leases",
+            Duration::from_secs(10),
+            "return document.getElementById('usage-active').textContent === '3';",
+            vec![],
+        )
+        .await;
+        b.shot("03-running-error-logs").await;
+
+        // Extend: the expiry moves by 30 minutes.
+        let expiry_of = async |id: &str| {
+            let text = b
+                .js(
+                    "return document.querySelector(arguments[0]).dataset.expiry;",
+                    vec![json!(card(id, ".expiry"))],
+                )
+                .await;
+            text.as_str().expect("expiry").to_owned()
+        };
+        let before_text = expiry_of(&alpine).await;
+        b.click(&card(&alpine, ".act-extend")).await;
+        b.wait_for(
+            "the expiry to move",
+            Duration::from_secs(10),
+            "return document.querySelector(arguments[0]).dataset.expiry !== arguments[1];",
+            vec![json!(card(&alpine, ".expiry")), json!(before_text)],
+        )
+        .await;
+        let after_text = expiry_of(&alpine).await;
+        let before = DateTime::parse_from_rfc3339(&before_text).expect("RFC 3339");
+        let after = DateTime::parse_from_rfc3339(&after_text).expect("RFC 3339");
+        assert_eq!((after - before).num_minutes(), 30, "{before} → {after}");
+        let left = seconds(
+            b.js("return document.querySelector(arguments[0]).dataset.seconds;", vec![json!(countdown)])
+                .await,
+        );
+        assert!(left > 30 * 60, "countdown after extending: {left}");
+        assert!(
+            b.text(&card(&alpine, ".badge-cost"))
+                .await
+                .starts_with("$0.00533 est."),
+            "32 minutes of alpine"
+        );
+        b.shot("04-extended").await;
+
+        // A narrow phone screen: one column, nothing cut off sideways.
+        b.client.set_window_size(390, 844).await.expect("resize");
+        let overflow = b
+            .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
+            .await;
+        assert_eq!(overflow, json!(0), "horizontal overflow on a phone");
+        b.js("window.scrollTo(0, 0);", vec![]).await;
+        b.shot("05-phone-top").await;
+        b.js(
+            "document.getElementById('lease-list').scrollIntoView({block: 'start'});",
+            vec![],
+        )
+        .await;
+        b.shot("06-phone-leases").await;
+        b.client.set_window_size(1280, 900).await.expect("resize");
+
+        // Delete asks first; then the card goes and so does the container.
+        b.click(&card(&busybox, ".act-delete")).await;
+        b.wait_for(
+            "the confirmation",
+            Duration::from_secs(5),
+            "return !document.querySelector(arguments[0]).hidden;",
+            vec![json!(card(&busybox, ".confirm"))],
+        )
+        .await;
+        b.shot("07-confirm-delete").await;
+        b.click(&card(&busybox, ".act-confirm")).await;
+        b.wait_gone(&busybox).await;
+        assert_container_gone(&busybox).await;
+        b.wait_for(
+            "the logs panel's end",
+            Duration::from_secs(10),
+            "const end = document.getElementById('logs-end');
+             return !end.hidden && end.textContent.includes('Container stopped');",
+            vec![],
+        )
+        .await;
+        b.shot("08-logs-ended").await;
+
+        b.click(&card(&alpine, ".act-delete")).await;
+        b.click(&card(&alpine, ".act-confirm")).await;
+        b.wait_gone(&alpine).await;
+        assert_container_gone(&alpine).await;
+        b.click(&card(&broken, ".act-delete")).await;
+        b.click(&card(&broken, ".act-confirm")).await;
+        b.wait_gone(&broken).await;
+        b.wait_for(
+            "no leases",
+            Duration::from_secs(5),
+            "return !document.getElementById('no-leases').hidden
+                && document.getElementById('usage-active').textContent === '0';",
+            vec![],
+        )
+        .await;
+        b.assert_page_healthy().await;
+        let states = b.js("return window.__live;", vec![]).await;
+        assert_eq!(states, json!([]), "the event stream dropped");
+
+        // History lists what ended, with its cost.
+        b.click("#history summary").await;
+        b.wait_for(
+            "three rows of history",
+            Duration::from_secs(5),
+            "return document.querySelectorAll('#history-body tr').length === 3;",
+            vec![],
+        )
+        .await;
+        b.shot("09-history").await;
+    })
+    .await;
+
+    // The event stream recovers when the server comes back.
+    // (a second browser session keeps this part independent of the above)
+    let browser = Browser::launch(&tools, "portal-reconnect").await;
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "live",
+            Duration::from_secs(15),
+            "return document.getElementById('live').dataset.state === 'live';",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        server.stop();
+        b.wait_for(
+            "the page to notice the stream dropped",
+            Duration::from_secs(15),
+            "return document.getElementById('live').dataset.state === 'reconnecting';",
+            vec![],
+        )
+        .await;
+        b.shot("10-reconnecting").await;
+        server.spawn();
+        server.wait_healthy().await;
+        b.wait_for(
+            "live again",
+            Duration::from_secs(45),
+            "return document.getElementById('live').dataset.state === 'live';",
+            vec![],
+        )
+        .await;
+        // Live means live: a lease rented elsewhere shows up by itself.
+        let address = server.address;
+        let created = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(address).expect("connect");
+            let body = r#"{"imageType":"busybox","durationMinutes":5}"#;
+            write!(
+                stream,
+                "POST /api/provision HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("request");
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).expect("answer");
+            answer
+        })
+        .await
+        .expect("provision");
+        assert!(created.starts_with("HTTP/1.1 202"), "{created}");
+        let id = created
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("lease id")
+            .to_owned();
+        b.wait_status(&id, "running", Duration::from_secs(60)).await;
+        b.click(&card(&id, ".act-delete")).await;
+        b.click(&card(&id, ".act-confirm")).await;
+        b.wait_gone(&id).await;
+        assert_container_gone(&id).await;
+        b.assert_page_healthy().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    let minted = Command::new(env!("CARGO_BIN_EXE_lease-server"))
+        .args(["token", "new", "--owner", "alice"])
+        .output()
+        .expect("token new");
+    assert!(minted.status.success());
+    let printed = String::from_utf8_lossy(&minted.stdout).into_owned();
+    let token = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .expect("a token")
+        .trim()
+        .to_owned();
+    let entry = &printed[printed.find("[[tokens]]").expect("entry")..];
+    let tokens = TempDir::new("lease-browser-tokens");
+    let tokens_file = tokens.0.join("tokens.toml");
+    std::fs::write(&tokens_file, entry).expect("tokens file");
+
+    let mut server = Server::start(&["--tokens".to_owned(), tokens_file.display().to_string()]);
+    server.wait_healthy().await;
+    let browser = Browser::launch(&tools, "tokens").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the sign-in form",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden
+                && document.getElementById('app').hidden;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        b.shot("01-signin").await;
+
+        // A wrong token is refused and not kept.
+        b.type_into("#token-input", "clt_not-a-valid-token").await;
+        b.click("#signin-submit").await;
+        b.wait_for(
+            "the refusal",
+            Duration::from_secs(10),
+            "return document.getElementById('signin-error').textContent.includes('refused');",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            b.js(
+                "return localStorage.getItem('containerlease.token');",
+                vec![]
+            )
+            .await,
+            Value::Null
+        );
+        assert_eq!(
+            b.js("return document.getElementById('app').hidden;", vec![])
+                .await,
+            json!(true)
+        );
+        b.shot("02-signin-refused").await;
+
+        // The right one opens the portal; events and logs take it as ?token=.
+        b.type_into("#token-input", &token).await;
+        b.click("#signin-submit").await;
+        b.wait_for(
+            "the portal as alice, live",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.getElementById('who').textContent === 'Signed in as alice'
+                && document.getElementById('live').dataset.state === 'live';",
+            vec![],
+        )
+        .await;
+        let id = b.rent("busybox", "5").await;
+        b.wait_status(&id, "running", Duration::from_secs(60)).await;
+        b.click(&card(&id, ".act-logs")).await;
+        b.wait_for(
+            "log lines",
+            Duration::from_secs(20),
+            "return document.getElementById('logs-output').textContent.includes('tick');",
+            vec![],
+        )
+        .await;
+        b.shot("03-signed-in").await;
+
+        // Kept across a reload.
+        b.client.refresh().await.expect("reload");
+        b.wait_for(
+            "still signed in after a reload",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelector(`li[data-id='${arguments[0]}']`) !== null;",
+            vec![json!(id)],
+        )
+        .await;
+        b.watch_page().await;
+        b.click(&card(&id, ".act-delete")).await;
+        b.click(&card(&id, ".act-confirm")).await;
+        b.wait_gone(&id).await;
+        assert_container_gone(&id).await;
+
+        // A token the server no longer accepts brings the sign-in back.
+        b.js(
+            "localStorage.setItem('containerlease.token', 'clt_revoked');",
+            vec![],
+        )
+        .await;
+        b.client.refresh().await.expect("reload");
+        b.wait_for(
+            "the sign-in again",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden
+                && document.getElementById('signin-error').textContent.includes('refused');",
+            vec![],
+        )
+        .await;
+        b.shot("04-token-revoked").await;
+
+        // Sign out forgets the token.
+        b.type_into("#token-input", &token).await;
+        b.click("#signin-submit").await;
+        b.wait_for(
+            "signed in",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        b.click("#signout").await;
+        b.wait_for(
+            "signed out",
+            Duration::from_secs(5),
+            "return !document.getElementById('signin').hidden
+                && localStorage.getItem('containerlease.token') === null;",
+            vec![],
+        )
+        .await;
+        b.assert_page_healthy().await;
+    })
+    .await;
+}
