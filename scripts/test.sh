@@ -41,6 +41,28 @@ redis_prev_exit_trap="${redis_prev_exit_trap#"trap -- "}"
 redis_prev_exit_trap="${redis_prev_exit_trap%" EXIT"}"
 trap "scripts/redis.sh stop \"\${LEASE_TEST_REDIS_DIR:-}\"; eval ${redis_prev_exit_trap:-:}" EXIT
 
+# (lease-server: headless browser for the web UI test, tests/browser.rs)
+# Installs Debian's chromium and chromium-driver if either is missing (once;
+# a no-op when both are there). Without them the browser test prints
+# SKIPPED locally; with CI=true a failed install is fatal.
+step "headless Chromium for the web UI test (chromium, chromium-driver)"
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    echo "chromium and chromedriver are installed"
+else
+    browser_sudo=()
+    if [ "$(id -u)" != 0 ]; then browser_sudo=(sudo -n); fi
+    if command -v apt-get >/dev/null 2>&1 &&
+        "${browser_sudo[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${browser_sudo[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null; then
+        echo "installed chromium and chromium-driver"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "chromium/chromium-driver could not be installed; CI=true makes this fatal" >&2
+        exit 1
+    else
+        echo "no chromium/chromedriver: the browser test will print SKIPPED" >&2
+    fi
+fi
+
 # ---------------------------------------------------------------------------
 
 step "cargo test --workspace"
