@@ -233,7 +233,7 @@ mod tests {
         (Response::from_parts(parts, Body::empty()), text)
     }
 
-    fn header<'a>(response: &'a Response, name: HeaderName) -> &'a str {
+    fn header(response: &Response, name: HeaderName) -> &str {
         response
             .headers()
             .get(name)

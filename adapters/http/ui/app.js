@@ -188,12 +188,16 @@ function updateForm() {
 }
 
 $('offering').addEventListener('change', () => {
+  $('provision-error').textContent = '';
   const offering = selectedOffering();
   const { minutes } = readMinutes(offering);
   if (offering && minutes > offering.maxMinutes) $('minutes').value = String(offering.maxMinutes);
   updateForm();
 });
-$('minutes').addEventListener('input', updateForm);
+$('minutes').addEventListener('input', () => {
+  $('provision-error').textContent = '';
+  updateForm();
+});
 for (const chip of document.querySelectorAll('.chip')) {
   chip.addEventListener('click', () => {
     $('minutes').value = chip.dataset.minutes;

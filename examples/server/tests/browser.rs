@@ -196,9 +196,11 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the server with the local catalog plus an offering whose
-    /// image does not exist (its leases fail: the page's error state).
-    fn start(extra: &[String]) -> Server {
+    /// Starts the server with the local catalog plus two offerings: one
+    /// whose image does not exist (its leases fail: the page's error state)
+    /// and, when `stall` is given, one pulled from that address, where
+    /// nothing ever answers (its leases stay pending).
+    fn start(extra: &[String], stall: Option<SocketAddr>) -> Server {
         let namespace = format!("test-{}", random_suffix());
         let dir = TempDir::new("lease-browser");
         let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog.local.toml");
@@ -208,6 +210,13 @@ impl Server {
              command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.02\"\ncpus = \"0.25\"\n\
              memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
         );
+        if let Some(stall) = stall {
+            catalog.push_str(&format!(
+                "\n[[offering]]\nkey = \"slow\"\nimage = \"{stall}/containerlease-test/slow:latest\"\n\
+                 command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.01\"\ncpus = \"0.25\"\n\
+                 memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
+            ));
+        }
         let catalog_path = dir.0.join("catalog.toml");
         std::fs::write(&catalog_path, catalog).expect("catalog");
         let port = free_port();
@@ -319,6 +328,35 @@ impl Drop for Server {
         if std::thread::panicking() {
             eprintln!("lease-server log:\n{}", self.log_text());
         }
+    }
+}
+
+/// A registry on loopback that accepts connections and never answers, so
+/// an image pull from it hangs and its lease stays pending. Stops on drop.
+struct StallingRegistry {
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingRegistry {
+    async fn start() -> StallingRegistry {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("stalling registry");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        StallingRegistry { address, task }
+    }
+}
+
+impl Drop for StallingRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -705,7 +743,8 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
     let Some(tools) = prerequisites() else {
         return;
     };
-    let mut server = Server::start(&[]);
+    let stall = StallingRegistry::start().await;
+    let mut server = Server::start(&[], Some(stall.address));
     server.wait_healthy().await;
     let browser = Browser::launch(&tools, "portal").await;
     let url = server.url();
@@ -795,6 +834,25 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         let message = b.text(&card(&broken, ".lease-error")).await;
         assert!(!message.is_empty(), "the error lease shows its message");
 
+        // A lease whose image pull hangs: yellow, pending, with the pull
+        // shown; deleting it works while it waits.
+        let slow = b.rent("slow", "15").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let status = b.text(&card(&slow, ".badge-status")).await;
+        if status == "pending" {
+            let pull = b.text(&card(&slow, ".pull-text")).await;
+            assert!(!pull.is_empty(), "a pending lease shows its pull");
+            b.shot("03-pending-error").await;
+        } else {
+            // The Docker engine cannot reach this loopback address (it runs
+            // elsewhere): the pull failed at once instead of hanging.
+            eprintln!("note: the stalled pull ended as {status}; no pending screenshot");
+        }
+        b.click(&card(&slow, ".act-delete")).await;
+        b.click(&card(&slow, ".act-confirm")).await;
+        b.wait_gone(&slow).await;
+        assert_container_gone(&slow).await;
+
         // Logs: a lease whose container prints a line every second.
         let busybox = b.rent("busybox", "15").await;
         b.wait_status(&busybox, "running", Duration::from_secs(60)).await;
@@ -814,7 +872,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             vec![],
         )
         .await;
-        b.shot("03-running-error-logs").await;
+        b.shot("04-running-error-logs").await;
 
         // Extend: the expiry moves by 30 minutes.
         let expiry_of = async |id: &str| {
@@ -850,7 +908,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
                 .starts_with("$0.00533 est."),
             "32 minutes of alpine"
         );
-        b.shot("04-extended").await;
+        b.shot("05-extended").await;
 
         // A narrow phone screen: one column, nothing cut off sideways.
         b.client.set_window_size(390, 844).await.expect("resize");
@@ -859,13 +917,13 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             .await;
         assert_eq!(overflow, json!(0), "horizontal overflow on a phone");
         b.js("window.scrollTo(0, 0);", vec![]).await;
-        b.shot("05-phone-top").await;
+        b.shot("06-phone-top").await;
         b.js(
             "document.getElementById('lease-list').scrollIntoView({block: 'start'});",
             vec![],
         )
         .await;
-        b.shot("06-phone-leases").await;
+        b.shot("07-phone-leases").await;
         b.client.set_window_size(1280, 900).await.expect("resize");
 
         // Delete asks first; then the card goes and so does the container.
@@ -877,7 +935,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             vec![json!(card(&busybox, ".confirm"))],
         )
         .await;
-        b.shot("07-confirm-delete").await;
+        b.shot("08-confirm-delete").await;
         b.click(&card(&busybox, ".act-confirm")).await;
         b.wait_gone(&busybox).await;
         assert_container_gone(&busybox).await;
@@ -889,7 +947,9 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             vec![],
         )
         .await;
-        b.shot("08-logs-ended").await;
+        b.js("document.getElementById('logs-end').scrollIntoView({block: 'center'});", vec![])
+            .await;
+        b.shot("09-logs-ended").await;
 
         b.click(&card(&alpine, ".act-delete")).await;
         b.click(&card(&alpine, ".act-confirm")).await;
@@ -913,15 +973,18 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         // History lists what ended, with its cost.
         b.click("#history summary").await;
         b.wait_for(
-            "three rows of history",
+            "four rows of history",
             Duration::from_secs(5),
-            "return document.querySelectorAll('#history-body tr').length === 3;",
+            "return document.querySelectorAll('#history-body tr').length === 4;",
             vec![],
         )
         .await;
-        b.shot("09-history").await;
+        b.shot("10-history").await;
     })
     .await;
+
+    // Ends the hanging pull, so the server's graceful stop does not wait on it.
+    drop(stall);
 
     // The event stream recovers when the server comes back.
     // (a second browser session keeps this part independent of the above)
@@ -944,7 +1007,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             vec![],
         )
         .await;
-        b.shot("10-reconnecting").await;
+        b.shot("11-reconnecting").await;
         server.spawn();
         server.wait_healthy().await;
         b.wait_for(
@@ -1011,7 +1074,15 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
     let tokens_file = tokens.0.join("tokens.toml");
     std::fs::write(&tokens_file, entry).expect("tokens file");
 
-    let mut server = Server::start(&["--tokens".to_owned(), tokens_file.display().to_string()]);
+    let mut server = Server::start(
+        &[
+            "--tokens".to_owned(),
+            tokens_file.display().to_string(),
+            "--max-leases-per-owner".to_owned(),
+            "1".to_owned(),
+        ],
+        None,
+    );
     server.wait_healthy().await;
     let browser = Browser::launch(&tools, "tokens").await;
     let url = server.url();
@@ -1075,6 +1146,26 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
             vec![],
         )
         .await;
+        // An API error shows next to what caused it: a second lease is over
+        // the quota of one.
+        b.click("#provision-submit").await;
+        let refusal = b
+            .wait_for(
+                "the quota error under the form",
+                Duration::from_secs(10),
+                "return document.getElementById('provision-error').textContent;",
+                vec![],
+            )
+            .await;
+        assert!(
+            refusal
+                .as_str()
+                .unwrap_or_default()
+                .contains("max_leases_per_owner"),
+            "{refusal}"
+        );
+        assert_eq!(b.lease_ids().await, vec![id.clone()]);
+        b.js("window.scrollTo(0, 0);", vec![]).await;
         b.shot("03-signed-in").await;
 
         // Kept across a reload.
