@@ -151,6 +151,7 @@ export class LeaseList {
         if (card.isConnected) errorEl.textContent = error.message;
       } finally {
         button.removeAttribute('aria-busy');
+        button.disabled = false;
         if (card.isConnected) this.fill(card, this.leases.get(id) ?? lease);
       }
     };

@@ -628,8 +628,9 @@ impl Browser {
             .select_by_value(offering)
             .await
             .expect("offering chosen");
-        self.type_into("#minutes", minutes).await;
-        self.click("#provision-submit").await;
+        // Typed, then Enter: the form works from the keyboard.
+        self.type_into("#minutes", &format!("{minutes}\u{e007}"))
+            .await;
         let id = self
             .wait_for(
                 &format!("a new {offering} lease card"),
@@ -951,6 +952,24 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
             .await;
         b.shot("09-logs-ended").await;
 
+        // Escape backs out of the confirmation, focus back on Delete.
+        b.click(&card(&alpine, ".act-delete")).await;
+        b.client
+            .active_element()
+            .await
+            .expect("focus")
+            .send_keys("\u{e00c}")
+            .await
+            .expect("Escape");
+        let backed_out = b
+            .js(
+                "const li = document.querySelector(arguments[0]);
+                 return li.querySelector('.confirm').hidden
+                     && document.activeElement === li.querySelector('.act-delete');",
+                vec![json!(format!("li[data-id='{alpine}']"))],
+            )
+            .await;
+        assert_eq!(backed_out, json!(true), "Escape cancels the delete");
         b.click(&card(&alpine, ".act-delete")).await;
         b.click(&card(&alpine, ".act-confirm")).await;
         b.wait_gone(&alpine).await;
