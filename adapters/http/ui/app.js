@@ -24,14 +24,15 @@ const state = {
 
 // ---------------------------------------------------------------- notices
 
-/** Most notices on screen at once (the oldest goes first). */
-const MAX_NOTICES = 3;
+/** Most notices on screen at once (the oldest goes first); fewer on a phone. */
+const narrowScreen = window.matchMedia('(max-width: 760px)');
+const maxNotices = () => (narrowScreen.matches ? 2 : 3);
 const NOTICE_MS = { ok: 4000, info: 5000, warn: 15000, error: 8000 };
 
 /** A short notice for everyone, screen readers included (the region is aria-live). */
 function notify(text, kind = 'info') {
   const box = $('notices');
-  while (box.children.length >= MAX_NOTICES) box.firstElementChild.remove();
+  while (box.children.length >= maxNotices()) box.firstElementChild.remove();
   const notice = document.createElement('div');
   notice.className = `notice notice-${kind}`;
   const message = document.createElement('span');
