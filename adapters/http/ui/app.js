@@ -191,8 +191,11 @@ function updateForm() {
 $('offering').addEventListener('change', () => {
   $('provision-error').textContent = '';
   const offering = selectedOffering();
-  const { minutes } = readMinutes(offering);
-  if (offering && minutes > offering.maxMinutes) $('minutes').value = String(offering.maxMinutes);
+  // A duration past the new offering's maximum becomes that maximum.
+  const typed = Number($('minutes').value);
+  if (offering && Number.isInteger(typed) && typed > offering.maxMinutes) {
+    $('minutes').value = String(offering.maxMinutes);
+  }
   updateForm();
 });
 $('minutes').addEventListener('input', () => {

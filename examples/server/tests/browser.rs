@@ -779,6 +779,26 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         assert_eq!(b.text("#estimate").await, "$0.000333");
         b.click(".chip[data-minutes='240']").await;
         assert_eq!(b.text("#estimate").await, "$0.04");
+        // An offering with a shorter maximum clamps the duration to it.
+        b.client
+            .find(Locator::Css("#offering"))
+            .await
+            .expect("offering picker")
+            .select_by_value("slow")
+            .await
+            .expect("slow");
+        let clamped = b
+            .js("return document.getElementById('minutes').value;", vec![])
+            .await;
+        assert_eq!(clamped, json!("60"));
+        assert_eq!(b.text("#estimate").await, "$0.01");
+        b.client
+            .find(Locator::Css("#offering"))
+            .await
+            .expect("offering picker")
+            .select_by_value("alpine")
+            .await
+            .expect("alpine");
         b.type_into("#minutes", "481").await;
         assert_eq!(b.text("#estimate").await, "–");
         assert!(b.text("#minutes-error").await.contains("1 to 480"));
