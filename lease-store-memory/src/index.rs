@@ -226,7 +226,7 @@ impl Leases {
         let cursor = query
             .cursor
             .as_deref()
-            .map(|text| cursor::decode(text))
+            .map(cursor::decode)
             .transpose()?
             .map(|(at, id)| (nanos(at), id));
         let index = match &query.owner {
@@ -336,7 +336,7 @@ impl Leases {
         let cursor = query
             .cursor
             .as_deref()
-            .map(|text| cursor::decode(text))
+            .map(cursor::decode)
             .transpose()?
             .map(|(at, id)| (Reverse(nanos(at)), id));
         let index = match &query.owner {
