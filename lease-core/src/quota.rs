@@ -33,7 +33,7 @@ impl LeaseManager {
             return Err(LeaseError::QuotaExceeded {
                 limit: "max_leases_per_owner",
                 message: format!(
-                    "{owner} has {} active leases; the limit is {max}",
+                    "{owner} has {} active lease(s); the limit is {max}",
                     active.len()
                 ),
             });
