@@ -23,24 +23,14 @@ use chrono::DateTime;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use lease_core::{Money, pricing};
-use rand::Rng;
 use serde_json::{Value, json};
 
-const IMAGE: &str = "containerlease-test/busybox:latest";
-const NAMESPACE_LABEL: &str = "io.containerlease.namespace";
-const LEASE_LABEL: &str = "io.containerlease.lease-id";
+mod common;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Prints why the test is skipped, or fails under `CI=true`.
-fn skip_or_fail(reason: &str) {
-    if in_ci() {
-        panic!("CI=true and {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
+use common::{
+    LEASE_LABEL, NAMESPACE_LABEL, containers_with, docker_ready, free_port, random_suffix,
+    skip_or_fail,
+};
 
 /// The browser and driver binaries found.
 struct Tools {
@@ -74,20 +64,7 @@ fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
 /// Docker, the test image, Chromium and chromedriver; `None` (after a
 /// printed reason, or a panic in CI) when something is missing.
 fn prerequisites() -> Option<Tools> {
-    let engine = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
-    if !engine.is_ok_and(|o| o.status.success()) {
-        skip_or_fail("the Docker engine is not reachable");
-        return None;
-    }
-    let image = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !image.is_ok_and(|s| s.success()) {
-        skip_or_fail(&format!("{IMAGE} is missing (run scripts/test-images.sh)"));
+    if !docker_ready() {
         return None;
     }
     // Debian's /usr/bin/chromium is a wrapper script; the binary is beside it.
@@ -116,19 +93,6 @@ fn prerequisites() -> Option<Tools> {
     })
 }
 
-fn random_suffix() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(10)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect()
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address").port()
-}
-
 /// The workspace's target directory (screenshots go there).
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -151,18 +115,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Ids of the containers carrying `label=value`.
-fn containers_with(label: &str, value: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={label}={value}")])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// A plain HTTP/1.1 GET; the status and body, or `None` if nothing answers.

@@ -17,76 +17,14 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rand::Rng;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-const IMAGE: &str = "containerlease-test/busybox:latest";
-const NAMESPACE_LABEL: &str = "io.containerlease.namespace";
+mod common;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (or, in CI, fails) when `reason` is `Some`.
-fn skip_or_fail(reason: &str) {
-    if in_ci() {
-        panic!("CI=true and {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
-
-/// Whether Docker and the test image are there; prints why not.
-fn docker_ready() -> bool {
-    let engine = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
-    if !engine.is_ok_and(|o| o.status.success()) {
-        skip_or_fail("the Docker engine is not reachable");
-        return false;
-    }
-    let image = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !image.is_ok_and(|s| s.success()) {
-        skip_or_fail(&format!("{IMAGE} is missing (run scripts/test-images.sh)"));
-        return false;
-    }
-    true
-}
-
-fn random_namespace() -> String {
-    let suffix: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(10)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect();
-    format!("test-{suffix}")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address").port()
-}
-
-/// Ids of the containers carrying `namespace`'s label.
-fn containers_of(namespace: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label={NAMESPACE_LABEL}={namespace}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
+use common::{
+    NAMESPACE_LABEL, containers_of, docker_ready, free_port, random_namespace, skip_or_fail,
+};
 
 /// A running `lease-server`; killed, and its namespace's containers removed, on drop.
 struct Server {
