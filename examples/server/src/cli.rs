@@ -90,6 +90,24 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_SWEEP_INTERVAL", default_value = "60s")]
     pub sweep_interval: humantime::Duration,
 
+    /// A pending lease not running after this becomes `error`.
+    #[arg(long, env = "LEASE_PROVISION_TIMEOUT", default_value = "10m")]
+    pub provision_timeout: humantime::Duration,
+
+    /// A pending lease that no task of this process is provisioning (say,
+    /// after a crash) is retried once it is this old.
+    #[arg(long, env = "LEASE_STUCK_PENDING_AFTER", default_value = "30s")]
+    pub stuck_pending_after: humantime::Duration,
+
+    /// The reconciler (store against Docker) runs this often after start-up.
+    #[arg(long, env = "LEASE_RECONCILE_INTERVAL", default_value = "5m")]
+    pub reconcile_interval: humantime::Duration,
+
+    /// How long a reaper's claim on an expired lease lasts before another
+    /// reaper (or this one after a restart) may take it over.
+    #[arg(long, env = "LEASE_CLAIM_TTL", default_value = "60s")]
+    pub claim_ttl: humantime::Duration,
+
     /// Longest lifetime of a lease in minutes, extensions included.
     #[arg(long, env = "LEASE_MAX_MINUTES", default_value_t = 480)]
     pub max_minutes: u32,

@@ -167,6 +167,10 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
 
     let config = ManagerConfig {
         sweep_interval: args.sweep_interval.into(),
+        provision_timeout: args.provision_timeout.into(),
+        stuck_pending_after: args.stuck_pending_after.into(),
+        reconcile_interval: args.reconcile_interval.into(),
+        claim_ttl: args.claim_ttl.into(),
         max_minutes: args.max_minutes,
         max_leases_per_owner: (args.max_leases_per_owner > 0).then_some(args.max_leases_per_owner),
         max_daily_spend: args.max_daily_spend,
