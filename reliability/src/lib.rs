@@ -22,6 +22,8 @@
 pub mod api;
 pub mod check;
 pub mod docker;
+pub mod proxy;
+pub mod raw_http;
 pub mod redis;
 pub mod server;
 
