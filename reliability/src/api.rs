@@ -258,3 +258,75 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         raw = raw.get(size + 2..)?;
     }
 }
+
+/// `n` provisions sent at once, one thread each; count the acknowledged
+/// ones while they run (to inject a fault mid-burst), then join.
+pub struct Burst {
+    handles: Vec<std::thread::JoinHandle<Result<Response, ApiError>>>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Burst {
+    /// Starts `n` `POST /api/provision` of `offering` for `minutes`.
+    pub fn start(api: &Api, offering: &str, minutes: u32, n: usize) -> Burst {
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handles = (0..n)
+            .map(|_| {
+                let api = api.clone();
+                let offering = offering.to_owned();
+                let answered = answered.clone();
+                std::thread::spawn(move || {
+                    let result = api.provision(&offering, minutes);
+                    if result.as_ref().is_ok_and(|r| r.status == 202) {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    result
+                })
+            })
+            .collect();
+        Burst { handles, answered }
+    }
+
+    /// How many were acknowledged (202) so far.
+    pub fn acknowledged(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until at least `k` are acknowledged (`limit` at most); whether they were.
+    pub fn wait_acknowledged(&self, k: usize, limit: Duration) -> bool {
+        crate::wait_for(limit, Duration::from_millis(1), || {
+            (self.acknowledged() >= k).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Every answer (or error), in start order.
+    pub fn join(self) -> Vec<Result<Response, ApiError>> {
+        self.handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ApiError("provision thread panicked".into())))
+            })
+            .collect()
+    }
+}
+
+/// The ids of the acknowledged (202) provisions among `answers`.
+pub fn acknowledged_ids(answers: &[Result<Response, ApiError>]) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .filter(|r| r.status == 202)
+        .filter_map(|r| lease_id(&r.body).ok())
+        .collect()
+}
+
+/// A lease JSON's RFC 3339 time field (`expiryAt`, `createdAt`, `endedAt`).
+pub fn lease_time(lease: &Value, field: &str) -> Option<std::time::SystemTime> {
+    let text = lease.get(field)?.as_str()?;
+    let time = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    let nanos = time.timestamp_nanos_opt()?;
+    let nanos = u64::try_from(nanos).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_nanos(nanos))
+}
