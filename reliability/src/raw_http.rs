@@ -81,10 +81,11 @@ pub fn exchange(address: SocketAddr, request: &[u8], limit: Duration) -> RawOutc
     // (if any) is still read.
     let _ = stream.write_all(request);
     let _ = stream.flush();
-    read_response(&mut stream, Instant::now() + limit * 4)
+    let head_only = request.starts_with(b"HEAD ");
+    read_response(&mut stream, head_only, Instant::now() + limit * 4)
 }
 
-fn read_response(stream: &mut TcpStream, deadline: Instant) -> RawOutcome {
+fn read_response(stream: &mut TcpStream, head_only: bool, deadline: Instant) -> RawOutcome {
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = [0_u8; 8192];
     loop {
@@ -113,7 +114,9 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> RawOutcome {
                 .iter()
                 .find(|(n, _)| n == "content-length")
                 .and_then(|(_, v)| v.parse::<usize>().ok());
+            let bodiless = head_only || status == 204 || status == 304 || status == 101;
             let body = match length {
+                Some(_) if bodiless => Vec::new(),
                 Some(length) => read_body(stream, rest, length.min(BODY_MAX), deadline),
                 None => Vec::new(),
             };
