@@ -139,3 +139,13 @@ pub fn quantile(values: &[Duration], q: f64) -> Option<Duration> {
     let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).max(1) - 1;
     Some(sorted[rank.min(sorted.len() - 1)])
 }
+
+/// Prints a figure for `scripts/bench.sh`: `FIGURE name=value` on stdout
+/// when `LEASE_FIGURES=1` (run with `--nocapture`), and `name: value` on
+/// stderr always. Names are `scenario<N>.<what>`; times in ms.
+pub fn figure(name: &str, value: impl std::fmt::Display) {
+    eprintln!("{name}: {value}");
+    if std::env::var("LEASE_FIGURES").is_ok_and(|v| v == "1") {
+        println!("FIGURE {name}={value}");
+    }
+}

@@ -10,7 +10,8 @@
 //!
 //! Each ends with THE CHECK (containers of the namespace = live leases) and
 //! by deleting everything. Sizes: quick by default, `LEASE_RELIABILITY=long`
-//! for the issue's counts. Figures are printed as `FIGURE …` lines.
+//! for the issue's counts. Figures: `name: value` on stderr, and
+//! `FIGURE name=value` on stdout with `LEASE_FIGURES=1` (scripts/bench.sh).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +22,7 @@ use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty, s
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
 use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{Server, ServerConfig};
-use lease_reliability::{quantile, random_namespace};
+use lease_reliability::{figure, quantile, random_namespace};
 
 /// Flags that make crash recovery observable in seconds instead of minutes:
 /// a pending lease nobody provisions is retried after 3 s, the reconciler
@@ -61,6 +62,15 @@ fn known_leases(api: &Api) -> (HashMap<String, String>, HashMap<String, usize>) 
     (statuses, history_counts)
 }
 
+/// Prints each `key=value` of `pairs` as the figure `<prefix>.<key>`.
+fn figures(prefix: &str, pairs: &str) {
+    for pair in pairs.split_whitespace() {
+        if let Some((key, value)) = pair.split_once('=') {
+            figure(&format!("{prefix}.{key}"), value);
+        }
+    }
+}
+
 fn over_one(counts: &HashMap<String, usize>) -> Vec<(String, usize)> {
     counts
         .iter()
@@ -73,6 +83,7 @@ fn over_one(counts: &HashMap<String, usize>) -> Vec<(String, usize)> {
 fn kill9_during_provisioning_redis_loses_nothing() {
     provisioning_crash_on_redis(
         "kill9_during_provisioning_redis_loses_nothing",
+        "scenario1.redis",
         &recovery_flags(),
         PROVISION_TIMEOUT + Duration::from_secs(30),
     );
@@ -87,12 +98,13 @@ fn kill9_during_provisioning_redis_loses_nothing() {
 fn kill9_during_provisioning_redis_default_recovery_settings() {
     provisioning_crash_on_redis(
         "kill9_during_provisioning_redis_default_recovery_settings",
+        "scenario1.redis_default_settings",
         &[],
         Duration::from_secs(11 * 60),
     );
 }
 
-fn provisioning_crash_on_redis(test: &str, flags: &[&str], settle_limit: Duration) {
+fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_limit: Duration) {
     if !docker::ready(test) {
         return;
     }
@@ -149,20 +161,23 @@ fn provisioning_crash_on_redis(test: &str, flags: &[&str], settle_limit: Duratio
     let look = assert_consistent(&api, &namespace, Duration::from_secs(60));
     let duplicates_created = over_one(&events.create_counts());
     let stored_unanswered = statuses.len() - acked.len();
-    eprintln!(
-        "FIGURE scenario=1-redis test={test} provisions={n} acknowledged={} stored_unanswered={stored_unanswered} lost={} not_running={} \
+    figures(
+        prefix,
+        &format!(
+            "provisions={n} acknowledged={} stored_unanswered={stored_unanswered} lost={} not_running={} \
          containers_at_kill={in_docker_at_kill} settled_after_restart_ms={} live={} containers={} \
          orphans={} duplicates={} missing={} containers_created_twice={}",
-        acked.len(),
-        lost.len(),
-        errors.len(),
-        settle_time.as_millis(),
-        look.live.len(),
-        look.containers.len(),
-        look.orphans.len(),
-        look.duplicates.len(),
-        look.missing.len(),
-        duplicates_created.len(),
+            acked.len(),
+            lost.len(),
+            errors.len(),
+            settle_time.as_millis(),
+            look.live.len(),
+            look.containers.len(),
+            look.orphans.len(),
+            look.duplicates.len(),
+            look.missing.len(),
+            duplicates_created.len(),
+        ),
     );
     assert!(lost.is_empty(), "acknowledged leases lost: {lost:?}");
     assert!(
@@ -227,15 +242,18 @@ fn kill9_during_provisioning_memory_adopts_or_removes_every_container() {
         .iter()
         .filter(|id| !look.live.contains_key(*id))
         .count();
-    eprintln!(
-        "FIGURE scenario=1-memory provisions={n} acknowledged={} containers_at_restart={} \
+    figures(
+        "scenario1.memory",
+        &format!(
+            "provisions={n} acknowledged={} containers_at_restart={} \
          adopted={adopted} removed={removed} acknowledged_but_forgotten={forgotten} \
          orphans={} duplicates={} missing={}",
-        acked.len(),
-        at_restart.len(),
-        look.orphans.len(),
-        look.duplicates.len(),
-        look.missing.len(),
+            acked.len(),
+            at_restart.len(),
+            look.orphans.len(),
+            look.duplicates.len(),
+            look.missing.len(),
+        ),
     );
     for id in &at_restart {
         if let Some(status) = look.live.get(id) {
@@ -364,16 +382,19 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
         .iter()
         .filter(|id| times.get(*id).is_some_and(|t| *t < expiry[*id]))
         .collect();
-    eprintln!(
-        "FIGURE scenario=2 leases={n} destroyed_before_kill={destroyed_before_kill} \
+    figures(
+        "scenario2",
+        &format!(
+            "leases={n} destroyed_before_kill={destroyed_before_kill} \
          destroyed_after_restart={} not_exactly_once={} removed_before_expiry={} \
-         reap_lateness_p50_ms={} p99_ms={} max_ms={}",
-        n.saturating_sub(destroyed_before_kill),
-        not_once.len(),
-        early.len(),
-        quantile(&lateness, 0.5).unwrap_or_default().as_millis(),
-        quantile(&lateness, 0.99).unwrap_or_default().as_millis(),
-        quantile(&lateness, 1.0).unwrap_or_default().as_millis(),
+         reap_lateness_p50_ms={} reap_lateness_p99_ms={} reap_lateness_max_ms={}",
+            n.saturating_sub(destroyed_before_kill),
+            not_once.len(),
+            early.len(),
+            quantile(&lateness, 0.5).unwrap_or_default().as_millis(),
+            quantile(&lateness, 0.99).unwrap_or_default().as_millis(),
+            quantile(&lateness, 1.0).unwrap_or_default().as_millis(),
+        ),
     );
     assert!(
         not_once.is_empty(),
@@ -455,20 +476,24 @@ fn sigterm_during_provisioning_keeps_the_store_consistent() {
         .collect();
     let look = assert_consistent(&api, &namespace, Duration::from_secs(60));
     let duplicates_created = over_one(&events.create_counts());
-    eprintln!(
-        "FIGURE scenario=7 provisions={n} acknowledged={} stop_ms={} exit={status} \
+    figures(
+        "scenario7",
+        &format!(
+            "provisions={n} acknowledged={} stop_ms={} exit_code={} \
          pending_at_restart={pending_at_restart} lost={} not_running={} live={} containers={} \
          orphans={} duplicates={} missing={} containers_created_twice={}",
-        acked.len(),
-        stop_time.as_millis(),
-        lost.len(),
-        not_running.len(),
-        look.live.len(),
-        look.containers.len(),
-        look.orphans.len(),
-        look.duplicates.len(),
-        look.missing.len(),
-        duplicates_created.len(),
+            acked.len(),
+            stop_time.as_millis(),
+            status.code().unwrap_or(-1),
+            lost.len(),
+            not_running.len(),
+            look.live.len(),
+            look.containers.len(),
+            look.orphans.len(),
+            look.duplicates.len(),
+            look.missing.len(),
+            duplicates_created.len(),
+        ),
     );
     assert!(lost.is_empty(), "acknowledged leases lost: {lost:?}");
     assert!(
