@@ -65,6 +65,10 @@ fi
 
 # ---------------------------------------------------------------------------
 
+# (lease-reliability) The reliability suite's quick form runs here with the
+# rest (quick is its default size); it needs nothing more than the test image
+# and LEASE_TEST_REDIS_SERVER from the steps above. The long form, with the
+# issue's counts and the slow #[ignore] tests: scripts/reliability.sh.
 step "cargo test --workspace"
 cargo test --workspace --all-features
 
