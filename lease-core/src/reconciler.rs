@@ -48,17 +48,26 @@ pub struct ReconcileReport {
 
 impl LeaseManager {
     /// Runs the reconciler now and then every `reconcile_interval` until
-    /// `shutdown` is cancelled.
+    /// `shutdown` is cancelled — sooner when a pending lease that no task of
+    /// this process provisions (one left by a crashed process) becomes due
+    /// for a retry (`stuck_pending_after`), so a crash delays it by that,
+    /// not by a whole interval.
     pub async fn run_reconciler(&self, shutdown: CancellationToken) {
         loop {
-            match self.reconcile_once().await {
-                Ok(report) if report != ReconcileReport::default() => info!(?report, "reconciled"),
-                Ok(_) => {}
+            let mut retry_due = None;
+            match self.reconcile_pass().await {
+                Ok((report, due)) => {
+                    retry_due = due;
+                    if report != ReconcileReport::default() {
+                        info!(?report, "reconciled");
+                    }
+                }
                 Err(error) => {
                     warn!(error = %crate::error::error_chain(&error), "reconciliation failed; will retry")
                 }
             }
-            let next = self.inner.clock.now() + to_chrono(self.inner.config.reconcile_interval);
+            let interval = self.inner.clock.now() + to_chrono(self.inner.config.reconcile_interval);
+            let next = retry_due.map_or(interval, |due| due.min(interval));
             let clock = self.inner.clock.clone();
             tokio::select! {
                 () = clock.sleep_until(next) => {}
@@ -70,6 +79,12 @@ impl LeaseManager {
 
     /// One reconciliation pass.
     pub async fn reconcile_once(&self) -> Result<ReconcileReport, LeaseError> {
+        Ok(self.reconcile_pass().await?.0)
+    }
+
+    /// One pass, and when the earliest pending lease not provisioned here
+    /// becomes due for a retry.
+    async fn reconcile_pass(&self) -> Result<(ReconcileReport, Option<DateTime<Utc>>), LeaseError> {
         let namespace = self.inner.config.namespace.clone();
         let leases = self.list_all(&ListQuery::default()).await?;
         let containers = self.inner.runtime.list_managed(&namespace).await?;
@@ -95,11 +110,18 @@ impl LeaseManager {
             }
         }
         let now = self.inner.clock.now();
+        let mut retry_due = None;
         for lease in &leases {
-            self.reconcile_lease(lease, by_lease.get(&lease.id).copied(), now, &mut report)
-                .await?;
+            self.reconcile_lease(
+                lease,
+                by_lease.get(&lease.id).copied(),
+                now,
+                &mut report,
+                &mut retry_due,
+            )
+            .await?;
         }
-        Ok(report)
+        Ok((report, retry_due))
     }
 
     /// A container whose lease was not in the active snapshot.
@@ -203,13 +225,15 @@ impl LeaseManager {
         }
     }
 
-    /// One active lease against its container (if any).
+    /// One active lease against its container (if any). A pending lease
+    /// not provisioned here and too young to retry sets `retry_due`.
     async fn reconcile_lease(
         &self,
         lease: &Lease,
         container: Option<&ContainerInfo>,
         now: DateTime<Utc>,
         report: &mut ReconcileReport,
+        retry_due: &mut Option<DateTime<Utc>>,
     ) -> Result<(), LeaseError> {
         match lease.status {
             Status::Running if container.is_none_or(|c| !c.running) => {
@@ -231,6 +255,11 @@ impl LeaseManager {
                 {
                     info!(lease_id = %lease.id, attempts = lease.provision_attempts, "retrying stuck provisioning");
                     report.retried += 1;
+                } else if age < to_chrono(self.inner.config.stuck_pending_after)
+                    && !lock(&self.inner.in_flight).contains(&lease.id)
+                {
+                    let due = lease.created_at + to_chrono(self.inner.config.stuck_pending_after);
+                    *retry_due = Some(retry_due.map_or(due, |d: DateTime<Utc>| d.min(due)));
                 }
             }
             _ => {}

@@ -79,12 +79,18 @@ fn over_one(counts: &HashMap<String, usize>) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// With the reconciler's interval long (10 min) on purpose: the retry of
+/// the crashed process's pending leases must come from the reconciler
+/// waking when they become due (`--stuck-pending-after`), not from a
+/// periodic pass.
 #[test]
 fn kill9_during_provisioning_redis_loses_nothing() {
+    let mut flags = recovery_flags();
+    flags[3] = "10m";
     provisioning_crash_on_redis(
         "kill9_during_provisioning_redis_loses_nothing",
         "scenario1.redis",
-        &recovery_flags(),
+        &flags,
         PROVISION_TIMEOUT + Duration::from_secs(30),
     );
 }
