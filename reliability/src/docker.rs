@@ -55,6 +55,9 @@ pub struct Container {
     pub lease_id: String,
     /// `running`, `exited`, `created`, …
     pub state: String,
+    /// The expires-at label (full precision, as set at creation; an
+    /// extension does not update it).
+    pub expires_at: Option<SystemTime>,
 }
 
 /// Every container (running or not) labelled with `namespace`.
@@ -68,7 +71,7 @@ pub fn containers_of(namespace: &str) -> Vec<Container> {
             &format!("label={NAMESPACE_LABEL}={namespace}"),
             "--format",
             &format!(
-                "{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LEASE_LABEL}\"}}}}\t{{{{.State}}}}"
+                "{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LEASE_LABEL}\"}}}}\t{{{{.State}}}}\t{{{{.Label \"{EXPIRES_LABEL}\"}}}}"
             ),
         ])
         .output()
@@ -88,6 +91,7 @@ pub fn containers_of(namespace: &str) -> Vec<Container> {
                 name: fields.next().unwrap_or_default(),
                 lease_id: fields.next().unwrap_or_default(),
                 state: fields.next().unwrap_or_default(),
+                expires_at: fields.next().and_then(|text| parse_time(&text)),
             }
         })
         .collect()
@@ -260,6 +264,13 @@ impl Drop for EventWatcher {
             let _ = child.wait();
         }
     }
+}
+
+/// An RFC 3339 time as a `SystemTime`.
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    let time = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    let nanos = u64::try_from(time.timestamp_nanos_opt()?).ok()?;
+    Some(UNIX_EPOCH + Duration::from_nanos(nanos))
 }
 
 fn count_by_lease(events: &[Event]) -> HashMap<String, usize> {

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use lease_reliability::Scale;
-use lease_reliability::api::{Api, Burst, acknowledged_ids, lease_id, lease_status, lease_time};
+use lease_reliability::api::{Api, Burst, acknowledged_ids, lease_id, lease_status};
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty, settle};
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
 use lease_reliability::redis::{Persistence, PrivateRedis};
@@ -300,12 +300,17 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
     assert_eq!(ids.len(), n, "provisions refused: {answers:?}");
     let api = server.api();
     assert_consistent(&api, &namespace, Duration::from_secs(60));
+    // Exact expiries from the containers' labels (`expiryAt` in the JSON
+    // is in whole seconds).
     let mut expiry: HashMap<String, SystemTime> = HashMap::new();
     for lease in api.list().expect("list") {
-        let id = lease_id(&lease).expect("id");
         assert_eq!(lease_status(&lease), "running", "{lease}");
-        expiry.insert(id, lease_time(&lease, "expiryAt").expect("expiryAt"));
     }
+    for container in docker::containers_of(&namespace) {
+        let at = container.expires_at.expect("an expires-at label");
+        expiry.insert(container.lease_id, at);
+    }
+    assert_eq!(expiry.len(), n, "one container per lease");
 
     // Kill the server as soon as Docker reports the reaper's first removal
     // done: the rest of the burst is claimed, in flight or not yet started.
