@@ -81,9 +81,11 @@ fi
 # --- BENCHMARKS.md ---------------------------------------------------------
 
 # The result lines of a bench's stdout: criterion's per-benchmark lines and
-# the benches' own summaries, without criterion's outlier notes.
+# the benches' own summaries, without criterion's outlier notes and its
+# comparisons with whatever run happened to be saved before.
 results() {
-    grep -v -E '^(Found [0-9]+ outliers|  [0-9]+ \([0-9.]+%\) (low|high) (mild|severe)|Benchmarking |Gnuplot not found|running [0-9]+ tests?$|test result:|test .* \.\.\. |FIGURE |$)' "$1" || true
+    grep -v -E '^(Found [0-9]+ outliers|  [0-9]+ \([0-9.]+%\) (low|high) (mild|severe)|Benchmarking |Gnuplot not found|running [0-9]+ tests?$|test result:|test .* \.\.\. |FIGURE |$)' "$1" |
+        grep -v -E '^ +(change:|Performance has (regressed|improved)|No change in performance|Change within noise)' || true
 }
 
 mem_kib="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null || echo 0)"
@@ -96,6 +98,9 @@ cpu_model="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/nu
     echo
     echo "Written by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); full logs in"
     echo "\`target/bench-logs/$stamp/\` of that run. Rerun the script to refresh this file."
+    echo
+    echo "Settings: reliability form \`$reliability\`, suite targets \`${BENCH_RELIABILITY_TESTS:-all}\`,"
+    echo "runs \`$only\`."
     echo
     echo "## Machine"
     echo
