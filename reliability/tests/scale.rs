@@ -40,20 +40,12 @@ use lease_reliability::docker::{
 };
 use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{Server, ServerConfig};
-use lease_reliability::{Scale, quantile, random_namespace, wait_for};
+use lease_reliability::{Scale, figure, quantile, random_namespace, wait_for};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 /// The offering every lease here rents (`sleep infinity` on the test image).
 const OFFERING: &str = "alpine";
-
-/// Prints `FIGURE name=value` when `LEASE_FIGURES=1`, and a readable line always.
-fn figure(name: &str, value: impl std::fmt::Display) {
-    eprintln!("{name}: {value}");
-    if std::env::var("LEASE_FIGURES").is_ok_and(|v| v == "1") {
-        println!("FIGURE {name}={value}");
-    }
-}
 
 /// Two replicas of one deployment: same Redis, same prefix, same namespace.
 fn two_replicas(test: &str, redis: &PrivateRedis, namespace: &str) -> Option<[Server; 2]> {
