@@ -79,4 +79,6 @@ pub use provision::container_spec;
 pub use reaper::ReapReport;
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
-pub use store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
+pub use store::{
+    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
+};

@@ -150,19 +150,20 @@ impl LeaseManager {
     }
 
     /// Marks a pending lease `error` with `message` and removes anything its
-    /// provisioning may have left behind.
+    /// provisioning may have left behind. Its container never ran, so the
+    /// lease costs nothing: billing ends at its creation.
     pub(crate) async fn fail_provisioning(
         &self,
         id: &LeaseId,
         message: String,
     ) -> Result<(), LeaseError> {
         let failed = self
-            .modify(id, |lease, now| {
+            .modify(id, |lease, _| {
                 if lease.status != Status::Pending {
                     return false;
                 }
                 lease.status = Status::Error;
-                lease.end_billing(now, EndReason::Error);
+                lease.end_billing(lease.created_at, EndReason::Error);
                 lease.error = Some(message.clone());
                 true
             })

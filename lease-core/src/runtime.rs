@@ -245,12 +245,23 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
         request: ExecRequest,
     ) -> Result<ExecSession, RuntimeError>;
 
-    /// Resizes an exec's terminal to `columns` × `rows`.
-    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16)
-    -> Result<(), RuntimeError>;
+    /// Resizes the terminal of an exec (in a container of `namespace`) to
+    /// `columns` × `rows`.
+    async fn exec_resize(
+        &self,
+        namespace: &str,
+        exec_id: &str,
+        columns: u16,
+        rows: u16,
+    ) -> Result<(), RuntimeError>;
 
-    /// An exec's exit code, once it has finished (`None` while it runs).
-    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+    /// An exec's exit code (in a container of `namespace`), once it has
+    /// finished (`None` while it runs).
+    async fn exec_exit_code(
+        &self,
+        namespace: &str,
+        exec_id: &str,
+    ) -> Result<Option<i64>, RuntimeError>;
 
     /// Every container carrying `namespace`'s label, stopped ones included.
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;

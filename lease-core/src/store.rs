@@ -22,6 +22,10 @@ use crate::money::Money;
 /// Most leases one page holds.
 pub const MAX_PAGE: usize = 1000;
 
+/// How long stores keep a finished lease in history unless configured
+/// otherwise: 7 days. Usage totals are kept forever.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Which active leases to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {

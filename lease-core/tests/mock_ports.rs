@@ -86,8 +86,14 @@ mock! {
             container: &str,
             request: ExecRequest,
         ) -> Result<ExecSession, RuntimeError>;
-        fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<(), RuntimeError>;
-        fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+        fn exec_resize(
+            &self,
+            namespace: &str,
+            exec_id: &str,
+            columns: u16,
+            rows: u16,
+        ) -> Result<(), RuntimeError>;
+        fn exec_exit_code(&self, namespace: &str, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
         fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
     }
 }
@@ -146,15 +152,20 @@ impl ContainerRuntime for Port {
 
     async fn exec_resize(
         &self,
+        namespace: &str,
         exec_id: &str,
         columns: u16,
         rows: u16,
     ) -> Result<(), RuntimeError> {
-        self.0.exec_resize(exec_id, columns, rows)
+        self.0.exec_resize(namespace, exec_id, columns, rows)
     }
 
-    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
-        self.0.exec_exit_code(exec_id)
+    async fn exec_exit_code(
+        &self,
+        namespace: &str,
+        exec_id: &str,
+    ) -> Result<Option<i64>, RuntimeError> {
+        self.0.exec_exit_code(namespace, exec_id)
     }
 
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {

@@ -39,6 +39,12 @@ pub struct ConnectOptions {
     /// begin (streams such as logs are not cut by it). Whole seconds, at
     /// least 1. Default 60 s.
     pub request_timeout: Duration,
+    /// How many containers may be in creation (create + start) at once;
+    /// further creations wait their turn, and their request timeout starts
+    /// only then. Bounding them keeps a burst of hundreds of provisions
+    /// from overloading the engine until its answers exceed the request
+    /// timeout. At least 1. Default 8.
+    pub max_concurrent_creations: usize,
     /// Whether `DOCKER_TLS_VERIFY` asked for TLS, which this crate does not
     /// speak: a tcp host is then refused rather than used in plain text.
     pub tls_requested: bool,
@@ -50,6 +56,7 @@ impl Default for ConnectOptions {
             host: None,
             connect_timeout: Duration::from_millis(1500),
             request_timeout: Duration::from_secs(60),
+            max_concurrent_creations: 8,
             tls_requested: false,
         }
     }
@@ -86,6 +93,12 @@ impl ConnectOptions {
     /// With a request timeout.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// With at most `limit` container creations at once (0 counts as 1).
+    pub fn max_concurrent_creations(mut self, limit: usize) -> Self {
+        self.max_concurrent_creations = limit;
         self
     }
 }

@@ -133,6 +133,8 @@ impl DockerRuntime {
         spec: &ContainerSpec,
     ) -> Result<String, RuntimeError> {
         check_spec(spec)?;
+        // The semaphore is never closed, so this always gets a permit.
+        let _permit = self.creations.acquire().await.ok();
         let lease = spec.lease_id.to_string();
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)

@@ -5,8 +5,9 @@ use bollard::exec::{ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use futures::StreamExt;
 use lease_core::RuntimeError;
-use lease_core::runtime::{ExecChunk, ExecRequest, ExecSession, LogSource, labels};
+use lease_core::runtime::{ExecChunk, ExecRequest, ExecSession, LogSource};
 
+use crate::container::{check_namespace_arg, check_reference};
 use crate::error::{DockerError, status_of};
 use crate::runtime::DockerRuntime;
 
@@ -121,11 +122,12 @@ impl DockerRuntime {
     /// See [`lease_core::ContainerRuntime::exec_resize`].
     pub(crate) async fn exec_resize_impl(
         &self,
+        namespace: &str,
         exec_id: &str,
         columns: u16,
         rows: u16,
     ) -> Result<(), RuntimeError> {
-        self.inspect_managed_exec(exec_id).await?;
+        self.inspect_our_exec(namespace, exec_id).await?;
         self.resize(exec_id, columns, rows).await
     }
 
@@ -148,24 +150,24 @@ impl DockerRuntime {
     /// See [`lease_core::ContainerRuntime::exec_exit_code`].
     pub(crate) async fn exec_exit_code_impl(
         &self,
+        namespace: &str,
         exec_id: &str,
     ) -> Result<Option<i64>, RuntimeError> {
-        let exec = self.inspect_managed_exec(exec_id).await?;
+        let exec = self.inspect_our_exec(namespace, exec_id).await?;
         if exec.running.unwrap_or(false) {
             return Ok(None);
         }
         Ok(exec.exit_code)
     }
 
-    /// Inspects an exec and checks that its container is a managed one.
-    ///
-    /// The port's exec calls carry no namespace, so this can only check the
-    /// managed label; the exec id itself came from [`Self::exec_impl`],
-    /// which checked the namespace.
-    async fn inspect_managed_exec(
+    /// Inspects an exec and checks that its container is ours: managed and
+    /// in `namespace` ([`RuntimeError::NotManaged`] otherwise).
+    async fn inspect_our_exec(
         &self,
+        namespace: &str,
         exec_id: &str,
     ) -> Result<bollard::models::ExecInspectResponse, RuntimeError> {
+        check_namespace_arg(namespace)?;
         check_exec_id(exec_id)?;
         let exec = match self.docker.inspect_exec(exec_id).await {
             Ok(exec) => exec,
@@ -182,22 +184,8 @@ impl DockerRuntime {
             }
         };
         let container = exec.container_id.clone().unwrap_or_default();
-        let managed = match self.inspect_raw(&container).await? {
-            Some(response) => response
-                .config
-                .and_then(|config| config.labels)
-                .is_some_and(|labels| {
-                    labels.get(labels::MANAGED).map(String::as_str) == Some("true")
-                }),
-            None => false,
-        };
-        if managed {
-            Ok(exec)
-        } else {
-            Err(RuntimeError::NotManaged {
-                container,
-                namespace: String::new(),
-            })
-        }
+        check_reference(&container)?;
+        self.require_ours(namespace, &container).await?;
+        Ok(exec)
     }
 }

@@ -9,6 +9,7 @@ use lease_core::runtime::{
     ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
 };
 use lease_core::{ContainerRuntime, RuntimeError};
+use tokio::sync::Semaphore;
 
 use crate::connection::{self, ConnectOptions};
 use crate::error::DockerError;
@@ -24,6 +25,9 @@ pub struct DockerRuntime {
     pub(crate) docker: Docker,
     endpoint: Arc<str>,
     ping_timeout: Duration,
+    /// Permits for container creations in flight
+    /// ([`ConnectOptions::max_concurrent_creations`]).
+    pub(crate) creations: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -53,6 +57,7 @@ impl DockerRuntime {
             docker,
             endpoint: endpoint.into(),
             ping_timeout: options.connect_timeout,
+            creations: Arc::new(Semaphore::new(options.max_concurrent_creations.max(1))),
         })
     }
 
@@ -127,15 +132,21 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn exec_resize(
         &self,
+        namespace: &str,
         exec_id: &str,
         columns: u16,
         rows: u16,
     ) -> Result<(), RuntimeError> {
-        self.exec_resize_impl(exec_id, columns, rows).await
+        self.exec_resize_impl(namespace, exec_id, columns, rows)
+            .await
     }
 
-    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
-        self.exec_exit_code_impl(exec_id).await
+    async fn exec_exit_code(
+        &self,
+        namespace: &str,
+        exec_id: &str,
+    ) -> Result<Option<i64>, RuntimeError> {
+        self.exec_exit_code_impl(namespace, exec_id).await
     }
 
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {

@@ -182,14 +182,21 @@ impl ContainerRuntime for SlowStart {
     }
     async fn exec_resize(
         &self,
+        namespace: &str,
         exec_id: &str,
         columns: u16,
         rows: u16,
     ) -> Result<(), RuntimeError> {
-        self.inner.exec_resize(exec_id, columns, rows).await
+        self.inner
+            .exec_resize(namespace, exec_id, columns, rows)
+            .await
     }
-    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
-        self.inner.exec_exit_code(exec_id).await
+    async fn exec_exit_code(
+        &self,
+        namespace: &str,
+        exec_id: &str,
+    ) -> Result<Option<i64>, RuntimeError> {
+        self.inner.exec_exit_code(namespace, exec_id).await
     }
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.inner.list_managed(namespace).await

@@ -323,7 +323,7 @@ async fn exit_code(test: &TestDocker, exec_id: &str) -> i64 {
     for _ in 0..100 {
         if let Some(code) = test
             .runtime
-            .exec_exit_code(exec_id)
+            .exec_exit_code(&test.namespace, exec_id)
             .await
             .expect("exec exit code")
         {
@@ -409,9 +409,26 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         .await
         .unwrap();
     test.runtime
-        .exec_resize(&session.id, 120, 40)
+        .exec_resize(&test.namespace, &session.id, 120, 40)
         .await
         .expect("resize");
+    // The same exec seen from another deployment's namespace is not ours.
+    let foreign = test
+        .runtime
+        .exec_resize("someone-else", &session.id, 80, 24)
+        .await;
+    assert!(
+        matches!(&foreign, Err(RuntimeError::NotManaged { namespace, .. }) if namespace == "someone-else"),
+        "{foreign:?}"
+    );
+    let foreign = test
+        .runtime
+        .exec_exit_code("someone-else", &session.id)
+        .await;
+    assert!(
+        matches!(foreign, Err(RuntimeError::NotManaged { .. })),
+        "{foreign:?}"
+    );
     let chunks: Vec<_> = session.output.try_collect().await.unwrap();
     let text: String = chunks
         .iter()
@@ -420,7 +437,10 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
     assert!(chunks.iter().all(|c| c.source == LogSource::Stdout));
     assert_eq!(text.trim(), "40 120", "{text:?}");
 
-    let unknown = test.runtime.exec_exit_code(&"ab".repeat(32)).await;
+    let unknown = test
+        .runtime
+        .exec_exit_code(&test.namespace, &"ab".repeat(32))
+        .await;
     assert!(
         matches!(unknown, Err(RuntimeError::NotFound { .. })),
         "{unknown:?}"

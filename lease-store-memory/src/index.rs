@@ -305,7 +305,9 @@ impl Leases {
         })
     }
 
-    pub(crate) fn finish(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+    /// Moves `lease` to history, then drops history entries that ended more
+    /// than `retention` (nanoseconds) before the newest one.
+    pub(crate) fn finish(&mut self, lease: &Lease, retention: i64) -> Result<Lease, StoreError> {
         self.check(lease)?;
         let Some(entry) = self.active.remove(&lease.id) else {
             return Err(StoreError::NotFound(lease.id.clone()));
@@ -329,7 +331,29 @@ impl Leases {
         totals.ended_cost += stored.final_cost.unwrap_or_default();
         self.finished
             .insert(stored.id.clone(), Box::new(stored.clone()));
+        self.prune_history(retention);
         Ok(stored)
+    }
+
+    /// Drops finished leases that ended more than `retention` nanoseconds
+    /// before the newest one (their usage totals stay). Each call removes
+    /// only what expired, oldest first: O(k log n) for k dropped.
+    fn prune_history(&mut self, retention: i64) {
+        let Some((Reverse(newest), _)) = self.ended.first() else {
+            return;
+        };
+        let cutoff = newest.saturating_sub(retention);
+        while let Some((Reverse(ended), _)) = self.ended.last() {
+            if *ended >= cutoff {
+                break;
+            }
+            let Some(key) = self.ended.pop_last() else {
+                break;
+            };
+            if let Some(lease) = self.finished.remove(&key.1) {
+                remove_owned(&mut self.ended_by_owner, &lease.owner, &key);
+            }
+        }
     }
 
     pub(crate) fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
+use lease_core::store::{
+    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
+};
 use lease_core::{Lease, LeaseId, StoreError};
 
 use crate::index::Leases;
@@ -21,15 +23,36 @@ use crate::index::Leases;
 /// engine's reconciler decides what to do with containers it no longer knows.
 ///
 /// `claim_expired` uses the caller's `now`, so it works with a manual clock.
-#[derive(Default)]
+///
+/// History is bounded by time: a finished lease stays for the retention
+/// ([`DEFAULT_HISTORY_RETENTION`], 7 days, unless
+/// [`MemoryStore::with_history_retention`] says otherwise), counted back
+/// from the newest end in history; usage totals are kept forever.
 pub struct MemoryStore {
     leases: Mutex<Leases>,
+    /// History retention in nanoseconds (saturating).
+    retention: i64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_history_retention(DEFAULT_HISTORY_RETENTION)
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store keeping history for [`DEFAULT_HISTORY_RETENTION`].
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// An empty store keeping a finished lease in history for `retention`
+    /// after the newest end in history.
+    pub fn with_history_retention(retention: Duration) -> Self {
+        MemoryStore {
+            leases: Mutex::default(),
+            retention: i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX),
+        }
     }
 
     /// How many leases are active (not finished).
@@ -109,7 +132,7 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.lock().finish(lease)
+        self.lock().finish(lease, self.retention)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
@@ -166,6 +189,50 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn history_keeps_only_the_retention_and_usage_keeps_all() {
+        use lease_core::testing::conformance::{finished, sample_lease};
+        use lease_core::{HistoryQuery, Money};
+        let store = MemoryStore::with_history_retention(Duration::from_secs(3600));
+        let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut ids = Vec::new();
+        // Ends at 0 h, 0.5 h, 1 h and 1.5 h: the newest end is 1.5 h, so the
+        // one at 0 h (1.5 h before it) goes and the one at 0.5 h (exactly
+        // the retention before it) stays.
+        for (minutes, owner) in [(0, "ada"), (30, "bob"), (60, "ada"), (90, "ada")] {
+            let lease = store
+                .insert(&sample_lease(owner, chrono::Duration::hours(1)))
+                .await
+                .unwrap();
+            let end = start + chrono::Duration::minutes(minutes);
+            store
+                .finish(&finished(&lease, end, Money::from_nanos(5)))
+                .await
+                .unwrap();
+            ids.push(lease.id);
+        }
+
+        assert_eq!(store.finished_len(), 3);
+        assert!(matches!(
+            store.get(&ids[0]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let ada = store
+            .history(&HistoryQuery {
+                owner: Some("ada".into()),
+                ..HistoryQuery::default()
+            })
+            .await
+            .unwrap();
+        let ada: Vec<_> = ada.items.into_iter().map(|lease| lease.id).collect();
+        assert_eq!(ada, [ids[3].clone(), ids[2].clone()], "newest first");
+        let all = store.history(&HistoryQuery::default()).await.unwrap();
+        assert_eq!(all.items.len(), 3);
+        let usage = store.usage("ada").await.unwrap();
+        assert_eq!(usage.ended_count, 3, "totals count pruned leases too");
+        assert_eq!(usage.ended_cost, Money::from_nanos(15));
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::Duration;
 /// The key prefix used when none is configured.
 pub const DEFAULT_PREFIX: &str = "containerlease";
 
-/// How long finished leases stay in history by default: 7 days.
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long finished leases stay in history by default: 7 days (the same
+/// default as every store, [`lease_core::DEFAULT_HISTORY_RETENTION`]).
+pub const DEFAULT_HISTORY_RETENTION: Duration = lease_core::DEFAULT_HISTORY_RETENTION;
 
 /// How to reach Redis and where to keep the leases.
 ///

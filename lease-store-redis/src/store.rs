@@ -12,8 +12,12 @@ use redis::Script;
 
 use crate::config::RedisStoreConfig;
 use crate::error::{RedisStoreError, corrupt, other};
-use crate::keys::{Keys, ceil_millis, member, member_id, nanos, time_key};
+use crate::keys::{Keys, ceil_millis, member, nanos, time_key};
 use crate::link::{Conn, Link};
+
+mod paging;
+
+use paging::Index;
 
 /// The Lua scripts, loaded once per server and invoked by SHA.
 struct Scripts {
@@ -372,58 +376,12 @@ impl LeaseStore for RedisStore {
             Some(owner) => self.keys.owner(owner),
             None => self.keys.active(),
         };
+        let cursor = query.cursor.as_deref();
         let limit = query.effective_limit();
-        // Read one more than a page so the last page has no cursor.
-        let chunk = limit + 1;
-        let mut start = query
-            .cursor
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |c| format!("({c}"));
-        let mut items = Vec::with_capacity(limit.min(64));
-        let mut last_member = None;
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        loop {
-            let members: Vec<String> = redis::cmd("ZRANGEBYLEX")
-                .arg(&index)
-                .arg(&start)
-                .arg("+")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await
-                .map_err(|error| self.link.fail(generation, "list leases", error))?;
-            let ids: Vec<&str> = members.iter().filter_map(|m| member_id(m)).collect();
-            let records = self.fetch_records(&ids, false).await?;
-            for ((member, id), data) in members.iter().zip(&ids).zip(records) {
-                // Finished between the two reads: no longer active.
-                let Some(data) = data else { continue };
-                let lease = self.decode(self.keys.lease(id), &data, Some(id))?;
-                if !query.matches(&lease) {
-                    continue;
-                }
-                if items.len() == limit {
-                    return Ok(Page {
-                        items,
-                        next_cursor: last_member,
-                    });
-                }
-                items.push(lease);
-                last_member = Some(member.clone());
-            }
-            match members.last() {
-                Some(last) if members.len() == chunk => start = format!("({last}"),
-                _ => {
-                    return Ok(Page {
-                        items,
-                        next_cursor: None,
-                    });
-                }
-            }
-        }
+        self.read_page(Index::Active, &index, cursor, limit, |lease| {
+            query.matches(lease)
+        })
+        .await
     }
 
     async fn claim_expired(
@@ -611,62 +569,10 @@ impl LeaseStore for RedisStore {
                 .await
                 .map_err(|error| self.link.fail(generation, "prune history", error))?;
         }
+        let cursor = query.cursor.as_deref();
         let limit = query.effective_limit();
-        let chunk = limit + 1;
-        let mut start = query
-            .cursor
-            .as_ref()
-            .map_or_else(|| "+".to_owned(), |c| format!("({c}"));
-        let mut items = Vec::with_capacity(limit.min(64));
-        let mut last_member = None;
-        loop {
-            let members: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
-                .arg(&index)
-                .arg(&start)
-                .arg("-")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await
-                .map_err(|error| self.link.fail(generation, "list history", error))?;
-            let ids: Vec<&str> = members.iter().filter_map(|m| member_id(m)).collect();
-            let records = self.fetch_records(&ids, true).await?;
-            let mut gone = Vec::new();
-            for ((member, id), data) in members.iter().zip(&ids).zip(records) {
-                let Some(data) = data else {
-                    gone.push(member.clone());
-                    continue;
-                };
-                let lease = self.decode(self.keys.history(id), &data, Some(id))?;
-                if items.len() == limit {
-                    return Ok(Page {
-                        items,
-                        next_cursor: last_member,
-                    });
-                }
-                items.push(lease);
-                last_member = Some(member.clone());
-            }
-            if !gone.is_empty() {
-                // Records that expired: drop their index entries too.
-                let _: u64 = redis::cmd("ZREM")
-                    .arg(&index)
-                    .arg(&gone)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|error| self.link.fail(generation, "prune history", error))?;
-            }
-            match members.last() {
-                Some(last) if members.len() == chunk => start = format!("({last}"),
-                _ => {
-                    return Ok(Page {
-                        items,
-                        next_cursor: None,
-                    });
-                }
-            }
-        }
+        self.read_page(Index::History, &index, cursor, limit, |_| true)
+            .await
     }
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::api::{Api, ApiError, lease_id, lease_status};
 use crate::docker::{Container, containers_of};
+use crate::figure;
 
 /// What the check found.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +40,16 @@ impl Consistency {
             *counts.entry(status.clone()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Prints the counts as figures `<prefix>.check_live`, `…_containers`,
+    /// `…_orphans`, `…_duplicates` and `…_missing`.
+    pub fn figures(&self, prefix: &str) {
+        figure(&format!("{prefix}.check_live"), self.live.len());
+        figure(&format!("{prefix}.check_containers"), self.containers.len());
+        figure(&format!("{prefix}.check_orphans"), self.orphans.len());
+        figure(&format!("{prefix}.check_duplicates"), self.duplicates.len());
+        figure(&format!("{prefix}.check_missing"), self.missing.len());
     }
 }
 

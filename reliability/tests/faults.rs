@@ -29,7 +29,7 @@ use lease_reliability::docker::{self, NamespaceGuard};
 use lease_reliability::proxy::{DockerProxy, engine_socket};
 use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{Server, ServerConfig};
-use lease_reliability::{Scale, random_namespace, skip_or_fail, wait_for};
+use lease_reliability::{Scale, figure, random_namespace, skip_or_fail, wait_for};
 use serde_json::Value;
 
 /// The offering used (offline catalog, the busybox test image).
@@ -151,6 +151,16 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
         "{TEST}: {during_cut} provisions with the engine cut ended in `error` within {:.1?}: {messages:?}",
         cut_at.elapsed()
     );
+    figure("scenario3.running_leases_at_cut", before_cut);
+    figure("scenario3.provisions_during_cut", during_cut);
+    figure(
+        "scenario3.provisions_ended_error_clearly",
+        messages.values().sum::<usize>(),
+    );
+    figure(
+        "scenario3.all_errors_within_ms",
+        cut_at.elapsed().as_millis(),
+    );
 
     // The API keeps answering.
     let listed = api.list().expect("GET /api/containers with the engine cut");
@@ -197,6 +207,11 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
         cut_at.elapsed(),
         proxy.refused()
     );
+    figure(
+        "scenario3.expired_kept_live_during_outage",
+        stuck_statuses.values().sum::<usize>(),
+    );
+    figure("scenario3.outage_s", cut_at.elapsed().as_secs());
 
     // The engine comes back: the reaper finishes every expired lease.
     proxy.restore();
@@ -218,6 +233,10 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
     eprintln!(
         "{TEST}: engine back; every expired lease reaped and its container gone {reaped_after:.1?} later"
     );
+    figure(
+        "scenario3.reaped_after_restore_ms",
+        reaped_after.as_millis(),
+    );
     for id in &expiring {
         let lease = poll_lease(&api, id, Duration::from_secs(10), |_| true);
         assert_eq!(
@@ -236,6 +255,7 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
 
     let look = assert_consistent(&api, &namespace, Duration::from_secs(60));
     eprintln!("{TEST}: THE CHECK: {look}");
+    look.figures("scenario3");
     delete_all_and_assert_empty(&api, &namespace, Duration::from_secs(60));
 }
 
@@ -387,6 +407,7 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     }
 
     let mut outages = Vec::new();
+    let mut recoveries = Vec::new();
     std::thread::sleep(Duration::from_secs(2));
     for _ in 0..restarts {
         phase.set("down");
@@ -412,6 +433,7 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
             "{TEST}: Redis down {:.1?}; first 202 {recovered:.1?} after it was back",
             down_at.elapsed()
         );
+        recoveries.push(recovered);
         std::thread::sleep(Duration::from_secs(2));
         log.lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -453,6 +475,22 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     if let Some((_, status, body)) = log.server_errors.first() {
         eprintln!("{TEST}: first 5xx: {status} {body}");
     }
+    let other_5xx = log
+        .server_errors
+        .iter()
+        .filter(|(_, status, body)| *status != 503 || !is_error_shape(body))
+        .count();
+    figure("scenario4.redis_restarts", restarts);
+    figure(
+        "scenario4.answers_while_down_503_json",
+        log.server_errors.len() - other_5xx,
+    );
+    figure("scenario4.other_5xx", other_5xx);
+    figure("scenario4.unanswered_requests", log.transport_errors.len());
+    figure(
+        "scenario4.slowest_recovery_ms",
+        recoveries.iter().max().map_or(0, Duration::as_millis),
+    );
 
     // While down: 503 with the JSON error, and no other 5xx ever.
     let unavailable = log
@@ -497,9 +535,12 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
         "{TEST}: all {} acknowledged leases found after the restart(s)",
         log.acknowledged.len()
     );
+    figure("scenario4.acknowledged", log.acknowledged.len());
+    figure("scenario4.acknowledged_lost", lost.len());
 
     let look = assert_consistent(&api, &namespace, Duration::from_secs(120));
     eprintln!("{TEST}: THE CHECK: {look}");
+    look.figures("scenario4");
     let live_ids: Vec<String> = look.live.keys().cloned().collect();
     for id in &log.acknowledged {
         assert!(

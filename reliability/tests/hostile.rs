@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use lease_reliability::docker::{self, NamespaceGuard};
 use lease_reliability::raw_http::{RawOutcome, exchange};
 use lease_reliability::server::{Server, ServerConfig};
-use lease_reliability::{Scale, random_namespace};
+use lease_reliability::{Scale, figure, random_namespace};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::ValueTree;
@@ -961,6 +961,20 @@ fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
         "{TEST}: VmRSS start {rss_start} KiB, after {warm} {rss_warm} KiB, after {half} {rss_half} KiB, after {total} {rss_end} KiB, 2 s later {rss_settled} KiB"
     );
     eprintln!("{TEST}: error codes {:?}", tally.codes);
+    figure("scenario8.requests", total);
+    figure(
+        "scenario8.requests_per_s",
+        format!("{:.0}", total as f64 / elapsed.as_secs_f64()),
+    );
+    figure("scenario8.answers_5xx", five_xx);
+    figure("scenario8.hung_or_refused", tally.other_failures.len());
+    figure(
+        "scenario8.mutations_accepted",
+        tally.mutating_successes.len(),
+    );
+    figure("scenario8.rss_start_kib", rss_start);
+    figure("scenario8.rss_after_warmup_kib", rss_warm);
+    figure("scenario8.rss_end_kib", rss_settled.max(rss_end));
     eprintln!(
         "{TEST}: 4xx answers with a body that is not the JSON error shape: {}",
         tally.unshaped_errors.len()
@@ -1048,6 +1062,7 @@ fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
         "leases were created (history): {history:?}"
     );
     let containers = docker::containers_of(&namespace);
+    figure("scenario8.containers_created", containers.len());
     assert!(
         containers.is_empty(),
         "containers were created: {containers:?}"

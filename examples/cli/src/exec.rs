@@ -108,7 +108,10 @@ async fn next_input(keys: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8
 /// Tells the exec the terminal's current size (best effort).
 async fn resize(manager: &LeaseManager, exec_id: &str) {
     if let Some((columns, rows)) = terminal::size()
-        && let Err(error) = manager.runtime().exec_resize(exec_id, columns, rows).await
+        && let Err(error) = manager
+            .runtime()
+            .exec_resize(&manager.config().namespace, exec_id, columns, rows)
+            .await
     {
         tracing::debug!(exec = exec_id, error = %error.chain(), "resize failed");
     }
@@ -189,7 +192,11 @@ pub async fn run(
 /// the output ends.
 async fn exit_code(manager: &LeaseManager, exec_id: &str) -> Result<i64, CliError> {
     for _ in 0..100 {
-        if let Some(code) = manager.runtime().exec_exit_code(exec_id).await? {
+        if let Some(code) = manager
+            .runtime()
+            .exec_exit_code(&manager.config().namespace, exec_id)
+            .await?
+        {
             return Ok(code);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -48,11 +48,11 @@ impl ContainerRuntime for OfflineRuntime {
         Err(offline())
     }
 
-    async fn exec_resize(&self, _: &str, _: u16, _: u16) -> Result<(), RuntimeError> {
+    async fn exec_resize(&self, _: &str, _: &str, _: u16, _: u16) -> Result<(), RuntimeError> {
         Err(offline())
     }
 
-    async fn exec_exit_code(&self, _: &str) -> Result<Option<i64>, RuntimeError> {
+    async fn exec_exit_code(&self, _: &str, _: &str) -> Result<Option<i64>, RuntimeError> {
         Err(offline())
     }
 

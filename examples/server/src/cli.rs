@@ -66,6 +66,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// How long a finished lease stays in history (usage totals are kept
+    /// forever), with either store.
+    #[arg(long, env = "LEASE_HISTORY_RETENTION", default_value = "7days")]
+    pub history_retention: humantime::Duration,
+
     /// Catalog of offerings (TOML `[[offering]]` tables); default: the
     /// built-in alpine and ubuntu.
     #[arg(long, env = "LEASE_CATALOG")]

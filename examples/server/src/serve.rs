@@ -81,7 +81,9 @@ fn fail(error: &StartError) -> ExitCode {
 async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError> {
     let spec = args.store.trim();
     if spec == "memory" {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(Arc::new(MemoryStore::with_history_retention(
+            args.history_retention.into(),
+        )));
     }
     if [
         "redis://",
@@ -98,7 +100,12 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
             .redis_prefix
             .clone()
             .unwrap_or_else(|| format!("containerlease-{}", args.namespace));
-        let store = RedisStore::connect(RedisStoreConfig::new(spec).prefix(prefix.clone())).await?;
+        let store = RedisStore::connect(
+            RedisStoreConfig::new(spec)
+                .prefix(prefix.clone())
+                .history_retention(args.history_retention.into()),
+        )
+        .await?;
         info!(prefix = %prefix, "lease store: Redis");
         return Ok(Arc::new(store));
     }

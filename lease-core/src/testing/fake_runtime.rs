@@ -405,6 +405,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn exec_resize(
         &self,
+        _namespace: &str,
         _exec_id: &str,
         _columns: u16,
         _rows: u16,
@@ -412,7 +413,11 @@ impl ContainerRuntime for FakeRuntime {
         self.check_available()
     }
 
-    async fn exec_exit_code(&self, _exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+    async fn exec_exit_code(
+        &self,
+        _namespace: &str,
+        _exec_id: &str,
+    ) -> Result<Option<i64>, RuntimeError> {
         self.check_available()?;
         Ok(Some(0))
     }
