@@ -3,6 +3,27 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The URL schemes [`RedisStoreConfig::url`] accepts.
+pub const URL_SCHEMES: [&str; 6] = [
+    "redis://",
+    "rediss://",
+    "redis+unix://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+];
+
+/// Whether `text` starts with one of the [`URL_SCHEMES`]: how a program
+/// that takes `memory` or a Redis URL tells the two apart.
+///
+/// ```
+/// assert!(lease_store_redis::is_store_url("redis+sentinel://s1:26379/mymaster"));
+/// assert!(!lease_store_redis::is_store_url("memory"));
+/// ```
+pub fn is_store_url(text: &str) -> bool {
+    URL_SCHEMES.iter().any(|scheme| text.starts_with(scheme))
+}
+
 /// The key prefix used when none is configured.
 pub const DEFAULT_PREFIX: &str = "containerlease";
 

@@ -106,5 +106,7 @@ mod keys;
 mod link;
 mod store;
 
-pub use config::{DEFAULT_HISTORY_RETENTION, DEFAULT_PREFIX, RedisStoreConfig};
+pub use config::{
+    DEFAULT_HISTORY_RETENTION, DEFAULT_PREFIX, RedisStoreConfig, URL_SCHEMES, is_store_url,
+};
 pub use store::RedisStore;

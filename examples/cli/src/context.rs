@@ -11,16 +11,6 @@ use crate::cli::{GlobalArgs, Output};
 use crate::error::CliError;
 use crate::offline::OfflineRuntime;
 
-/// URL schemes of a Redis store (the ones lease-server accepts).
-const REDIS_SCHEMES: [&str; 6] = [
-    "redis://",
-    "rediss://",
-    "redis+unix://",
-    "unix://",
-    "redis+sentinel://",
-    "rediss+sentinel://",
-];
-
 /// Where leases are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
@@ -36,7 +26,7 @@ impl StoreSpec {
         let spec = text.trim();
         if spec == "memory" {
             Ok(StoreSpec::Memory)
-        } else if REDIS_SCHEMES.iter().any(|scheme| spec.starts_with(scheme)) {
+        } else if lease_store_redis::is_store_url(spec) {
             Ok(StoreSpec::Redis(spec.to_owned()))
         } else {
             Err(CliError::Usage(format!(

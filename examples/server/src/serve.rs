@@ -85,17 +85,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
             args.history_retention.into(),
         )));
     }
-    if [
-        "redis://",
-        "rediss://",
-        "redis+unix://",
-        "unix://",
-        "redis+sentinel://",
-        "rediss+sentinel://",
-    ]
-    .iter()
-    .any(|scheme| spec.starts_with(scheme))
-    {
+    if lease_store_redis::is_store_url(spec) {
         let prefix = args
             .redis_prefix
             .clone()
