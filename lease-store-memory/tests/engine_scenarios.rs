@@ -359,7 +359,13 @@ async fn provisioning_timeout_marks_error() {
     let failed = wait_event(&mut h.events, EventKind::Error, &lease.id)
         .await
         .lease;
-    assert!(failed.error.as_deref().unwrap_or_default().contains("timed out"));
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out")
+    );
     // Ten minutes pending, but no container ever ran: it costs nothing.
     assert_eq!(failed.ended_at, Some(failed.created_at));
     assert_eq!(failed.accrued_cost(h.clock.now()), Money::ZERO);
@@ -369,7 +375,10 @@ async fn provisioning_timeout_marks_error() {
     h.manager.reap_once().await.unwrap();
     let ended = h.manager.get(&lease.id).await.unwrap();
     assert_eq!(ended.final_cost, Some(Money::ZERO));
-    assert_eq!(h.manager.usage("alice").await.unwrap().ended_cost, Money::ZERO);
+    assert_eq!(
+        h.manager.usage("alice").await.unwrap().ended_cost,
+        Money::ZERO
+    );
 }
 
 fn labels_for(
