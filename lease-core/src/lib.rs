@@ -59,6 +59,7 @@ pub mod pricing;
 mod provision;
 mod quota;
 mod reaper;
+mod reconcile_plan;
 mod reconciler;
 pub mod runtime;
 pub mod store;
@@ -77,6 +78,7 @@ pub use manager::{LeaseManager, LeaseManagerBuilder, ProvisionRequest, Usage};
 pub use money::Money;
 pub use provision::container_spec;
 pub use reaper::ReapReport;
+pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
 pub use store::{

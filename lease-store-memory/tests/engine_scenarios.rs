@@ -529,6 +529,94 @@ async fn reconcile_retries_stuck_pending_and_times_out_old_ones() {
 }
 
 #[tokio::test]
+async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does() {
+    use lease_core::ReconcileAction as A;
+    let mut h = harness();
+    let pending = |created: chrono::DateTime<chrono::Utc>| lease_core::Lease {
+        created_at: created,
+        expires_at: created + Duration::minutes(30),
+        ..lease_core::testing::conformance::sample_lease("dave", Duration::minutes(30))
+    };
+    let gone = running_lease(&mut h, "alpine", 30).await;
+    h.runtime.vanish(gone.container_id.as_deref().unwrap());
+    let stuck = h.store.insert(&pending(h.clock.now())).await.unwrap();
+    let mut unlabelled = labels_for(&LeaseId::generate(), h.clock.now(), 30);
+    unlabelled.remove(labels::LEASE_ID);
+    h.runtime.insert_container("no-lease-id", unlabelled, true);
+    let unknown = LeaseId::generate();
+    h.runtime.insert_container(
+        &container_name(&unknown),
+        labels_for(&unknown, h.clock.now(), 30),
+        true,
+    );
+    h.clock.advance(Duration::seconds(31));
+    let young = h.store.insert(&pending(h.clock.now())).await.unwrap();
+
+    let plan = h.manager.reconcile_plan().await.unwrap();
+    let planned: Vec<(A, Option<LeaseId>)> = plan
+        .changes
+        .iter()
+        .map(|change| (change.action, change.lease_id.clone()))
+        .collect();
+    // Containers first; the leases among themselves oldest first (these
+    // two were created at the same instant).
+    assert_eq!(
+        planned[..2],
+        [
+            (A::RemoveContainer, None),
+            (A::Adopt, Some(unknown.clone()))
+        ]
+    );
+    let mut leases = planned[2..].to_vec();
+    leases.sort_by_key(|(action, _)| *action == A::RetryProvisioning);
+    assert_eq!(
+        leases,
+        [
+            (A::MarkExited, Some(gone.id.clone())),
+            (A::RetryProvisioning, Some(stuck.id.clone())),
+        ]
+    );
+    let exited = plan.changes.iter().find(|c| c.action == A::MarkExited);
+    assert_eq!(
+        exited.map(|c| c.reason.as_str()),
+        Some("container vanished")
+    );
+    assert_eq!(
+        plan.retry_due,
+        Some(young.created_at + Duration::seconds(30)),
+        "the young pending lease is due for a retry later"
+    );
+    // Planning changed nothing.
+    assert_eq!(h.runtime.containers_in(NS).len(), 2);
+    assert_eq!(h.store.get(&gone.id).await.unwrap().status, Status::Running);
+    assert!(matches!(
+        h.store.get(&unknown).await,
+        Err(lease_core::StoreError::NotFound(_))
+    ));
+
+    let report = h.manager.reconcile_once().await.unwrap();
+    assert_eq!(
+        (
+            report.orphans_removed,
+            report.adopted,
+            report.exited,
+            report.retried
+        ),
+        (1, 1, 1, 1)
+    );
+    wait_event(&mut h.events, EventKind::Running, &stuck.id).await;
+    assert_eq!(h.store.get(&gone.id).await.unwrap().status, Status::Exited);
+    let after = h.manager.reconcile_plan().await.unwrap();
+    assert!(
+        after
+            .changes
+            .iter()
+            .all(|change| change.lease_id.as_ref() == Some(&young.id)),
+        "only the young pending lease may be left: {after:?}"
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_typed_and_stores_nothing() {
     let h = harness();
     let cases = [

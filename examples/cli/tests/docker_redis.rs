@@ -347,7 +347,7 @@ fn reconcile_dry_run_agrees_with_a_real_pass() {
             "action": "mark_exited",
             "leaseId": id,
             "container": null,
-            "reason": "its container vanished",
+            "reason": "container vanished",
         }])
     );
     ns.lease()

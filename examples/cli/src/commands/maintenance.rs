@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lease_core::{EventKind, LeaseManager, ReapReport, ReconcileReport};
+use lease_core::{EventKind, LeaseManager, ReapReport, ReconcileAction, ReconcileReport};
 use lease_http::wire::LeaseJson;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -16,7 +16,7 @@ use crate::error::CliError;
 use crate::output::{
     SHORT_ID, Table, dollars, lease_json, local_time, note, print, print_fields, print_json,
 };
-use crate::reconcile_plan::{Action, plan};
+use crate::reconcile_plan::plan;
 
 /// Grace for provisioning restarted by a reconciliation pass.
 const RETRY_GRACE: Duration = Duration::from_secs(120);
@@ -224,12 +224,12 @@ pub async fn reconcile(context: &Context, args: ReconcileArgs) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn action_text(action: Action) -> &'static str {
+fn action_text(action: ReconcileAction) -> &'static str {
     match action {
-        Action::RemoveContainer => "remove container",
-        Action::Adopt => "adopt",
-        Action::MarkExited => "mark exited",
-        Action::RetryProvisioning => "retry provisioning",
-        Action::TimeOut => "mark error (timed out)",
+        ReconcileAction::RemoveContainer => "remove container",
+        ReconcileAction::Adopt => "adopt",
+        ReconcileAction::MarkExited => "mark exited",
+        ReconcileAction::RetryProvisioning => "retry provisioning",
+        ReconcileAction::TimeOut => "mark error (timed out)",
     }
 }
