@@ -65,6 +65,16 @@ pub struct Offering {
     pub max_minutes: u32,
 }
 
+impl Offering {
+    /// The CPU limit as a number of CPUs, for display (the limit itself is
+    /// kept exactly in [`Offering::nano_cpus`]): `0.5` for 500,000,000.
+    pub fn cpus(&self) -> f64 {
+        // Both operands are exact in an f64 (below 2^53), and one division
+        // rounds correctly: the same value as parsing the decimal text.
+        self.nano_cpus as f64 / 1e9
+    }
+}
+
 fn default_command() -> Vec<String> {
     vec!["sleep".into(), "infinity".into()]
 }
@@ -316,5 +326,6 @@ mod tests {
         let a = c.get("a").unwrap();
         assert_eq!(a.hourly_rate.nanos(), 40_000_000);
         assert_eq!(a.nano_cpus, 250_000_000);
+        assert_eq!(a.cpus(), 0.25);
     }
 }

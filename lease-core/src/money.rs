@@ -38,6 +38,9 @@ pub enum ParseAmountError {
     /// The number has more than nine decimal places or is too large.
     #[error("`{0}` does not fit in nine decimal places")]
     OutOfRange(String),
+    /// The amount is below zero where only zero or more makes sense.
+    #[error("`{0}` must not be negative")]
+    Negative(String),
 }
 
 impl Money {
@@ -57,6 +60,21 @@ impl Money {
     /// Whether the amount is below zero.
     pub const fn is_negative(self) -> bool {
         self.0 < 0
+    }
+
+    /// Parses an amount that must not be below zero (a limit, a price).
+    ///
+    /// ```
+    /// use lease_core::Money;
+    /// assert_eq!(Money::parse_non_negative("2.5").unwrap().nanos(), 2_500_000_000);
+    /// assert!(Money::parse_non_negative("-1").is_err());
+    /// ```
+    pub fn parse_non_negative(text: &str) -> Result<Money, ParseAmountError> {
+        let money: Money = text.parse()?;
+        if money.is_negative() {
+            return Err(ParseAmountError::Negative(text.to_owned()));
+        }
+        Ok(money)
     }
 
     /// The amount as an exact decimal number of dollars.

@@ -305,11 +305,7 @@ impl OfferingJson {
             key: offering.key.clone(),
             image: offering.image.clone(),
             hourly_rate: offering.hourly_rate,
-            // A display value, not money: billionths of a CPU as a number.
-            cpus: Money::from_nanos(offering.nano_cpus)
-                .to_string()
-                .parse()
-                .unwrap_or_default(),
+            cpus: offering.cpus(),
             memory_mb: offering.memory_mb,
             default_minutes: offering.default_minutes.min(max_minutes),
             max_minutes: offering.max_minutes.min(max_minutes),

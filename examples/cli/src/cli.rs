@@ -96,7 +96,7 @@ pub struct GlobalArgs {
     pub max_leases_per_owner: u32,
 
     /// Most estimated spend per owner per UTC day, in dollars (as lease-server).
-    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = parse_money, global = true, hide_short_help = true)]
+    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = Money::parse_non_negative, global = true, hide_short_help = true)]
     pub max_daily_spend: Option<Money>,
 
     /// More diagnostics on stderr (-v: info, -vv: debug); RUST_LOG overrides.
@@ -296,14 +296,4 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
-}
-
-fn parse_money(text: &str) -> Result<Money, String> {
-    let money: Money = text
-        .parse()
-        .map_err(|e: lease_core::money::ParseAmountError| e.to_string())?;
-    if money.is_negative() {
-        return Err("must not be negative".to_owned());
-    }
-    Ok(money)
 }

@@ -123,7 +123,7 @@ pub struct ServeArgs {
 
     /// Most estimated spend per owner per UTC day, in dollars (e.g. `5`,
     /// `0.50`); default unlimited.
-    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = parse_money)]
+    #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = Money::parse_non_negative)]
     pub max_daily_spend: Option<Money>,
 
     /// Browser origins allowed to call the API from other pages (CORS),
@@ -139,16 +139,6 @@ pub struct ServeArgs {
     /// provisioning in flight before exiting.
     #[arg(long, env = "LEASE_SHUTDOWN_GRACE", default_value = "30s")]
     pub shutdown_grace: humantime::Duration,
-}
-
-fn parse_money(text: &str) -> Result<Money, String> {
-    let money: Money = text
-        .parse()
-        .map_err(|e: lease_core::money::ParseAmountError| e.to_string())?;
-    if money.is_negative() {
-        return Err("must not be negative".to_owned());
-    }
-    Ok(money)
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {

@@ -38,11 +38,7 @@ pub fn prices(context: &Context, args: PricesArgs) -> Result<ExitCode, CliError>
                 image_type: &offering.key,
                 image: &offering.image,
                 hourly_rate: offering.hourly_rate,
-                // Display only: the catalog keeps CPUs exactly in nano-CPUs.
-                cpus: Money::from_nanos(offering.nano_cpus)
-                    .to_string()
-                    .parse()
-                    .unwrap_or_default(),
+                cpus: offering.cpus(),
                 memory_mb: offering.memory_mb,
                 minutes,
                 cost: pricing::estimate(offering.hourly_rate, minutes),
