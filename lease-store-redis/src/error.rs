@@ -7,13 +7,8 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RedisStoreError {
     /// A script answered something it never sends.
-    #[error("unexpected reply from {script}: {reply}")]
-    UnexpectedReply {
-        /// The script.
-        script: &'static str,
-        /// What it answered.
-        reply: String,
-    },
+    #[error("unexpected script reply `{0}`")]
+    UnexpectedReply(String),
     /// A decoded record is not the lease its key names.
     #[error("record holds lease {found}, not {expected}")]
     WrongId {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use lease_core::LeaseId;
 
 /// Digits of the nanosecond part of a [`time_key`]; matches the padding in
-/// `finish.lua`.
+/// `finish.lua` and `page.lua`.
 const TIME_DIGITS: usize = 25;
 
 /// Builds the keys of one deployment.
@@ -29,6 +29,19 @@ impl Keys {
     /// `{prefix}:`, the start of every key (passed to scripts that build keys).
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// A `SCAN MATCH` pattern of every key of the deployment.
+    pub(crate) fn all(&self) -> String {
+        let mut pattern = String::with_capacity(self.base.len() + 4);
+        for c in self.base.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
     }
 
     /// Hash of one active lease: `data` (JSON), `rev`, `due_ms`, `due_ns`, `idx`, `owner`.
@@ -93,6 +106,26 @@ pub(crate) fn ceil_millis(at: DateTime<Utc>) -> i64 {
     }
 }
 
+/// The time a due-set entry stands for: the lease's exact due time (`due_ns`,
+/// nanoseconds) when the score is that time rounded up, i.e. no claim pushed
+/// it later; otherwise the score (milliseconds) itself.
+pub(crate) fn due_time(score_ms: i64, due_ns: Option<&str>) -> DateTime<Utc> {
+    due_ns
+        .and_then(|ns| ns.parse::<i128>().ok())
+        .and_then(from_nanos)
+        .filter(|due| ceil_millis(*due) == score_ms)
+        .unwrap_or_else(|| {
+            DateTime::from_timestamp_millis(score_ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
+        })
+}
+
+/// A nanosecond timestamp as a time, if in range.
+fn from_nanos(ns: i128) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(ns.div_euclid(1_000_000_000)).ok()?;
+    let sub = u32::try_from(ns.rem_euclid(1_000_000_000)).ok()?;
+    DateTime::from_timestamp(secs, sub)
+}
+
 /// A text that sorts like the time: `p` and 25 digits of nanoseconds since
 /// the epoch, or `n` and 25 digits of `10^25 + nanos` before it.
 pub(crate) fn time_key(at: DateTime<Utc>) -> String {
@@ -147,6 +180,22 @@ mod tests {
         assert_eq!(ceil_millis(exact), 1_700_000_000_123);
         let inside = Utc.timestamp_opt(1_700_000_000, 123_000_001).unwrap();
         assert_eq!(ceil_millis(inside), 1_700_000_000_124);
+    }
+
+    #[test]
+    fn due_times_are_exact_unless_a_claim_moved_them() {
+        let due = Utc.timestamp_opt(1_700_000_000, 123_000_001).unwrap();
+        let ns = nanos(due).to_string();
+        assert_eq!(due_time(ceil_millis(due), Some(&ns)), due);
+        let claimed = Utc.timestamp_opt(1_700_000_060, 0).unwrap();
+        assert_eq!(due_time(claimed.timestamp_millis(), Some(&ns)), claimed);
+        assert_eq!(due_time(claimed.timestamp_millis(), None), claimed);
+        assert_eq!(due_time(claimed.timestamp_millis(), Some("x")), claimed);
+    }
+
+    #[test]
+    fn the_scan_pattern_escapes_globs() {
+        assert_eq!(Keys::new("a*b[1]").all(), "{a\\*b\\[1\\]}:*");
     }
 
     #[test]

@@ -104,6 +104,7 @@ mod config;
 mod error;
 mod keys;
 mod link;
+mod record;
 mod store;
 
 pub use config::{

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind};
+use redis::{
+    Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisError, RedisResult, ScriptInvocation, ServerErrorKind,
+};
 use tokio::sync::Mutex;
 
 use crate::config::RedisStoreConfig;
@@ -21,9 +24,46 @@ const SENTINEL_PORT: u16 = 26379;
 
 /// A connection handed to one call, with the generation it belongs to (so a
 /// failure only invalidates the connection it happened on).
-pub(crate) struct Conn {
-    pub(crate) generation: u64,
-    pub(crate) manager: ConnectionManager,
+struct Conn {
+    generation: u64,
+    manager: ConnectionManager,
+}
+
+/// Something [`Link::run`] sends: a command, a pipeline or a script call.
+pub(crate) trait Request: Sync {
+    /// Sends it on `conn` and converts the reply.
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = RedisResult<T>> + Send;
+}
+
+impl Request for Cmd {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+impl Request for Pipeline {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.query_async(conn)
+    }
+}
+
+/// A script by SHA (loaded first if the server does not know it).
+impl Request for ScriptInvocation<'_> {
+    fn send<T: FromRedisValue + Send>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl Future<Output = RedisResult<T>> + Send {
+        self.invoke_async(conn)
+    }
 }
 
 /// Where connections come from.
@@ -178,9 +218,27 @@ impl Link {
         })
     }
 
+    /// Sends `request` on the current connection and converts its reply to
+    /// `T`; a failure is mapped (and may drop the connection, see
+    /// [`Link::fail`]) as a failure of `operation`.
+    pub(crate) async fn run<T: FromRedisValue + Send>(
+        &self,
+        operation: &str,
+        request: &impl Request,
+    ) -> Result<T, StoreError> {
+        let Conn {
+            generation,
+            mut manager,
+        } = self.get().await?;
+        request
+            .send(&mut manager)
+            .await
+            .map_err(|error| self.fail(generation, operation, error))
+    }
+
     /// The connection for one call (asking Sentinel for the primary first if
     /// there is none).
-    pub(crate) async fn get(&self) -> Result<Conn, StoreError> {
+    async fn get(&self) -> Result<Conn, StoreError> {
         if let Some((generation, manager)) = self.current() {
             return Ok(Conn {
                 generation,
@@ -253,7 +311,7 @@ impl Link {
     /// link, `READONLY` (the server was demoted) makes the next call connect
     /// again. Other connection failures are left to the connection manager,
     /// which reconnects by itself.
-    pub(crate) fn fail(&self, generation: u64, operation: &str, error: RedisError) -> StoreError {
+    fn fail(&self, generation: u64, operation: &str, error: RedisError) -> StoreError {
         let demoted = matches!(
             error.kind(),
             ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)

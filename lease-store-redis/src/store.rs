@@ -1,4 +1,9 @@
 //! [`RedisStore`]: the [`LeaseStore`] port on Redis.
+//!
+//! Each method is one request through [`Link::run`] — a script with its keys
+//! and arguments, or a plain command — whose reply converts to a typed value:
+//! an [`Outcome`] for the scripts that write a lease, records that
+//! [`decode`] checks against their key, numbers.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,9 +16,10 @@ use lease_core::{
 use redis::Script;
 
 use crate::config::RedisStoreConfig;
-use crate::error::{RedisStoreError, corrupt, other};
-use crate::keys::{Keys, ceil_millis, member, nanos, time_key};
-use crate::link::{Conn, Link};
+use crate::error::{RedisStoreError, other};
+use crate::keys::{Keys, ceil_millis, due_time, member};
+use crate::link::Link;
+use crate::record::{ActiveFields, Outcome, counter, decode, encode};
 
 mod paging;
 
@@ -27,6 +33,7 @@ struct Scripts {
     claim: Script,
     release: Script,
     next_due: Script,
+    page: Script,
 }
 
 impl Scripts {
@@ -38,6 +45,7 @@ impl Scripts {
             claim: Script::new(include_str!("lua/claim.lua")),
             release: Script::new(include_str!("lua/release.lua")),
             next_due: Script::new(include_str!("lua/next_due.lua")),
+            page: Script::new(include_str!("lua/page.lua")),
         }
     }
 }
@@ -53,7 +61,8 @@ pub struct RedisStore {
     link: Link,
     keys: Keys,
     prefix: String,
-    retention_ms: u64,
+    /// How long a finished lease stays in history after its `ended_at`.
+    retention_ms: i64,
     scripts: Scripts,
 }
 
@@ -64,13 +73,6 @@ impl fmt::Debug for RedisStore {
             .field("retention_ms", &self.retention_ms)
             .finish_non_exhaustive()
     }
-}
-
-/// What a compare-and-set script answered.
-enum CasReply {
-    Ok,
-    NotFound,
-    Conflict,
 }
 
 impl RedisStore {
@@ -90,12 +92,11 @@ impl RedisStore {
             operation: "configure the Redis store".to_owned(),
             source: Box::new(error),
         })?;
-        let link = Link::new(&config)?;
         Ok(RedisStore {
-            link,
+            link: Link::new(&config)?,
             keys: Keys::new(&config.prefix),
+            retention_ms: i64::try_from(config.history_retention.as_millis()).unwrap_or(i64::MAX),
             prefix: config.prefix,
-            retention_ms: u64::try_from(config.history_retention.as_millis()).unwrap_or(u64::MAX),
             scripts: Scripts::new(),
         })
     }
@@ -108,30 +109,27 @@ impl RedisStore {
     /// Deletes every key of this store's prefix (with `SCAN`, in batches).
     /// For tests and for decommissioning a deployment; not atomic.
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let pattern = format!("{}*", glob_escape(self.keys.base()));
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
+        let pattern = self.keys.all();
+        let (mut cursor, mut deleted) = (0_u64, 0_u64);
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await
-                .map_err(|error| self.link.fail(generation, "scan keys", error))?;
+            let (next, keys): (u64, Vec<String>) = self
+                .link
+                .run(
+                    "scan keys",
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500),
+                )
+                .await?;
             if !keys.is_empty() {
-                let removed: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|error| self.link.fail(generation, "delete keys", error))?;
-                deleted += removed;
+                let unlinked: u64 = self
+                    .link
+                    .run("delete keys", redis::cmd("UNLINK").arg(&keys))
+                    .await?;
+                deleted += unlinked;
             }
             if next == 0 {
                 return Ok(deleted);
@@ -139,109 +137,20 @@ impl RedisStore {
             cursor = next;
         }
     }
-
-    fn decode(&self, key: String, data: &[u8], id: Option<&str>) -> Result<Lease, StoreError> {
-        let lease: Lease = match serde_json::from_slice(data) {
-            Ok(lease) => lease,
-            Err(error) => return Err(corrupt(key, error)),
-        };
-        if let Some(expected) = id
-            && lease.id.as_str() != expected
-        {
-            let found = lease.id.to_string();
-            return Err(corrupt(
-                key,
-                RedisStoreError::WrongId {
-                    expected: expected.to_owned(),
-                    found,
-                },
-            ));
-        }
-        Ok(lease)
-    }
-
-    /// Runs a compare-and-set script's reply through the common mapping.
-    fn cas_reply(script: &'static str, reply: Vec<String>) -> Result<CasReply, StoreError> {
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok(CasReply::Ok),
-            Some("notfound") => Ok(CasReply::NotFound),
-            Some("conflict") => Ok(CasReply::Conflict),
-            _ => Err(other(
-                script,
-                RedisStoreError::UnexpectedReply {
-                    script,
-                    reply: format!("{reply:?}"),
-                },
-            )),
-        }
-    }
-
-    /// Fetches the `data` field of each lease hash (or each history record)
-    /// in one round trip.
-    async fn fetch_records(
-        &self,
-        ids: &[&str],
-        history: bool,
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            if history {
-                pipe.cmd("GET").arg(self.keys.history(id));
-            } else {
-                pipe.cmd("HGET").arg(self.keys.lease(id)).arg("data");
-            }
-        }
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        pipe.query_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "read leases", error))
-    }
 }
 
-/// Escapes the glob characters of a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn encode(lease: &Lease) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(lease).map_err(|error| StoreError::Other {
-        operation: "encode a lease".to_owned(),
-        source: Box::new(error),
-    })
-}
-
-fn next_revision(revision: u64) -> Result<u64, StoreError> {
-    revision.checked_add(1).ok_or_else(|| {
+/// `lease` as a compare-and-set stores it: with the next revision.
+fn next_revision(lease: &Lease) -> Result<Lease, StoreError> {
+    let revision = lease.revision.checked_add(1).ok_or_else(|| {
         other(
             "update a lease",
-            RedisStoreError::RevisionOverflow(revision),
+            RedisStoreError::RevisionOverflow(lease.revision),
         )
+    })?;
+    Ok(Lease {
+        revision,
+        ..lease.clone()
     })
-}
-
-/// A millisecond timestamp as a time.
-fn from_millis(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// A nanosecond timestamp as a time, if in range.
-fn from_nanos(ns: i128) -> Option<DateTime<Utc>> {
-    let secs = i64::try_from(ns.div_euclid(1_000_000_000)).ok()?;
-    let sub = u32::try_from(ns.rem_euclid(1_000_000_000)).ok()?;
-    DateTime::from_timestamp(secs, sub)
 }
 
 fn ttl_millis(ttl: Duration) -> u64 {
@@ -251,124 +160,81 @@ fn ttl_millis(ttl: Duration) -> u64 {
 #[async_trait]
 impl LeaseStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "ping", error))?;
+        let _: String = self.link.run("ping", &redis::cmd("PING")).await?;
         Ok(())
     }
 
     async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        let mut stored = lease.clone();
-        stored.revision = 1;
-        let data = encode(&stored)?;
+        let stored = Lease {
+            revision: 1,
+            ..lease.clone()
+        };
         let id = stored.id.as_str();
-        let due = stored.due_at();
-        let idx = member(stored.created_at, &stored.id);
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: String = self
-            .scripts
-            .insert
-            .key(self.keys.lease(id))
-            .key(self.keys.history(id))
-            .key(self.keys.due())
-            .key(self.keys.active())
-            .key(self.keys.owner(&stored.owner))
-            .key(self.keys.claims())
-            .arg(id)
-            .arg(data)
-            .arg(stored.revision)
-            .arg(ceil_millis(due))
-            .arg(nanos(due).to_string())
-            .arg(idx)
-            .arg(&stored.owner)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "insert a lease", error))?;
-        match reply.as_str() {
-            "ok" => {
-                tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease stored");
-                Ok(stored)
-            }
-            "exists" => Err(StoreError::AlreadyExists(stored.id)),
-            _ => Err(other(
+        let outcome: Outcome = self
+            .link
+            .run(
                 "insert a lease",
-                RedisStoreError::UnexpectedReply {
-                    script: "insert",
-                    reply,
-                },
-            )),
-        }
+                self.scripts
+                    .insert
+                    .key(self.keys.lease(id))
+                    .key(self.keys.history(id))
+                    .key(self.keys.due())
+                    .key(self.keys.active())
+                    .key(self.keys.owner(&stored.owner))
+                    .key(self.keys.claims())
+                    .arg(id)
+                    .arg(ActiveFields::of(&stored)?),
+            )
+            .await?;
+        outcome.check(&stored.id, None)?;
+        tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease stored");
+        Ok(stored)
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         let lease_key = self.keys.lease(id.as_str());
         let history_key = self.keys.history(id.as_str());
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let (active, finished): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
-            .cmd("HGET")
-            .arg(&lease_key)
-            .arg("data")
-            .cmd("GET")
-            .arg(&history_key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "read a lease", error))?;
-        match (active, finished) {
-            (Some(data), _) => self.decode(lease_key, &data, Some(id.as_str())),
-            (None, Some(data)) => self.decode(history_key, &data, Some(id.as_str())),
+        let records: (Option<Vec<u8>>, Option<Vec<u8>>) = self
+            .link
+            .run(
+                "read a lease",
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(&lease_key)
+                    .arg("data")
+                    .cmd("GET")
+                    .arg(&history_key),
+            )
+            .await?;
+        match records {
+            (Some(data), _) => decode(lease_key, &data, id.as_str()),
+            (None, Some(data)) => decode(history_key, &data, id.as_str()),
             (None, None) => Err(StoreError::NotFound(id.clone())),
         }
     }
 
     async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        let mut stored = lease.clone();
-        stored.revision = next_revision(lease.revision)?;
-        let data = encode(&stored)?;
+        let stored = next_revision(lease)?;
         let id = stored.id.as_str();
-        let due = stored.due_at();
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: Vec<String> = self
-            .scripts
-            .update
-            .key(self.keys.lease(id))
-            .key(self.keys.due())
-            .key(self.keys.claims())
-            .key(self.keys.active())
-            .key(self.keys.owner(&stored.owner))
-            .arg(id)
-            .arg(lease.revision)
-            .arg(stored.revision)
-            .arg(data)
-            .arg(ceil_millis(due))
-            .arg(nanos(due).to_string())
-            .arg(member(stored.created_at, &stored.id))
-            .arg(&stored.owner)
-            .arg(self.keys.base())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "update a lease", error))?;
-        match Self::cas_reply("update", reply)? {
-            CasReply::Ok => Ok(stored),
-            CasReply::NotFound => Err(StoreError::NotFound(stored.id)),
-            CasReply::Conflict => Err(StoreError::Conflict {
-                id: stored.id,
-                expected: lease.revision,
-            }),
-        }
+        let outcome: Outcome = self
+            .link
+            .run(
+                "update a lease",
+                self.scripts
+                    .update
+                    .key(self.keys.lease(id))
+                    .key(self.keys.due())
+                    .key(self.keys.claims())
+                    .key(self.keys.active())
+                    .key(self.keys.owner(&stored.owner))
+                    .arg(id)
+                    .arg(lease.revision)
+                    .arg(ActiveFields::of(&stored)?)
+                    .arg(self.keys.base()),
+            )
+            .await?;
+        outcome.check(&stored.id, Some(lease.revision))?;
+        Ok(stored)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
@@ -376,11 +242,14 @@ impl LeaseStore for RedisStore {
             Some(owner) => self.keys.owner(owner),
             None => self.keys.active(),
         };
-        let cursor = query.cursor.as_deref();
         let limit = query.effective_limit();
-        self.read_page(Index::Active, &index, cursor, limit, |lease| {
-            query.matches(lease)
-        })
+        self.read_page(
+            Index::Active,
+            &index,
+            query.cursor.as_deref(),
+            limit,
+            |lease| query.matches(lease),
+        )
         .await
     }
 
@@ -393,38 +262,38 @@ impl LeaseStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: Vec<Vec<u8>> = self
-            .scripts
-            .claim
-            .key(self.keys.due())
-            .key(self.keys.claims())
-            .arg(limit)
-            .arg(ttl_millis(claim_ttl))
-            .arg(self.keys.base())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "claim due leases", error))?;
-        let mut claimed = Vec::with_capacity(reply.len() / 2);
-        for pair in reply.chunks(2) {
-            let [id, data] = pair else { continue };
-            let id = String::from_utf8_lossy(id);
-            let key = self.keys.lease(&id);
-            match self.decode(key.clone(), data, Some(&id)) {
-                Ok(lease) => claimed.push(lease),
-                // Stays claimed until the claim lapses, then shows up (and is
-                // reported) again; the other leases of the batch go on.
-                Err(error) => tracing::error!(
-                    lease_id = %id,
-                    key = %key,
-                    error = %lease_core::error::error_chain(&error),
-                    "skipping a corrupt lease record"
-                ),
-            }
-        }
+        let records: Vec<(Vec<u8>, Vec<u8>)> = self
+            .link
+            .run(
+                "claim due leases",
+                self.scripts
+                    .claim
+                    .key(self.keys.due())
+                    .key(self.keys.claims())
+                    .arg(limit)
+                    .arg(ttl_millis(claim_ttl))
+                    .arg(self.keys.base()),
+            )
+            .await?;
+        let claimed: Vec<Lease> = records
+            .into_iter()
+            .filter_map(|(id, data)| {
+                let id = String::from_utf8_lossy(&id);
+                let key = self.keys.lease(&id);
+                decode(key.clone(), &data, &id)
+                    // Stays claimed until the claim lapses, then shows up
+                    // (and is reported) again; the rest of the batch goes on.
+                    .inspect_err(|error| {
+                        tracing::error!(
+                            lease_id = %id,
+                            key = %key,
+                            error = %lease_core::error::error_chain(error),
+                            "skipping a corrupt lease record"
+                        );
+                    })
+                    .ok()
+            })
+            .collect();
         if !claimed.is_empty() {
             tracing::debug!(count = claimed.len(), "claimed due leases");
         }
@@ -432,119 +301,67 @@ impl LeaseStore for RedisStore {
     }
 
     async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: String = self
-            .scripts
-            .release
-            .key(self.keys.lease(id.as_str()))
-            .key(self.keys.due())
-            .key(self.keys.claims())
-            .arg(id.as_str())
-            .arg(ceil_millis(retry_at))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "release a claim", error))?;
-        match reply.as_str() {
-            "ok" => Ok(()),
-            "notfound" => Err(StoreError::NotFound(id.clone())),
-            _ => Err(other(
+        let outcome: Outcome = self
+            .link
+            .run(
                 "release a claim",
-                RedisStoreError::UnexpectedReply {
-                    script: "release",
-                    reply,
-                },
-            )),
-        }
+                self.scripts
+                    .release
+                    .key(self.keys.lease(id.as_str()))
+                    .key(self.keys.due())
+                    .key(self.keys.claims())
+                    .arg(id.as_str())
+                    .arg(ceil_millis(retry_at)),
+            )
+            .await?;
+        outcome.check(id, None)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: Option<Vec<String>> = self
-            .scripts
-            .next_due
-            .key(self.keys.due())
-            .arg(self.keys.base())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "read the next due time", error))?;
-        let Some(reply) = reply else { return Ok(None) };
-        let [score, due_ns] = reply.as_slice() else {
-            return Err(other(
+        let first: Option<(i64, Option<String>)> = self
+            .link
+            .run(
                 "read the next due time",
-                RedisStoreError::UnexpectedReply {
-                    script: "next_due",
-                    reply: format!("{reply:?}"),
-                },
-            ));
-        };
-        let score: f64 = score.parse().map_err(|_| {
-            other(
-                "read the next due time",
-                RedisStoreError::NotANumber(score.clone()),
+                self.scripts
+                    .next_due
+                    .key(self.keys.due())
+                    .arg(self.keys.base()),
             )
-        })?;
-        // Scores are whole milliseconds well inside f64's exact range.
-        #[allow(clippy::cast_possible_truncation)]
-        let score_ms = score as i64;
-        // The exact due time when the score is that time rounded up (no
-        // claim pushed it later); otherwise the score itself.
-        let exact = due_ns
-            .parse::<i128>()
-            .ok()
-            .and_then(from_nanos)
-            .filter(|due| ceil_millis(*due) == score_ms);
-        Ok(Some(exact.unwrap_or_else(|| from_millis(score_ms))))
+            .await?;
+        Ok(first.map(|(score_ms, due_ns)| due_time(score_ms, due_ns.as_deref())))
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        let mut stored = lease.clone();
-        stored.revision = next_revision(lease.revision)?;
-        let data = encode(&stored)?;
+        let stored = next_revision(lease)?;
         let id = stored.id.as_str();
         let ended = stored.ended_at.unwrap_or_else(Utc::now);
-        let cost = stored.final_cost.unwrap_or(Money::ZERO);
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let reply: Vec<String> = self
-            .scripts
-            .finish
-            .key(self.keys.lease(id))
-            .key(self.keys.due())
-            .key(self.keys.claims())
-            .key(self.keys.active())
-            .key(self.keys.history(id))
-            .key(self.keys.ended())
-            .key(self.keys.ended_by(&stored.owner))
-            .key(self.keys.usage(&stored.owner))
-            .arg(id)
-            .arg(lease.revision)
-            .arg(data)
-            .arg(member(ended, &stored.id))
-            .arg(cost.nanos())
-            .arg(self.retention_ms)
-            .arg(self.keys.base())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "finish a lease", error))?;
-        match Self::cas_reply("finish", reply)? {
-            CasReply::Ok => {
-                tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease finished");
-                Ok(stored)
-            }
-            CasReply::NotFound => Err(StoreError::NotFound(stored.id)),
-            CasReply::Conflict => Err(StoreError::Conflict {
-                id: stored.id,
-                expected: lease.revision,
-            }),
-        }
+        let outcome: Outcome = self
+            .link
+            .run(
+                "finish a lease",
+                self.scripts
+                    .finish
+                    .key(self.keys.lease(id))
+                    .key(self.keys.due())
+                    .key(self.keys.claims())
+                    .key(self.keys.active())
+                    .key(self.keys.history(id))
+                    .key(self.keys.ended())
+                    .key(self.keys.ended_by(&stored.owner))
+                    .key(self.keys.usage(&stored.owner))
+                    .arg(id)
+                    .arg(lease.revision)
+                    .arg(encode(&stored)?)
+                    .arg(member(ended, &stored.id))
+                    .arg(stored.final_cost.unwrap_or(Money::ZERO).nanos())
+                    .arg(ceil_millis(ended).saturating_add(self.retention_ms))
+                    .arg(self.retention_ms)
+                    .arg(self.keys.base()),
+            )
+            .await?;
+        outcome.check(&stored.id, Some(lease.revision))?;
+        tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease finished");
+        Ok(stored)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
@@ -552,58 +369,29 @@ impl LeaseStore for RedisStore {
             Some(owner) => self.keys.ended_by(owner),
             None => self.keys.ended(),
         };
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        // Entries that ended before the retention window are dropped first
-        // (their records expire on their own).
-        let retention =
-            chrono::Duration::milliseconds(i64::try_from(self.retention_ms).unwrap_or(i64::MAX));
-        if let Some(cutoff) = Utc::now().checked_sub_signed(retention) {
-            let _: u64 = redis::cmd("ZREMRANGEBYLEX")
-                .arg(&index)
-                .arg("-")
-                .arg(format!("({}", time_key(cutoff)))
-                .query_async(&mut conn)
-                .await
-                .map_err(|error| self.link.fail(generation, "prune history", error))?;
-        }
-        let cursor = query.cursor.as_deref();
         let limit = query.effective_limit();
-        self.read_page(Index::History, &index, cursor, limit, |_| true)
-            .await
+        self.read_page(
+            Index::History,
+            &index,
+            query.cursor.as_deref(),
+            limit,
+            |_| true,
+        )
+        .await
     }
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let key = self.keys.usage(owner);
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
-        let (count, cost): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(&key)
-            .arg("count")
-            .arg("cost")
-            .query_async(&mut conn)
-            .await
-            .map_err(|error| self.link.fail(generation, "read usage totals", error))?;
-        let ended_count = match count {
-            Some(text) => text
-                .parse()
-                .map_err(|_| corrupt(key.clone(), RedisStoreError::NotANumber(text)))?,
-            None => 0,
-        };
-        let ended_cost = match cost {
-            Some(text) => Money::from_nanos(
-                text.parse()
-                    .map_err(|_| corrupt(key.clone(), RedisStoreError::NotANumber(text)))?,
-            ),
-            None => Money::ZERO,
-        };
+        let (count, cost): (Option<String>, Option<String>) = self
+            .link
+            .run(
+                "read usage totals",
+                redis::cmd("HMGET").arg(&key).arg("count").arg("cost"),
+            )
+            .await?;
         Ok(UsageTotals {
-            ended_count,
-            ended_cost,
+            ended_count: counter(&key, count)?,
+            ended_cost: Money::from_nanos(counter(&key, cost)?),
         })
     }
 }

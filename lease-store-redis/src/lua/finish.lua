@@ -1,18 +1,24 @@
 -- Compare-and-set of an active lease on its revision, then in the same step: drops it
--- from the active set (record, due set, claim, indexes), stores it in history with a
--- time to live, indexes it by end time, adds it to its owner's usage totals, and prunes
--- history index entries older than the retention (by the server's clock).
+-- from the active set (record, due set, claim, indexes), stores it in history until
+-- its end time + the retention (by the server's clock: a time already past deletes it
+-- at once), indexes it by end time, adds it to its owner's usage totals, and prunes
+-- history index entries that ended before the server's now - retention.
 -- KEYS: 1 lease hash, 2 due zset, 3 claims hash, 4 active index, 5 history record,
 --       6 history index, 7 owner's history index, 8 owner's usage hash
 -- ARGV: 1 id, 2 expected revision, 3 record JSON, 4 history index member,
---       5 cost in nano-dollars, 6 retention ms, 7 key base ('{prefix}:')
--- Reply: {'ok'} | {'notfound'} | {'conflict', stored revision}
+--       5 cost in nano-dollars, 6 history record's end (ms since the epoch),
+--       7 retention ms, 8 key base ('{prefix}:')
+-- Reply: 'ok' | 'notfound' | 'conflict'
+if redis.replicate_commands then
+  -- Redis < 5 needs this before writing after TIME; a no-op on Redis 7.
+  redis.replicate_commands()
+end
 local current = redis.call('HMGET', KEYS[1], 'rev', 'idx', 'owner')
 if not current[1] then
-  return {'notfound'}
+  return 'notfound'
 end
 if current[1] ~= ARGV[2] then
-  return {'conflict', current[1]}
+  return 'conflict'
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -20,23 +26,24 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 if current[2] then
   redis.call('ZREM', KEYS[4], current[2])
   if current[3] then
-    redis.call('ZREM', ARGV[7] .. 'owner:' .. current[3], current[2])
+    redis.call('ZREM', ARGV[8] .. 'owner:' .. current[3], current[2])
   end
 end
-redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[6])
+redis.call('SET', KEYS[5], ARGV[3])
+redis.call('PEXPIREAT', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[6], 0, ARGV[4])
 redis.call('ZADD', KEYS[7], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[8], 'count', 1)
 redis.call('HINCRBY', KEYS[8], 'cost', ARGV[5])
 
--- Prune index entries that ended before now - retention. Members start with
--- 'p' and 25 digits of nanoseconds since the epoch ('n' for times before it).
+-- Index members start with 'p' and 25 digits of nanoseconds since the epoch ('n' for
+-- times before it); the same pruning as page.lua's.
 local t = redis.call('TIME')
-local cutoff_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[6])
+local cutoff_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[7])
 if cutoff_ms > 0 then
   local digits = string.format('%.0f', cutoff_ms) .. '000000'
   local bound = '(p' .. string.rep('0', 25 - #digits) .. digits
   redis.call('ZREMRANGEBYLEX', KEYS[6], '-', bound)
   redis.call('ZREMRANGEBYLEX', KEYS[7], '-', bound)
 end
-return {'ok'}
+return 'ok'

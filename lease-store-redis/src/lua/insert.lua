@@ -1,6 +1,7 @@
 -- Stores a new active lease and indexes it, unless its id is taken (active or in history).
 -- KEYS: 1 lease hash, 2 history record, 3 due zset, 4 active index, 5 owner index, 6 claims hash
--- ARGV: 1 id, 2 record JSON, 3 revision, 4 due ms, 5 due ns, 6 index member, 7 owner
+-- ARGV: 1 id, 2..7 the lease hash's fields: record JSON, revision, due ms, due ns,
+--       index member, owner
 -- Reply: 'ok' | 'exists'
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 'exists'

@@ -2,17 +2,17 @@
 -- max(new due time, current claim deadline) and moves its index entries if owner or
 -- creation time changed.
 -- KEYS: 1 lease hash, 2 due zset, 3 claims hash, 4 active index, 5 (new) owner index
--- ARGV: 1 id, 2 expected revision, 3 new revision, 4 record JSON, 5 due ms, 6 due ns,
---       7 index member, 8 owner, 9 key base ('{prefix}:')
--- Reply: {'ok'} | {'notfound'} | {'conflict', stored revision}
+-- ARGV: 1 id, 2 expected revision, 3..8 the lease hash's fields: record JSON, new
+--       revision, due ms, due ns, index member, owner; 9 key base ('{prefix}:')
+-- Reply: 'ok' | 'notfound' | 'conflict'
 local current = redis.call('HMGET', KEYS[1], 'rev', 'idx', 'owner')
 if not current[1] then
-  return {'notfound'}
+  return 'notfound'
 end
 if current[1] ~= ARGV[2] then
-  return {'conflict', current[1]}
+  return 'conflict'
 end
-redis.call('HSET', KEYS[1], 'data', ARGV[4], 'rev', ARGV[3], 'due_ms', ARGV[5],
+redis.call('HSET', KEYS[1], 'data', ARGV[3], 'rev', ARGV[4], 'due_ms', ARGV[5],
   'due_ns', ARGV[6], 'idx', ARGV[7], 'owner', ARGV[8])
 local score = ARGV[5]
 local claim = redis.call('HGET', KEYS[3], ARGV[1])
@@ -30,4 +30,4 @@ if current[2] ~= ARGV[7] or current[3] ~= ARGV[8] then
   redis.call('ZADD', KEYS[4], 0, ARGV[7])
   redis.call('ZADD', KEYS[5], 0, ARGV[7])
 end
-return {'ok'}
+return 'ok'

@@ -1,46 +1,29 @@
 //! Paging over the store's lex-ordered indexes: active leases (oldest
-//! created first) and history (newest ended first).
+//! created first, ties by id ascending) and history (newest ended first,
+//! ties by id descending).
 //!
 //! Index members are `<time key>:<id>`; a cursor is the last member a page
 //! returned. A page reads its index in chunks of one more than the page
-//! size, fetches the records of each chunk in one round trip and skips
-//! members whose record is gone, so the last page carries no cursor.
+//! size with `page.lua`, which returns each member with its record in one
+//! step, and skips members whose record is gone, so the last page carries no
+//! cursor.
 
 use lease_core::store::Page;
 use lease_core::{Lease, StoreError};
 
 use super::RedisStore;
 use crate::keys::member_id;
-use crate::link::Conn;
+use crate::record::decode;
 
 /// Which index a page is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Index {
-    /// Active leases, oldest created first; a member whose lease hash is
-    /// gone finished between the two reads and is skipped.
+    /// Active leases, oldest created first, from their lease hashes.
     Active,
-    /// Finished leases, newest ended first; a member whose record expired
-    /// (retention) is skipped and removed from the index.
+    /// Finished leases, newest ended first, from their history records.
+    /// Entries that ended before the server's now − retention, and members
+    /// whose record expired, are pruned from the index as it is read.
     History,
-}
-
-impl Index {
-    /// The range command, where a walk starts without a cursor and where
-    /// it ends.
-    fn walk(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Index::Active => ("ZRANGEBYLEX", "-", "+"),
-            Index::History => ("ZREVRANGEBYLEX", "+", "-"),
-        }
-    }
-
-    /// What a failed read was doing, for the error.
-    fn operation(self) -> &'static str {
-        match self {
-            Index::Active => "list leases",
-            Index::History => "list history",
-        }
-    }
 }
 
 impl RedisStore {
@@ -54,70 +37,56 @@ impl RedisStore {
         limit: usize,
         keep: impl Fn(&Lease) -> bool,
     ) -> Result<Page<Lease>, StoreError> {
-        let (command, open_end, far_end) = index.walk();
+        // Direction, where a walk starts, where records live ("" + id) and
+        // in which hash field, how long history is kept.
+        let (order, open_end, records, field, retention_ms, operation) = match index {
+            Index::Active => ("asc", "-", self.keys.lease(""), "data", 0, "list leases"),
+            Index::History => {
+                let records = self.keys.history("");
+                ("desc", "+", records, "", self.retention_ms, "list history")
+            }
+        };
         let chunk = limit + 1;
         let mut start = cursor.map_or_else(|| open_end.to_owned(), |c| format!("({c}"));
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last_member = None;
-        let Conn {
-            generation,
-            manager: mut conn,
-        } = self.link.get().await?;
         loop {
-            let members: Vec<String> = redis::cmd(command)
-                .arg(key)
-                .arg(&start)
-                .arg(far_end)
-                .arg("LIMIT")
-                .arg(0)
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await
-                .map_err(|error| self.link.fail(generation, index.operation(), error))?;
-            let entries: Vec<(&String, &str)> = members
-                .iter()
-                .filter_map(|member| member_id(member).map(|id| (member, id)))
-                .collect();
-            let ids: Vec<&str> = entries.iter().map(|(_, id)| *id).collect();
-            let records = self.fetch_records(&ids, index == Index::History).await?;
-            let mut gone = Vec::new();
-            let mut full = false;
-            for ((member, id), data) in entries.into_iter().zip(records) {
-                let Some(data) = data else {
-                    gone.push(member);
+            let entries: Vec<(String, Option<Vec<u8>>)> = self
+                .link
+                .run(
+                    operation,
+                    self.scripts
+                        .page
+                        .key(key)
+                        .arg(order)
+                        .arg(&start)
+                        .arg(chunk)
+                        .arg(&records)
+                        .arg(field)
+                        .arg(retention_ms),
+                )
+                .await?;
+            let full_chunk = entries.len() == chunk;
+            let next_start = entries.last().map(|(member, _)| format!("({member}"));
+            for (member, data) in entries {
+                let (Some(data), Some(id)) = (data, member_id(&member)) else {
                     continue;
                 };
-                let record_key = match index {
-                    Index::Active => self.keys.lease(id),
-                    Index::History => self.keys.history(id),
-                };
-                let lease = self.decode(record_key, &data, Some(id))?;
+                let lease = decode(format!("{records}{id}"), &data, id)?;
                 if !keep(&lease) {
                     continue;
                 }
                 if items.len() == limit {
-                    full = true;
-                    break;
+                    return Ok(Page {
+                        items,
+                        next_cursor: last_member,
+                    });
                 }
                 items.push(lease);
-                last_member = Some(member.clone());
+                last_member = Some(member);
             }
-            if index == Index::History && !gone.is_empty() {
-                let _: u64 = redis::cmd("ZREM")
-                    .arg(key)
-                    .arg(&gone)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|error| self.link.fail(generation, "prune history", error))?;
-            }
-            if full {
-                return Ok(Page {
-                    items,
-                    next_cursor: last_member,
-                });
-            }
-            match members.last() {
-                Some(last) if members.len() == chunk => start = format!("({last}"),
+            match next_start {
+                Some(next) if full_chunk => start = next,
                 _ => {
                     return Ok(Page {
                         items,
