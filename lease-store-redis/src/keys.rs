@@ -49,6 +49,19 @@ impl Keys {
         format!("{}lease:{id}", self.base)
     }
 
+    /// The keys every write of one active lease touches, in the order
+    /// `insert.lua` and `update.lua` take them: its hash, the due set, the
+    /// claims, the active index, its owner's index.
+    pub(crate) fn active_lease(&self, id: &str, owner: &str) -> Vec<String> {
+        vec![
+            self.lease(id),
+            self.due(),
+            self.claims(),
+            self.active(),
+            self.owner(owner),
+        ]
+    }
+
     /// Sorted set of active lease ids scored by claimable time (ms).
     pub(crate) fn due(&self) -> String {
         format!("{}due", self.base)

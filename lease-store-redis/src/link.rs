@@ -11,7 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
-    RedisError, RedisResult, ScriptInvocation, ServerErrorKind,
+    RedisError, RedisResult, Script, ScriptInvocation, ServerErrorKind, ToRedisArgs,
 };
 use tokio::sync::Mutex;
 
@@ -234,6 +234,18 @@ impl Link {
             .send(&mut manager)
             .await
             .map_err(|error| self.fail(generation, operation, error))
+    }
+
+    /// Runs `script` (by SHA) with `keys` and `args`, each a value or a tuple
+    /// in the order the script's header lists them, like [`Link::run`].
+    pub(crate) async fn run_script<T: FromRedisValue + Send>(
+        &self,
+        operation: &str,
+        script: &Script,
+        keys: impl ToRedisArgs + Send,
+        args: impl ToRedisArgs + Send,
+    ) -> Result<T, StoreError> {
+        self.run(operation, script.key(keys).arg(args)).await
     }
 
     /// The connection for one call (asking Sentinel for the primary first if

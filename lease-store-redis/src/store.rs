@@ -112,24 +112,13 @@ impl RedisStore {
         let pattern = self.keys.all();
         let (mut cursor, mut deleted) = (0_u64, 0_u64);
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .link
-                .run(
-                    "scan keys",
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(500),
-                )
-                .await?;
+            let scan = redis::cmd("SCAN")
+                .arg((cursor, "MATCH", &pattern, "COUNT", 500))
+                .take();
+            let (next, keys): (u64, Vec<String>) = self.link.run("scan keys", &scan).await?;
             if !keys.is_empty() {
-                let unlinked: u64 = self
-                    .link
-                    .run("delete keys", redis::cmd("UNLINK").arg(&keys))
-                    .await?;
-                deleted += unlinked;
+                let unlink = redis::cmd("UNLINK").arg(&keys).take();
+                deleted += self.link.run::<u64>("delete keys", &unlink).await?;
             }
             if next == 0 {
                 return Ok(deleted);
@@ -169,22 +158,12 @@ impl LeaseStore for RedisStore {
             revision: 1,
             ..lease.clone()
         };
-        let id = stored.id.as_str();
+        let (id, owner) = (stored.id.as_str(), &stored.owner);
+        let keys = (self.keys.active_lease(id, owner), self.keys.history(id));
+        let args = (id, ActiveFields::of(&stored)?);
         let outcome: Outcome = self
             .link
-            .run(
-                "insert a lease",
-                self.scripts
-                    .insert
-                    .key(self.keys.lease(id))
-                    .key(self.keys.history(id))
-                    .key(self.keys.due())
-                    .key(self.keys.active())
-                    .key(self.keys.owner(&stored.owner))
-                    .key(self.keys.claims())
-                    .arg(id)
-                    .arg(ActiveFields::of(&stored)?),
-            )
+            .run_script("insert a lease", &self.scripts.insert, keys, args)
             .await?;
         outcome.check(&stored.id, None)?;
         tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease stored");
@@ -194,18 +173,10 @@ impl LeaseStore for RedisStore {
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         let lease_key = self.keys.lease(id.as_str());
         let history_key = self.keys.history(id.as_str());
-        let records: (Option<Vec<u8>>, Option<Vec<u8>>) = self
-            .link
-            .run(
-                "read a lease",
-                redis::pipe()
-                    .cmd("HGET")
-                    .arg(&lease_key)
-                    .arg("data")
-                    .cmd("GET")
-                    .arg(&history_key),
-            )
-            .await?;
+        let mut read = redis::pipe();
+        read.hget(&lease_key, "data").get(&history_key);
+        let records: (Option<Vec<u8>>, Option<Vec<u8>>) =
+            self.link.run("read a lease", &read).await?;
         match records {
             (Some(data), _) => decode(lease_key, &data, id.as_str()),
             (None, Some(data)) => decode(history_key, &data, id.as_str()),
@@ -215,23 +186,17 @@ impl LeaseStore for RedisStore {
 
     async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
         let stored = next_revision(lease)?;
-        let id = stored.id.as_str();
+        let (id, owner) = (stored.id.as_str(), &stored.owner);
+        let keys = self.keys.active_lease(id, owner);
+        let args = (
+            id,
+            lease.revision,
+            ActiveFields::of(&stored)?,
+            self.keys.base(),
+        );
         let outcome: Outcome = self
             .link
-            .run(
-                "update a lease",
-                self.scripts
-                    .update
-                    .key(self.keys.lease(id))
-                    .key(self.keys.due())
-                    .key(self.keys.claims())
-                    .key(self.keys.active())
-                    .key(self.keys.owner(&stored.owner))
-                    .arg(id)
-                    .arg(lease.revision)
-                    .arg(ActiveFields::of(&stored)?)
-                    .arg(self.keys.base()),
-            )
+            .run_script("update a lease", &self.scripts.update, keys, args)
             .await?;
         outcome.check(&stored.id, Some(lease.revision))?;
         Ok(stored)
@@ -262,18 +227,11 @@ impl LeaseStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let keys = (self.keys.due(), self.keys.claims());
+        let args = (limit, ttl_millis(claim_ttl), self.keys.base());
         let records: Vec<(Vec<u8>, Vec<u8>)> = self
             .link
-            .run(
-                "claim due leases",
-                self.scripts
-                    .claim
-                    .key(self.keys.due())
-                    .key(self.keys.claims())
-                    .arg(limit)
-                    .arg(ttl_millis(claim_ttl))
-                    .arg(self.keys.base()),
-            )
+            .run_script("claim due leases", &self.scripts.claim, keys, args)
             .await?;
         let claimed: Vec<Lease> = records
             .into_iter()
@@ -301,62 +259,48 @@ impl LeaseStore for RedisStore {
     }
 
     async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let k = &self.keys;
+        let keys = (k.lease(id.as_str()), k.due(), k.claims());
+        let args = (id.as_str(), ceil_millis(retry_at));
         let outcome: Outcome = self
             .link
-            .run(
-                "release a claim",
-                self.scripts
-                    .release
-                    .key(self.keys.lease(id.as_str()))
-                    .key(self.keys.due())
-                    .key(self.keys.claims())
-                    .arg(id.as_str())
-                    .arg(ceil_millis(retry_at)),
-            )
+            .run_script("release a claim", &self.scripts.release, keys, args)
             .await?;
         outcome.check(id, None)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (keys, args) = (self.keys.due(), self.keys.base());
         let first: Option<(i64, Option<String>)> = self
             .link
-            .run(
-                "read the next due time",
-                self.scripts
-                    .next_due
-                    .key(self.keys.due())
-                    .arg(self.keys.base()),
-            )
+            .run_script("read the next due time", &self.scripts.next_due, keys, args)
             .await?;
         Ok(first.map(|(score_ms, due_ns)| due_time(score_ms, due_ns.as_deref())))
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
         let stored = next_revision(lease)?;
-        let id = stored.id.as_str();
+        let (k, id, owner) = (&self.keys, stored.id.as_str(), &stored.owner);
         let ended = stored.ended_at.unwrap_or_else(Utc::now);
+        // The history record is kept until its end + the retention.
+        let kept_until_ms = ceil_millis(ended).saturating_add(self.retention_ms);
+        let cost = stored.final_cost.unwrap_or(Money::ZERO).nanos();
+        let active = (k.lease(id), k.due(), k.claims(), k.active());
+        let finished = (k.history(id), k.ended(), k.ended_by(owner), k.usage(owner));
+        let record = (
+            encode(&stored)?,
+            member(ended, &stored.id),
+            cost,
+            kept_until_ms,
+        );
+        let args = (id, lease.revision, record, self.retention_ms, k.base());
         let outcome: Outcome = self
             .link
-            .run(
+            .run_script(
                 "finish a lease",
-                self.scripts
-                    .finish
-                    .key(self.keys.lease(id))
-                    .key(self.keys.due())
-                    .key(self.keys.claims())
-                    .key(self.keys.active())
-                    .key(self.keys.history(id))
-                    .key(self.keys.ended())
-                    .key(self.keys.ended_by(&stored.owner))
-                    .key(self.keys.usage(&stored.owner))
-                    .arg(id)
-                    .arg(lease.revision)
-                    .arg(encode(&stored)?)
-                    .arg(member(ended, &stored.id))
-                    .arg(stored.final_cost.unwrap_or(Money::ZERO).nanos())
-                    .arg(ceil_millis(ended).saturating_add(self.retention_ms))
-                    .arg(self.retention_ms)
-                    .arg(self.keys.base()),
+                &self.scripts.finish,
+                (active, finished),
+                args,
             )
             .await?;
         outcome.check(&stored.id, Some(lease.revision))?;
@@ -382,13 +326,9 @@ impl LeaseStore for RedisStore {
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let key = self.keys.usage(owner);
-        let (count, cost): (Option<String>, Option<String>) = self
-            .link
-            .run(
-                "read usage totals",
-                redis::cmd("HMGET").arg(&key).arg("count").arg("cost"),
-            )
-            .await?;
+        let read = redis::cmd("HMGET").arg((&key, "count", "cost")).take();
+        let (count, cost): (Option<String>, Option<String>) =
+            self.link.run("read usage totals", &read).await?;
         Ok(UsageTotals {
             ended_count: counter(&key, count)?,
             ended_cost: Money::from_nanos(counter(&key, cost)?),

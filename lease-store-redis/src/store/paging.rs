@@ -51,20 +51,10 @@ impl RedisStore {
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last_member = None;
         loop {
+            let args = (order, &start, chunk, &records, field, retention_ms);
             let entries: Vec<(String, Option<Vec<u8>>)> = self
                 .link
-                .run(
-                    operation,
-                    self.scripts
-                        .page
-                        .key(key)
-                        .arg(order)
-                        .arg(&start)
-                        .arg(chunk)
-                        .arg(&records)
-                        .arg(field)
-                        .arg(retention_ms),
-                )
+                .run_script(operation, &self.scripts.page, key, args)
                 .await?;
             let full_chunk = entries.len() == chunk;
             let next_start = entries.last().map(|(member, _)| format!("({member}"));
