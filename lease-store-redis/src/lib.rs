@@ -63,7 +63,7 @@
 //! | `{p}:claims` | hash | lease id → claim deadline (ms) of leases a reaper holds |
 //! | `{p}:active` | sorted set | `<created>:<id>` of every active lease (lexicographic; list paging) |
 //! | `{p}:owner:<owner>` | sorted set | the same, for one owner |
-//! | `{p}:history:<id>` | string | a finished lease (JSON), expiring after the retention |
+//! | `{p}:history:<id>` | string | a finished lease (JSON), expiring at its `ended_at` + the retention |
 //! | `{p}:ended` | sorted set | `<ended>:<id>` of finished leases, pruned by the retention |
 //! | `{p}:ended-by:<owner>` | sorted set | the same, for one owner |
 //! | `{p}:usage:<owner>` | hash | `count` and `cost` (nano-dollars) of the owner's finished leases |
@@ -73,14 +73,23 @@
 //!
 //! # Atomicity and clocks
 //!
-//! Inserts, compare-and-set updates, claims, releases and finishes are Lua
-//! scripts (`src/lua/*.lua`), loaded once and invoked by SHA. `claim_expired`
+//! Inserts, compare-and-set updates, claims, releases, finishes and page
+//! reads are Lua scripts (`src/lua/*.lua`), loaded once and invoked by SHA. `claim_expired`
 //! takes every lease whose claimable time has come by the **Redis server's
 //! clock** (`TIME`), so replicas with skewed clocks agree, and re-scores it to
 //! the claim deadline: a claim that is neither finished nor released by then
 //! becomes claimable again, so a crashed replica's work is picked up by
 //! another. A compare-and-set update re-scores a lease to max(new due time,
 //! current claim deadline).
+//!
+//! History follows the server's clock too: a finished lease whose `ended_at`
+//! is earlier than the server's now − the retention is gone from `history`
+//! and `get` (its record expires at `ended_at` + retention, and the history
+//! indexes are pruned by that cutoff on every finish and history read); usage
+//! totals count every finished lease forever.
+//!
+//! Paging order: `list` returns the oldest `created_at` first, ties by id
+//! ascending; `history` the newest `ended_at` first, ties by id descending.
 //!
 //! # Errors
 //!
