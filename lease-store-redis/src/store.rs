@@ -203,18 +203,11 @@ impl LeaseStore for RedisStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
-        let index = match &query.owner {
-            Some(owner) => self.keys.owner(owner),
-            None => self.keys.active(),
-        };
+        let (owner, cursor) = (query.owner.as_deref(), query.cursor.as_deref());
         let limit = query.effective_limit();
-        self.read_page(
-            Index::Active,
-            &index,
-            query.cursor.as_deref(),
-            limit,
-            |lease| query.matches(lease),
-        )
+        self.read_page(Index::Active, owner, cursor, limit, |lease| {
+            query.matches(lease)
+        })
         .await
     }
 
@@ -309,19 +302,10 @@ impl LeaseStore for RedisStore {
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
-        let index = match &query.owner {
-            Some(owner) => self.keys.ended_by(owner),
-            None => self.keys.ended(),
-        };
+        let (owner, cursor) = (query.owner.as_deref(), query.cursor.as_deref());
         let limit = query.effective_limit();
-        self.read_page(
-            Index::History,
-            &index,
-            query.cursor.as_deref(),
-            limit,
-            |_| true,
-        )
-        .await
+        self.read_page(Index::History, owner, cursor, limit, |_| true)
+            .await
     }
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {

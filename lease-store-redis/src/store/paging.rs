@@ -27,24 +27,35 @@ pub(super) enum Index {
 }
 
 impl RedisStore {
-    /// One page of at most `limit` leases of the sorted set `key` (an
-    /// `index`), after `cursor`, keeping those for which `keep` holds.
+    /// One page of at most `limit` leases of `index` (all owners' or
+    /// `owner`'s), after `cursor`, keeping those for which `keep` holds.
     pub(super) async fn read_page(
         &self,
         index: Index,
-        key: &str,
+        owner: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
         keep: impl Fn(&Lease) -> bool,
     ) -> Result<Page<Lease>, StoreError> {
-        // Direction, where a walk starts, where records live ("" + id) and
-        // in which hash field, how long history is kept.
+        let k = &self.keys;
+        let key = match (index, owner) {
+            (Index::Active, Some(owner)) => k.owner(owner),
+            (Index::Active, None) => k.active(),
+            (Index::History, Some(owner)) => k.ended_by(owner),
+            (Index::History, None) => k.ended(),
+        };
+        // Direction, where a walk starts, where records live (`records` +
+        // id) and in which hash field, how long history is kept.
         let (order, open_end, records, field, retention_ms, operation) = match index {
-            Index::Active => ("asc", "-", self.keys.lease(""), "data", 0, "list leases"),
-            Index::History => {
-                let records = self.keys.history("");
-                ("desc", "+", records, "", self.retention_ms, "list history")
-            }
+            Index::Active => ("asc", "-", k.lease(""), "data", 0, "list leases"),
+            Index::History => (
+                "desc",
+                "+",
+                k.history(""),
+                "",
+                self.retention_ms,
+                "list history",
+            ),
         };
         let chunk = limit + 1;
         let mut start = cursor.map_or_else(|| open_end.to_owned(), |c| format!("({c}"));
@@ -54,7 +65,7 @@ impl RedisStore {
             let args = (order, &start, chunk, &records, field, retention_ms);
             let entries: Vec<(String, Option<Vec<u8>>)> = self
                 .link
-                .run_script(operation, &self.scripts.page, key, args)
+                .run_script(operation, &self.scripts.page, &key, args)
                 .await?;
             let full_chunk = entries.len() == chunk;
             let next_start = entries.last().map(|(member, _)| format!("({member}"));
