@@ -278,23 +278,16 @@ impl LeaseStore for RedisStore {
         // The history record is kept until its end + the retention.
         let kept_until_ms = ceil_millis(ended).saturating_add(self.retention_ms);
         let cost = stored.final_cost.unwrap_or(Money::ZERO).nanos();
-        let active = (k.lease(id), k.due(), k.claims(), k.active());
-        let finished = (k.history(id), k.ended(), k.ended_by(owner), k.usage(owner));
-        let record = (
-            encode(&stored)?,
-            member(ended, &stored.id),
-            cost,
-            kept_until_ms,
+        let keys = (
+            (k.lease(id), k.due(), k.claims(), k.active()),
+            (k.history(id), k.ended(), k.ended_by(owner), k.usage(owner)),
         );
+        let json = encode(&stored)?;
+        let record = (json, member(ended, &stored.id), cost, kept_until_ms);
         let args = (id, lease.revision, record, self.retention_ms, k.base());
         let outcome: Outcome = self
             .link
-            .run_script(
-                "finish a lease",
-                &self.scripts.finish,
-                (active, finished),
-                args,
-            )
+            .run_script("finish a lease", &self.scripts.finish, keys, args)
             .await?;
         outcome.check(&stored.id, Some(lease.revision))?;
         tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease finished");

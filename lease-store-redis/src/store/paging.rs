@@ -26,6 +26,16 @@ pub(super) enum Index {
     History,
 }
 
+impl Index {
+    /// What a failed read was doing, for the error.
+    fn operation(self) -> &'static str {
+        match self {
+            Index::Active => "list leases",
+            Index::History => "list history",
+        }
+    }
+}
+
 impl RedisStore {
     /// One page of at most `limit` leases of `index` (all owners' or
     /// `owner`'s), after `cursor`, keeping those for which `keep` holds.
@@ -38,24 +48,18 @@ impl RedisStore {
         keep: impl Fn(&Lease) -> bool,
     ) -> Result<Page<Lease>, StoreError> {
         let k = &self.keys;
-        let key = match (index, owner) {
-            (Index::Active, Some(owner)) => k.owner(owner),
-            (Index::Active, None) => k.active(),
-            (Index::History, Some(owner)) => k.ended_by(owner),
-            (Index::History, None) => k.ended(),
-        };
-        // Direction, where a walk starts, where records live (`records` +
-        // id) and in which hash field, how long history is kept.
-        let (order, open_end, records, field, retention_ms, operation) = match index {
-            Index::Active => ("asc", "-", k.lease(""), "data", 0, "list leases"),
-            Index::History => (
-                "desc",
-                "+",
-                k.history(""),
-                "",
-                self.retention_ms,
-                "list history",
-            ),
+        // The index; where its records live (`records` + id) and in which
+        // hash field; the direction and where a walk starts; how long
+        // history is kept.
+        let (key, records, field, order, open_end, retention_ms) = match index {
+            Index::Active => {
+                let key = owner.map_or_else(|| k.active(), |owner| k.owner(owner));
+                (key, k.lease(""), "data", "asc", "-", 0)
+            }
+            Index::History => {
+                let key = owner.map_or_else(|| k.ended(), |owner| k.ended_by(owner));
+                (key, k.history(""), "", "desc", "+", self.retention_ms)
+            }
         };
         let chunk = limit + 1;
         let mut start = cursor.map_or_else(|| open_end.to_owned(), |c| format!("({c}"));
@@ -65,7 +69,7 @@ impl RedisStore {
             let args = (order, &start, chunk, &records, field, retention_ms);
             let entries: Vec<(String, Option<Vec<u8>>)> = self
                 .link
-                .run_script(operation, &self.scripts.page, &key, args)
+                .run_script(index.operation(), &self.scripts.page, &key, args)
                 .await?;
             let full_chunk = entries.len() == chunk;
             let next_start = entries.last().map(|(member, _)| format!("({member}"));
