@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use common::{IMAGE, TestDocker, raw_exists, raw_list, spec_in, unique_namespace};
+use common::{IMAGE, TestDocker, raw_exists, raw_list, spec_in, random_namespace};
 use futures::{StreamExt, TryStreamExt};
 use lease_core::runtime::{ExecRequest, LogOptions, LogSource, PullProgress, labels};
 use lease_core::{ContainerRuntime, RuntimeError};
@@ -216,7 +216,7 @@ async fn specs_without_our_labels_are_refused() {
     let mut elsewhere = test.spec(KEEP_ALIVE);
     elsewhere
         .labels
-        .insert(labels::NAMESPACE.to_owned(), unique_namespace());
+        .insert(labels::NAMESPACE.to_owned(), random_namespace());
     assert!(matches!(
         test.runtime.create_and_start(&elsewhere).await,
         Err(RuntimeError::Invalid(_))
@@ -457,8 +457,8 @@ async fn list_managed_sees_only_this_namespace() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let other_namespace = unique_namespace();
-    let other_guard = common::Guard::new(&other_namespace);
+    let other_namespace = random_namespace();
+    let other_guard = common::NamespaceGuard::new(&other_namespace);
 
     let a = test
         .runtime
