@@ -42,7 +42,7 @@ struct Setup {
 async fn setup() -> Option<Setup> {
     let test = TestDocker::start().await?;
     let Some(upstream) = engine_socket() else {
-        return common::skip(
+        return lease_testkit::skip(
             "the engine is reached over tcp; the proxy test needs its unix socket",
         );
     };

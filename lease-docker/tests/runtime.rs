@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use common::{IMAGE, TestDocker, raw_exists, raw_list, spec_in, random_namespace};
+use common::{TestDocker, raw_exists, raw_list, spec_in};
 use futures::{StreamExt, TryStreamExt};
 use lease_core::runtime::{ExecRequest, LogOptions, LogSource, PullProgress, labels};
 use lease_core::{ContainerRuntime, RuntimeError};
 use lease_docker::hardening::ADDED_CAPABILITIES;
+use lease_testkit::docker::NamespaceGuard;
+use lease_testkit::{IMAGE, random_namespace};
 use tokio::io::AsyncWriteExt;
 
 const KEEP_ALIVE: &[&str] = &["sleep", "infinity"];
@@ -458,7 +460,7 @@ async fn list_managed_sees_only_this_namespace() {
         return;
     };
     let other_namespace = random_namespace();
-    let other_guard = common::NamespaceGuard::new(&other_namespace);
+    let other_guard = NamespaceGuard::new(&other_namespace);
 
     let a = test
         .runtime

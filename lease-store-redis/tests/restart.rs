@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use lease_testkit::redis::{Persistence, PrivateRedis};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, ListQuery, Status, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::redis::{Persistence, PrivateRedis};
 use tokio::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

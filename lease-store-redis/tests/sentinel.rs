@@ -7,11 +7,11 @@ mod common;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use lease_testkit::free_port;
-use lease_testkit::redis::{Persistence, PrivateRedis, scratch_dir};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::free_port;
+use lease_testkit::redis::{Persistence, PrivateRedis, scratch_dir};
 
 async fn query(url: &str, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let client = redis::Client::open(url)?;

@@ -10,10 +10,10 @@ use std::process::Command;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use lease_testkit::redis::{PrivateRedis, scratch_dir};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::redis::{PrivateRedis, scratch_dir};
 
 /// Makes `ca.pem` and a `cert.pem`/`key.pem` for 127.0.0.1 signed by it.
 fn make_certificates(dir: &Path) -> bool {

@@ -160,9 +160,8 @@ impl RedisBuilder {
             args.extend(["--save".into(), String::new()]);
             match self.persistence {
                 Persistence::None => args.extend(["--appendonly", "no"].map(String::from)),
-                Persistence::AofAlways => args.extend(
-                    ["--appendonly", "yes", "--appendfsync", "always"].map(String::from),
-                ),
+                Persistence::AofAlways => args
+                    .extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from)),
             }
         }
         args.extend(self.args);

@@ -201,7 +201,6 @@ fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_
 
 #[test]
 fn kill9_during_provisioning_memory_adopts_or_removes_every_container() {
-    let test = "kill9_during_provisioning_memory_adopts_or_removes_every_container";
     if !docker::docker_ready() {
         return;
     }

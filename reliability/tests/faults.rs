@@ -74,9 +74,7 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
         return;
     }
     let Some(engine) = engine_socket() else {
-        skip_or_fail(
-            "DOCKER_HOST is not a unix socket; the proxy cannot stand in front of it",
-        );
+        skip_or_fail("DOCKER_HOST is not a unix socket; the proxy cannot stand in front of it");
         return;
     };
     let scale = Scale::from_env();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
@@ -452,11 +452,7 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
     assert_eq!(containers[0]["id"], id.as_str());
     assert_eq!(containers[0]["status"], "running");
     assert_eq!(containers[0]["owner"], "alice");
-    let (status, body) = http_get(
-        &address,
-        &format!("/api/containers/{id}/status"),
-        &token,
-    );
+    let (status, body) = http_get(&address, &format!("/api/containers/{id}/status"), &token);
     assert_eq!(status, 200, "{body}");
     // The CLI's JSON is the server's.
     let mine = json_of(ns.lease_as("alice").args(["status", &id, "-o", "json"]));
@@ -485,8 +481,7 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
 
 #[test]
 fn a_failed_provisioning_is_reported_and_nothing_is_left() {
-    let Some(ns) = TestNamespace::new()
-    else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     // An image that is neither local nor pullable (no registry here).

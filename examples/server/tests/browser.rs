@@ -101,8 +101,8 @@ fn start_server(
     extra: &[String],
     stall: Option<SocketAddr>,
 ) -> Server {
-    let mut catalog =
-        std::fs::read_to_string(lease_testkit::local_catalog()).expect("examples/catalog.local.toml");
+    let mut catalog = std::fs::read_to_string(lease_testkit::local_catalog())
+        .expect("examples/catalog.local.toml");
     catalog.push_str(
         "\n[[offering]]\nkey = \"broken\"\nimage = \"containerlease-test/absent-image:none\"\n\
          command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.02\"\ncpus = \"0.25\"\n\

@@ -286,11 +286,8 @@ async fn tokens_and_isolation_through_the_binary() {
     let bob = mint_token(BINARY.as_ref(), "bob", false);
     let guard = NamespaceGuard::random();
     let tokens = std::env::temp_dir().join(format!("tokens-{}.toml", guard.namespace()));
-    std::fs::write(
-        &tokens,
-        format!("{}\n{}", alice.toml_entry, bob.toml_entry),
-    )
-    .expect("tokens file");
+    std::fs::write(&tokens, format!("{}\n{}", alice.toml_entry, bob.toml_entry))
+        .expect("tokens file");
     let tokens_arg = tokens.display().to_string();
     let mut server = start(guard.namespace(), &["--tokens", &tokens_arg]);
     let (alice, bob) = (alice.token, bob.token);

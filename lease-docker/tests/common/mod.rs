@@ -23,8 +23,8 @@ use lease_core::{
 };
 use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
-pub use lease_testkit::docker::NamespaceGuard;
-pub use lease_testkit::{IMAGE, random_namespace, skip};
+use lease_testkit::docker::NamespaceGuard;
+use lease_testkit::{IMAGE, random_namespace, skip};
 use tokio::sync::broadcast;
 
 /// A raw bollard client on the same engine, for checks from outside the
@@ -62,7 +62,7 @@ impl TestDocker {
                 "image {IMAGE} is missing: run scripts/test-images.sh"
             ));
         }
-        let namespace = unique_namespace();
+        let namespace = random_namespace();
         let guard = NamespaceGuard::new(&namespace);
         Some(TestDocker {
             namespace,
