@@ -31,17 +31,6 @@ async fn info(url: &str) -> String {
     }
 }
 
-async fn wait_for(what: &str, timeout: StdDuration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(StdDuration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_a_sentinel_failover() {
     let Some(mut primary) = PrivateRedis::start("sentinel-primary", Persistence::AofAlways) else {
@@ -77,13 +66,13 @@ async fn follows_a_sentinel_failover() {
         return;
     };
     let sentinel_url = format!("redis://127.0.0.1:{sentinel_port}/");
-    wait_for(
+    common::wait_for(
         "the replica to sync",
         StdDuration::from_secs(20),
         async || info(&replica.url()).await.contains("master_link_status:up"),
     )
     .await;
-    wait_for(
+    common::wait_for(
         "Sentinel to see the replica",
         StdDuration::from_secs(30),
         async || {

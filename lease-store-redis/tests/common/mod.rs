@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lease_core::{LeaseId, LeaseStore};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
@@ -58,4 +59,16 @@ pub async fn store() -> Option<Arc<RedisStore>> {
 /// The same, as the port.
 pub async fn dyn_store() -> Option<Arc<dyn LeaseStore>> {
     Some(store().await? as Arc<dyn LeaseStore>)
+}
+
+/// Polls `done` every 50 ms until it holds; panics after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
