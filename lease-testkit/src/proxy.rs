@@ -77,7 +77,8 @@ impl State {
 
 /// A running proxy; stops and removes its socket on drop.
 pub struct DockerProxy {
-    dir: crate::TempDir,
+    /// Holds the socket; removed on drop, after the accept loop stopped.
+    _dir: crate::TempDir,
     socket: PathBuf,
     state: Arc<State>,
     accept: Option<JoinHandle<()>>,
@@ -110,7 +111,7 @@ impl DockerProxy {
             std::thread::spawn(move || accept_loop(&listener, &upstream, &state))
         };
         Ok(DockerProxy {
-            dir,
+            _dir: dir,
             socket,
             state,
             accept: Some(accept),
@@ -169,7 +170,6 @@ impl Drop for DockerProxy {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        let _ = &self.dir;
     }
 }
 

@@ -33,10 +33,7 @@ pub mod server;
 
 use std::time::Duration;
 
-pub use lease_testkit::{
-    IMAGE, free_port, in_ci, labels, local_catalog, proxy, random_namespace, random_suffix, redis,
-    skip_or_fail, wait_for, workspace_root,
-};
+pub use lease_testkit::{labels, proxy, random_namespace, redis, skip_or_fail, wait_for};
 
 /// How big the scenarios are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,10 +2,11 @@
 //! with Redis), with the local test image `containerlease-test/busybox`
 //! (scripts/test-images.sh) and the catalog `examples/catalog.local.toml`.
 //!
-//! Each test uses its own namespace `test-<random>`, a free port, and a
-//! guard that kills the server and removes every container carrying that
-//! namespace label, even when the test fails. Without Docker (or Redis) a
-//! test skips with a printed reason; with `CI=true` it fails instead.
+//! Each test uses its own namespace `test-<random>` and a free port
+//! (`lease_testkit`): the server is killed on drop and a namespace guard
+//! removes every container carrying that namespace label, even when the test
+//! fails. Without Docker (or Redis) a test skips with a printed reason; with
+//! `CI=true` it fails instead.
 
 use std::net::SocketAddr;
 use std::process::Command;
