@@ -24,13 +24,15 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use chrono::Utc;
-use common::{IMAGE, TestDocker, manager};
+use common::{TestDocker, manager};
 use futures::StreamExt;
 use lease_core::runtime::labels;
 use lease_core::{
     ContainerRuntime, EventKind, LeaseId, LeaseManager, ManualClock, ProvisionRequest,
 };
 use lease_docker::hardening::{ADDED_CAPABILITIES, DROPPED_CAPABILITIES, SECURITY_OPTIONS};
+use lease_testkit::IMAGE;
+use lease_testkit::docker::NamespaceGuard;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +57,7 @@ async fn run() {
     // Namespaces of test containers start with `test-`, so scripts/test.sh
     // would also catch a leak from here.
     test.namespace = format!("test-bench-{}", &test.namespace["test-".len()..]);
-    test.guard = common::Guard::new(&test.namespace);
+    test.guard = NamespaceGuard::new(&test.namespace);
     println!(
         "lease-docker lifecycle benchmark on {IMAGE}, namespace {}",
         test.namespace

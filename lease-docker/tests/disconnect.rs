@@ -1,7 +1,7 @@
 //! The engine connection dies in the middle of a reap.
 //!
 //! How: the runtime reaches the real engine through a unix-socket proxy of
-//! our own (`common::proxy`) in front of the engine's socket, so a test can
+//! our own (`lease_testkit::proxy`) in front of the engine's socket, so a test can
 //! cut the connection at the exact moment that matters without touching the
 //! daemon:
 //!
@@ -24,16 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::proxy::{Mode, Proxy, engine_socket};
 use common::{TestDocker, manager, raw_exists, wait_for};
 use lease_core::{
     ContainerRuntime, EventKind, LeaseManager, ManualClock, ProvisionRequest, Status,
 };
 use lease_docker::{ConnectOptions, DockerRuntime};
+use lease_testkit::proxy::{DockerProxy, Mode, engine_socket};
 
 struct Setup {
     test: TestDocker,
-    proxy: Proxy,
+    proxy: DockerProxy,
     clock: Arc<ManualClock>,
     manager: LeaseManager,
 }
@@ -42,11 +42,11 @@ struct Setup {
 async fn setup() -> Option<Setup> {
     let test = TestDocker::start().await?;
     let Some(upstream) = engine_socket() else {
-        return common::skip(
+        return lease_testkit::skip(
             "the engine is reached over tcp; the proxy test needs its unix socket",
         );
     };
-    let proxy = Proxy::start(upstream).expect("proxy");
+    let proxy = DockerProxy::start(&upstream).expect("proxy");
     let runtime = DockerRuntime::connect_with(ConnectOptions::default().host(proxy.host()))
         .await
         .expect("runtime through the proxy");

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use common::{IMAGE, TestDocker, raw_exists, raw_list, spec_in, unique_namespace};
+use common::{TestDocker, raw_exists, raw_list, spec_in};
 use futures::{StreamExt, TryStreamExt};
 use lease_core::runtime::{ExecRequest, LogOptions, LogSource, PullProgress, labels};
 use lease_core::{ContainerRuntime, RuntimeError};
 use lease_docker::hardening::ADDED_CAPABILITIES;
+use lease_testkit::docker::NamespaceGuard;
+use lease_testkit::{IMAGE, random_namespace};
 use tokio::io::AsyncWriteExt;
 
 const KEEP_ALIVE: &[&str] = &["sleep", "infinity"];
@@ -216,7 +218,7 @@ async fn specs_without_our_labels_are_refused() {
     let mut elsewhere = test.spec(KEEP_ALIVE);
     elsewhere
         .labels
-        .insert(labels::NAMESPACE.to_owned(), unique_namespace());
+        .insert(labels::NAMESPACE.to_owned(), random_namespace());
     assert!(matches!(
         test.runtime.create_and_start(&elsewhere).await,
         Err(RuntimeError::Invalid(_))
@@ -457,8 +459,8 @@ async fn list_managed_sees_only_this_namespace() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let other_namespace = unique_namespace();
-    let other_guard = common::Guard::new(&other_namespace);
+    let other_namespace = random_namespace();
+    let other_guard = NamespaceGuard::new(&other_namespace);
 
     let a = test
         .runtime

@@ -137,17 +137,6 @@ async fn active(store: &RedisStore, status: Option<Status>) -> Vec<Lease> {
     }
 }
 
-async fn wait_for(what: &str, timeout: StdDuration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-}
-
 /// Counts `Deleted` events (finished leases) a replica emitted.
 fn count_deleted(
     mut events: broadcast::Receiver<LeaseEvent>,
@@ -196,7 +185,7 @@ async fn provision_expiring_at(
         ids.insert(lease.id.to_string());
     }
     clock.unfreeze();
-    wait_for(
+    common::wait_for(
         "every lease running",
         StdDuration::from_secs(30),
         async || active(store, Some(Status::Running)).await.len() == count,
@@ -253,7 +242,7 @@ async fn two_replicas_reap_1000_leases_expiring_together_exactly_once() {
     let shutdown = CancellationToken::new();
     let tasks = [a.start(shutdown.clone()), b.start(shutdown.clone())];
 
-    wait_for(
+    common::wait_for(
         "every lease finished",
         StdDuration::from_secs(60),
         async || active(&store, None).await.is_empty(),
@@ -358,7 +347,7 @@ async fn a_dead_claimers_leases_are_finished_after_its_claim_lapses() {
         .duration_trunc(Duration::milliseconds(1))
         .unwrap();
     let ids = provision_expiring_at(&b, &clock_b, &store, LEASES, 4, expires_at).await;
-    wait_for("expiry", StdDuration::from_secs(10), async || {
+    common::wait_for("expiry", StdDuration::from_secs(10), async || {
         Utc::now() > expires_at
     })
     .await;
@@ -380,7 +369,7 @@ async fn a_dead_claimers_leases_are_finished_after_its_claim_lapses() {
         .await
         .unwrap();
     let claimer = tokio::spawn(async move { a.reap_once().await });
-    wait_for(
+    common::wait_for(
         "the claimer to take every lease",
         StdDuration::from_secs(10),
         async || active(&store, Some(Status::Deleting)).await.len() == LEASES,
@@ -403,7 +392,7 @@ async fn a_dead_claimers_leases_are_finished_after_its_claim_lapses() {
     let events = count_deleted(b.subscribe());
     let shutdown = CancellationToken::new();
     let tasks = b.start(shutdown.clone());
-    wait_for(
+    common::wait_for(
         "B to finish the dead claimer's leases",
         StdDuration::from_secs(20),
         async || active(&store, None).await.is_empty(),
@@ -475,7 +464,7 @@ async fn a_replica_whose_clock_runs_30s_ahead_reaps_nothing_early() {
     );
     let shutdown = CancellationToken::new();
     let tasks = skewed.start(shutdown.clone());
-    wait_for(
+    common::wait_for(
         "every lease finished",
         StdDuration::from_secs(30),
         async || active(&store, None).await.is_empty(),

@@ -9,25 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use common::server::{OwnRedis, binary};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, ListQuery, Status, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::redis::{Persistence, PrivateRedis};
 use tokio::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_with_aof_always_loses_no_acknowledged_write() {
-    let Some(binary) = binary() else {
-        assert!(
-            !common::in_ci(),
-            "CI=true but no redis-server binary to start"
-        );
-        eprintln!(
-            "SKIP: no redis-server binary (set LEASE_TEST_REDIS_SERVER or install redis-server)"
-        );
+    let Some(mut server) = PrivateRedis::start("restart", Persistence::AofAlways) else {
         return;
     };
-    let mut server = OwnRedis::start(binary, "restart");
     let config = RedisStoreConfig::new(server.url())
         .prefix(common::unique_prefix("restart"))
         .connection_timeout(StdDuration::from_millis(500))
@@ -175,15 +167,9 @@ async fn restart_with_aof_always_loses_no_acknowledged_write() {
 /// reads still work, and writes succeed again once a primary answers.
 #[tokio::test]
 async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
-    let Some(binary) = binary() else {
-        assert!(
-            !common::in_ci(),
-            "CI=true but no redis-server binary to start"
-        );
-        eprintln!("SKIP: no redis-server binary");
+    let Some(server) = PrivateRedis::start("demoted", Persistence::AofAlways) else {
         return;
     };
-    let server = OwnRedis::start(binary, "demoted");
     let config = RedisStoreConfig::new(server.url()).prefix(common::unique_prefix("demoted"));
     let store = RedisStore::connect(config).await.expect("connect");
     let owner = unique_owner("demoted");
@@ -198,7 +184,7 @@ async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
         .await
         .expect("connect");
     // Follow a primary that does not exist: the data stays, writes are refused.
-    let port = common::server::free_port().to_string();
+    let port = lease_testkit::free_port().to_string();
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
         .arg(&port)

@@ -7,10 +7,11 @@ mod common;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use common::server::{OwnRedis, aof_args, binary, free_port, scratch_dir};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::free_port;
+use lease_testkit::redis::{Persistence, PrivateRedis, scratch_dir};
 
 async fn query(url: &str, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let client = redis::Client::open(url)?;
@@ -30,41 +31,18 @@ async fn info(url: &str) -> String {
     }
 }
 
-async fn wait_for(what: &str, timeout: StdDuration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(StdDuration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_a_sentinel_failover() {
-    let Some(binary) = binary() else {
-        assert!(
-            !common::in_ci(),
-            "CI=true but no redis-server binary to start"
-        );
-        eprintln!("SKIP: no redis-server binary");
+    let Some(mut primary) = PrivateRedis::start("sentinel-primary", Persistence::AofAlways) else {
         return;
     };
-    let mut primary = OwnRedis::start(binary.clone(), "sentinel-primary");
-    let mut replica_args = aof_args();
-    replica_args.extend([
-        "--replicaof".into(),
-        "127.0.0.1".into(),
-        primary.port().to_string(),
-    ]);
-    let replica = OwnRedis::start_args(
-        binary.clone(),
-        scratch_dir("sentinel-replica"),
-        free_port(),
-        true,
-        replica_args,
-    );
+    let Some(replica) = PrivateRedis::builder("sentinel-replica")
+        .persistence(Persistence::AofAlways)
+        .args(["--replicaof", "127.0.0.1", &primary.port().to_string()])
+        .start()
+    else {
+        return;
+    };
     let dir = scratch_dir("sentinel");
     let sentinel_port = free_port();
     let conf = dir.join("sentinel.conf");
@@ -79,26 +57,22 @@ async fn follows_a_sentinel_failover() {
         ),
     )
     .expect("write sentinel.conf");
-    let _sentinel = OwnRedis::start_args(
-        binary,
-        dir,
-        sentinel_port,
-        true,
-        vec![
-            conf.to_string_lossy().into_owned(),
-            "--sentinel".into(),
-            "--port".into(),
-            sentinel_port.to_string(),
-        ],
-    );
+    let Some(_sentinel) = PrivateRedis::builder("sentinel")
+        .dir(dir)
+        .port(sentinel_port)
+        .sentinel(conf)
+        .start()
+    else {
+        return;
+    };
     let sentinel_url = format!("redis://127.0.0.1:{sentinel_port}/");
-    wait_for(
+    common::wait_for(
         "the replica to sync",
         StdDuration::from_secs(20),
         async || info(&replica.url()).await.contains("master_link_status:up"),
     )
     .await;
-    wait_for(
+    common::wait_for(
         "Sentinel to see the replica",
         StdDuration::from_secs(30),
         async || {

@@ -10,10 +10,10 @@ use std::process::Command;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use common::server::{OwnRedis, binary, scratch_dir};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
 use lease_core::{LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_testkit::redis::{PrivateRedis, scratch_dir};
 
 /// Makes `ca.pem` and a `cert.pem`/`key.pem` for 127.0.0.1 signed by it.
 fn make_certificates(dir: &Path) -> bool {
@@ -75,25 +75,16 @@ fn make_certificates(dir: &Path) -> bool {
 
 #[tokio::test]
 async fn rediss_with_a_configured_ca() {
-    let Some(binary) = binary() else {
-        assert!(
-            !common::in_ci(),
-            "CI=true but no redis-server binary to start"
-        );
-        eprintln!("SKIP: no redis-server binary");
-        return;
-    };
     let dir = scratch_dir("tls");
     if !make_certificates(&dir) {
-        assert!(
-            !common::in_ci(),
-            "CI=true but openssl could not make test certificates"
-        );
-        eprintln!("SKIP: openssl could not make test certificates");
+        lease_testkit::skip_or_fail("openssl could not make test certificates");
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     let ca = std::fs::read(dir.join("ca.pem")).expect("ca.pem");
-    let server = OwnRedis::start_tls(binary, dir);
+    let Some(server) = PrivateRedis::builder("tls").dir(dir).tls().start() else {
+        return;
+    };
     let url = server.url().replace("redis://", "rediss://");
 
     let config = RedisStoreConfig::new(url.clone())

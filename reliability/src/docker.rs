@@ -1,6 +1,7 @@
 //! Docker, seen directly (the `docker` CLI), never through the product:
-//! the containers of a test namespace, its event stream, and cleanup.
-//! Everything here filters on the test's own namespace label.
+//! the containers of a test namespace with their labels, and its event
+//! stream. Everything here filters on the test's own namespace label.
+//! Readiness and cleanup are `lease-testkit`'s, re-exported.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -10,39 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// The namespace label every managed container carries.
-pub const NAMESPACE_LABEL: &str = "io.containerlease.namespace";
-/// The lease-id label every managed container carries.
-pub const LEASE_LABEL: &str = "io.containerlease.lease-id";
-/// The expiry label (RFC 3339) every managed container carries.
-pub const EXPIRES_LABEL: &str = "io.containerlease.expires-at";
-
-/// Whether the Docker engine answers and the test image is there; else
-/// prints why `test` is skipped (or panics under `CI=true`).
-pub fn ready(test: &str) -> bool {
-    let engine = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !engine.is_ok_and(|s| s.success()) {
-        crate::skip_or_fail(test, "the Docker engine is not reachable");
-        return false;
-    }
-    let image = Command::new("docker")
-        .args(["image", "inspect", crate::IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !image.is_ok_and(|s| s.success()) {
-        crate::skip_or_fail(
-            test,
-            &format!("{} is missing (run scripts/test-images.sh)", crate::IMAGE),
-        );
-        return false;
-    }
-    true
-}
+pub use lease_testkit::docker::{NamespaceGuard, docker_ready, remove_namespace};
+use lease_testkit::labels::{EXPIRES_AT, LEASE_ID, NAMESPACE};
 
 /// One container of a namespace, as `docker ps -a` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,10 +38,10 @@ pub fn containers_of(namespace: &str) -> Vec<Container> {
             "-a",
             "--no-trunc",
             "--filter",
-            &format!("label={NAMESPACE_LABEL}={namespace}"),
+            &format!("label={NAMESPACE}={namespace}"),
             "--format",
             &format!(
-                "{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LEASE_LABEL}\"}}}}\t{{{{.State}}}}\t{{{{.Label \"{EXPIRES_LABEL}\"}}}}"
+                "{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LEASE_ID}\"}}}}\t{{{{.State}}}}\t{{{{.Label \"{EXPIRES_AT}\"}}}}"
             ),
         ])
         .output()
@@ -95,57 +65,6 @@ pub fn containers_of(namespace: &str) -> Vec<Container> {
             }
         })
         .collect()
-}
-
-/// Removes (`docker rm -f`) every container labelled with `namespace`;
-/// returns how many there were.
-pub fn remove_namespace(namespace: &str) -> usize {
-    let ids: Vec<String> = containers_of(namespace).into_iter().map(|c| c.id).collect();
-    if !ids.is_empty() {
-        let _ = Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&ids)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-    ids.len()
-}
-
-/// Removes every container of its namespace on drop (panics included).
-/// Create it first in a test, before any server, so it drops last.
-pub struct NamespaceGuard {
-    namespace: String,
-}
-
-impl NamespaceGuard {
-    /// Guards `namespace` (must start with `test-`).
-    pub fn new(namespace: &str) -> NamespaceGuard {
-        assert!(
-            namespace.starts_with("test-"),
-            "test namespaces start with `test-`: {namespace}"
-        );
-        NamespaceGuard {
-            namespace: namespace.to_owned(),
-        }
-    }
-
-    /// The namespace.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-}
-
-impl Drop for NamespaceGuard {
-    fn drop(&mut self) {
-        let removed = remove_namespace(&self.namespace);
-        if removed > 0 && !std::thread::panicking() {
-            eprintln!(
-                "NamespaceGuard: removed {removed} container(s) of {} left by the test",
-                self.namespace
-            );
-        }
-    }
 }
 
 /// One container event of the namespace.
@@ -184,7 +103,7 @@ impl EventWatcher {
                 "--filter",
                 "type=container",
                 "--filter",
-                &format!("label={NAMESPACE_LABEL}={namespace}"),
+                &format!("label={NAMESPACE}={namespace}"),
                 "--format",
                 "{{json .}}",
             ])
@@ -292,7 +211,7 @@ fn parse_event(line: &str) -> Option<Event> {
     let container_id = actor.get("ID")?.as_str()?.to_owned();
     let lease_id = actor
         .get("Attributes")
-        .and_then(|a| a.get(LEASE_LABEL))
+        .and_then(|a| a.get(LEASE_ID))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();

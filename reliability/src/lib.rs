@@ -3,11 +3,17 @@
 //! SIGTERM, Redis restarts, …) and checks the promise — no container
 //! outlives its lease, no lease is lost.
 //!
-//! - [`server`]: spawn, kill, terminate and restart `lease-server`.
+//! It builds on `lease-testkit`, which every integration suite shares (the
+//! server launcher, private Redis, Docker proxy, namespace guard, skip
+//! policy); what is here is the suite's own:
+//!
+//! - [`server`]: the suite's server settings, and its API client per server.
 //! - [`api`]: a small blocking HTTP client for the lease API.
-//! - [`docker`]: containers by namespace label, the event stream, cleanup.
-//! - [`redis`]: private `redis-server` processes (AOF optional).
+//! - [`raw_http`]: hostile input over a raw socket.
+//! - [`docker`]: containers of a namespace with their labels, the event
+//!   stream.
 //! - [`check`]: THE CHECK every scenario ends with.
+//! - [`redis`], [`proxy`]: `lease-testkit`'s, re-exported.
 //!
 //! Every scenario uses its own namespace `test-<random>`
 //! ([`random_namespace`]); [`docker::NamespaceGuard`] removes the namespace's
@@ -22,17 +28,12 @@
 pub mod api;
 pub mod check;
 pub mod docker;
-pub mod proxy;
 pub mod raw_http;
-pub mod redis;
 pub mod server;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng;
-
-/// The local test image built by `scripts/test-images.sh`.
-pub const IMAGE: &str = "containerlease-test/busybox:latest";
+pub use lease_testkit::{labels, proxy, random_namespace, redis, skip_or_fail, wait_for};
 
 /// How big the scenarios are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,74 +59,6 @@ impl Scale {
             Scale::Quick => quick,
             Scale::Long => long,
         }
-    }
-}
-
-/// Whether this is a CI run (`CI=true`), where a missing service is a failure.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Prints why `test` is skipped, or panics under `CI=true`.
-pub fn skip_or_fail(test: &str, reason: &str) {
-    if in_ci() {
-        panic!("{test}: CI=true and {reason}");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
-}
-
-/// Ten random lowercase letters and digits.
-pub fn random_suffix() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(10)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect()
-}
-
-/// A unique test namespace `test-<random>` (scripts/test.sh fails if any
-/// container of a `test-` namespace is left).
-pub fn random_namespace() -> String {
-    format!("test-{}", random_suffix())
-}
-
-/// A loopback port nothing listens on right now (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// The workspace root (this crate's parent directory).
-pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate has a parent directory")
-        .to_path_buf()
-}
-
-/// The offline catalog (`examples/catalog.local.toml`: offerings `alpine`,
-/// `ubuntu`, `busybox`, all on [`IMAGE`]).
-pub fn local_catalog() -> std::path::PathBuf {
-    workspace_root().join("examples/catalog.local.toml")
-}
-
-/// Polls `probe` every `every` until it returns `Some`, or `None` after `limit`.
-pub fn wait_for<T>(
-    limit: Duration,
-    every: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(every);
     }
 }
 

@@ -21,7 +21,7 @@ use lease_reliability::api::{Api, Burst, acknowledged_ids, lease_id, lease_statu
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty, settle};
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
 use lease_reliability::redis::{Persistence, PrivateRedis};
-use lease_reliability::server::{Server, ServerConfig};
+use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{figure, quantile, random_namespace};
 
 /// Flags that make crash recovery observable in seconds instead of minutes:
@@ -111,7 +111,7 @@ fn kill9_during_provisioning_redis_default_recovery_settings() {
 }
 
 fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_limit: Duration) {
-    if !docker::ready(test) {
+    if !docker::docker_ready() {
         return;
     }
     let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
@@ -121,10 +121,10 @@ fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = ServerConfig::new(&namespace)
+    let config = server::config(&namespace)
         .store(redis.url())
         .args(flags.iter().copied());
-    let Some(mut server) = Server::start(test, config) else {
+    let Some(mut server) = Server::start(config) else {
         return;
     };
 
@@ -201,16 +201,15 @@ fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_
 
 #[test]
 fn kill9_during_provisioning_memory_adopts_or_removes_every_container() {
-    let test = "kill9_during_provisioning_memory_adopts_or_removes_every_container";
-    if !docker::ready(test) {
+    if !docker::docker_ready() {
         return;
     }
     let n = Scale::from_env().pick(12, 50);
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = ServerConfig::new(&namespace).args(recovery_flags());
-    let Some(mut server) = Server::start(test, config) else {
+    let config = server::config(&namespace).args(recovery_flags());
+    let Some(mut server) = Server::start(config) else {
         return;
     };
 
@@ -277,7 +276,7 @@ fn kill9_during_provisioning_memory_adopts_or_removes_every_container() {
 #[test]
 fn kill9_during_reaping_finishes_every_lease_exactly_once() {
     let test = "kill9_during_reaping_finishes_every_lease_exactly_once";
-    if !docker::ready(test) {
+    if !docker::docker_ready() {
         return;
     }
     let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
@@ -287,10 +286,10 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = ServerConfig::new(&namespace)
+    let config = server::config(&namespace)
         .store(redis.url())
         .args(recovery_flags());
-    let Some(mut server) = Server::start(test, config) else {
+    let Some(mut server) = Server::start(config) else {
         return;
     };
 
@@ -421,7 +420,7 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
 #[test]
 fn sigterm_during_provisioning_keeps_the_store_consistent() {
     let test = "sigterm_during_provisioning_keeps_the_store_consistent";
-    if !docker::ready(test) {
+    if !docker::docker_ready() {
         return;
     }
     let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
@@ -431,11 +430,11 @@ fn sigterm_during_provisioning_keeps_the_store_consistent() {
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = ServerConfig::new(&namespace)
+    let config = server::config(&namespace)
         .store(redis.url())
         .args(recovery_flags())
         .args(["--shutdown-grace", "20s"]);
-    let Some(mut server) = Server::start(test, config) else {
+    let Some(mut server) = Server::start(config) else {
         return;
     };
 

@@ -28,7 +28,7 @@ use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty};
 use lease_reliability::docker::{self, NamespaceGuard};
 use lease_reliability::proxy::{DockerProxy, engine_socket};
 use lease_reliability::redis::{Persistence, PrivateRedis};
-use lease_reliability::server::{Server, ServerConfig};
+use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{Scale, figure, random_namespace, skip_or_fail, wait_for};
 use serde_json::Value;
 
@@ -70,14 +70,11 @@ fn provision_ok(api: &Api, minutes: u32) -> String {
 #[test]
 fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once_back() {
     const TEST: &str = "docker_unreachable";
-    if !docker::ready(TEST) {
+    if !docker::docker_ready() {
         return;
     }
     let Some(engine) = engine_socket() else {
-        skip_or_fail(
-            TEST,
-            "DOCKER_HOST is not a unix socket; the proxy cannot stand in front of it",
-        );
+        skip_or_fail("DOCKER_HOST is not a unix socket; the proxy cannot stand in front of it");
         return;
     };
     let scale = Scale::from_env();
@@ -86,10 +83,10 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let proxy = DockerProxy::start(&engine).expect("start the Docker proxy");
-    let config = ServerConfig::new(&namespace)
+    let config = server::config(&namespace)
         .sweep_interval("2s")
         .env("DOCKER_HOST", proxy.host());
-    let Some(server) = Server::start(TEST, config) else {
+    let Some(server) = Server::start(config) else {
         return;
     };
     let api = server.api().with_timeout(Duration::from_secs(20));
@@ -205,7 +202,7 @@ fn docker_unreachable_provisions_fail_clearly_and_expired_leases_are_reaped_once
     eprintln!(
         "{TEST}: {:.0?} into the outage, the expired leases are still live: {stuck_statuses:?}; their errors {removal_errors:?}; proxy refused/cut {} connection(s)",
         cut_at.elapsed(),
-        proxy.refused()
+        proxy.killed()
     );
     figure(
         "scenario3.expired_kept_live_during_outage",
@@ -337,7 +334,7 @@ fn note(
 #[test]
 fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease() {
     const TEST: &str = "redis_restart";
-    if !docker::ready(TEST) {
+    if !docker::docker_ready() {
         return;
     }
     let Some(mut redis) = PrivateRedis::start(TEST, Persistence::AofAlways) else {
@@ -349,11 +346,11 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     let readers: usize = scale.pick(2, 6);
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let config = ServerConfig::new(&namespace)
+    let config = server::config(&namespace)
         .store(redis.url())
         .sweep_interval("2s")
         .args(["--stuck-pending-after", "5s", "--reconcile-interval", "3s"]);
-    let Some(mut server) = Server::start(TEST, config) else {
+    let Some(mut server) = Server::start(config) else {
         return;
     };
     let pid = server.pid().expect("running");

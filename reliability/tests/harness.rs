@@ -7,18 +7,17 @@ use lease_reliability::api::lease_id;
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty};
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
 use lease_reliability::random_namespace;
-use lease_reliability::server::{Server, ServerConfig};
+use lease_reliability::server::{self, Server, ServerApi};
 
 #[test]
 fn harness_smoke() {
-    let test = "harness_smoke";
-    if !docker::ready(test) {
+    if !docker::docker_ready() {
         return;
     }
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let Some(mut server) = Server::start(test, ServerConfig::new(&namespace)) else {
+    let Some(mut server) = Server::start(server::config(&namespace)) else {
         return;
     };
     let api = server.api();

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use lease_reliability::docker::{self, NamespaceGuard};
 use lease_reliability::raw_http::{RawOutcome, exchange};
-use lease_reliability::server::{Server, ServerConfig};
+use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{Scale, figure, random_namespace};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -911,7 +911,7 @@ fn send_range(
 #[test]
 fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
     const TEST: &str = "hostile_corpus";
-    if !docker::ready(TEST) {
+    if !docker::docker_ready() {
         return;
     }
     let scale = Scale::from_env();
@@ -922,8 +922,8 @@ fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
         .unwrap_or_else(|| scale.pick(QUICK_SEED, rand::random()));
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let config = ServerConfig::new(&namespace).max_leases_per_owner(1_000);
-    let Some(mut server) = Server::start(TEST, config) else {
+    let config = server::config(&namespace).max_leases_per_owner(1_000);
+    let Some(mut server) = Server::start(config) else {
         return;
     };
     eprintln!(

@@ -35,11 +35,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lease_reliability::api::{Api, lease_id, lease_status};
 use lease_reliability::check::assert_consistent;
-use lease_reliability::docker::{
-    self, EXPIRES_LABEL, EventWatcher, LEASE_LABEL, NAMESPACE_LABEL, NamespaceGuard,
-};
+use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
+use lease_reliability::labels::{EXPIRES_AT, LEASE_ID, NAMESPACE};
 use lease_reliability::redis::{Persistence, PrivateRedis};
-use lease_reliability::server::{Server, ServerConfig};
+use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{Scale, figure, quantile, random_namespace, wait_for};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -48,15 +47,15 @@ use serde_json::Value;
 const OFFERING: &str = "alpine";
 
 /// Two replicas of one deployment: same Redis, same prefix, same namespace.
-fn two_replicas(test: &str, redis: &PrivateRedis, namespace: &str) -> Option<[Server; 2]> {
+fn two_replicas(redis: &PrivateRedis, namespace: &str) -> Option<[Server; 2]> {
     // The product's default sweep (60 s): reaping on time must come from the
     // reaper sleeping until the earliest due lease, not from polling.
-    let config = ServerConfig::new(namespace)
+    let config = server::config(namespace)
         .store(redis.url())
         .sweep_interval("60s")
         .args(["--redis-prefix", &format!("containerlease-{namespace}")]);
-    let first = Server::start(test, config.clone())?;
-    let second = Server::start(test, config)?;
+    let first = Server::start(config.clone())?;
+    let second = Server::start(config)?;
     Some([first, second])
 }
 
@@ -110,9 +109,9 @@ fn label_expiries(namespace: &str) -> HashMap<String, SystemTime> {
             "ps",
             "-a",
             "--filter",
-            &format!("label={NAMESPACE_LABEL}={namespace}"),
+            &format!("label={NAMESPACE}={namespace}"),
             "--format",
-            &format!("{{{{.Label \"{LEASE_LABEL}\"}}}}\t{{{{.Label \"{EXPIRES_LABEL}\"}}}}"),
+            &format!("{{{{.Label \"{LEASE_ID}\"}}}}\t{{{{.Label \"{EXPIRES_AT}\"}}}}"),
         ])
         .output()
         .expect("docker ps");
@@ -293,7 +292,7 @@ fn wait_all_finished(replicas: &[Api], n: usize, limit: Duration) {
 #[test]
 fn two_replicas_reap_leases_expiring_together_exactly_once() {
     const TEST: &str = "two_replicas_reap_leases_expiring_together_exactly_once";
-    if !docker::ready(TEST) {
+    if !docker::docker_ready() {
         return;
     }
     let scale = Scale::from_env();
@@ -307,7 +306,7 @@ fn two_replicas_reap_leases_expiring_together_exactly_once() {
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let Some(servers) = two_replicas(TEST, &redis, &namespace) else {
+    let Some(servers) = two_replicas(&redis, &namespace) else {
         return;
     };
     let replicas: Vec<Api> = servers.iter().map(Server::api).collect();
@@ -573,7 +572,7 @@ fn run_plan(home: &Api, other: &Api, plan: Plan) -> Result<String, String> {
 #[test]
 fn churn_leaves_nothing_and_costs_add_up_to_the_nano_dollar() {
     const TEST: &str = "churn_leaves_nothing_and_costs_add_up_to_the_nano_dollar";
-    if !docker::ready(TEST) {
+    if !docker::docker_ready() {
         return;
     }
     let scale = Scale::from_env();
@@ -593,7 +592,7 @@ fn churn_leaves_nothing_and_costs_add_up_to_the_nano_dollar() {
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let Some(servers) = two_replicas(TEST, &redis, &namespace) else {
+    let Some(servers) = two_replicas(&redis, &namespace) else {
         return;
     };
     let replicas: Vec<Api> = servers.iter().map(Server::api).collect();

@@ -6,12 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TestNamespace, eventually, json_of, stdout_of};
+use lease_testkit::server::{Server, ServerConfig};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -22,7 +23,7 @@ fn short(id: &str) -> &str {
 
 #[test]
 fn up_ls_logs_shell_extend_rm() {
-    let Some(ns) = TestNamespace::new("up_ls_logs_shell_extend_rm") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     // up: waits until running; prints the id on stdout.
@@ -167,7 +168,7 @@ fn up_ls_logs_shell_extend_rm() {
 
 #[test]
 fn unknown_ids_are_errors() {
-    let Some(ns) = TestNamespace::new("unknown_ids_are_errors") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     for args in [
@@ -197,7 +198,7 @@ fn unknown_ids_are_errors() {
 
 #[test]
 fn detach_returns_at_once_and_the_lease_comes_up() {
-    let Some(ns) = TestNamespace::new("detach_returns_at_once_and_the_lease_comes_up") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     let started = Instant::now();
@@ -226,7 +227,7 @@ fn detach_returns_at_once_and_the_lease_comes_up() {
 
 #[test]
 fn run_removes_its_container_when_the_shell_exits() {
-    let Some(ns) = TestNamespace::new("run_removes_its_container_when_the_shell_exits") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     // A one-off command: its output and exit code are run's.
@@ -274,7 +275,7 @@ fn run_removes_its_container_when_the_shell_exits() {
 
 #[test]
 fn run_ends_on_sigterm_and_removes_the_container() {
-    let Some(ns) = TestNamespace::new("run_ends_on_sigterm_and_removes_the_container") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     let mut child = StdCommand::new(common::bin())
@@ -330,7 +331,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<i32> {
 
 #[test]
 fn reconcile_dry_run_agrees_with_a_real_pass() {
-    let Some(ns) = TestNamespace::new("reconcile_dry_run_agrees_with_a_real_pass") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     let id = stdout_of(ns.lease().args(["up", "busybox", "--for", "10m"]))
@@ -375,7 +376,7 @@ fn reconcile_dry_run_agrees_with_a_real_pass() {
 
 #[test]
 fn reap_watch_stops_on_ctrl_c() {
-    let Some(ns) = TestNamespace::new("reap_watch_stops_on_ctrl_c") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     let mut child = StdCommand::new(common::bin())
@@ -401,98 +402,6 @@ fn reap_watch_stops_on_ctrl_c() {
     assert_eq!(wait_timeout(&mut child, Duration::from_secs(20)), Some(0));
 }
 
-/// The lease-server binary beside ours; `None` (after a printed reason) if
-/// there is none. Under `scripts/test.sh` (CI) the workspace test run has
-/// just built it with the workspace's features, so it is used as it is;
-/// elsewhere it is built first (`cargo build -p lease-server`) so it is fresh.
-fn lease_server(test: &str) -> Option<std::path::PathBuf> {
-    let path = std::path::Path::new(common::bin()).with_file_name("lease-server");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if !(ci && path.exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let built = StdCommand::new(cargo)
-            .args(["build", "-q", "-p", "lease-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
-            .status();
-        if !matches!(built, Ok(status) if status.success()) {
-            eprintln!(
-                "{test}: `cargo build -p lease-server` failed; using {} if present",
-                path.display()
-            );
-        }
-    }
-    if path.exists() {
-        Some(path)
-    } else {
-        common::skip(test, "the lease-server binary does not exist (yet)");
-        None
-    }
-}
-
-/// A lease-server child, killed on drop.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(binary: &std::path::Path, ns: &TestNamespace, tokens: &std::path::Path) -> Server {
-    let mut command = StdCommand::new(binary);
-    for name in common::LEASE_ENV {
-        command.env_remove(name);
-    }
-    let mut child = command
-        .args([
-            "--store",
-            &ns.redis,
-            "--namespace",
-            &ns.name,
-            "--listen",
-            "127.0.0.1:0",
-            "--tokens",
-        ])
-        .arg(tokens)
-        .arg("--catalog")
-        .arg(common::catalog())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lease-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let address: String = rest
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-                    .collect();
-                let _ = sender.send(Ok(address));
-            } else if line.contains("cannot start") {
-                let _ = sender.send(Err(line));
-            }
-        }
-    });
-    let address = match receiver.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(address)) => address,
-        other => {
-            let _ = child.kill();
-            panic!("lease-server did not start: {other:?}");
-        }
-    };
-    Server { child, address }
-}
-
 fn http_get(address: &str, path: &str, token: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect to lease-server");
     stream
@@ -516,11 +425,7 @@ fn http_get(address: &str, path: &str, token: &str) -> (u16, String) {
 
 #[test]
 fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
-    let test = "a_cli_lease_is_visible_to_lease_server_on_the_same_redis";
-    let Some(ns) = TestNamespace::new(test) else {
-        return;
-    };
-    let Some(binary) = lease_server(test) else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     // A token minted by the CLI (lease-http's code) admits alice to the server.
@@ -528,12 +433,18 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
     let token = minted["token"].as_str().expect("token").to_owned();
     let tokens = std::env::temp_dir().join(format!("{}-tokens.toml", ns.name));
     std::fs::write(&tokens, minted["tomlEntry"].as_str().expect("entry")).expect("write tokens");
-    let server = start_server(&binary, &ns, &tokens);
+    let config = ServerConfig::new(&ns.name)
+        .store(&ns.redis)
+        .args(["--tokens".to_owned(), tokens.display().to_string()]);
+    let Some(server) = Server::start(config) else {
+        return;
+    };
+    let address = server.address().to_string();
 
     let id = stdout_of(ns.lease_as("alice").args(["up", "busybox", "--for", "15m"]))
         .trim()
         .to_owned();
-    let (status, body) = http_get(&server.address, "/api/containers", &token);
+    let (status, body) = http_get(&address, "/api/containers", &token);
     assert_eq!(status, 200, "{body}");
     let listed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let containers = listed["containers"].as_array().expect("containers");
@@ -541,11 +452,7 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
     assert_eq!(containers[0]["id"], id.as_str());
     assert_eq!(containers[0]["status"], "running");
     assert_eq!(containers[0]["owner"], "alice");
-    let (status, body) = http_get(
-        &server.address,
-        &format!("/api/containers/{id}/status"),
-        &token,
-    );
+    let (status, body) = http_get(&address, &format!("/api/containers/{id}/status"), &token);
     assert_eq!(status, 200, "{body}");
     // The CLI's JSON is the server's.
     let mine = json_of(ns.lease_as("alice").args(["status", &id, "-o", "json"]));
@@ -564,7 +471,7 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
     }
     // Removed by the CLI: gone for the server too.
     ns.lease_as("alice").args(["rm", &id]).assert().success();
-    let (_, body) = http_get(&server.address, "/api/containers", &token);
+    let (_, body) = http_get(&address, "/api/containers", &token);
     let listed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(listed["containers"], serde_json::json!([]));
     drop(server);
@@ -574,8 +481,7 @@ fn a_cli_lease_is_visible_to_lease_server_on_the_same_redis() {
 
 #[test]
 fn a_failed_provisioning_is_reported_and_nothing_is_left() {
-    let Some(ns) = TestNamespace::new("a_failed_provisioning_is_reported_and_nothing_is_left")
-    else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     // An image that is neither local nor pullable (no registry here).

@@ -49,7 +49,7 @@ fn size(rows: u16, cols: u16) -> PtySize {
 
 #[test]
 fn interactive_shell_in_a_terminal() {
-    let Some(ns) = TestNamespace::new("interactive_shell_in_a_terminal") else {
+    let Some(ns) = TestNamespace::new() else {
         return;
     };
     let id = stdout_of(ns.lease().args(["up", "busybox", "--for", "10m"]))

@@ -25,12 +25,9 @@ use futures::FutureExt;
 use lease_core::{Money, pricing};
 use serde_json::{Value, json};
 
-mod common;
-
-use common::{
-    LEASE_LABEL, NAMESPACE_LABEL, containers_with, docker_ready, free_port, random_suffix,
-    skip_or_fail,
-};
+use lease_testkit::docker::{NamespaceGuard, containers_with, docker_ready};
+use lease_testkit::server::{Server, ServerConfig, mint_token};
+use lease_testkit::{TempDir, free_port, labels, skip_or_fail, target_dir};
 
 /// The browser and driver binaries found.
 struct Tools {
@@ -93,194 +90,41 @@ fn prerequisites() -> Option<Tools> {
     })
 }
 
-/// The workspace's target directory (screenshots go there).
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", random_suffix()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A plain HTTP/1.1 GET; the status and body, or `None` if nothing answers.
-fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// A running `lease-server`; killed, and its namespace's containers
-/// removed, on drop.
-struct Server {
-    child: Option<Child>,
-    namespace: String,
-    address: SocketAddr,
-    args: Vec<String>,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Server {
-    /// Starts the server with the local catalog plus two offerings: one
-    /// whose image does not exist (its leases fail: the page's error state)
-    /// and, when `stall` is given, one pulled from that address, where
-    /// nothing ever answers (its leases stay pending).
-    fn start(extra: &[String], stall: Option<SocketAddr>) -> Server {
-        let namespace = format!("test-{}", random_suffix());
-        let dir = TempDir::new("lease-browser");
-        let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog.local.toml");
-        let mut catalog = std::fs::read_to_string(&local).expect("examples/catalog.local.toml");
-        catalog.push_str(
-            "\n[[offering]]\nkey = \"broken\"\nimage = \"containerlease-test/absent-image:none\"\n\
-             command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.02\"\ncpus = \"0.25\"\n\
+/// Starts this crate's server on `guard`'s namespace, once `/healthz`
+/// answers, with the local catalog plus two offerings (written to `dir`):
+/// one whose image does not exist (its leases fail: the page's error state)
+/// and, when `stall` is given, one pulled from that address, where nothing
+/// ever answers (its leases stay pending).
+fn start_server(
+    guard: &NamespaceGuard,
+    dir: &TempDir,
+    extra: &[String],
+    stall: Option<SocketAddr>,
+) -> Server {
+    let mut catalog = std::fs::read_to_string(lease_testkit::local_catalog())
+        .expect("examples/catalog.local.toml");
+    catalog.push_str(
+        "\n[[offering]]\nkey = \"broken\"\nimage = \"containerlease-test/absent-image:none\"\n\
+         command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.02\"\ncpus = \"0.25\"\n\
+         memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
+    );
+    if let Some(stall) = stall {
+        catalog.push_str(&format!(
+            "\n[[offering]]\nkey = \"slow\"\nimage = \"{stall}/containerlease-test/slow:latest\"\n\
+             command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.01\"\ncpus = \"0.25\"\n\
              memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
-        );
-        if let Some(stall) = stall {
-            catalog.push_str(&format!(
-                "\n[[offering]]\nkey = \"slow\"\nimage = \"{stall}/containerlease-test/slow:latest\"\n\
-                 command = [\"sleep\", \"infinity\"]\nhourly_rate = \"0.01\"\ncpus = \"0.25\"\n\
-                 memory_mb = 64\npids = 64\ndefault_minutes = 30\nmax_minutes = 60\n",
-            ));
-        }
-        let catalog_path = dir.0.join("catalog.toml");
-        std::fs::write(&catalog_path, catalog).expect("catalog");
-        let port = free_port();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let mut args = vec![
-            "--listen".to_owned(),
-            address.to_string(),
-            "--namespace".to_owned(),
-            namespace.clone(),
-            "--catalog".to_owned(),
-            catalog_path.display().to_string(),
-            "--sweep-interval".to_owned(),
-            "5s".to_owned(),
-        ];
-        args.extend(extra.iter().cloned());
-        let log = dir.0.join("server.log");
-        let mut server = Server {
-            child: None,
-            namespace,
-            address,
-            args,
-            log,
-            _dir: dir,
-        };
-        server.spawn();
-        server
+        ));
     }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_lease-server"))
-            .args(&self.args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("lease-server starts");
-        self.child = Some(child);
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/", self.address)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for `/healthz` (30 s at most).
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("lease-server exited with {status}:\n{}", self.log_text());
-            }
-            let address = self.address;
-            let answer = tokio::task::spawn_blocking(move || http_get(address, "/healthz"))
-                .await
-                .ok()
-                .flatten();
-            if matches!(answer, Some((200, _))) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("lease-server did not come up:\n{}", self.log_text());
-    }
-
-    /// SIGTERM, then waits for the exit (10 s at most).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let ids = containers_with(NAMESPACE_LABEL, &self.namespace);
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .stdout(Stdio::null())
-                .status();
-        }
-        if std::thread::panicking() {
-            eprintln!("lease-server log:\n{}", self.log_text());
-        }
-    }
+    let catalog_path = dir.path().join("catalog.toml");
+    std::fs::write(&catalog_path, catalog).expect("catalog");
+    let config = ServerConfig::new(guard.namespace())
+        .binary(env!("CARGO_BIN_EXE_lease-server"))
+        .catalog(catalog_path)
+        .sweep_interval("5s")
+        .ready_path("/healthz")
+        .ready_within(Duration::from_secs(30))
+        .args(extra.iter().cloned());
+    Server::start(config).expect("cargo builds the binary of this crate's tests")
 }
 
 /// A registry on loopback that accepts connections and never answers, so
@@ -322,7 +166,7 @@ impl Driver {
     /// Kills the Chromium processes of this profile that survived their
     /// driver (found by the profile directory in their command line).
     fn kill_stray_browsers(&self) {
-        let marker = format!("--user-data-dir={}", self.profile.0.display());
+        let marker = format!("--user-data-dir={}", self.profile.path().display());
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return;
         };
@@ -386,7 +230,7 @@ impl Browser {
             "--lang=en-US".to_owned(),
             "--window-size=1280,900".to_owned(),
             "--force-device-scale-factor=1".to_owned(),
-            format!("--user-data-dir={}", driver.profile.0.display()),
+            format!("--user-data-dir={}", driver.profile.path().display()),
         ];
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
@@ -640,7 +484,7 @@ fn card(id: &str, part: &str) -> String {
 async fn assert_container_gone(id: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left = containers_with(LEASE_LABEL, id);
+        let left = containers_with(labels::LEASE_ID, id);
         if left.is_empty() {
             return;
         }
@@ -697,8 +541,9 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         return;
     };
     let stall = StallingRegistry::start().await;
-    let mut server = Server::start(&[], Some(stall.address));
-    server.wait_healthy().await;
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser");
+    let mut server = start_server(&guard, &dir, &[], Some(stall.address));
     let browser = Browser::launch(&tools, "portal").await;
     let url = server.url();
     with_browser(browser, async |b| {
@@ -990,7 +835,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         )
         .await;
         b.watch_page().await;
-        server.stop();
+        server.stop(Duration::from_secs(10));
         b.wait_for(
             "the page to notice the stream dropped",
             Duration::from_secs(15),
@@ -999,8 +844,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         )
         .await;
         b.shot("11-reconnecting").await;
-        server.spawn();
-        server.wait_healthy().await;
+        server.restart_same_port();
         b.wait_for(
             "live again",
             Duration::from_secs(45),
@@ -1009,7 +853,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         )
         .await;
         // Live means live: a lease rented elsewhere shows up by itself.
-        let address = server.address;
+        let address = server.address();
         let created = tokio::task::spawn_blocking(move || {
             let mut stream = TcpStream::connect(address).expect("connect");
             let body = r#"{"imageType":"busybox","durationMinutes":5}"#;
@@ -1048,24 +892,16 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
     let Some(tools) = prerequisites() else {
         return;
     };
-    let minted = Command::new(env!("CARGO_BIN_EXE_lease-server"))
-        .args(["token", "new", "--owner", "alice"])
-        .output()
-        .expect("token new");
-    assert!(minted.status.success());
-    let printed = String::from_utf8_lossy(&minted.stdout).into_owned();
-    let token = printed
-        .lines()
-        .find_map(|line| line.strip_prefix("token: "))
-        .expect("a token")
-        .trim()
-        .to_owned();
-    let entry = &printed[printed.find("[[tokens]]").expect("entry")..];
-    let tokens = TempDir::new("lease-browser-tokens");
-    let tokens_file = tokens.0.join("tokens.toml");
-    std::fs::write(&tokens_file, entry).expect("tokens file");
+    let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
+    let token = minted.token;
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser");
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, &minted.toml_entry).expect("tokens file");
 
-    let mut server = Server::start(
+    let server = start_server(
+        &guard,
+        &dir,
         &[
             "--tokens".to_owned(),
             tokens_file.display().to_string(),
@@ -1074,7 +910,6 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
         ],
         None,
     );
-    server.wait_healthy().await;
     let browser = Browser::launch(&tools, "tokens").await;
     let url = server.url();
     with_browser(browser, async |b| {

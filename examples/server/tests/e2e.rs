@@ -2,138 +2,38 @@
 //! with Redis), with the local test image `containerlease-test/busybox`
 //! (scripts/test-images.sh) and the catalog `examples/catalog.local.toml`.
 //!
-//! Each test uses its own namespace `test-<random>`, a free port, and a
-//! guard that kills the server and removes every container carrying that
-//! namespace label, even when the test fails. Without Docker (or Redis) a
-//! test skips with a printed reason; with `CI=true` it fails instead.
+//! Each test uses its own namespace `test-<random>` and a free port
+//! (`lease_testkit`): the server is killed on drop and a namespace guard
+//! removes every container carrying that namespace label, even when the test
+//! fails. Without Docker (or Redis) a test skips with a printed reason; with
+//! `CI=true` it fails instead.
 
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use lease_testkit::docker::{NamespaceGuard, containers_of, docker_ready};
+use lease_testkit::labels;
+use lease_testkit::server::{Server, ServerConfig, mint_token};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-mod common;
+const BINARY: &str = env!("CARGO_BIN_EXE_lease-server");
 
-use common::{
-    NAMESPACE_LABEL, containers_of, docker_ready, free_port, random_namespace, skip_or_fail,
-};
-
-/// A running `lease-server`; killed, and its namespace's containers removed, on drop.
-struct Server {
-    child: Option<Child>,
-    namespace: String,
-    address: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(namespace: &str, extra: &[&str]) -> Server {
-        let port = free_port();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let log = std::env::temp_dir().join(format!("lease-server-{namespace}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog.local.toml");
-        let child = Command::new(env!("CARGO_BIN_EXE_lease-server"))
-            .args([
-                "--listen",
-                &address.to_string(),
-                "--namespace",
-                namespace,
-                "--catalog",
-                catalog,
-                "--sweep-interval",
-                "5s",
-                "--log-format",
-                "json",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("lease-server starts");
-        Server {
-            child: Some(child),
-            namespace: namespace.to_owned(),
-            address,
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-
-    /// Waits for `/healthz` (30 s at most).
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("lease-server exited with {status}:\n{}", self.log_text());
-            }
-            if let Ok((200, _)) = request(self.address, "GET", "/healthz", None, None).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("lease-server did not come up:\n{}", self.log_text());
-    }
-
-    /// SIGTERM, and the exit status within `grace`.
-    fn terminate(&mut self, grace: Duration) -> std::process::ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + grace;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let ids = containers_of(&self.namespace);
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .stdout(Stdio::null())
-                .status();
-        }
-        if std::thread::panicking() {
-            eprintln!("lease-server log:\n{}", self.log_text());
-        }
-    }
+/// This crate's `lease-server` on `namespace` with the offline catalog, JSON
+/// logs and a 5 s sweep, once `/healthz` answers (30 s at most).
+fn start(namespace: &str, extra: &[&str]) -> Server {
+    let config = ServerConfig::new(namespace)
+        .binary(BINARY)
+        .sweep_interval("5s")
+        .ready_path("/healthz")
+        .ready_within(Duration::from_secs(30))
+        .args(extra.iter().copied());
+    Server::start(config).expect("cargo builds the binary of this crate's tests")
 }
 
 /// One HTTP/1.1 request; returns the status and the body as JSON (or a JSON string).
@@ -168,7 +68,7 @@ async fn request(
 }
 
 async fn call(server: &Server, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
-    request(server.address, method, path, None, json)
+    request(server.address(), method, path, None, json)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", server.log_text()))
 }
@@ -202,7 +102,7 @@ fn parse_time(value: &Value) -> chrono::DateTime<chrono::Utc> {
 /// The whole life of leases through the real server: provision, running,
 /// list, logs, extend, delete, and a one-minute lease reaped on time.
 async fn lease_life(server: &mut Server) {
-    server.wait_healthy().await;
+    let namespace = server.config().namespace.clone();
     let (status, ready) = call(server, "GET", "/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
 
@@ -225,14 +125,14 @@ async fn lease_life(server: &mut Server) {
     .await;
     assert_eq!(running["status"], "running", "{running}");
     let docker_id = running["dockerId"].as_str().expect("docker id").to_owned();
-    assert_eq!(containers_of(&server.namespace).len(), 1);
-    let labels = Command::new("docker")
+    assert_eq!(containers_of(&namespace).len(), 1);
+    let inspected = Command::new("docker")
         .args(["inspect", "--format", "{{json .Config.Labels}}", &docker_id])
         .output()
         .expect("docker inspect");
-    let labels: Value = serde_json::from_slice(&labels.stdout).expect("labels");
-    assert_eq!(labels["io.containerlease.lease-id"], id.as_str());
-    assert_eq!(labels[NAMESPACE_LABEL], server.namespace.as_str());
+    let container_labels: Value = serde_json::from_slice(&inspected.stdout).expect("labels");
+    assert_eq!(container_labels[labels::LEASE_ID], id.as_str());
+    assert_eq!(container_labels[labels::NAMESPACE], namespace.as_str());
 
     // List.
     let (status, list) = call(server, "GET", "/api/containers", None).await;
@@ -243,7 +143,7 @@ async fn lease_life(server: &mut Server) {
     assert!(containers[0]["expiresIn"].as_i64().expect("expiresIn") > 60);
 
     // Logs over the WebSocket: the command prints `ready`, then a tick a second.
-    let url = format!("ws://{}/ws/logs/{id}", server.address);
+    let url = format!("ws://{}/ws/logs/{id}", server.address());
     let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("websocket");
@@ -284,7 +184,7 @@ async fn lease_life(server: &mut Server) {
     })
     .await;
     assert_eq!(gone["endReason"], "deleted");
-    assert!(containers_of(&server.namespace).is_empty());
+    assert!(containers_of(&namespace).is_empty());
     let close = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(frame)) = socket.next().await {
             if let Message::Close(frame) = frame {
@@ -317,7 +217,7 @@ async fn lease_life(server: &mut Server) {
     let mut removed_at = None;
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        if containers_of(&server.namespace).is_empty() {
+        if containers_of(&namespace).is_empty() {
             removed_at = Some(chrono::Utc::now());
             break;
         }
@@ -342,7 +242,7 @@ async fn lease_life(server: &mut Server) {
     // SIGTERM: a clean exit, and nothing left behind.
     let exit = server.terminate(Duration::from_secs(30));
     assert!(exit.success(), "exit {exit}:\n{}", server.log_text());
-    assert!(containers_of(&server.namespace).is_empty());
+    assert!(containers_of(&namespace).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,8 +250,8 @@ async fn lease_life_with_the_memory_store() {
     if !docker_ready() {
         return;
     }
-    let namespace = random_namespace();
-    let mut server = Server::start(&namespace, &[]);
+    let guard = NamespaceGuard::random();
+    let mut server = start(guard.namespace(), &[]);
     lease_life(&mut server).await;
 }
 
@@ -360,13 +260,15 @@ async fn lease_life_with_redis() {
     if !docker_ready() {
         return;
     }
-    let Ok(url) = std::env::var("LEASE_TEST_REDIS_URL") else {
-        skip_or_fail("LEASE_TEST_REDIS_URL is not set (scripts/test.sh starts a Redis)");
+    let Some(url) = lease_testkit::redis::test_redis_url() else {
         return;
     };
-    let namespace = random_namespace();
-    let prefix = format!("e2e-{namespace}");
-    let mut server = Server::start(&namespace, &["--store", &url, "--redis-prefix", &prefix]);
+    let guard = NamespaceGuard::random();
+    let prefix = format!("e2e-{}", guard.namespace());
+    let mut server = start(
+        guard.namespace(),
+        &["--store", &url, "--redis-prefix", &prefix],
+    );
     lease_life(&mut server).await;
     let store = lease_store_redis::RedisStore::connect(
         lease_store_redis::RedisStoreConfig::new(url).prefix(prefix),
@@ -381,30 +283,16 @@ async fn tokens_and_isolation_through_the_binary() {
     if !docker_ready() {
         return;
     }
-    let mint = |owner: &str| {
-        let output = Command::new(env!("CARGO_BIN_EXE_lease-server"))
-            .args(["token", "new", "--owner", owner])
-            .output()
-            .expect("token new");
-        assert!(output.status.success());
-        let text = String::from_utf8(output.stdout).expect("utf-8");
-        let token = text
-            .lines()
-            .find_map(|l| l.strip_prefix("token: "))
-            .expect("a token line")
-            .to_owned();
-        let entry = text[text.find("[[tokens]]").expect("an entry")..].to_owned();
-        (token, entry)
-    };
-    let (alice, alice_entry) = mint("alice");
-    let (bob, bob_entry) = mint("bob");
-    let namespace = random_namespace();
-    let tokens = std::env::temp_dir().join(format!("tokens-{namespace}.toml"));
-    std::fs::write(&tokens, format!("{alice_entry}\n{bob_entry}")).expect("tokens file");
+    let alice = mint_token(BINARY.as_ref(), "alice", false);
+    let bob = mint_token(BINARY.as_ref(), "bob", false);
+    let guard = NamespaceGuard::random();
+    let tokens = std::env::temp_dir().join(format!("tokens-{}.toml", guard.namespace()));
+    std::fs::write(&tokens, format!("{}\n{}", alice.toml_entry, bob.toml_entry))
+        .expect("tokens file");
     let tokens_arg = tokens.display().to_string();
-    let mut server = Server::start(&namespace, &["--tokens", &tokens_arg]);
-    server.wait_healthy().await;
-    let address = server.address;
+    let mut server = start(guard.namespace(), &["--tokens", &tokens_arg]);
+    let (alice, bob) = (alice.token, bob.token);
+    let address = server.address();
 
     let (status, body) = request(address, "GET", "/api/containers", None, None)
         .await
@@ -454,7 +342,7 @@ async fn tokens_and_isolation_through_the_binary() {
 
 #[test]
 fn refuses_an_open_address_without_tokens() {
-    let output = Command::new(env!("CARGO_BIN_EXE_lease-server"))
+    let output = Command::new(BINARY)
         .args(["--listen", "0.0.0.0:0", "--namespace", "test-refuse"])
         .output()
         .expect("runs");
@@ -465,7 +353,7 @@ fn refuses_an_open_address_without_tokens() {
 
 #[test]
 fn mints_tokens_with_a_toml_entry() {
-    let output = Command::new(env!("CARGO_BIN_EXE_lease-server"))
+    let output = Command::new(BINARY)
         .args(["token", "new", "--owner", "carol", "--admin"])
         .output()
         .expect("runs");
@@ -490,7 +378,7 @@ fn rejects_bad_flags() {
         ["--log-format", "xml"].as_slice(),
         ["--sweep-interval", "soon"].as_slice(),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_lease-server"))
+        let output = Command::new(BINARY)
             .args(args)
             .args(["--namespace", "test-flags", "--listen", "127.0.0.1:0"])
             .output()

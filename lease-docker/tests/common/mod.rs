@@ -1,60 +1,31 @@
 //! Shared set-up of the tests that run against the real Docker engine.
 //!
-//! Every test gets its own namespace `test-<random>` and a [`Guard`] that
-//! removes every container carrying that namespace label (and any extra
-//! container registered with it) when it is dropped — also when the test
-//! panics.
+//! Every test gets its own namespace `test-<random>` and a
+//! [`NamespaceGuard`] that removes every container carrying that namespace
+//! label (and any extra container registered with it) when it is dropped —
+//! also when the test panics.
 //!
 //! Without a reachable engine or without the local test image
 //! (`scripts/test-images.sh`), a test prints why and returns early; with
-//! `CI=true` it fails instead.
+//! `CI=true` it fails instead (`lease_testkit::skip`).
 #![allow(dead_code, missing_docs)]
 
-pub mod proxy;
-
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::ListContainersOptionsBuilder;
 use lease_core::runtime::{ContainerSpec, Limits, container_name, labels};
 use lease_core::{
     Catalog, Clock, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
 };
 use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
-use rand::Rng;
+use lease_testkit::docker::NamespaceGuard;
+use lease_testkit::{IMAGE, random_namespace, skip};
 use tokio::sync::broadcast;
-
-/// The image `scripts/test-images.sh` builds; tests never pull.
-pub const IMAGE: &str = "containerlease-test/busybox:latest";
-
-/// Whether missing services are failures (`CI=true`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
-/// A fresh `test-<random>` namespace.
-pub fn unique_namespace() -> String {
-    let random: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(12)
-        .map(|byte| char::from(byte).to_ascii_lowercase())
-        .collect();
-    format!("test-{random}")
-}
-
-/// Returns `None` after printing why (locally) or panics (in CI).
-pub fn skip<T>(reason: &str) -> Option<T> {
-    if in_ci() {
-        panic!("Docker test cannot run: {reason} (CI=true makes this a failure)");
-    }
-    eprintln!("SKIPPED (no Docker): {reason}");
-    None
-}
 
 /// A raw bollard client on the same engine, for checks from outside the
 /// runtime (`docker inspect`) and for containers the runtime must not touch.
@@ -72,7 +43,7 @@ pub struct TestDocker {
     pub namespace: String,
     pub runtime: DockerRuntime,
     pub raw: Docker,
-    pub guard: Guard,
+    pub guard: NamespaceGuard,
 }
 
 impl TestDocker {
@@ -80,19 +51,19 @@ impl TestDocker {
     pub async fn start() -> Option<TestDocker> {
         let runtime = match DockerRuntime::connect().await {
             Ok(runtime) => runtime,
-            Err(error) => return skip(&format!("engine unreachable: {}", error.chain())),
+            Err(error) => return skip(format!("engine unreachable: {}", error.chain())),
         };
         let raw = match raw_docker().await {
             Ok(raw) => raw,
-            Err(error) => return skip(&format!("engine unreachable: {error}")),
+            Err(error) => return skip(format!("engine unreachable: {error}")),
         };
         if raw.inspect_image(IMAGE).await.is_err() {
-            return skip(&format!(
+            return skip(format!(
                 "image {IMAGE} is missing: run scripts/test-images.sh"
             ));
         }
-        let namespace = unique_namespace();
-        let guard = Guard::new(&namespace);
+        let namespace = random_namespace();
+        let guard = NamespaceGuard::new(&namespace);
         Some(TestDocker {
             namespace,
             runtime,
@@ -135,95 +106,6 @@ pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
             memory_bytes: 64 << 20,
             pids: 64,
         },
-    }
-}
-
-/// Removes, on drop, every container labelled with its namespace and every
-/// container registered with [`Guard::also_remove`].
-pub struct Guard {
-    namespace: String,
-    extra: Mutex<Vec<String>>,
-}
-
-impl Guard {
-    pub fn new(namespace: &str) -> Guard {
-        Guard {
-            namespace: namespace.to_owned(),
-            extra: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Also removes this container (id or name) on drop.
-    pub fn also_remove(&self, container: &str) {
-        self.extra
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(container.to_owned());
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let namespace = self.namespace.clone();
-        let extra = std::mem::take(
-            &mut *self
-                .extra
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        // A thread with its own runtime: drop may run inside (or after) the
-        // test's runtime, and during a panic.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => return eprintln!("guard: no runtime: {error}"),
-            };
-            runtime.block_on(remove_namespace(&namespace, &extra));
-        });
-        if cleanup.join().is_err() {
-            eprintln!("guard: cleanup of {} panicked", self.namespace);
-        }
-    }
-}
-
-/// Force-removes every container labelled with `namespace`, and `extra`.
-pub async fn remove_namespace(namespace: &str, extra: &[String]) {
-    let docker = match raw_docker().await {
-        Ok(docker) => docker,
-        Err(error) => return eprintln!("guard: cannot reach Docker to clean {namespace}: {error}"),
-    };
-    let filters = HashMap::from([("label", vec![format!("{}={namespace}", labels::NAMESPACE)])]);
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let mut targets: Vec<String> = match docker.list_containers(Some(options)).await {
-        Ok(containers) => containers
-            .into_iter()
-            .filter_map(|container| container.id)
-            .collect(),
-        Err(error) => {
-            eprintln!("guard: cannot list {namespace}: {error}");
-            Vec::new()
-        }
-    };
-    targets.extend(extra.iter().cloned());
-    for target in targets {
-        let options = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        match docker.remove_container(&target, Some(options)).await {
-            Ok(()) => {}
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => {}
-            Err(error) => eprintln!("guard: cannot remove {target}: {error}"),
-        }
     }
 }
 

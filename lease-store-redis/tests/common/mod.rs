@@ -2,42 +2,30 @@
 //!
 //! `LEASE_TEST_REDIS_URL` names it (`scripts/test.sh` starts a private one
 //! through `scripts/redis.sh`). Without it the tests skip with a printed
-//! reason; with `CI=true` a missing or unreachable Redis fails them instead.
+//! reason; with `CI=true` a missing or unreachable Redis fails them instead
+//! (`lease_testkit::skip`). Private `redis-server` processes (restarts, TLS,
+//! Sentinel) are `lease_testkit::redis::PrivateRedis`.
 
 #![allow(dead_code)]
 
-pub mod server;
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lease_core::{LeaseId, LeaseStore};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 
 /// The variable naming the test Redis.
-pub const URL_VAR: &str = "LEASE_TEST_REDIS_URL";
+pub const URL_VAR: &str = lease_testkit::redis::URL_VAR;
 
 /// Whether this is a CI run, where skipping is a failure.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true")
+    lease_testkit::in_ci()
 }
 
 /// The test Redis URL, or `None` (after printing why) when there is none.
 /// Panics under `CI=true` when it is not set.
 pub fn redis_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                !in_ci(),
-                "CI=true but {URL_VAR} is not set: run the tests through scripts/test.sh"
-            );
-            eprintln!(
-                "SKIP: {URL_VAR} is not set; run scripts/test.sh (it starts a private Redis) \
-                 or set it to a Redis you can write to"
-            );
-            None
-        }
-    }
+    lease_testkit::redis::test_redis_url()
 }
 
 /// A prefix no other test uses.
@@ -55,16 +43,11 @@ pub fn config(tag: &str) -> Option<RedisStoreConfig> {
 pub async fn connect(config: RedisStoreConfig) -> Option<Arc<RedisStore>> {
     match RedisStore::connect(config.clone()).await {
         Ok(store) => Some(Arc::new(store)),
-        Err(error) => {
-            let reason = lease_core::error::error_chain(&error);
-            assert!(
-                !in_ci(),
-                "CI=true but Redis at {} is unavailable: {reason}",
-                config.url
-            );
-            eprintln!("SKIP: Redis at {} is unavailable: {reason}", config.url);
-            None
-        }
+        Err(error) => lease_testkit::skip(format!(
+            "Redis at {} is unavailable: {}",
+            config.url,
+            lease_core::error::error_chain(&error)
+        )),
     }
 }
 
@@ -76,4 +59,16 @@ pub async fn store() -> Option<Arc<RedisStore>> {
 /// The same, as the port.
 pub async fn dyn_store() -> Option<Arc<dyn LeaseStore>> {
     Some(store().await? as Arc<dyn LeaseStore>)
+}
+
+/// Polls `done` every 50 ms until it holds; panics after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

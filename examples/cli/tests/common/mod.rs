@@ -1,14 +1,13 @@
-//! Helpers shared by the `lease` binary tests: a clean command, services
-//! (Docker, Redis) or a printed skip, and a namespace guard that removes
-//! every container carrying the test's namespace label, even on failure.
+//! Helpers shared by the `lease` binary tests: a clean command, and a test
+//! namespace on Docker and Redis (or a printed skip, see `lease_testkit`)
+//! whose guard removes every container carrying its label, even on failure.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use rand::Rng;
+use lease_testkit::docker::{self, NamespaceGuard, docker_ready};
 
 /// Every environment variable the binary reads, removed so the caller's
 /// shell cannot leak into a test.
@@ -25,9 +24,6 @@ pub const LEASE_ENV: [&str; 11] = [
     "LEASE_TOKENS",
     "RUST_LOG",
 ];
-
-/// The local test image (scripts/test-images.sh).
-pub const TEST_IMAGE: &str = "containerlease-test/busybox:latest";
 
 /// The `lease` binary with a clean environment and a time limit.
 pub fn lease() -> Command {
@@ -46,65 +42,7 @@ pub fn bin() -> &'static str {
 
 /// The offline catalog (offerings on the local test image).
 pub fn catalog() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog.local.toml")
-}
-
-/// `test-` and random lowercase letters and digits.
-pub fn unique_namespace() -> String {
-    let suffix: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(10)
-        .map(|b| char::from(b).to_ascii_lowercase())
-        .collect();
-    format!("test-{suffix}")
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips the test with a printed reason, or fails it under CI=true.
-pub fn skip(test: &str, reason: &str) {
-    assert!(!in_ci(), "{test}: {reason} (CI=true: required)");
-    eprintln!("SKIPPED {test}: {reason}");
-}
-
-/// The private Redis of scripts/test.sh (scripts/redis.sh), if any.
-pub fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("LEASE_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            skip(
-                test,
-                "LEASE_TEST_REDIS_URL is not set (run scripts/test.sh, or eval \"$(scripts/redis.sh start)\")",
-            );
-            None
-        }
-    }
-}
-
-/// Whether Docker answers and has the test image.
-pub fn docker_ready(test: &str) -> bool {
-    let reachable = StdCommand::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !reachable {
-        skip(test, "Docker is not reachable");
-        return false;
-    }
-    let image = StdCommand::new("docker")
-        .args(["image", "inspect", TEST_IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !image {
-        skip(
-            test,
-            &format!("{TEST_IMAGE} is missing (scripts/test-images.sh)"),
-        );
-        return false;
-    }
-    true
+    lease_testkit::local_catalog()
 }
 
 /// A test's namespace on Docker and Redis. Dropping it removes every
@@ -114,18 +52,21 @@ pub struct TestNamespace {
     pub name: String,
     /// The Redis URL.
     pub redis: String,
+    _guard: NamespaceGuard,
 }
 
 impl TestNamespace {
-    /// Docker and Redis for `test`, or `None` after a printed skip.
-    pub fn new(test: &str) -> Option<Self> {
-        let redis = redis_url(test)?;
-        if !docker_ready(test) {
+    /// Docker and Redis for the current test, or `None` after a printed skip.
+    pub fn new() -> Option<Self> {
+        let redis = lease_testkit::redis::test_redis_url()?;
+        if !docker_ready() {
             return None;
         }
+        let guard = NamespaceGuard::random();
         Some(TestNamespace {
-            name: unique_namespace(),
+            name: guard.namespace().to_owned(),
             redis,
+            _guard: guard,
         })
     }
 
@@ -151,54 +92,13 @@ impl TestNamespace {
 
     /// Names of the containers labelled with this namespace.
     pub fn containers(&self) -> Vec<String> {
-        let filter = format!("label=io.containerlease.namespace={}", self.name);
-        let output = StdCommand::new("docker")
-            .args(["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
-            .output()
-            .expect("docker ps");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .filter(|l| !l.is_empty())
-            .collect()
+        docker::container_names_of(&self.name)
     }
 
     /// Removes the container of lease `id` behind the engine's back (it
     /// carries this namespace's label, so it is ours to touch).
     pub fn remove_container_of(&self, id: &str) {
-        let filter_ns = format!("label=io.containerlease.namespace={}", self.name);
-        let filter_id = format!("label=io.containerlease.lease-id={id}");
-        let output = StdCommand::new("docker")
-            .args(["ps", "-aq", "--filter", &filter_ns, "--filter", &filter_id])
-            .output()
-            .expect("docker ps");
-        for container in String::from_utf8_lossy(&output.stdout).split_whitespace() {
-            let _ = StdCommand::new("docker")
-                .args(["rm", "-f", container])
-                .output();
-        }
-    }
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let filter = format!("label=io.containerlease.namespace={}", self.name);
-        if let Ok(output) = StdCommand::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
-            let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if !ids.is_empty() {
-                let _ = StdCommand::new("docker")
-                    .arg("rm")
-                    .arg("-f")
-                    .args(&ids)
-                    .output();
-            }
-        }
+        docker::remove_containers(&docker::containers_of_lease(&self.name, id));
     }
 }
 

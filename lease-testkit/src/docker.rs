@@ -1,0 +1,192 @@
+//! Docker seen directly, through the `docker` CLI and never through the
+//! product: whether the engine and the test image are there, the containers
+//! of a test namespace, and their removal. Everything filters on a label of
+//! the test's own, so nothing that is not ours is ever touched.
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::labels;
+
+/// Whether the Docker engine answers and the test image ([`crate::IMAGE`])
+/// is there; otherwise the current test is skipped with the reason (or
+/// fails under `CI=true`, see [`crate::skip`]).
+pub fn docker_ready() -> bool {
+    let engine = quiet(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]));
+    if !engine {
+        crate::skip_or_fail("the Docker engine is not reachable");
+        return false;
+    }
+    if !quiet(Command::new("docker").args(["image", "inspect", crate::IMAGE])) {
+        crate::skip_or_fail(format!(
+            "{} is missing (run scripts/test-images.sh)",
+            crate::IMAGE
+        ));
+        return false;
+    }
+    true
+}
+
+/// Ids of every container (any state) carrying `label=value`.
+///
+/// # Panics
+///
+/// If `docker ps` cannot be run.
+pub fn containers_with(label: &str, value: &str) -> Vec<String> {
+    ps(&[&format!("label={label}={value}")], "{{.ID}}")
+}
+
+/// Ids of every container (any state) of `namespace`.
+pub fn containers_of(namespace: &str) -> Vec<String> {
+    containers_with(labels::NAMESPACE, namespace)
+}
+
+/// Names of every container (any state) of `namespace`.
+pub fn container_names_of(namespace: &str) -> Vec<String> {
+    ps(
+        &[&format!("label={}={namespace}", labels::NAMESPACE)],
+        "{{.Names}}",
+    )
+}
+
+/// Ids of the containers of lease `lease_id` in `namespace`.
+pub fn containers_of_lease(namespace: &str, lease_id: &str) -> Vec<String> {
+    ps(
+        &[
+            &format!("label={}={namespace}", labels::NAMESPACE),
+            &format!("label={}={lease_id}", labels::LEASE_ID),
+        ],
+        "{{.ID}}",
+    )
+}
+
+/// `docker rm -f -v` of `containers` (ids or names); missing ones are fine.
+pub fn remove_containers(containers: &[String]) {
+    if containers.is_empty() {
+        return;
+    }
+    let _ = quiet(
+        Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(containers),
+    );
+}
+
+/// Removes every container of `namespace`; returns how many there were.
+pub fn remove_namespace(namespace: &str) -> usize {
+    let ids = containers_of(namespace);
+    remove_containers(&ids);
+    ids.len()
+}
+
+/// Removes every container of its namespace (and any registered with
+/// [`NamespaceGuard::also_remove`]) when dropped, panics included. Create
+/// it first in a test, before any server, so that it drops last.
+#[derive(Debug)]
+pub struct NamespaceGuard {
+    namespace: String,
+    extra: Mutex<Vec<String>>,
+}
+
+impl NamespaceGuard {
+    /// Guards `namespace`.
+    ///
+    /// # Panics
+    ///
+    /// If `namespace` does not start with `test-` (scripts/test.sh checks
+    /// that no `test-` container is left; anything else is not a test's).
+    pub fn new(namespace: &str) -> NamespaceGuard {
+        assert!(
+            namespace.starts_with("test-"),
+            "test namespaces start with `test-`: {namespace}"
+        );
+        NamespaceGuard {
+            namespace: namespace.to_owned(),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Guards a fresh [`crate::random_namespace`].
+    pub fn random() -> NamespaceGuard {
+        NamespaceGuard::new(&crate::random_namespace())
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Also removes this container (id or name) on drop: one the test made
+    /// outside the namespace on purpose.
+    pub fn also_remove(&self, container: &str) {
+        self.extra
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(container.to_owned());
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let extra = std::mem::take(
+            &mut *self
+                .extra
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        remove_containers(&extra);
+        // Never panics: a drop may run during a test's panic.
+        let filter = format!("label={}={}", labels::NAMESPACE, self.namespace);
+        let ids = match try_ps(&[&filter], "{{.ID}}") {
+            Ok(ids) => ids,
+            Err(error) => {
+                eprintln!("NamespaceGuard: cannot list {}: {error}", self.namespace);
+                Vec::new()
+            }
+        };
+        remove_containers(&ids);
+        if !ids.is_empty() && !std::thread::panicking() {
+            eprintln!(
+                "NamespaceGuard: removed {} container(s) of {} left by the test",
+                ids.len(),
+                self.namespace
+            );
+        }
+    }
+}
+
+fn ps(filters: &[&str], format: &str) -> Vec<String> {
+    try_ps(filters, format).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn try_ps(filters: &[&str], format: &str) -> Result<Vec<String>, String> {
+    let mut command = Command::new("docker");
+    command.args(["ps", "-a", "--no-trunc"]);
+    for filter in filters {
+        command.args(["--filter", filter]);
+    }
+    let output = command
+        .args(["--format", format])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run docker ps: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "docker ps failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+fn quiet(command: &mut Command) -> bool {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
