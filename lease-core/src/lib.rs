@@ -46,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 mod background;
+mod cas;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -82,5 +83,5 @@ pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
 pub use store::{
-    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
+    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page, UsageTotals,
 };

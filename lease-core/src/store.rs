@@ -8,6 +8,7 @@
 //! due lease).
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -164,3 +165,52 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// Totals of an owner's finished leases.
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
 }
+
+/// Conveniences over any [`LeaseStore`], built on its required methods
+/// (blanket-implemented, so a store never implements them itself).
+///
+/// ```
+/// # async fn demo(store: std::sync::Arc<dyn lease_core::LeaseStore>) -> Result<(), lease_core::StoreError> {
+/// use lease_core::store::{LeaseStoreExt, ListQuery};
+/// let every_lease_of_ada = store.list_all(&ListQuery::owner("ada")).await?;
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait LeaseStoreExt: LeaseStore {
+    /// Every active lease matching `query`, following the cursors from
+    /// `query.cursor` to the last page, in the store's order.
+    async fn list_all(&self, query: &ListQuery) -> Result<Vec<Lease>, StoreError> {
+        let mut query = query.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&query).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Walks the finished leases matching `query`, newest ended first,
+    /// page by page, handing each to `visit` until it returns
+    /// [`ControlFlow::Break`] or history ends.
+    async fn walk_history<F>(&self, query: &HistoryQuery, mut visit: F) -> Result<(), StoreError>
+    where
+        F: FnMut(&Lease) -> ControlFlow<()> + Send,
+    {
+        let mut query = query.clone();
+        loop {
+            let page = self.history(&query).await?;
+            if page.items.iter().any(|lease| visit(lease).is_break()) {
+                return Ok(());
+            }
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+impl<S: LeaseStore + ?Sized> LeaseStoreExt for S {}
