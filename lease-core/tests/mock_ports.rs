@@ -1237,3 +1237,49 @@ async fn extending_to_exactly_the_max_lifetime_updates_once() {
     assert_eq!(extended.revision, 4);
     finish(manager).await;
 }
+
+/// A lease that every compare-and-set loses on: after the attempts run out
+/// the error is a conflict naming the revision the engine last read (the
+/// lease moved on by one revision per read), and the engine wrote no more
+/// than it read.
+#[tokio::test]
+async fn endless_contention_reports_the_revision_last_read() {
+    let clock = Arc::new(ManualClock::default());
+    let mut lease = expired_lease(clock.now(), Status::Running, Some("cid-contended"));
+    lease.expires_at = clock.now() + TimeDelta::minutes(10);
+    let id = lease.id.clone();
+    let reads = Arc::new(Mutex::new(0u64));
+    let mut store = MockStore::new();
+    let runtime = MockRuntime::new();
+    let counted = reads.clone();
+    store.expect_get().returning(move |_| {
+        let mut reads = lock(&counted);
+        *reads += 1;
+        Ok(Lease {
+            revision: 10 + *reads,
+            ..lease.clone()
+        })
+    });
+    store.expect_update().returning(|l| {
+        Err(StoreError::Conflict {
+            id: l.id.clone(),
+            expected: l.revision,
+        })
+    });
+
+    let manager = manager(store, runtime, &clock);
+    let error = manager.delete(&id).await.expect_err("contended delete");
+    let read = *lock(&reads);
+    assert!(read >= 2, "the engine must retry on a conflict: {read} reads");
+    match error {
+        LeaseError::Store(StoreError::Conflict {
+            id: conflicted,
+            expected,
+        }) => {
+            assert_eq!(conflicted, id);
+            assert_eq!(expected, 10 + read, "the revision of the last read");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    finish(manager).await;
+}
