@@ -206,7 +206,10 @@ impl Lease {
             ended_at: None,
             end_reason: None,
             hourly_rate,
-            estimated_cost: pricing::estimate(hourly_rate, u32::try_from(minutes).unwrap_or(u32::MAX)),
+            estimated_cost: pricing::estimate(
+                hourly_rate,
+                u32::try_from(minutes).unwrap_or(u32::MAX),
+            ),
             final_cost: None,
             error: None,
             provision_attempts: 0,

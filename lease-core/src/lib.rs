@@ -83,5 +83,6 @@ pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
 pub use store::{
-    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page, UsageTotals,
+    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page,
+    UsageTotals,
 };

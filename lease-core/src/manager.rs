@@ -368,7 +368,10 @@ impl LeaseManager {
                     Ok(Step::Leave(lease))
                 } else {
                     lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
-                    lease.transition(Status::Deleting).map(|()| Step::Update(lease)).map_err(LeaseError::from)
+                    lease
+                        .transition(Status::Deleting)
+                        .map(|()| Step::Update(lease))
+                        .map_err(LeaseError::from)
                 };
                 std::future::ready(step)
             })

@@ -91,8 +91,7 @@ impl LeaseManager {
         let Some(lease) = self.begin_attempt(id).await? else {
             return Ok(());
         };
-        let timeout =
-            Duration::from_std(self.config().provision_timeout).unwrap_or(Duration::MAX);
+        let timeout = Duration::from_std(self.config().provision_timeout).unwrap_or(Duration::MAX);
         let deadline = lease.created_at + timeout;
         let clock = self.clock().clone();
         let outcome = tokio::select! {
@@ -203,10 +202,7 @@ impl LeaseManager {
         warn!(lease_id = %id, error = %message, "provisioning failed");
         self.emit(EventKind::Error, &lease);
         let name = container_name(id);
-        if let Err(error) = self.runtime()
-            .remove(&self.config().namespace, &name)
-            .await
-        {
+        if let Err(error) = self.runtime().remove(&self.config().namespace, &name).await {
             warn!(lease_id = %id, error = %error.chain(), "could not remove a failed lease's container; the reaper will");
         }
         Ok(())

@@ -222,7 +222,11 @@ impl Reaper {
                 let finished = self.finish_lease(lease).await?;
                 if let Some(finished) = finished {
                     info!(lease_id = %finished.id, owner = %finished.owner, lateness_ms, final_cost = %finished.final_cost.unwrap_or_default(), "lease finished");
-                    self.events.emit_with_lateness(EventKind::Deleted, &finished, Some(lateness_ms));
+                    self.events.emit_with_lateness(
+                        EventKind::Deleted,
+                        &finished,
+                        Some(lateness_ms),
+                    );
                 }
                 Ok(Reaped::Finished)
             }

@@ -1270,7 +1270,10 @@ async fn endless_contention_reports_the_revision_last_read() {
     let manager = manager(store, runtime, &clock);
     let error = manager.delete(&id).await.expect_err("contended delete");
     let read = *lock(&reads);
-    assert!(read >= 2, "the engine must retry on a conflict: {read} reads");
+    assert!(
+        read >= 2,
+        "the engine must retry on a conflict: {read} reads"
+    );
     match error {
         LeaseError::Store(StoreError::Conflict {
             id: conflicted,
