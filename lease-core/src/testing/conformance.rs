@@ -1530,18 +1530,21 @@ macro_rules! __store_conformance_module {
     }};
 }
 
-/// The names of the `pub async fn` items of a source file whose first
-/// parameter list starts with `generic` (`"<S: LeaseStore"`): the cases a
-/// suite file defines, for the unit tests that check each is run.
+/// The names of the `pub async fn` items of a source file whose signature,
+/// whitespace aside, continues with `signature` (`"<S: LeaseStore"`): the
+/// cases a suite file defines, for the unit tests that check each is run.
 #[cfg(test)]
-pub(crate) fn cases_defined_in(source: &str, generic: &str) -> Vec<String> {
+pub(crate) fn cases_defined_in(source: &str, signature: &str) -> Vec<String> {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let signature = squeeze(signature);
     source
-        .lines()
-        .filter_map(|line| line.strip_prefix("pub async fn "))
+        .split("\npub async fn ")
+        .skip(1)
         .filter_map(|rest| {
             let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
-            rest[end..]
-                .starts_with(generic)
+            let head = rest[end..].split('{').next().unwrap_or_default();
+            squeeze(head)
+                .starts_with(&signature)
                 .then(|| rest[..end].to_owned())
         })
         .collect()
