@@ -48,7 +48,7 @@ impl LeaseManager {
     /// earliest due lease (or the sweep interval) and is woken early when a
     /// lease is created, extended or deleted.
     pub async fn run_reaper(&self, shutdown: CancellationToken) {
-        self.inner.reaper.run(shutdown).await;
+        self.inner.reaper.run(self.stopped(shutdown)).await;
     }
 
     /// Claims every due lease (in batches) and reaps them, removing their
@@ -63,7 +63,18 @@ impl LeaseManager {
     /// for a retry (`stuck_pending_after`), so a crash delays it by that,
     /// not by a whole interval.
     pub async fn run_reconciler(&self, shutdown: CancellationToken) {
-        self.inner.reconciler.run(self, shutdown).await;
+        self.inner
+            .reconciler
+            .run(self, self.stopped(shutdown))
+            .await;
+    }
+
+    /// Completes when `shutdown` is cancelled or the manager shuts down.
+    async fn stopped(&self, shutdown: CancellationToken) {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = self.inner.shutdown.cancelled() => {}
+        }
     }
 
     /// One reconciliation pass.

@@ -42,7 +42,8 @@
 //! [`runtime`], [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
-//! conformance suite and a fake runtime.
+//! conformance suite, the engine scenarios over any store, and a fake
+//! runtime.
 #![forbid(unsafe_code)]
 
 mod background;

@@ -120,7 +120,6 @@ impl LeaseManagerBuilder {
             self.clock.clone(),
             events.clone(),
             &self.config,
-            shutdown.clone(),
         );
         let reconciler = Reconciler::new(
             self.store.clone(),
@@ -130,7 +129,6 @@ impl LeaseManagerBuilder {
             events.clone(),
             &self.config,
             reaper.waker(),
-            shutdown.clone(),
         );
         Ok(LeaseManager {
             inner: Arc::new(Inner {

@@ -9,13 +9,14 @@
 //! exponential backoff, then once every sweep — and never dropped
 //! (invariant 6).
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::cas::{CompareAndSet, Outcome, Step, is_conflict};
@@ -76,8 +77,6 @@ pub(crate) struct Reaper {
     settings: Settings,
     /// Wakes the loop early (a lease was created, extended or deleted).
     wake: Arc<Notify>,
-    /// Stops the loop when the engine shuts down.
-    stopped: CancellationToken,
 }
 
 impl Reaper {
@@ -88,7 +87,6 @@ impl Reaper {
         clock: Arc<dyn Clock>,
         events: EventSink,
         config: &ManagerConfig,
-        stopped: CancellationToken,
     ) -> Self {
         Reaper {
             store,
@@ -105,7 +103,6 @@ impl Reaper {
                 quick_retry_base: config.quick_retry_base,
             },
             wake: Arc::new(Notify::new()),
-            stopped,
         }
     }
 
@@ -119,8 +116,9 @@ impl Reaper {
         Arc::clone(&self.wake)
     }
 
-    /// Runs the reaper until `shutdown` is cancelled (or the engine stops).
-    pub(crate) async fn run(&self, shutdown: CancellationToken) {
+    /// Runs the reaper until `stop` completes.
+    pub(crate) async fn run(&self, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
         info!(namespace = %self.settings.namespace, "reaper started");
         loop {
             let pause = match self.reap_once().await {
@@ -144,8 +142,7 @@ impl Reaper {
             tokio::select! {
                 () = self.clock.sleep_until(wake_at) => {}
                 () = self.wake.notified() => {}
-                () = shutdown.cancelled() => break,
-                () = self.stopped.cancelled() => break,
+                () = &mut stop => break,
             }
         }
         info!("reaper stopped");

@@ -18,12 +18,13 @@
 //! change to a lease is a compare-and-set, so one that moved on meanwhile is
 //! left alone.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cas::{CompareAndSet, Outcome, Step};
@@ -77,13 +78,10 @@ pub(crate) struct Reconciler {
     pub(crate) settings: Settings,
     /// Wakes the reaper when an adopted lease may be due.
     wake_reaper: Arc<Notify>,
-    /// Stops the loop when the engine shuts down.
-    stopped: CancellationToken,
 }
 
 impl Reconciler {
     /// A reconciler over `store` and `runtime` with `config`'s settings.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn LeaseStore>,
         runtime: Arc<dyn ContainerRuntime>,
@@ -92,7 +90,6 @@ impl Reconciler {
         events: EventSink,
         config: &ManagerConfig,
         wake_reaper: Arc<Notify>,
-        stopped: CancellationToken,
     ) -> Self {
         Reconciler {
             store,
@@ -108,16 +105,20 @@ impl Reconciler {
                 reconcile_interval: config.reconcile_interval,
             },
             wake_reaper,
-            stopped,
         }
     }
 
     /// Runs the reconciler now and then every `reconcile_interval` until
-    /// `shutdown` is cancelled — sooner when a pending lease that no task of
+    /// `stop` completes — sooner when a pending lease that no task of
     /// this process provisions (one left by a crashed process) becomes due
     /// for a retry (`stuck_pending_after`), so a crash delays it by that,
     /// not by a whole interval.
-    pub(crate) async fn run(&self, provisioning: &dyn Provisioning, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        &self,
+        provisioning: &dyn Provisioning,
+        stop: impl Future<Output = ()>,
+    ) {
+        let mut stop = pin!(stop);
         loop {
             let mut retry_due = None;
             match self.pass(provisioning).await {
@@ -135,8 +136,7 @@ impl Reconciler {
             let next = retry_due.map_or(interval, |due| due.min(interval));
             tokio::select! {
                 () = self.clock.sleep_until(next) => {}
-                () = shutdown.cancelled() => break,
-                () = self.stopped.cancelled() => break,
+                () = &mut stop => break,
             }
         }
     }
