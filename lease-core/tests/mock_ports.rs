@@ -697,23 +697,21 @@ async fn a_huge_provisioning_timeout_is_refused_up_front() {
 /// A lease booked for 30 minutes that expired 5 minutes before `now`.
 fn expired_lease(now: DateTime<Utc>, status: Status, container_id: Option<&str>) -> Lease {
     let expires_at = now - TimeDelta::minutes(5);
+    let booked = Lease::new(
+        LeaseId::generate(),
+        "bob",
+        OFFERING,
+        Money::from_nanos(RATE_NANOS),
+        expires_at - TimeDelta::minutes(30),
+        expires_at,
+    );
+    assert_eq!(booked.estimated_cost, Money::from_nanos(RATE_NANOS / 2));
     Lease {
-        id: LeaseId::generate(),
-        owner: "bob".into(),
-        offering: OFFERING.into(),
         container_id: container_id.map(str::to_owned),
         status,
-        created_at: expires_at - TimeDelta::minutes(30),
-        expires_at,
-        ended_at: None,
-        end_reason: None,
-        hourly_rate: Money::from_nanos(RATE_NANOS),
-        estimated_cost: Money::from_nanos(RATE_NANOS / 2),
-        final_cost: None,
-        error: None,
         provision_attempts: 1,
-        removal_failures: 0,
         revision: 3,
+        ..booked
     }
 }
 
