@@ -68,7 +68,7 @@ struct Settings {
 }
 
 /// Claims due leases, removes their containers and finishes them.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Reaper {
     store: Arc<dyn LeaseStore>,
     runtime: Arc<dyn ContainerRuntime>,

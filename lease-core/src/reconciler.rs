@@ -67,7 +67,7 @@ pub(crate) struct Settings {
 }
 
 /// Makes the store and the runtime agree; see the module docs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Reconciler {
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
