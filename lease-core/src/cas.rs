@@ -108,6 +108,14 @@ impl<'a> CompareAndSet<'a> {
             expected: last_revision,
         }))
     }
+
+    /// [`CompareAndSet::run`] with a `decide` that needs no waiting.
+    pub(crate) async fn apply<T>(
+        self,
+        mut decide: impl FnMut(Lease) -> Result<Step<T>, LeaseError>,
+    ) -> Result<Outcome<T>, LeaseError> {
+        self.run(|lease| std::future::ready(decide(lease))).await
+    }
 }
 
 /// Whether `error` is a compare-and-set that ran out of attempts.

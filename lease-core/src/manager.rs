@@ -361,17 +361,13 @@ impl LeaseManager {
     /// has already ended).
     pub async fn delete(&self, id: &LeaseId) -> Result<Lease, LeaseError> {
         let deleted = CompareAndSet::new(&*self.inner.store, id)
-            .run(|mut lease| {
-                let step = if matches!(lease.status, Status::Deleting | Status::Deleted) {
-                    Ok(Step::Leave(lease))
-                } else {
-                    lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
-                    lease
-                        .transition(Status::Deleting)
-                        .map(|()| Step::Update(lease))
-                        .map_err(LeaseError::from)
-                };
-                std::future::ready(step)
+            .apply(|mut lease| {
+                if matches!(lease.status, Status::Deleting | Status::Deleted) {
+                    return Ok(Step::Leave(lease));
+                }
+                lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
+                lease.transition(Status::Deleting)?;
+                Ok(Step::Update(lease))
             })
             .await?;
         match deleted {
@@ -519,14 +515,15 @@ impl LeaseManager {
         mut change: impl FnMut(&mut Lease, DateTime<Utc>) -> bool,
     ) -> Result<Option<Lease>, LeaseError> {
         let changed = CompareAndSet::new(&*self.inner.store, id)
-            .run(|mut lease| {
+            .apply(|mut lease| {
                 let now = self.inner.clock.now();
-                let step = if lease.status != Status::Deleted && change(&mut lease, now) {
-                    Step::Update(lease)
-                } else {
-                    Step::Leave(())
-                };
-                std::future::ready(Ok(step))
+                Ok(
+                    if lease.status != Status::Deleted && change(&mut lease, now) {
+                        Step::Update(lease)
+                    } else {
+                        Step::Leave(())
+                    },
+                )
             })
             .await?;
         Ok(match changed {

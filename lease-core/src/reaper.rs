@@ -244,22 +244,20 @@ impl Reaper {
         let id = lease.id.clone();
         let begun = CompareAndSet::new(&*self.store, &id)
             .starting_from(lease)
-            .run(|mut lease| {
-                let step = if lease.status == Status::Deleted {
-                    Ok(Step::Leave(Begin::Nothing))
-                } else if lease.due_at() > claimed_due && !lease.is_due(self.clock.now()) {
-                    Ok(Step::Leave(Begin::Release(lease.due_at())))
-                } else if lease.status == Status::Deleting {
-                    Ok(Step::Leave(Begin::AlreadyDeleting(lease)))
-                } else {
-                    // Expired: billing ends exactly at expiry, whatever our clock says.
-                    lease.end_billing(lease.expires_at, EndReason::Expired);
-                    lease
-                        .transition(Status::Deleting)
-                        .map(|()| Step::Update(lease))
-                        .map_err(LeaseError::from)
-                };
-                std::future::ready(step)
+            .apply(|mut lease| {
+                if lease.status == Status::Deleted {
+                    return Ok(Step::Leave(Begin::Nothing));
+                }
+                if lease.due_at() > claimed_due && !lease.is_due(self.clock.now()) {
+                    return Ok(Step::Leave(Begin::Release(lease.due_at())));
+                }
+                if lease.status == Status::Deleting {
+                    return Ok(Step::Leave(Begin::AlreadyDeleting(lease)));
+                }
+                // Expired: billing ends exactly at expiry, whatever our clock says.
+                lease.end_billing(lease.expires_at, EndReason::Expired);
+                lease.transition(Status::Deleting)?;
+                Ok(Step::Update(lease))
             })
             .await;
         match begun {
@@ -340,7 +338,7 @@ impl Reaper {
         let recorded = CompareAndSet::new(&*self.store, &id)
             .starting_from(lease.clone())
             .attempts(1)
-            .run(|lease| std::future::ready(Ok(Step::<()>::Update(lease))))
+            .apply(|lease| Ok(Step::<()>::Update(lease)))
             .await;
         let stored = match recorded {
             Ok(Outcome::Written(stored)) => stored,
@@ -361,22 +359,18 @@ impl Reaper {
         let id = lease.id.clone();
         let finished = CompareAndSet::new(&*self.store, &id)
             .starting_from(lease)
-            .run(|mut lease| {
-                let step = if lease.status == Status::Deleted {
-                    Ok(Step::Leave(()))
-                } else {
-                    let now = self.clock.now();
-                    lease.end_billing(now, EndReason::Expired);
-                    if lease.removal_failures > 0 && lease.end_reason != Some(EndReason::Error) {
-                        lease.error = None;
-                    }
-                    lease.final_cost = Some(lease.accrued_cost(now));
-                    lease
-                        .transition(Status::Deleted)
-                        .map(|()| Step::Finish(lease))
-                        .map_err(LeaseError::from)
-                };
-                std::future::ready(step)
+            .apply(|mut lease| {
+                if lease.status == Status::Deleted {
+                    return Ok(Step::Leave(()));
+                }
+                let now = self.clock.now();
+                lease.end_billing(now, EndReason::Expired);
+                if lease.removal_failures > 0 && lease.end_reason != Some(EndReason::Error) {
+                    lease.error = None;
+                }
+                lease.final_cost = Some(lease.accrued_cost(now));
+                lease.transition(Status::Deleted)?;
+                Ok(Step::Finish(lease))
             })
             .await;
         match finished {

@@ -245,16 +245,14 @@ impl Reconciler {
 
     async fn mark_exited(&self, id: &LeaseId, message: String) -> Result<bool, LeaseError> {
         let exited = CompareAndSet::new(&*self.store, id)
-            .run(|mut lease| {
-                let step = if lease.status == Status::Running {
-                    lease.status = Status::Exited;
-                    lease.end_billing(self.clock.now(), EndReason::Exited);
-                    lease.error = Some(message.clone());
-                    Step::Update(lease)
-                } else {
-                    Step::Leave(())
-                };
-                std::future::ready(Ok(step))
+            .apply(|mut lease| {
+                if lease.status != Status::Running {
+                    return Ok(Step::Leave(()));
+                }
+                lease.status = Status::Exited;
+                lease.end_billing(self.clock.now(), EndReason::Exited);
+                lease.error = Some(message.clone());
+                Ok(Step::Update(lease))
             })
             .await?;
         match exited {

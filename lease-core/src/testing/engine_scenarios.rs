@@ -45,9 +45,9 @@ use super::conformance::sample_lease;
 use super::fake_runtime::FakeRuntime;
 use crate::runtime::{container_name, labels};
 use crate::{
-    Clock, EndReason, EventKind, HistoryQuery, LeaseError, LeaseEvent, LeaseId, LeaseManager,
-    LeaseStore, ListQuery, ManagerConfig, ManualClock, Money, OrphanPolicy, ProvisionRequest,
-    Status, ValidationError,
+    Clock, EndReason, EventKind, HistoryQuery, Lease, LeaseError, LeaseEvent, LeaseId,
+    LeaseManager, LeaseStore, ListQuery, ManagerConfig, ManualClock, Money, OrphanPolicy,
+    ProvisionRequest, ReapReport, ReconcileReport, Status, ValidationError,
 };
 
 const NS: &str = "test-scenarios";
@@ -92,6 +92,37 @@ fn harness(store: Arc<dyn LeaseStore>) -> Harness {
     harness_with(store, config())
 }
 
+impl Harness {
+    /// One reaper pass, which must not fail.
+    async fn reap(&self) -> ReapReport {
+        self.manager.reap_once().await.expect("reap pass failed")
+    }
+
+    /// One reconciliation pass, which must not fail.
+    async fn reconcile(&self) -> ReconcileReport {
+        self.manager
+            .reconcile_once()
+            .await
+            .expect("reconciliation pass failed")
+    }
+
+    /// The lease as the store has it.
+    async fn stored(&self, id: &LeaseId) -> Lease {
+        self.store
+            .get(id)
+            .await
+            .unwrap_or_else(|error| panic!("get {id} failed: {error}"))
+    }
+}
+
+/// The container of a lease that is running.
+fn container_of(lease: &Lease) -> &str {
+    lease
+        .container_id
+        .as_deref()
+        .expect("a running lease has a container")
+}
+
 /// Waits (in real time, bounded) for an event of `kind` about `id`.
 async fn wait_event(
     events: &mut Receiver<LeaseEvent>,
@@ -122,7 +153,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-async fn running_lease(h: &mut Harness, offering: &str, minutes: u32) -> crate::Lease {
+async fn running_lease(h: &mut Harness, offering: &str, minutes: u32) -> Lease {
     let lease = h
         .manager
         .provision(ProvisionRequest::new("alice", offering).minutes(minutes))
@@ -158,10 +189,7 @@ pub async fn provision_returns_pending_then_runs_with_labels(store: Arc<dyn Leas
     assert_eq!(c.labels[labels::LEASE_ID], lease.id.as_str());
     assert_eq!(c.labels[labels::OWNER], "alice");
     assert_eq!(c.label_time(labels::EXPIRES_AT), Some(lease.expires_at));
-    assert_eq!(
-        h.store.get(&lease.id).await.expect("get failed").status,
-        Status::Running
-    );
+    assert_eq!(h.stored(&lease.id).await.status, Status::Running);
 }
 
 /// Seed prices are exact.
@@ -204,7 +232,7 @@ pub async fn runtime_failure_marks_error_and_keeps_message(store: Arc<dyn LeaseS
     assert!(h.runtime.containers_in(NS).is_empty());
     // An error lease stays visible until expiry, then is reaped.
     h.clock.advance(Duration::minutes(5));
-    let report = h.manager.reap_once().await.expect("reap_once failed");
+    let report = h.reap().await;
     assert_eq!(report.finished, 1);
     let ended = h.manager.get(&lease.id).await.expect("get failed");
     assert_eq!(ended.status, Status::Deleted);
@@ -245,7 +273,7 @@ pub async fn delete_while_pending_leaves_no_container(store: Arc<dyn LeaseStore>
     let deleting = h.manager.delete(&lease.id).await.expect("delete failed");
     assert_eq!(deleting.status, Status::Deleting);
     assert_eq!(deleting.end_reason, Some(EndReason::Deleted));
-    let report = h.manager.reap_once().await.expect("reap_once failed");
+    let report = h.reap().await;
     assert_eq!(report.finished, 1);
     assert_eq!(
         h.manager.get(&lease.id).await.expect("get failed").status,
@@ -308,10 +336,10 @@ pub async fn removal_failing_five_times_keeps_the_lease_until_it_succeeds(
     h.runtime.fail_next_removes(5);
     h.clock.advance(Duration::minutes(1));
     // First round: one attempt and three quick retries, all failing.
-    let report = h.manager.reap_once().await.expect("reap_once failed");
+    let report = h.reap().await;
     assert_eq!((report.claimed, report.failed), (1, 1));
     wait_event(&mut h.events, EventKind::ReapFailed, &lease.id).await;
-    let kept = h.store.get(&lease.id).await.expect("get failed");
+    let kept = h.stored(&lease.id).await;
     assert_eq!(kept.status, Status::Deleting);
     assert_eq!(kept.removal_failures, 4);
     assert!(
@@ -321,41 +349,13 @@ pub async fn removal_failing_five_times_keeps_the_lease_until_it_succeeds(
             .contains("removal failed")
     );
     // Not retried before the next sweep…
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .claimed,
-        0
-    );
+    assert_eq!(h.reap().await.claimed, 0);
     // …then once per sweep.
     h.clock.advance(Duration::seconds(60));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .failed,
-        1
-    );
-    assert_eq!(
-        h.store
-            .get(&lease.id)
-            .await
-            .expect("get failed")
-            .removal_failures,
-        5
-    );
+    assert_eq!(h.reap().await.failed, 1);
+    assert_eq!(h.stored(&lease.id).await.removal_failures, 5);
     h.clock.advance(Duration::seconds(60));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .finished,
-        1
-    );
+    assert_eq!(h.reap().await.finished, 1);
     let done = h.manager.get(&lease.id).await.expect("get failed");
     assert_eq!(done.status, Status::Deleted);
     assert_eq!(
@@ -384,15 +384,7 @@ pub async fn extend_moves_the_reap_and_is_bounded(store: Arc<dyn LeaseStore>) {
         crate::pricing::estimate(lease.hourly_rate, 40)
     );
     h.clock.advance(Duration::minutes(10));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .claimed,
-        0,
-        "not due at the old expiry"
-    );
+    assert_eq!(h.reap().await.claimed, 0, "not due at the old expiry");
     // 40 booked of 480: 441 more is too many, nothing changes.
     let refused = h
         .manager
@@ -409,19 +401,9 @@ pub async fn extend_moves_the_reap_and_is_bounded(store: Arc<dyn LeaseStore>) {
         ),
         "{refused:?}"
     );
-    assert_eq!(
-        h.store.get(&lease.id).await.expect("get failed").revision,
-        extended.revision
-    );
+    assert_eq!(h.stored(&lease.id).await.revision, extended.revision);
     h.clock.advance(Duration::minutes(30));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .finished,
-        1
-    );
+    assert_eq!(h.reap().await.finished, 1);
     let wrong = h
         .manager
         .extend(&lease.id, 5)
@@ -466,7 +448,7 @@ pub async fn provisioning_timeout_marks_error(store: Arc<dyn LeaseStore>) {
     h.runtime.release_hung_creates();
     assert!(h.runtime.containers_in(NS).is_empty());
     h.clock.advance(Duration::minutes(50));
-    h.manager.reap_once().await.expect("reap_once failed");
+    h.reap().await;
     let ended = h.manager.get(&lease.id).await.expect("get failed");
     assert_eq!(ended.final_cost, Some(Money::ZERO));
     assert_eq!(
@@ -521,11 +503,7 @@ pub async fn reconcile_removes_orphans_and_never_touches_foreign_containers(
     let mut foreign = labels_for(&LeaseId::generate(), h.clock.now(), 30);
     foreign.insert(labels::NAMESPACE.into(), "someone-else".into());
     h.runtime.insert_container("not-ours", foreign, true);
-    let report = h
-        .manager
-        .reconcile_once()
-        .await
-        .expect("reconcile_once failed");
+    let report = h.reconcile().await;
     assert_eq!(report.orphans_removed, 1);
     assert!(h.runtime.containers_in(NS).is_empty());
     assert_eq!(
@@ -545,27 +523,16 @@ pub async fn reconcile_adopts_unknown_leases_from_labels_then_reaps_them(
     let created = h.clock.now() - Duration::minutes(10);
     h.runtime
         .insert_container(&container_name(&id), labels_for(&id, created, 30), true);
-    let report = h
-        .manager
-        .reconcile_once()
-        .await
-        .expect("reconcile_once failed");
+    let report = h.reconcile().await;
     assert_eq!(report.adopted, 1);
-    let adopted = h.store.get(&id).await.expect("get failed");
+    let adopted = h.stored(&id).await;
     assert_eq!(
         (adopted.status, adopted.owner.as_str()),
         (Status::Running, "carol")
     );
     assert_eq!(adopted.expires_at, created + Duration::minutes(30));
     h.clock.advance(Duration::minutes(20));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .finished,
-        1
-    );
+    assert_eq!(h.reap().await.finished, 1);
     assert!(h.runtime.containers_in(NS).is_empty());
 }
 
@@ -574,18 +541,11 @@ pub async fn reconcile_removes_the_container_of_a_finished_lease(store: Arc<dyn 
     let mut h = harness(store);
     let lease = running_lease(&mut h, "alpine", 5).await;
     h.manager.delete(&lease.id).await.expect("delete failed");
-    h.manager.reap_once().await.expect("reap_once failed");
+    h.reap().await;
     // A stray container with the finished lease's labels (e.g. a late duplicate).
     h.runtime
         .insert_container("stray", labels_for(&lease.id, lease.created_at, 5), true);
-    assert_eq!(
-        h.manager
-            .reconcile_once()
-            .await
-            .expect("reconcile_once failed")
-            .orphans_removed,
-        1
-    );
+    assert_eq!(h.reconcile().await.orphans_removed, 1);
     assert!(h.runtime.containers_in(NS).is_empty());
 }
 
@@ -594,25 +554,12 @@ pub async fn reconcile_marks_vanished_and_stopped_containers_exited(store: Arc<d
     let mut h = harness(store);
     let gone = running_lease(&mut h, "alpine", 30).await;
     let stopped = running_lease(&mut h, "alpine", 30).await;
-    h.runtime.vanish(
-        gone.container_id
-            .as_deref()
-            .expect("a running lease has a container"),
-    );
-    h.runtime.stop_container(
-        stopped
-            .container_id
-            .as_deref()
-            .expect("a running lease has a container"),
-    );
+    h.runtime.vanish(container_of(&gone));
+    h.runtime.stop_container(container_of(&stopped));
     h.clock.advance(Duration::minutes(3));
-    let report = h
-        .manager
-        .reconcile_once()
-        .await
-        .expect("reconcile_once failed");
+    let report = h.reconcile().await;
     assert_eq!(report.exited, 2);
-    let gone = h.store.get(&gone.id).await.expect("get failed");
+    let gone = h.stored(&gone.id).await;
     assert_eq!(
         (gone.status, gone.error.as_deref()),
         (Status::Exited, Some("container vanished"))
@@ -622,18 +569,11 @@ pub async fn reconcile_marks_vanished_and_stopped_containers_exited(store: Arc<d
         gone.accrued_cost(h.clock.now()),
         "billing stopped"
     );
-    let stopped = h.store.get(&stopped.id).await.expect("get failed");
+    let stopped = h.stored(&stopped.id).await;
     assert!(stopped.error.expect("the exit is recorded").contains("137"));
     // Exited leases are still reaped at expiry, removing the stopped container.
     h.clock.advance(Duration::minutes(27));
-    assert_eq!(
-        h.manager
-            .reap_once()
-            .await
-            .expect("reap_once failed")
-            .finished,
-        2
-    );
+    assert_eq!(h.reap().await.finished, 2);
     assert!(h.runtime.containers_in(NS).is_empty());
 }
 
@@ -642,14 +582,14 @@ pub async fn reconcile_retries_stuck_pending_and_times_out_old_ones(store: Arc<d
     let mut h = harness(store);
     // Pending leases whose provisioning died with another process.
     let stuck = sample_lease("dave", Duration::minutes(30));
-    let stuck = crate::Lease {
+    let stuck = Lease {
         created_at: h.clock.now(),
         expires_at: h.clock.now() + Duration::minutes(30),
         ..stuck
     };
     let stuck = h.store.insert(&stuck).await.expect("insert failed");
     let ancient = sample_lease("dave", Duration::minutes(60));
-    let ancient = crate::Lease {
+    let ancient = Lease {
         created_at: h.clock.now(),
         expires_at: h.clock.now() + Duration::minutes(60),
         ..ancient
@@ -658,23 +598,19 @@ pub async fn reconcile_retries_stuck_pending_and_times_out_old_ones(store: Arc<d
     h.clock.advance(Duration::seconds(31));
     // Make `ancient` older than the provisioning timeout.
     h.store
-        .update(&crate::Lease {
+        .update(&Lease {
             created_at: h.clock.now() - Duration::minutes(11),
             ..ancient.clone()
         })
         .await
         .expect("update failed");
-    let report = h
-        .manager
-        .reconcile_once()
-        .await
-        .expect("reconcile_once failed");
+    let report = h.reconcile().await;
     assert_eq!((report.retried, report.timed_out), (1, 1));
     let running = wait_event(&mut h.events, EventKind::Running, &stuck.id)
         .await
         .lease;
     assert_eq!(running.provision_attempts, 1);
-    let timed_out = h.store.get(&ancient.id).await.expect("get failed");
+    let timed_out = h.stored(&ancient.id).await;
     assert_eq!(timed_out.status, Status::Error);
 }
 
@@ -682,17 +618,13 @@ pub async fn reconcile_retries_stuck_pending_and_times_out_old_ones(store: Arc<d
 pub async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does(store: Arc<dyn LeaseStore>) {
     use crate::ReconcileAction as A;
     let mut h = harness(store);
-    let pending = |created: chrono::DateTime<chrono::Utc>| crate::Lease {
+    let pending = |created: chrono::DateTime<chrono::Utc>| Lease {
         created_at: created,
         expires_at: created + Duration::minutes(30),
         ..sample_lease("dave", Duration::minutes(30))
     };
     let gone = running_lease(&mut h, "alpine", 30).await;
-    h.runtime.vanish(
-        gone.container_id
-            .as_deref()
-            .expect("a running lease has a container"),
-    );
+    h.runtime.vanish(container_of(&gone));
     let stuck = h
         .store
         .insert(&pending(h.clock.now()))
@@ -754,20 +686,13 @@ pub async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does(store: Arc<d
     );
     // Planning changed nothing.
     assert_eq!(h.runtime.containers_in(NS).len(), 2);
-    assert_eq!(
-        h.store.get(&gone.id).await.expect("get failed").status,
-        Status::Running
-    );
+    assert_eq!(h.stored(&gone.id).await.status, Status::Running);
     assert!(matches!(
         h.store.get(&unknown).await,
         Err(crate::StoreError::NotFound(_))
     ));
 
-    let report = h
-        .manager
-        .reconcile_once()
-        .await
-        .expect("reconcile_once failed");
+    let report = h.reconcile().await;
     assert_eq!(
         (
             report.orphans_removed,
@@ -778,10 +703,7 @@ pub async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does(store: Arc<d
         (1, 1, 1, 1)
     );
     wait_event(&mut h.events, EventKind::Running, &stuck.id).await;
-    assert_eq!(
-        h.store.get(&gone.id).await.expect("get failed").status,
-        Status::Exited
-    );
+    assert_eq!(h.stored(&gone.id).await.status, Status::Exited);
     let after = h
         .manager
         .reconcile_plan()
@@ -854,7 +776,7 @@ pub async fn usage_adds_up_to_the_nano_dollar(store: Arc<dyn LeaseStore>) {
     let early = running_lease(&mut h, "ubuntu", 120).await;
     h.clock.advance(Duration::minutes(30));
     h.manager.delete(&early.id).await.expect("delete failed");
-    h.manager.reap_once().await.expect("reap_once failed");
+    h.reap().await;
     let usage = h.manager.usage("alice").await.expect("usage failed");
     let half_hour = Money::from_nanos(20_000_000);
     assert_eq!((usage.active, usage.ended_count), (1, 1));
@@ -927,7 +849,7 @@ pub async fn quotas_limit_active_leases_and_daily_spend(store: Arc<dyn LeaseStor
         .await
         .expect("provision failed");
     h.manager.delete(&first.id).await.expect("delete failed");
-    h.manager.reap_once().await.expect("reap_once failed");
+    h.reap().await;
     h.manager
         .provision(ProvisionRequest::new("alice", "alpine").minutes(10))
         .await
@@ -1070,29 +992,16 @@ macro_rules! __engine_scenario_module {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     /// Every scenario defined in this file is in exactly one list, and the
     /// lists name nothing else.
     #[test]
     fn the_macro_runs_every_scenario() {
-        let defined = crate::testing::conformance::cases_defined_in(
-            include_str!("engine_scenarios.rs"),
-            "(store: Arc<dyn LeaseStore>",
-        );
         let any_store = crate::__engine_scenarios_any_store!(@names;);
         let caller_clock = crate::__engine_scenarios_caller_clock!(@names;);
-        let listed: Vec<&str> = any_store.iter().chain(&caller_clock).copied().collect();
-        let listed_set: BTreeSet<&str> = listed.iter().copied().collect();
-        assert_eq!(listed_set.len(), listed.len(), "a scenario is listed twice");
-        let defined_set: BTreeSet<&str> = defined.iter().map(String::as_str).collect();
-        assert!(
-            defined.len() > 15,
-            "the file's scenarios were not found: {defined:?}"
-        );
-        assert_eq!(
-            defined_set, listed_set,
-            "the scenarios defined and the scenarios listed differ"
+        crate::testing::conformance::assert_every_case_listed_once(
+            include_str!("engine_scenarios.rs"),
+            "(store: Arc<dyn LeaseStore>",
+            &[&any_store[..], &caller_clock[..]].concat(),
         );
     }
 }
