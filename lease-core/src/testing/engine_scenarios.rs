@@ -106,6 +106,15 @@ impl Harness {
             .expect("reconciliation pass failed")
     }
 
+    /// A lease of `owner` for `offering` booked for `minutes`, which the
+    /// engine must accept (it comes back pending).
+    async fn provision(&self, owner: &str, offering: &str, minutes: u32) -> Lease {
+        self.manager
+            .provision(ProvisionRequest::new(owner, offering).minutes(minutes))
+            .await
+            .expect("provision failed")
+    }
+
     /// The lease as the store has it.
     async fn stored(&self, id: &LeaseId) -> Lease {
         self.store
@@ -154,11 +163,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 async fn running_lease(h: &mut Harness, offering: &str, minutes: u32) -> Lease {
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", offering).minutes(minutes))
-        .await
-        .expect("provision");
+    let lease = h.provision("alice", offering, minutes).await;
     wait_event(&mut h.events, EventKind::Running, &lease.id)
         .await
         .lease
@@ -167,11 +172,7 @@ async fn running_lease(h: &mut Harness, offering: &str, minutes: u32) -> Lease {
 /// Provision returns pending then runs with labels.
 pub async fn provision_returns_pending_then_runs_with_labels(store: Arc<dyn LeaseStore>) {
     let mut h = harness(store);
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(2))
-        .await
-        .expect("provision failed");
+    let lease = h.provision("alice", "alpine", 2).await;
     assert_eq!(lease.status, Status::Pending);
     assert_eq!(lease.estimated_cost.to_string(), "0.000333333");
     assert!(lease.id.as_str().starts_with("container-"));
@@ -195,11 +196,7 @@ pub async fn provision_returns_pending_then_runs_with_labels(store: Arc<dyn Leas
 /// Seed prices are exact.
 pub async fn seed_prices_are_exact(store: Arc<dyn LeaseStore>) {
     let h = harness(store);
-    let ubuntu = h
-        .manager
-        .provision(ProvisionRequest::new("bob", "ubuntu").minutes(120))
-        .await
-        .expect("provision failed");
+    let ubuntu = h.provision("bob", "ubuntu", 120).await;
     assert_eq!(ubuntu.estimated_cost, Money::from_nanos(80_000_000));
     let default = h
         .manager
@@ -217,11 +214,7 @@ pub async fn seed_prices_are_exact(store: Arc<dyn LeaseStore>) {
 pub async fn runtime_failure_marks_error_and_keeps_message(store: Arc<dyn LeaseStore>) {
     let mut h = harness(store);
     h.runtime.fail_next_creates(1);
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(5))
-        .await
-        .expect("provision failed");
+    let lease = h.provision("alice", "alpine", 5).await;
     let failed = wait_event(&mut h.events, EventKind::Error, &lease.id)
         .await
         .lease;
@@ -243,11 +236,7 @@ pub async fn runtime_failure_marks_error_and_keeps_message(store: Arc<dyn LeaseS
 pub async fn missing_image_is_an_error_naming_it(store: Arc<dyn LeaseStore>) {
     let mut h = harness(store);
     h.runtime.set_image_missing("alpine:3.20");
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(5))
-        .await
-        .expect("provision failed");
+    let lease = h.provision("alice", "alpine", 5).await;
     let failed = wait_event(&mut h.events, EventKind::Error, &lease.id)
         .await
         .lease;
@@ -264,11 +253,7 @@ pub async fn missing_image_is_an_error_naming_it(store: Arc<dyn LeaseStore>) {
 pub async fn delete_while_pending_leaves_no_container(store: Arc<dyn LeaseStore>) {
     let mut h = harness(store);
     h.runtime.hang_creates(true);
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(30))
-        .await
-        .expect("provision failed");
+    let lease = h.provision("alice", "alpine", 30).await;
     eventually("create called", || h.runtime.create_calls() == 1).await;
     let deleting = h.manager.delete(&lease.id).await.expect("delete failed");
     assert_eq!(deleting.status, Status::Deleting);
@@ -425,11 +410,7 @@ pub async fn expiring_soon_fires_at_the_lead(store: Arc<dyn LeaseStore>) {
 pub async fn provisioning_timeout_marks_error(store: Arc<dyn LeaseStore>) {
     let mut h = harness(store);
     h.runtime.hang_creates(true);
-    let lease = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(60))
-        .await
-        .expect("provision failed");
+    let lease = h.provision("alice", "alpine", 60).await;
     eventually("create called", || h.runtime.create_calls() == 1).await;
     h.clock.advance(Duration::minutes(10));
     let failed = wait_event(&mut h.events, EventKind::Error, &lease.id)
@@ -809,15 +790,8 @@ pub async fn quotas_limit_active_leases_and_daily_spend(store: Arc<dyn LeaseStor
             ..config()
         },
     );
-    let first = h
-        .manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(10))
-        .await
-        .expect("provision failed");
-    h.manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(10))
-        .await
-        .expect("provision failed");
+    let first = h.provision("alice", "alpine", 10).await;
+    h.provision("alice", "alpine", 10).await;
     let third = h
         .manager
         .provision(ProvisionRequest::new("alice", "alpine").minutes(10))
@@ -844,23 +818,13 @@ pub async fn quotas_limit_active_leases_and_daily_spend(store: Arc<dyn LeaseStor
         "nothing stored"
     );
     // Another owner has their own quota; a finished lease frees a slot.
-    h.manager
-        .provision(ProvisionRequest::new("bob", "alpine").minutes(10))
-        .await
-        .expect("provision failed");
+    h.provision("bob", "alpine", 10).await;
     h.manager.delete(&first.id).await.expect("delete failed");
     h.reap().await;
-    h.manager
-        .provision(ProvisionRequest::new("alice", "alpine").minutes(10))
-        .await
-        .expect("provision failed");
+    h.provision("alice", "alpine", 10).await;
 
     // Spend: $0.04 of a $0.05 day, then a $0.02 lease is refused.
-    let big = h
-        .manager
-        .provision(ProvisionRequest::new("erin", "ubuntu").minutes(60))
-        .await
-        .expect("provision failed");
+    let big = h.provision("erin", "ubuntu", 60).await;
     let over = h
         .manager
         .provision(ProvisionRequest::new("erin", "ubuntu").minutes(30))
