@@ -299,6 +299,12 @@ impl LeaseManager {
         Ok(self.inner.store.history(query).await?)
     }
 
+    /// Every finished lease matching `query` still in history, across
+    /// pages, newest first.
+    pub async fn history_all(&self, query: &HistoryQuery) -> Result<Vec<Lease>, LeaseError> {
+        Ok(self.inner.store.history_all(query).await?)
+    }
+
     /// Image-pull progress of a pending lease provisioned by this process.
     pub fn pull_progress(&self, id: &LeaseId) -> Option<PullProgress> {
         lock(&self.inner.progress).get(id).cloned()

@@ -218,6 +218,18 @@ pub trait LeaseStoreExt: LeaseStore {
         }
     }
 
+    /// Every finished lease matching `query` still in history, following
+    /// the cursors to the last page, newest ended first.
+    async fn history_all(&self, query: &HistoryQuery) -> Result<Vec<Lease>, StoreError> {
+        let mut all = Vec::new();
+        self.walk_history(query, |lease| {
+            all.push(lease.clone());
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(all)
+    }
+
     /// Walks the finished leases matching `query`, newest ended first,
     /// page by page, handing each to `visit` until it returns
     /// [`ControlFlow::Break`] or history ends.
