@@ -56,3 +56,47 @@ pub struct LeaseEvent {
     /// the lease became due, in milliseconds (reap lateness).
     pub lateness_ms: Option<i64>,
 }
+
+/// Where the engine's parts publish lease events: this process's
+/// subscribers, stamped with the engine's clock.
+#[derive(Clone, Debug)]
+pub(crate) struct EventSink {
+    sender: tokio::sync::broadcast::Sender<LeaseEvent>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl EventSink {
+    /// A sink keeping up to `capacity` events for slow subscribers.
+    pub(crate) fn new(capacity: usize, clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        let (sender, _) = tokio::sync::broadcast::channel(capacity);
+        EventSink { sender, clock }
+    }
+
+    /// A new subscription to the events published from now on.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LeaseEvent> {
+        self.sender.subscribe()
+    }
+
+    /// Publishes `kind` about `lease`.
+    pub(crate) fn emit(&self, kind: EventKind, lease: &Lease) {
+        self.emit_with_lateness(kind, lease, None);
+    }
+
+    /// Publishes `kind` about `lease` with its reap lateness.
+    pub(crate) fn emit_with_lateness(
+        &self,
+        kind: EventKind,
+        lease: &Lease,
+        lateness_ms: Option<i64>,
+    ) {
+        tracing::debug!(lease_id = %lease.id, event = kind.as_str(), status = %lease.status, "lease event");
+        let event = LeaseEvent {
+            kind,
+            at: self.clock.now(),
+            lease: lease.clone(),
+            lateness_ms,
+        };
+        // No subscribers is fine.
+        let _ = self.sender.send(event);
+    }
+}

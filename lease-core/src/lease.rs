@@ -171,6 +171,53 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A new `pending` lease of `owner` for `offering`, booked from
+    /// `created_at` until `expires_at` at `hourly_rate` and priced up front
+    /// for the booked whole minutes. Nothing else is set yet; revision 0
+    /// (a store ignores it on insert).
+    ///
+    /// ```
+    /// use chrono::{Duration, Utc};
+    /// use lease_core::{Lease, LeaseId, Money, Status};
+    ///
+    /// let now = Utc::now();
+    /// let rate: Money = "0.04".parse().expect("a decimal amount");
+    /// let lease = Lease::new(LeaseId::generate(), "ada", "ubuntu", rate, now, now + Duration::hours(2));
+    /// assert_eq!(lease.status, Status::Pending);
+    /// assert_eq!(lease.estimated_cost, "0.08".parse().expect("a decimal amount"));
+    /// ```
+    pub fn new(
+        id: LeaseId,
+        owner: impl Into<String>,
+        offering: impl Into<String>,
+        hourly_rate: Money,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Lease {
+        let minutes = (expires_at - created_at).num_minutes().max(0);
+        Lease {
+            id,
+            owner: owner.into(),
+            offering: offering.into(),
+            container_id: None,
+            status: Status::Pending,
+            created_at,
+            expires_at,
+            ended_at: None,
+            end_reason: None,
+            hourly_rate,
+            estimated_cost: pricing::estimate(
+                hourly_rate,
+                u32::try_from(minutes).unwrap_or(u32::MAX),
+            ),
+            final_cost: None,
+            error: None,
+            provision_attempts: 0,
+            removal_failures: 0,
+            revision: 0,
+        }
+    }
+
     /// Moves to `next`, or refuses if the state machine forbids it.
     pub fn transition(&mut self, next: Status) -> Result<(), InvalidTransition> {
         if self.status.can_become(next) {

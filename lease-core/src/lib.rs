@@ -42,10 +42,12 @@
 //! [`runtime`], [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
-//! conformance suite and a fake runtime.
+//! conformance suite, the engine scenarios over any store, and a fake
+//! runtime.
 #![forbid(unsafe_code)]
 
 mod background;
+mod cas;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -82,5 +84,6 @@ pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
 pub use store::{
-    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
+    DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page,
+    UsageTotals,
 };

@@ -4,29 +4,30 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use chrono::{DateTime, Duration, Utc};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::cas::{CompareAndSet, Outcome, Step};
 use crate::catalog::{Catalog, Offering};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ManagerConfig;
-use crate::error::{LeaseError, StoreError, ValidationError};
-use crate::event::{EventKind, LeaseEvent};
+use crate::error::{LeaseError, ValidationError};
+use crate::event::{EventKind, EventSink, LeaseEvent};
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
 use crate::money::Money;
 use crate::pricing;
+use crate::reaper::Reaper;
+use crate::reconciler::Reconciler;
 use crate::runtime::{
     ContainerRuntime, ExecRequest, ExecSession, LogOptions, LogStream, PullProgress,
 };
-use crate::store::{HistoryQuery, LeaseStore, ListQuery, Page};
+use crate::store::{HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page};
 
 /// Events kept for slow subscribers before they start missing some.
 const EVENT_CAPACITY: usize = 1024;
-/// Compare-and-set attempts before a concurrent-update conflict is reported.
-pub(crate) const CAS_ATTEMPTS: usize = 8;
 /// Longest owner name accepted.
 const MAX_OWNER_LEN: usize = 128;
 
@@ -110,20 +111,39 @@ impl LeaseManagerBuilder {
     /// Checks the configuration and builds the manager.
     pub fn build(self) -> Result<LeaseManager, LeaseError> {
         self.config.validate()?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let events = EventSink::new(EVENT_CAPACITY, self.clock.clone());
+        let catalog = Arc::new(self.catalog);
+        let shutdown = CancellationToken::new();
+        let reaper = Reaper::new(
+            self.store.clone(),
+            self.runtime.clone(),
+            self.clock.clone(),
+            events.clone(),
+            &self.config,
+        );
+        let reconciler = Reconciler::new(
+            self.store.clone(),
+            self.runtime.clone(),
+            self.clock.clone(),
+            catalog.clone(),
+            events.clone(),
+            &self.config,
+            reaper.waker(),
+        );
         Ok(LeaseManager {
             inner: Arc::new(Inner {
                 store: self.store,
                 runtime: self.runtime,
-                catalog: self.catalog,
+                catalog,
                 config: self.config,
                 clock: self.clock,
                 events,
-                wake_reaper: Notify::new(),
+                reaper,
+                reconciler,
                 in_flight: Mutex::new(HashSet::new()),
                 progress: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
-                shutdown: CancellationToken::new(),
+                shutdown,
             }),
         })
     }
@@ -142,13 +162,16 @@ pub struct LeaseManager {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) store: Arc<dyn LeaseStore>,
-    pub(crate) runtime: Arc<dyn ContainerRuntime>,
-    pub(crate) catalog: Catalog,
-    pub(crate) config: ManagerConfig,
-    pub(crate) clock: Arc<dyn Clock>,
-    events: broadcast::Sender<LeaseEvent>,
-    pub(crate) wake_reaper: Notify,
+    store: Arc<dyn LeaseStore>,
+    runtime: Arc<dyn ContainerRuntime>,
+    catalog: Arc<Catalog>,
+    config: ManagerConfig,
+    clock: Arc<dyn Clock>,
+    events: EventSink,
+    /// Claims and reaps due leases.
+    pub(crate) reaper: Reaper,
+    /// Makes the store and the runtime agree.
+    pub(crate) reconciler: Reconciler,
     /// Leases with a provisioning task running in this process.
     pub(crate) in_flight: Mutex<HashSet<LeaseId>>,
     /// Image-pull progress of pending leases provisioned here.
@@ -229,28 +252,18 @@ impl LeaseManager {
         self.check_quota(&request.owner, estimated_cost, true)
             .await?;
         let now = self.inner.clock.now();
-        let lease = Lease {
-            id: LeaseId::generate(),
-            owner: request.owner,
-            offering: offering.key.clone(),
-            container_id: None,
-            status: Status::Pending,
-            created_at: now,
-            expires_at: now + Duration::minutes(i64::from(minutes)),
-            ended_at: None,
-            end_reason: None,
-            hourly_rate: offering.hourly_rate,
-            estimated_cost,
-            final_cost: None,
-            error: None,
-            provision_attempts: 0,
-            removal_failures: 0,
-            revision: 0,
-        };
+        let lease = Lease::new(
+            LeaseId::generate(),
+            request.owner,
+            offering.key.clone(),
+            offering.hourly_rate,
+            now,
+            now + Duration::minutes(i64::from(minutes)),
+        );
         let stored = self.inner.store.insert(&lease).await?;
         info!(lease_id = %stored.id, owner = %stored.owner, offering = %stored.offering, minutes, "lease created");
         self.emit(EventKind::Created, &stored);
-        self.inner.wake_reaper.notify_one();
+        self.inner.reaper.wake();
         self.spawn_provisioning(stored.id.clone());
         self.spawn_expiry_warning(&stored);
         Ok(stored)
@@ -278,21 +291,18 @@ impl LeaseManager {
 
     /// Every active lease matching `query`, across pages.
     pub async fn list_all(&self, query: &ListQuery) -> Result<Vec<Lease>, LeaseError> {
-        let mut query = query.clone();
-        let mut all = Vec::new();
-        loop {
-            let page = self.inner.store.list(&query).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(cursor) => query.cursor = Some(cursor),
-                None => return Ok(all),
-            }
-        }
+        Ok(self.inner.store.list_all(query).await?)
     }
 
     /// Finished leases, newest first.
     pub async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, LeaseError> {
         Ok(self.inner.store.history(query).await?)
+    }
+
+    /// Every finished lease matching `query` still in history, across
+    /// pages, newest first.
+    pub async fn history_all(&self, query: &HistoryQuery) -> Result<Vec<Lease>, LeaseError> {
+        Ok(self.inner.store.history_all(query).await?)
     }
 
     /// Image-pull progress of a pending lease provisioned by this process.
@@ -307,72 +317,74 @@ impl LeaseManager {
         if minutes == 0 {
             return Err(ValidationError::new("minutes", "must be at least 1").into());
         }
-        for _ in 0..CAS_ATTEMPTS {
-            let mut lease = self.get(id).await?;
-            let now = self.inner.clock.now();
-            if !lease.status.is_live() || lease.expires_at <= now {
-                let message = "only a live, unexpired lease can be extended".to_owned();
-                return Err(LeaseError::WrongState {
-                    id: id.clone(),
-                    status: lease.status,
-                    message,
-                });
-            }
-            let booked = lease.booked_minutes() + i64::from(minutes);
-            let max = self
-                .inner
-                .catalog
-                .get(&lease.offering)
-                .map_or(self.inner.config.max_minutes, |o| self.max_minutes(o));
-            if booked > i64::from(max) {
-                let left = (i64::from(max) - lease.booked_minutes()).max(0);
-                let message =
-                    format!("the lifetime would exceed {max} minutes; at most {left} more");
-                return Err(ValidationError::new("minutes", message).into());
-            }
-            let estimated =
-                pricing::estimate(lease.hourly_rate, u32::try_from(booked).unwrap_or(u32::MAX));
-            self.check_quota(&lease.owner, estimated - lease.estimated_cost, false)
-                .await?;
-            lease.expires_at += Duration::minutes(i64::from(minutes));
-            lease.estimated_cost = estimated;
-            match self.inner.store.update(&lease).await {
-                Ok(stored) => {
-                    info!(lease_id = %id, minutes, expires_at = %stored.expires_at, "lease extended");
-                    self.emit(EventKind::Extended, &stored);
-                    self.inner.wake_reaper.notify_one();
-                    self.spawn_expiry_warning(&stored);
-                    return Ok(stored);
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
+        let extended = CompareAndSet::new(&*self.inner.store, id)
+            .run(|lease| self.extended(lease, minutes))
+            .await?;
+        let Outcome::Written(stored) = extended else {
+            return Err(LeaseError::NotFound(id.clone()));
+        };
+        info!(lease_id = %id, minutes, expires_at = %stored.expires_at, "lease extended");
+        self.emit(EventKind::Extended, &stored);
+        self.inner.reaper.wake();
+        self.spawn_expiry_warning(&stored);
+        Ok(stored)
+    }
+
+    /// `lease` booked `minutes` longer and re-priced, if it is live, not
+    /// expired, stays within the max lifetime and the owner's quota.
+    async fn extended(&self, mut lease: Lease, minutes: u32) -> Result<Step<()>, LeaseError> {
+        let now = self.inner.clock.now();
+        if !lease.status.is_live() || lease.expires_at <= now {
+            let message = "only a live, unexpired lease can be extended".to_owned();
+            return Err(LeaseError::WrongState {
+                id: lease.id,
+                status: lease.status,
+                message,
+            });
         }
-        Err(conflict(id))
+        let booked = lease.booked_minutes() + i64::from(minutes);
+        let max = self
+            .inner
+            .catalog
+            .get(&lease.offering)
+            .map_or(self.inner.config.max_minutes, |o| self.max_minutes(o));
+        if booked > i64::from(max) {
+            let left = (i64::from(max) - lease.booked_minutes()).max(0);
+            let message = format!("the lifetime would exceed {max} minutes; at most {left} more");
+            return Err(ValidationError::new("minutes", message).into());
+        }
+        let estimated =
+            pricing::estimate(lease.hourly_rate, u32::try_from(booked).unwrap_or(u32::MAX));
+        self.check_quota(&lease.owner, estimated - lease.estimated_cost, false)
+            .await?;
+        lease.expires_at += Duration::minutes(i64::from(minutes));
+        lease.estimated_cost = estimated;
+        Ok(Step::Update(lease))
     }
 
     /// Ends a lease early: billing stops now, and the reaper removes its
     /// container at once. Returns the lease as `deleting` (or as it is, if it
     /// has already ended).
     pub async fn delete(&self, id: &LeaseId) -> Result<Lease, LeaseError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let mut lease = self.get(id).await?;
-            if matches!(lease.status, Status::Deleting | Status::Deleted) {
-                return Ok(lease);
-            }
-            lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
-            lease.transition(Status::Deleting)?;
-            match self.inner.store.update(&lease).await {
-                Ok(stored) => {
-                    info!(lease_id = %id, owner = %stored.owner, "lease deletion requested");
-                    self.inner.wake_reaper.notify_one();
-                    return Ok(stored);
+        let deleted = CompareAndSet::new(&*self.inner.store, id)
+            .apply(|mut lease| {
+                if matches!(lease.status, Status::Deleting | Status::Deleted) {
+                    return Ok(Step::Leave(lease));
                 }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+                lease.end_billing(self.inner.clock.now(), EndReason::Deleted);
+                lease.transition(Status::Deleting)?;
+                Ok(Step::Update(lease))
+            })
+            .await?;
+        match deleted {
+            Outcome::Written(stored) => {
+                info!(lease_id = %id, owner = %stored.owner, "lease deletion requested");
+                self.inner.reaper.wake();
+                Ok(stored)
             }
+            Outcome::Left(lease) => Ok(lease),
+            Outcome::Gone => Err(LeaseError::NotFound(id.clone())),
         }
-        Err(conflict(id))
     }
 
     /// An owner's spend and counts: the active leases' accrued and estimated
@@ -472,24 +484,7 @@ impl LeaseManager {
 
     /// Publishes an event to this process's subscribers.
     pub(crate) fn emit(&self, kind: EventKind, lease: &Lease) {
-        self.emit_with_lateness(kind, lease, None);
-    }
-
-    pub(crate) fn emit_with_lateness(
-        &self,
-        kind: EventKind,
-        lease: &Lease,
-        lateness_ms: Option<i64>,
-    ) {
-        debug!(lease_id = %lease.id, event = kind.as_str(), status = %lease.status, "lease event");
-        let event = LeaseEvent {
-            kind,
-            at: self.inner.clock.now(),
-            lease: lease.clone(),
-            lateness_ms,
-        };
-        // No subscribers is fine.
-        let _ = self.inner.events.send(event);
+        self.inner.events.emit(kind, lease);
     }
 
     /// Emits `expiring_soon` when the lease enters the warning lead, if it
@@ -525,30 +520,23 @@ impl LeaseManager {
         id: &LeaseId,
         mut change: impl FnMut(&mut Lease, DateTime<Utc>) -> bool,
     ) -> Result<Option<Lease>, LeaseError> {
-        for _ in 0..CAS_ATTEMPTS {
-            let mut lease = self.inner.store.get(id).await?;
-            if lease.status == Status::Deleted {
-                return Ok(None);
-            }
-            if !change(&mut lease, self.inner.clock.now()) {
-                return Ok(None);
-            }
-            match self.inner.store.update(&lease).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(conflict(id))
+        let changed = CompareAndSet::new(&*self.inner.store, id)
+            .apply(|mut lease| {
+                let now = self.inner.clock.now();
+                Ok(
+                    if lease.status != Status::Deleted && change(&mut lease, now) {
+                        Step::Update(lease)
+                    } else {
+                        Step::Leave(())
+                    },
+                )
+            })
+            .await?;
+        Ok(match changed {
+            Outcome::Written(stored) => Some(stored),
+            Outcome::Left(()) | Outcome::Gone => None,
+        })
     }
-}
-
-fn conflict(id: &LeaseId) -> LeaseError {
-    LeaseError::Store(StoreError::Conflict {
-        id: id.clone(),
-        expected: 0,
-    })
 }
 
 fn validate_owner(owner: &str) -> Result<(), ValidationError> {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use chrono::Duration;
 use tracing::{info, warn};
 
@@ -31,6 +32,36 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         lock(&self.manager.inner.in_flight).remove(&self.id);
         lock(&self.manager.inner.progress).remove(&self.id);
+    }
+}
+
+/// What the reconciler needs from provisioning: which leases this process
+/// is provisioning, restarting a stuck one, and failing a timed-out one.
+#[async_trait]
+pub(crate) trait Provisioning: Send + Sync {
+    /// Whether a task of this process is provisioning `id`.
+    fn is_provisioning(&self, id: &LeaseId) -> bool;
+
+    /// Starts provisioning `id` again; `false` if it is already in flight here.
+    fn retry_provisioning(&self, id: LeaseId) -> bool;
+
+    /// Marks a pending lease `error` with `message` and removes anything its
+    /// provisioning may have left behind.
+    async fn fail_provisioning(&self, id: &LeaseId, message: String) -> Result<(), LeaseError>;
+}
+
+#[async_trait]
+impl Provisioning for LeaseManager {
+    fn is_provisioning(&self, id: &LeaseId) -> bool {
+        lock(&self.inner.in_flight).contains(id)
+    }
+
+    fn retry_provisioning(&self, id: LeaseId) -> bool {
+        self.spawn_provisioning(id)
+    }
+
+    async fn fail_provisioning(&self, id: &LeaseId, message: String) -> Result<(), LeaseError> {
+        LeaseManager::fail_provisioning(self, id, message).await
     }
 }
 
@@ -60,10 +91,9 @@ impl LeaseManager {
         let Some(lease) = self.begin_attempt(id).await? else {
             return Ok(());
         };
-        let timeout =
-            Duration::from_std(self.inner.config.provision_timeout).unwrap_or(Duration::MAX);
+        let timeout = Duration::from_std(self.config().provision_timeout).unwrap_or(Duration::MAX);
         let deadline = lease.created_at + timeout;
-        let clock = self.inner.clock.clone();
+        let clock = self.clock().clone();
         let outcome = tokio::select! {
             outcome = self.create_container(&lease) => outcome,
             () = clock.sleep_until(deadline) => {
@@ -93,7 +123,7 @@ impl LeaseManager {
 
     /// Ensures the image, then creates and starts the container.
     async fn create_container(&self, lease: &Lease) -> Result<String, RuntimeError> {
-        let offering = self.inner.catalog.get(&lease.offering).ok_or_else(|| {
+        let offering = self.catalog().get(&lease.offering).ok_or_else(|| {
             RuntimeError::Invalid(format!(
                 "offering `{}` is no longer in the catalog",
                 lease.offering
@@ -104,12 +134,11 @@ impl LeaseManager {
         let report = move |progress: PullProgress| {
             lock(&manager.inner.progress).insert(id.clone(), progress);
         };
-        self.inner
-            .runtime
+        self.runtime()
             .ensure_image(&offering.image, &report)
             .await?;
-        let spec = container_spec(&self.inner.config.namespace, lease, offering);
-        self.inner.runtime.create_and_start(&spec).await
+        let spec = container_spec(&self.config().namespace, lease, offering);
+        self.runtime().create_and_start(&spec).await
     }
 
     /// Moves the lease to `running`, or removes the container if the lease
@@ -139,9 +168,8 @@ impl LeaseManager {
                     return Ok(());
                 }
                 info!(lease_id = %id, container_id = %container_id, "lease ended during provisioning; removing its container");
-                self.inner
-                    .runtime
-                    .remove(&self.inner.config.namespace, &container_id)
+                self.runtime()
+                    .remove(&self.config().namespace, &container_id)
                     .await?;
                 Ok(())
             }
@@ -174,12 +202,7 @@ impl LeaseManager {
         warn!(lease_id = %id, error = %message, "provisioning failed");
         self.emit(EventKind::Error, &lease);
         let name = container_name(id);
-        if let Err(error) = self
-            .inner
-            .runtime
-            .remove(&self.inner.config.namespace, &name)
-            .await
-        {
+        if let Err(error) = self.runtime().remove(&self.config().namespace, &name).await {
             warn!(lease_id = %id, error = %error.chain(), "could not remove a failed lease's container; the reaper will");
         }
         Ok(())

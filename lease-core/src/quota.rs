@@ -4,13 +4,15 @@
 //! and then writes, so two requests racing at the very limit may both pass;
 //! the quota is a guard against sprawl, not a billing ledger.
 
+use std::ops::ControlFlow;
+
 use chrono::{DateTime, Utc};
 
 use crate::error::LeaseError;
 use crate::lease::Lease;
 use crate::manager::LeaseManager;
 use crate::money::Money;
-use crate::store::{HistoryQuery, ListQuery};
+use crate::store::{HistoryQuery, LeaseStoreExt, ListQuery};
 
 impl LeaseManager {
     /// Refuses when `owner` would exceed a quota by adding a lease
@@ -21,7 +23,7 @@ impl LeaseManager {
         extra: Money,
         new_lease: bool,
     ) -> Result<(), LeaseError> {
-        let config = &self.inner.config;
+        let config = self.config();
         if config.max_leases_per_owner.is_none() && config.max_daily_spend.is_none() {
             return Ok(());
         }
@@ -55,7 +57,7 @@ impl LeaseManager {
     /// Estimated spend of `owner`'s leases created today (UTC): live leases
     /// at their estimate, ended ones at what they cost.
     pub async fn spend_today(&self, owner: &str, active: &[Lease]) -> Result<Money, LeaseError> {
-        let now = self.inner.clock.now();
+        let now = self.clock().now();
         let day_start = start_of_day(now);
         let mut spent: Money = active
             .iter()
@@ -68,27 +70,24 @@ impl LeaseManager {
                 }
             })
             .sum();
-        let mut query = HistoryQuery {
+        let query = HistoryQuery {
             owner: Some(owner.to_owned()),
             ..HistoryQuery::default()
         };
-        loop {
-            let page = self.inner.store.history(&query).await?;
-            let mut reached_yesterday = false;
-            for lease in &page.items {
+        // History is newest ended first: stop at the first lease that ended
+        // before today.
+        self.store()
+            .walk_history(&query, |lease| {
                 if lease.ended_at.is_some_and(|ended| ended < day_start) {
-                    reached_yesterday = true;
-                    break;
+                    return ControlFlow::Break(());
                 }
                 if lease.created_at >= day_start {
                     spent += lease.final_cost.unwrap_or_default();
                 }
-            }
-            match page.next_cursor {
-                Some(cursor) if !reached_yesterday => query.cursor = Some(cursor),
-                _ => return Ok(spent),
-            }
-        }
+                ControlFlow::Continue(())
+            })
+            .await?;
+        Ok(spent)
     }
 }
 

@@ -9,18 +9,24 @@
 //! exponential backoff, then once every sweep — and never dropped
 //! (invariant 6).
 
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use crate::error::{LeaseError, RuntimeError, StoreError};
-use crate::event::EventKind;
+use crate::cas::{CompareAndSet, Outcome, Step, is_conflict};
+use crate::clock::Clock;
+use crate::config::ManagerConfig;
+use crate::error::{LeaseError, RuntimeError};
+use crate::event::{EventKind, EventSink};
 use crate::lease::{EndReason, Lease, Status};
-use crate::manager::{CAS_ATTEMPTS, LeaseManager};
-use crate::runtime::container_name;
+use crate::runtime::{ContainerRuntime, container_name};
+use crate::store::LeaseStore;
 
 /// Shortest pause between sweeps, so a store whose clock runs behind ours
 /// cannot make the reaper spin.
@@ -43,16 +49,77 @@ pub struct ReapReport {
 
 /// How reaping one lease went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
+enum Reaped {
     Finished,
     Failed,
     Skipped,
 }
 
-impl LeaseManager {
-    /// Runs the reaper until `shutdown` is cancelled.
-    pub async fn run_reaper(&self, shutdown: CancellationToken) {
-        info!(namespace = %self.inner.config.namespace, "reaper started");
+/// The reaper's settings, taken from [`ManagerConfig`].
+#[derive(Clone, Debug)]
+struct Settings {
+    namespace: String,
+    sweep_interval: StdDuration,
+    claim_ttl: StdDuration,
+    reap_batch: usize,
+    max_concurrent_removals: usize,
+    quick_retries: u32,
+    quick_retry_base: StdDuration,
+}
+
+/// Claims due leases, removes their containers and finishes them.
+#[derive(Debug)]
+pub(crate) struct Reaper {
+    store: Arc<dyn LeaseStore>,
+    runtime: Arc<dyn ContainerRuntime>,
+    clock: Arc<dyn Clock>,
+    events: EventSink,
+    settings: Settings,
+    /// Wakes the loop early (a lease was created, extended or deleted).
+    wake: Arc<Notify>,
+}
+
+impl Reaper {
+    /// A reaper over `store` and `runtime` with `config`'s reaping settings.
+    pub(crate) fn new(
+        store: Arc<dyn LeaseStore>,
+        runtime: Arc<dyn ContainerRuntime>,
+        clock: Arc<dyn Clock>,
+        events: EventSink,
+        config: &ManagerConfig,
+    ) -> Self {
+        Reaper {
+            store,
+            runtime,
+            clock,
+            events,
+            settings: Settings {
+                namespace: config.namespace.clone(),
+                sweep_interval: config.sweep_interval,
+                claim_ttl: config.claim_ttl,
+                reap_batch: config.reap_batch,
+                max_concurrent_removals: config.max_concurrent_removals,
+                quick_retries: config.quick_retries,
+                quick_retry_base: config.quick_retry_base,
+            },
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the loop now: the earliest due time may have moved.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The handle that wakes the loop, for parts that change due times.
+    pub(crate) fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Runs the reaper until `stop` completes.
+    pub(crate) async fn run(&self, stop: impl Future<Output = ()>) {
+        let mut stop = pin!(stop);
+        info!(namespace = %self.settings.namespace, "reaper started");
         loop {
             let pause = match self.reap_once().await {
                 Ok(report) => {
@@ -72,12 +139,10 @@ impl LeaseManager {
                 }
             };
             let wake_at = self.next_wake(pause).await;
-            let clock = self.inner.clock.clone();
             tokio::select! {
-                () = clock.sleep_until(wake_at) => {}
-                () = self.inner.wake_reaper.notified() => {}
-                () = shutdown.cancelled() => break,
-                () = self.inner.shutdown.cancelled() => break,
+                () = self.clock.sleep_until(wake_at) => {}
+                () = self.wake.notified() => {}
+                () = &mut stop => break,
             }
         }
         info!("reaper stopped");
@@ -87,12 +152,12 @@ impl LeaseManager {
     /// next sweep, whichever is sooner, but not before `MIN_PAUSE` (or
     /// `pause`, after a failure).
     async fn next_wake(&self, pause: Option<StdDuration>) -> DateTime<Utc> {
-        let now = self.inner.clock.now();
+        let now = self.clock.now();
         let min_pause = to_chrono(pause.unwrap_or(MIN_PAUSE));
-        let sweep = now + to_chrono(self.inner.config.sweep_interval);
+        let sweep = now + to_chrono(self.settings.sweep_interval);
         let next_due = match pause {
             Some(_) => None,
-            None => self.inner.store.next_due().await.ok().flatten(),
+            None => self.store.next_due().await.ok().flatten(),
         };
         next_due
             .map_or(sweep, |due| due.min(sweep))
@@ -101,28 +166,27 @@ impl LeaseManager {
 
     /// Claims every due lease (in batches) and reaps them, removing their
     /// containers concurrently up to the configured bound.
-    pub async fn reap_once(&self) -> Result<ReapReport, LeaseError> {
-        let config = &self.inner.config;
+    pub(crate) async fn reap_once(&self) -> Result<ReapReport, LeaseError> {
+        let settings = &self.settings;
         let mut report = ReapReport::default();
         loop {
-            let now = self.inner.clock.now();
+            let now = self.clock.now();
             let claimed = self
-                .inner
                 .store
-                .claim_expired(now, config.reap_batch, config.claim_ttl)
+                .claim_expired(now, settings.reap_batch, settings.claim_ttl)
                 .await?;
-            let batch_full = claimed.len() >= config.reap_batch;
+            let batch_full = claimed.len() >= settings.reap_batch;
             report.claimed += claimed.len();
-            let outcomes: Vec<Outcome> = futures::stream::iter(claimed)
+            let outcomes: Vec<Reaped> = futures::stream::iter(claimed)
                 .map(|lease| self.reap_lease(lease))
-                .buffer_unordered(config.max_concurrent_removals)
+                .buffer_unordered(settings.max_concurrent_removals)
                 .collect()
                 .await;
             for outcome in outcomes {
                 match outcome {
-                    Outcome::Finished => report.finished += 1,
-                    Outcome::Failed => report.failed += 1,
-                    Outcome::Skipped => report.skipped += 1,
+                    Reaped::Finished => report.finished += 1,
+                    Reaped::Failed => report.failed += 1,
+                    Reaped::Skipped => report.skipped += 1,
                 }
             }
             if !batch_full {
@@ -133,88 +197,103 @@ impl LeaseManager {
 
     /// Reaps one claimed lease; store failures leave the claim to lapse so
     /// another pass (or replica) picks it up.
-    async fn reap_lease(&self, lease: Lease) -> Outcome {
+    async fn reap_lease(&self, lease: Lease) -> Reaped {
         let id = lease.id.clone();
         match self.try_reap(lease).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 warn!(lease_id = %id, error = %crate::error::error_chain(&error), "reaping failed; the claim will lapse and be retried");
-                Outcome::Failed
+                Reaped::Failed
             }
         }
     }
 
-    async fn try_reap(&self, lease: Lease) -> Result<Outcome, LeaseError> {
+    async fn try_reap(&self, lease: Lease) -> Result<Reaped, LeaseError> {
         let Some(lease) = self.begin_deleting(lease).await? else {
-            return Ok(Outcome::Skipped);
+            return Ok(Reaped::Skipped);
         };
-        let handed_at = self.inner.clock.now();
+        let handed_at = self.clock.now();
         let lateness_ms = (handed_at - lease.due_at()).num_milliseconds().max(0);
         match self.remove_container(&lease).await {
             Ok(()) => {
                 let finished = self.finish_lease(lease).await?;
                 if let Some(finished) = finished {
                     info!(lease_id = %finished.id, owner = %finished.owner, lateness_ms, final_cost = %finished.final_cost.unwrap_or_default(), "lease finished");
-                    self.emit_with_lateness(EventKind::Deleted, &finished, Some(lateness_ms));
+                    self.events.emit_with_lateness(
+                        EventKind::Deleted,
+                        &finished,
+                        Some(lateness_ms),
+                    );
                 }
-                Ok(Outcome::Finished)
+                Ok(Reaped::Finished)
             }
             Err((attempts, error)) => {
                 self.record_removal_failure(lease, attempts, &error).await?;
-                Ok(Outcome::Failed)
+                Ok(Reaped::Failed)
             }
         }
     }
 
     /// Moves a claimed lease to `deleting` (billing ends at expiry), or
     /// releases it if it is no longer due. `None`: nothing to reap.
-    async fn begin_deleting(&self, mut lease: Lease) -> Result<Option<Lease>, LeaseError> {
+    async fn begin_deleting(&self, lease: Lease) -> Result<Option<Lease>, LeaseError> {
         // The store decided the lease was due (by its own clock, which may
         // differ from ours): trust it, unless the lease has since been
         // extended past the time it was claimed at.
         let claimed_due = lease.due_at();
-        for _ in 0..CAS_ATTEMPTS {
-            if lease.status == Status::Deleted {
-                return Ok(None);
+        let id = lease.id.clone();
+        let begun = CompareAndSet::new(&*self.store, &id)
+            .starting_from(lease)
+            .apply(|mut lease| {
+                if lease.status == Status::Deleted {
+                    return Ok(Step::Leave(Begin::Nothing));
+                }
+                if lease.due_at() > claimed_due && !lease.is_due(self.clock.now()) {
+                    return Ok(Step::Leave(Begin::Release(lease.due_at())));
+                }
+                if lease.status == Status::Deleting {
+                    return Ok(Step::Leave(Begin::AlreadyDeleting(lease)));
+                }
+                // Expired: billing ends exactly at expiry, whatever our clock says.
+                lease.end_billing(lease.expires_at, EndReason::Expired);
+                lease.transition(Status::Deleting)?;
+                Ok(Step::Update(lease))
+            })
+            .await;
+        match begun {
+            Ok(Outcome::Written(lease) | Outcome::Left(Begin::AlreadyDeleting(lease))) => {
+                Ok(Some(lease))
             }
-            if lease.due_at() > claimed_due && !lease.is_due(self.inner.clock.now()) {
-                self.inner.store.release(&lease.id, lease.due_at()).await?;
-                return Ok(None);
+            Ok(Outcome::Left(Begin::Release(retry_at))) => {
+                self.store.release(&id, retry_at).await?;
+                Ok(None)
             }
-            if lease.status == Status::Deleting {
-                return Ok(Some(lease));
-            }
-            // Expired: billing ends exactly at expiry, whatever our clock says.
-            lease.end_billing(lease.expires_at, EndReason::Expired);
-            lease.transition(Status::Deleting)?;
-            match self.inner.store.update(&lease).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(StoreError::Conflict { .. }) => lease = self.inner.store.get(&lease.id).await?,
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(other) => return Err(other.into()),
-            }
+            Ok(Outcome::Left(Begin::Nothing) | Outcome::Gone) => Ok(None),
+            // Contended past every attempt: the claim lapses and a later
+            // pass looks again.
+            Err(error) if is_conflict(&error) => Ok(None),
+            Err(error) => Err(error),
         }
-        Ok(None)
     }
 
     /// Removes a lease's container: one attempt, plus quick retries with
     /// exponential backoff the first time round. On failure, the attempts
     /// made and the last error.
     async fn remove_container(&self, lease: &Lease) -> Result<(), (u32, RuntimeError)> {
-        let config = &self.inner.config;
+        let settings = &self.settings;
         let target = lease
             .container_id
             .clone()
             .unwrap_or_else(|| container_name(&lease.id));
         let retries = if lease.removal_failures == 0 {
-            config.quick_retries
+            settings.quick_retries
         } else {
             0
         };
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.inner.runtime.remove(&config.namespace, &target).await {
+            match self.runtime.remove(&settings.namespace, &target).await {
                 Ok(()) => return Ok(()),
                 Err(RuntimeError::NotManaged {
                     container,
@@ -226,10 +305,10 @@ impl LeaseManager {
                 Err(error) if attempts > retries => return Err((attempts, error)),
                 Err(error) => {
                     debug!(lease_id = %lease.id, attempt = attempts, error = %error.chain(), "removal failed; retrying");
-                    let backoff = config
+                    let backoff = settings
                         .quick_retry_base
                         .saturating_mul(2u32.saturating_pow(attempts - 1));
-                    tokio::time::sleep(backoff.min(config.sweep_interval)).await;
+                    tokio::time::sleep(backoff.min(settings.sweep_interval)).await;
                 }
             }
         }
@@ -253,40 +332,64 @@ impl LeaseManager {
         if lease.end_reason != Some(EndReason::Error) {
             lease.error = Some(message);
         }
-        let stored = match self.inner.store.update(&lease).await {
-            Ok(stored) => stored,
-            // Someone changed it meanwhile: keep theirs; the retry still happens.
-            Err(StoreError::Conflict { .. }) => lease,
-            Err(other) => return Err(other.into()),
+        let id = lease.id.clone();
+        // One attempt: if someone changed it meanwhile, keep theirs; the
+        // retry still happens.
+        let recorded = CompareAndSet::new(&*self.store, &id)
+            .starting_from(lease.clone())
+            .attempts(1)
+            .apply(|lease| Ok(Step::<()>::Update(lease)))
+            .await;
+        let stored = match recorded {
+            Ok(Outcome::Written(stored)) => stored,
+            Ok(Outcome::Left(()) | Outcome::Gone) => {
+                return Err(LeaseError::NotFound(id));
+            }
+            Err(error) if is_conflict(&error) => lease,
+            Err(error) => return Err(error),
         };
-        self.emit(EventKind::ReapFailed, &stored);
-        let retry_at = self.inner.clock.now() + to_chrono(self.inner.config.sweep_interval);
-        self.inner.store.release(&stored.id, retry_at).await?;
+        self.events.emit(EventKind::ReapFailed, &stored);
+        let retry_at = self.clock.now() + to_chrono(self.settings.sweep_interval);
+        self.store.release(&stored.id, retry_at).await?;
         Ok(())
     }
 
     /// Fixes the final cost and moves the lease into history.
-    async fn finish_lease(&self, mut lease: Lease) -> Result<Option<Lease>, LeaseError> {
-        for _ in 0..CAS_ATTEMPTS {
-            if lease.status == Status::Deleted {
-                return Ok(None);
-            }
-            let now = self.inner.clock.now();
-            lease.end_billing(now, EndReason::Expired);
-            if lease.removal_failures > 0 && lease.end_reason != Some(EndReason::Error) {
-                lease.error = None;
-            }
-            lease.final_cost = Some(lease.accrued_cost(now));
-            lease.transition(Status::Deleted)?;
-            match self.inner.store.finish(&lease).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(StoreError::Conflict { .. }) => lease = self.inner.store.get(&lease.id).await?,
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(other) => return Err(other.into()),
-            }
+    async fn finish_lease(&self, lease: Lease) -> Result<Option<Lease>, LeaseError> {
+        let id = lease.id.clone();
+        let finished = CompareAndSet::new(&*self.store, &id)
+            .starting_from(lease)
+            .apply(|mut lease| {
+                if lease.status == Status::Deleted {
+                    return Ok(Step::Leave(()));
+                }
+                let now = self.clock.now();
+                lease.end_billing(now, EndReason::Expired);
+                if lease.removal_failures > 0 && lease.end_reason != Some(EndReason::Error) {
+                    lease.error = None;
+                }
+                lease.final_cost = Some(lease.accrued_cost(now));
+                lease.transition(Status::Deleted)?;
+                Ok(Step::Finish(lease))
+            })
+            .await;
+        match finished {
+            Ok(Outcome::Written(lease)) => Ok(Some(lease)),
+            Ok(Outcome::Left(()) | Outcome::Gone) => Ok(None),
+            Err(error) if is_conflict(&error) => Ok(None),
+            Err(error) => Err(error),
         }
-        Ok(None)
     }
+}
+
+/// What [`Reaper::begin_deleting`] found when it left the lease alone.
+enum Begin {
+    /// Finished already: nothing to reap.
+    Nothing,
+    /// Extended since the claim: hand it back, claimable at this time.
+    Release(DateTime<Utc>),
+    /// Already `deleting` (deleted early, or a removal being retried).
+    AlreadyDeleting(Lease),
 }
 
 /// A std duration as a chrono one (saturating).

@@ -1,6 +1,6 @@
 //! What a reconciliation pass would change, worked out read-only.
 //!
-//! [`LeaseManager::reconcile_plan`] reads the active leases, then this
+//! [`LeaseManager::reconcile_plan`](crate::LeaseManager::reconcile_plan) reads the active leases, then this
 //! namespace's labelled containers (in that order, so a lease that became
 //! running after the read cannot be mistaken for one whose container
 //! vanished), and decides per container and per lease. The reconciler
@@ -15,11 +15,11 @@ use crate::config::OrphanPolicy;
 use crate::error::{LeaseError, StoreError};
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
-use crate::manager::{LeaseManager, lock};
-use crate::pricing;
+use crate::provision::Provisioning;
 use crate::reaper::to_chrono;
+use crate::reconciler::Reconciler;
 use crate::runtime::{ContainerInfo, labels};
-use crate::store::ListQuery;
+use crate::store::{LeaseStoreExt, ListQuery};
 
 /// A change a reconciliation pass makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -81,16 +81,16 @@ impl ReconcilePlan {
     }
 }
 
-impl LeaseManager {
+impl Reconciler {
     /// What a reconciliation pass would change now, without changing
-    /// anything. [`LeaseManager::reconcile_once`] applies such a plan.
-    pub async fn reconcile_plan(&self) -> Result<ReconcilePlan, LeaseError> {
-        let leases = self.list_all(&ListQuery::default()).await?;
-        let containers = self
-            .inner
-            .runtime
-            .list_managed(&self.inner.config.namespace)
-            .await?;
+    /// anything; `provisioning` says which pending leases this process is
+    /// provisioning.
+    pub(crate) async fn plan(
+        &self,
+        provisioning: &dyn Provisioning,
+    ) -> Result<ReconcilePlan, LeaseError> {
+        let leases = self.store.list_all(&ListQuery::default()).await?;
+        let containers = self.runtime.list_managed(&self.settings.namespace).await?;
         let mut plan = ReconcilePlan::default();
 
         let mut by_lease: HashMap<LeaseId, &ContainerInfo> = HashMap::new();
@@ -117,9 +117,10 @@ impl LeaseManager {
         for (id, container) in unknown {
             self.plan_container(id, container, &mut plan).await?;
         }
-        let now = self.inner.clock.now();
+        let now = self.clock.now();
         for lease in &leases {
-            self.plan_lease(lease, by_lease.get(&lease.id).copied(), now, &mut plan);
+            let container = by_lease.get(&lease.id).copied();
+            self.plan_lease(lease, container, now, provisioning, &mut plan);
         }
         Ok(plan)
     }
@@ -132,13 +133,13 @@ impl LeaseManager {
         plan: &mut ReconcilePlan,
     ) -> Result<(), LeaseError> {
         let remove = ReconcileAction::RemoveContainer;
-        match self.inner.store.get(id).await {
+        match self.store.get(id).await {
             // Created after the snapshot, or still being reaped: not an orphan.
             Ok(lease) if lease.status != Status::Deleted => {}
             Ok(_) => plan.add(remove, Some(id), Some(container), "its lease has ended"),
             Err(StoreError::NotFound(_)) => {
-                let now = self.inner.clock.now();
-                if self.inner.config.orphan_policy == OrphanPolicy::Adopt
+                let now = self.clock.now();
+                if self.settings.orphan_policy == OrphanPolicy::Adopt
                     && self.adopted_lease(id, container, now).is_some()
                 {
                     plan.add(
@@ -167,6 +168,7 @@ impl LeaseManager {
         lease: &Lease,
         container: Option<&ContainerInfo>,
         now: DateTime<Utc>,
+        provisioning: &dyn Provisioning,
         plan: &mut ReconcilePlan,
     ) {
         let id = Some(&lease.id);
@@ -177,12 +179,12 @@ impl LeaseManager {
                 plan.add(ReconcileAction::MarkExited, id, container, message);
             }
             Status::Pending => {
-                let config = &self.inner.config;
+                let config = &self.settings;
                 let age = now - lease.created_at;
                 if age >= to_chrono(config.provision_timeout) {
                     let message = format!("provisioning timed out after {} s", age.num_seconds());
                     plan.add(ReconcileAction::TimeOut, id, container, message);
-                } else if lock(&self.inner.in_flight).contains(&lease.id) {
+                } else if provisioning.is_provisioning(&lease.id) {
                     // This process is provisioning it.
                 } else if age >= to_chrono(config.stuck_pending_after) {
                     let reason = format!(
@@ -212,30 +214,24 @@ impl LeaseManager {
         let offering = container
             .labels
             .get(labels::IMAGE_TYPE)
-            .and_then(|key| self.inner.catalog.get(key))?;
+            .and_then(|key| self.catalog.get(key))?;
         let created_at = container.label_time(labels::CREATED_AT)?;
         let expires_at = container.label_time(labels::EXPIRES_AT)?;
         if expires_at <= created_at {
             return None;
         }
-        let minutes = u32::try_from((expires_at - created_at).num_minutes()).unwrap_or(u32::MAX);
         let mut lease = Lease {
-            id: id.clone(),
-            owner: owner.clone(),
-            offering: offering.key.clone(),
             container_id: Some(container.id.clone()),
             status: Status::Running,
-            created_at,
-            expires_at,
-            ended_at: None,
-            end_reason: None,
-            hourly_rate: offering.hourly_rate,
-            estimated_cost: pricing::estimate(offering.hourly_rate, minutes),
-            final_cost: None,
-            error: None,
             provision_attempts: 1,
-            removal_failures: 0,
-            revision: 0,
+            ..Lease::new(
+                id.clone(),
+                owner.clone(),
+                offering.key.clone(),
+                offering.hourly_rate,
+                created_at,
+                expires_at,
+            )
         };
         if !container.running {
             lease.status = Status::Exited;

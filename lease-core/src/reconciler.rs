@@ -18,18 +18,28 @@
 //! change to a lease is a compare-and-set, so one that moved on meanwhile is
 //! left alone.
 
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::cas::{CompareAndSet, Outcome, Step};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::{ManagerConfig, OrphanPolicy};
 use crate::error::{LeaseError, StoreError};
-use crate::event::EventKind;
+use crate::event::{EventKind, EventSink};
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Status};
-use crate::manager::LeaseManager;
+use crate::provision::Provisioning;
 use crate::reaper::to_chrono;
 use crate::reconcile_plan::{PlannedChange, ReconcileAction};
-use crate::runtime::ContainerInfo;
+use crate::runtime::{ContainerInfo, ContainerRuntime};
+use crate::store::LeaseStore;
 
 /// What one reconciliation pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,16 +56,72 @@ pub struct ReconcileReport {
     pub timed_out: usize,
 }
 
-impl LeaseManager {
+/// The reconciler's settings, taken from [`ManagerConfig`].
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) namespace: String,
+    pub(crate) orphan_policy: OrphanPolicy,
+    pub(crate) provision_timeout: StdDuration,
+    pub(crate) stuck_pending_after: StdDuration,
+    reconcile_interval: StdDuration,
+}
+
+/// Makes the store and the runtime agree; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Reconciler {
+    pub(crate) store: Arc<dyn LeaseStore>,
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// For rebuilding leases from labels.
+    pub(crate) catalog: Arc<Catalog>,
+    events: EventSink,
+    pub(crate) settings: Settings,
+    /// Wakes the reaper when an adopted lease may be due.
+    wake_reaper: Arc<Notify>,
+}
+
+impl Reconciler {
+    /// A reconciler over `store` and `runtime` with `config`'s settings.
+    pub(crate) fn new(
+        store: Arc<dyn LeaseStore>,
+        runtime: Arc<dyn ContainerRuntime>,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<Catalog>,
+        events: EventSink,
+        config: &ManagerConfig,
+        wake_reaper: Arc<Notify>,
+    ) -> Self {
+        Reconciler {
+            store,
+            runtime,
+            clock,
+            catalog,
+            events,
+            settings: Settings {
+                namespace: config.namespace.clone(),
+                orphan_policy: config.orphan_policy,
+                provision_timeout: config.provision_timeout,
+                stuck_pending_after: config.stuck_pending_after,
+                reconcile_interval: config.reconcile_interval,
+            },
+            wake_reaper,
+        }
+    }
+
     /// Runs the reconciler now and then every `reconcile_interval` until
-    /// `shutdown` is cancelled — sooner when a pending lease that no task of
+    /// `stop` completes — sooner when a pending lease that no task of
     /// this process provisions (one left by a crashed process) becomes due
     /// for a retry (`stuck_pending_after`), so a crash delays it by that,
     /// not by a whole interval.
-    pub async fn run_reconciler(&self, shutdown: CancellationToken) {
+    pub(crate) async fn run(
+        &self,
+        provisioning: &dyn Provisioning,
+        stop: impl Future<Output = ()>,
+    ) {
+        let mut stop = pin!(stop);
         loop {
             let mut retry_due = None;
-            match self.reconcile_pass().await {
+            match self.pass(provisioning).await {
                 Ok((report, due)) => {
                     retry_due = due;
                     if report != ReconcileReport::default() {
@@ -66,30 +132,26 @@ impl LeaseManager {
                     warn!(error = %crate::error::error_chain(&error), "reconciliation failed; will retry")
                 }
             }
-            let interval = self.inner.clock.now() + to_chrono(self.inner.config.reconcile_interval);
+            let interval = self.clock.now() + to_chrono(self.settings.reconcile_interval);
             let next = retry_due.map_or(interval, |due| due.min(interval));
-            let clock = self.inner.clock.clone();
             tokio::select! {
-                () = clock.sleep_until(next) => {}
-                () = shutdown.cancelled() => break,
-                () = self.inner.shutdown.cancelled() => break,
+                () = self.clock.sleep_until(next) => {}
+                () = &mut stop => break,
             }
         }
-    }
-
-    /// One reconciliation pass.
-    pub async fn reconcile_once(&self) -> Result<ReconcileReport, LeaseError> {
-        Ok(self.reconcile_pass().await?.0)
     }
 
     /// One pass: works out the plan, then applies it. Also returns when
     /// the earliest pending lease not provisioned here becomes due for a
     /// retry.
-    async fn reconcile_pass(&self) -> Result<(ReconcileReport, Option<DateTime<Utc>>), LeaseError> {
-        let plan = self.reconcile_plan().await?;
+    pub(crate) async fn pass(
+        &self,
+        provisioning: &dyn Provisioning,
+    ) -> Result<(ReconcileReport, Option<DateTime<Utc>>), LeaseError> {
+        let plan = self.plan(provisioning).await?;
         let mut report = ReconcileReport::default();
         for change in &plan.changes {
-            self.apply(change, &mut report).await?;
+            self.apply(change, provisioning, &mut report).await?;
         }
         Ok((report, plan.retry_due))
     }
@@ -99,6 +161,7 @@ impl LeaseManager {
     async fn apply(
         &self,
         change: &PlannedChange,
+        provisioning: &dyn Provisioning,
         report: &mut ReconcileReport,
     ) -> Result<(), LeaseError> {
         let container = change.container.as_ref();
@@ -124,11 +187,13 @@ impl LeaseManager {
                 }
             }
             (ReconcileAction::TimeOut, Some(id)) => {
-                self.fail_provisioning(id, change.reason.clone()).await?;
+                provisioning
+                    .fail_provisioning(id, change.reason.clone())
+                    .await?;
                 report.timed_out += 1;
             }
             (ReconcileAction::RetryProvisioning, Some(id)) => {
-                if self.spawn_provisioning(id.clone()) {
+                if provisioning.retry_provisioning(id.clone()) {
                     info!(lease_id = %id, reason = %change.reason, "retrying stuck provisioning");
                     report.retried += 1;
                 }
@@ -145,9 +210,8 @@ impl LeaseManager {
         report: &mut ReconcileReport,
     ) {
         match self
-            .inner
             .runtime
-            .remove(&self.inner.config.namespace, &container.id)
+            .remove(&self.settings.namespace, &container.id)
             .await
         {
             Ok(()) => {
@@ -163,14 +227,14 @@ impl LeaseManager {
     /// Stores the lease an unknown container's labels describe. `false`
     /// when the labels are incomplete or the offering is gone.
     async fn adopt(&self, id: &LeaseId, container: &ContainerInfo) -> Result<bool, LeaseError> {
-        let Some(lease) = self.adopted_lease(id, container, self.inner.clock.now()) else {
+        let Some(lease) = self.adopted_lease(id, container, self.clock.now()) else {
             return Ok(false);
         };
-        match self.inner.store.insert(&lease).await {
+        match self.store.insert(&lease).await {
             Ok(stored) => {
                 info!(lease_id = %id, owner = %stored.owner, expires_at = %stored.expires_at, "lease adopted from container labels");
-                self.emit(EventKind::Running, &stored);
-                self.inner.wake_reaper.notify_one();
+                self.events.emit(EventKind::Running, &stored);
+                self.wake_reaper.notify_one();
                 Ok(true)
             }
             // Someone else adopted or created it meanwhile.
@@ -180,24 +244,24 @@ impl LeaseManager {
     }
 
     async fn mark_exited(&self, id: &LeaseId, message: String) -> Result<bool, LeaseError> {
-        let exited = self
-            .modify(id, |lease, now| {
+        let exited = CompareAndSet::new(&*self.store, id)
+            .apply(|mut lease| {
                 if lease.status != Status::Running {
-                    return false;
+                    return Ok(Step::Leave(()));
                 }
                 lease.status = Status::Exited;
-                lease.end_billing(now, EndReason::Exited);
+                lease.end_billing(self.clock.now(), EndReason::Exited);
                 lease.error = Some(message.clone());
-                true
+                Ok(Step::Update(lease))
             })
             .await?;
         match exited {
-            Some(lease) => {
+            Outcome::Written(lease) => {
                 warn!(lease_id = %id, error = %message, "lease's container is gone");
-                self.emit(EventKind::Exited, &lease);
+                self.events.emit(EventKind::Exited, &lease);
                 Ok(true)
             }
-            None => Ok(false),
+            Outcome::Left(()) | Outcome::Gone => Ok(false),
         }
     }
 }

@@ -6,8 +6,28 @@
 //! anything about a lease's meaning: the engine checks transitions, the store
 //! guarantees atomicity (compare-and-set on the revision, one claimer per
 //! due lease).
+//!
+//! # The contract, beyond each method's docs
+//!
+//! - **Order of pages.** [`LeaseStore::list`] returns active leases oldest
+//!   `created_at` first, leases created at the same instant by id
+//!   ascending. [`LeaseStore::history`] returns finished leases in the exact
+//!   reverse of (`ended_at`, id): newest `ended_at` first, leases that ended
+//!   at the same instant by id *descending*. Ids compare as text
+//!   ([`LeaseId`]'s `Ord`). A cursor names the position of the last item
+//!   returned, so it stays valid when that lease leaves the set meanwhile.
+//! - **Retention.** A store has a history retention R (default
+//!   [`DEFAULT_HISTORY_RETENTION`]). A finished lease whose `ended_at` is
+//!   earlier than the store's now − R is gone: neither `history` nor `get`
+//!   returns it (`get` fails with [`StoreError::NotFound`]). One that ended
+//!   within R is kept. The store's now is its own clock: a shared store's
+//!   server time, a local store's system clock (or a [`Clock`](crate::Clock)
+//!   it was given). [`UsageTotals`] count every finished lease forever.
+//! - **Conformance.** `lease_core::testing::conformance` (feature
+//!   `test-utils`) checks all of this; a store is done when it passes.
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +43,8 @@ use crate::money::Money;
 pub const MAX_PAGE: usize = 1000;
 
 /// How long stores keep a finished lease in history unless configured
-/// otherwise: 7 days. Usage totals are kept forever.
+/// otherwise: 7 days after its `ended_at`, by the store's clock. Usage
+/// totals are kept forever.
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Which active leases to list.
@@ -66,7 +87,8 @@ impl ListQuery {
     }
 }
 
-/// Which finished leases to list (newest first).
+/// Which finished leases to list (newest `ended_at` first, ties by id
+/// descending; see the [module docs](self)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// Only this owner's leases.
@@ -91,8 +113,9 @@ impl HistoryQuery {
 /// One page of results.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
-    /// The items, in the store's order (active: oldest first by
-    /// `created_at`, then id; history: newest ended first).
+    /// The items, in the store's order (active: oldest `created_at` first,
+    /// ties by id ascending; history: newest `ended_at` first, ties by id
+    /// descending).
     pub items: Vec<T>,
     /// Pass this back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
@@ -120,7 +143,8 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// Returns the stored lease; [`StoreError::AlreadyExists`] if the id is taken.
     async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError>;
 
-    /// An active lease, or else a finished one from history.
+    /// An active lease, or else a finished one still in history (within the
+    /// retention); [`StoreError::NotFound`] otherwise.
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError>;
 
     /// Compare-and-set: replaces the active lease `lease.id` if its stored
@@ -129,7 +153,8 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// moved, [`StoreError::NotFound`] if the lease is not active.
     async fn update(&self, lease: &Lease) -> Result<Lease, StoreError>;
 
-    /// Active leases, filtered and paged.
+    /// Active leases, filtered and paged: oldest `created_at` first, ties by
+    /// id ascending.
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError>;
 
     /// Atomically claims up to `limit` active leases that are due
@@ -158,9 +183,72 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// adding its `final_cost` to its owner's [`UsageTotals`].
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError>;
 
-    /// Finished leases, newest first.
+    /// Finished leases within the retention, paged: newest `ended_at`
+    /// first, ties by id descending.
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError>;
 
-    /// Totals of an owner's finished leases.
+    /// Totals of an owner's finished leases, all of them (the retention
+    /// does not apply).
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
 }
+
+/// Conveniences over any [`LeaseStore`], built on its required methods
+/// (blanket-implemented, so a store never implements them itself).
+///
+/// ```
+/// # async fn demo(store: std::sync::Arc<dyn lease_core::LeaseStore>) -> Result<(), lease_core::StoreError> {
+/// use lease_core::store::{LeaseStoreExt, ListQuery};
+/// let every_lease_of_ada = store.list_all(&ListQuery::owner("ada")).await?;
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait LeaseStoreExt: LeaseStore {
+    /// Every active lease matching `query`, following the cursors from
+    /// `query.cursor` to the last page, in the store's order.
+    async fn list_all(&self, query: &ListQuery) -> Result<Vec<Lease>, StoreError> {
+        let mut query = query.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&query).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Every finished lease matching `query` still in history, following
+    /// the cursors to the last page, newest ended first.
+    async fn history_all(&self, query: &HistoryQuery) -> Result<Vec<Lease>, StoreError> {
+        let mut all = Vec::new();
+        self.walk_history(query, |lease| {
+            all.push(lease.clone());
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// Walks the finished leases matching `query`, newest ended first,
+    /// page by page, handing each to `visit` until it returns
+    /// [`ControlFlow::Break`] or history ends.
+    async fn walk_history<F>(&self, query: &HistoryQuery, mut visit: F) -> Result<(), StoreError>
+    where
+        F: FnMut(&Lease) -> ControlFlow<()> + Send,
+    {
+        let mut query = query.clone();
+        loop {
+            let page = self.history(&query).await?;
+            if page.items.iter().any(|lease| visit(lease).is_break()) {
+                return Ok(());
+            }
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+impl<S: LeaseStore + ?Sized> LeaseStoreExt for S {}

@@ -697,23 +697,21 @@ async fn a_huge_provisioning_timeout_is_refused_up_front() {
 /// A lease booked for 30 minutes that expired 5 minutes before `now`.
 fn expired_lease(now: DateTime<Utc>, status: Status, container_id: Option<&str>) -> Lease {
     let expires_at = now - TimeDelta::minutes(5);
+    let booked = Lease::new(
+        LeaseId::generate(),
+        "bob",
+        OFFERING,
+        Money::from_nanos(RATE_NANOS),
+        expires_at - TimeDelta::minutes(30),
+        expires_at,
+    );
+    assert_eq!(booked.estimated_cost, Money::from_nanos(RATE_NANOS / 2));
     Lease {
-        id: LeaseId::generate(),
-        owner: "bob".into(),
-        offering: OFFERING.into(),
         container_id: container_id.map(str::to_owned),
         status,
-        created_at: expires_at - TimeDelta::minutes(30),
-        expires_at,
-        ended_at: None,
-        end_reason: None,
-        hourly_rate: Money::from_nanos(RATE_NANOS),
-        estimated_cost: Money::from_nanos(RATE_NANOS / 2),
-        final_cost: None,
-        error: None,
         provision_attempts: 1,
-        removal_failures: 0,
         revision: 3,
+        ..booked
     }
 }
 
@@ -1235,5 +1233,54 @@ async fn extending_to_exactly_the_max_lifetime_updates_once() {
         .expect("extension to the max is allowed");
     assert_eq!(extended.expires_at, new_expiry);
     assert_eq!(extended.revision, 4);
+    finish(manager).await;
+}
+
+/// A lease that every compare-and-set loses on: after the attempts run out
+/// the error is a conflict naming the revision the engine last read (the
+/// lease moved on by one revision per read), and the engine wrote no more
+/// than it read.
+#[tokio::test]
+async fn endless_contention_reports_the_revision_last_read() {
+    let clock = Arc::new(ManualClock::default());
+    let mut lease = expired_lease(clock.now(), Status::Running, Some("cid-contended"));
+    lease.expires_at = clock.now() + TimeDelta::minutes(10);
+    let id = lease.id.clone();
+    let reads = Arc::new(Mutex::new(0u64));
+    let mut store = MockStore::new();
+    let runtime = MockRuntime::new();
+    let counted = reads.clone();
+    store.expect_get().returning(move |_| {
+        let mut reads = lock(&counted);
+        *reads += 1;
+        Ok(Lease {
+            revision: 10 + *reads,
+            ..lease.clone()
+        })
+    });
+    store.expect_update().returning(|l| {
+        Err(StoreError::Conflict {
+            id: l.id.clone(),
+            expected: l.revision,
+        })
+    });
+
+    let manager = manager(store, runtime, &clock);
+    let error = manager.delete(&id).await.expect_err("contended delete");
+    let read = *lock(&reads);
+    assert!(
+        read >= 2,
+        "the engine must retry on a conflict: {read} reads"
+    );
+    match error {
+        LeaseError::Store(StoreError::Conflict {
+            id: conflicted,
+            expected,
+        }) => {
+            assert_eq!(conflicted, id);
+            assert_eq!(expected, 10 + read, "the revision of the last read");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
     finish(manager).await;
 }

@@ -266,23 +266,21 @@ fn status() -> impl Strategy<Value = Status> {
 
 fn lease(status: Status) -> Lease {
     let created_at: DateTime<Utc> = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+    let booked = Lease::new(
+        LeaseId::generate(),
+        "prop",
+        "alpine",
+        Money::from_nanos(10_000_000),
+        created_at,
+        created_at + TimeDelta::minutes(30),
+    );
+    assert_eq!(booked.estimated_cost, Money::from_nanos(5_000_000));
     Lease {
-        id: LeaseId::generate(),
-        owner: "prop".into(),
-        offering: "alpine".into(),
         container_id: Some("cid".into()),
         status,
-        created_at,
-        expires_at: created_at + TimeDelta::minutes(30),
-        ended_at: None,
-        end_reason: None,
-        hourly_rate: Money::from_nanos(10_000_000),
-        estimated_cost: Money::from_nanos(5_000_000),
-        final_cost: None,
-        error: None,
         provision_attempts: 1,
-        removal_failures: 0,
         revision: 7,
+        ..booked
     }
 }
 

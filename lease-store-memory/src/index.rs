@@ -18,11 +18,12 @@ use crate::cursor;
 
 /// An index key ordered by time, then id.
 type TimeKey = (i64, LeaseId);
-/// An index key ordered by time, newest first, then id.
-type NewestKey = (Reverse<i64>, LeaseId);
+/// An index key in the exact reverse of (time, id): newest first, and
+/// among equal times the greatest id first.
+type NewestKey = Reverse<TimeKey>;
 
 /// `at` in nanoseconds since the epoch, saturating: the time part of index keys.
-fn nanos(at: DateTime<Utc>) -> i64 {
+pub(crate) fn nanos(at: DateTime<Utc>) -> i64 {
     at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
         i64::MIN
     } else {
@@ -64,9 +65,9 @@ pub(crate) struct Leases {
     created_by_owner: HashMap<String, BTreeSet<TimeKey>>,
     /// Finished leases by id.
     finished: HashMap<LeaseId, Box<Lease>>,
-    /// Finished leases, newest end first.
+    /// Finished leases, newest end first (ties: greatest id first).
     ended: BTreeSet<NewestKey>,
-    /// Each owner's finished leases, newest end first.
+    /// Each owner's finished leases, in the same order.
     ended_by_owner: HashMap<String, BTreeSet<NewestKey>>,
     /// Each owner's totals of finished leases.
     usage: HashMap<String, UsageTotals>,
@@ -82,7 +83,7 @@ fn created_key(lease: &Lease) -> TimeKey {
 }
 
 fn ended_key(lease: &Lease) -> NewestKey {
-    (Reverse(nanos(ended_at(lease))), lease.id.clone())
+    Reverse((nanos(ended_at(lease)), lease.id.clone()))
 }
 
 /// Adds `key` to `owner`'s set in `map`.
@@ -305,9 +306,9 @@ impl Leases {
         })
     }
 
-    /// Moves `lease` to history, then drops history entries that ended more
-    /// than `retention` (nanoseconds) before the newest one.
-    pub(crate) fn finish(&mut self, lease: &Lease, retention: i64) -> Result<Lease, StoreError> {
+    /// Moves `lease` to history, then drops history entries that ended
+    /// before `cutoff` (nanoseconds since the epoch).
+    pub(crate) fn finish(&mut self, lease: &Lease, cutoff: i64) -> Result<Lease, StoreError> {
         self.check(lease)?;
         let Some(entry) = self.active.remove(&lease.id) else {
             return Err(StoreError::NotFound(lease.id.clone()));
@@ -331,26 +332,22 @@ impl Leases {
         totals.ended_cost += stored.final_cost.unwrap_or_default();
         self.finished
             .insert(stored.id.clone(), Box::new(stored.clone()));
-        self.prune_history(retention);
+        self.prune_history(cutoff);
         Ok(stored)
     }
 
-    /// Drops finished leases that ended more than `retention` nanoseconds
-    /// before the newest one (their usage totals stay). Each call removes
-    /// only what expired, oldest first: O(k log n) for k dropped.
-    fn prune_history(&mut self, retention: i64) {
-        let Some((Reverse(newest), _)) = self.ended.first() else {
-            return;
-        };
-        let cutoff = newest.saturating_sub(retention);
-        while let Some((Reverse(ended), _)) = self.ended.last() {
+    /// Drops finished leases that ended before `cutoff` (nanoseconds since
+    /// the epoch; their usage totals stay). Each call removes only what
+    /// expired, oldest first: O(1) when nothing did, O(k log n) for k dropped.
+    pub(crate) fn prune_history(&mut self, cutoff: i64) {
+        while let Some(Reverse((ended, _))) = self.ended.last() {
             if *ended >= cutoff {
                 break;
             }
             let Some(key) = self.ended.pop_last() else {
                 break;
             };
-            if let Some(lease) = self.finished.remove(&key.1) {
+            if let Some(lease) = self.finished.remove(&key.0.1) {
                 remove_owned(&mut self.ended_by_owner, &lease.owner, &key);
             }
         }
@@ -362,7 +359,7 @@ impl Leases {
             .as_deref()
             .map(cursor::decode)
             .transpose()?
-            .map(|(at, id)| (Reverse(nanos(at)), id));
+            .map(|(at, id)| Reverse((nanos(at), id)));
         let index = match &query.owner {
             Some(owner) => match self.ended_by_owner.get(owner) {
                 Some(index) => index,
@@ -376,7 +373,7 @@ impl Leases {
             None => &self.ended,
         };
         let items = after(index, cursor.as_ref())
-            .filter_map(|(_, id)| self.finished.get(id))
+            .filter_map(|Reverse((_, id))| self.finished.get(id))
             .map(|lease| &**lease);
         Ok(page(items, query.effective_limit(), |lease| {
             cursor::encode(ended_at(lease), &lease.id)

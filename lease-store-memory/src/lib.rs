@@ -17,24 +17,10 @@
 //! let store: Arc<dyn LeaseStore> = Arc::new(MemoryStore::new());
 //!
 //! let now = Utc::now();
-//! let lease = Lease {
-//!     id: LeaseId::generate(),
-//!     owner: "ada".into(),
-//!     offering: "alpine".into(),
-//!     container_id: None,
-//!     status: Status::Pending,
-//!     created_at: now - chrono::Duration::minutes(2),
-//!     expires_at: now, // its time is up
-//!     ended_at: None,
-//!     end_reason: None,
-//!     hourly_rate: "0.01".parse().expect("a decimal amount"),
-//!     estimated_cost: Money::from_nanos(333_333),
-//!     final_cost: None,
-//!     error: None,
-//!     provision_attempts: 0,
-//!     removal_failures: 0,
-//!     revision: 0,
-//! };
+//! // Two minutes of alpine at $0.01 an hour, and its time is up.
+//! let rate = "0.01".parse().expect("a decimal amount");
+//! let lease = Lease::new(LeaseId::generate(), "ada", "alpine", rate, now - chrono::Duration::minutes(2), now);
+//! assert_eq!(lease.estimated_cost, Money::from_nanos(333_333));
 //! let stored = store.insert(&lease).await?;
 //! assert_eq!(stored.revision, 1);
 //! assert_eq!(store.list(&ListQuery::owner("ada")).await?.items, [stored.clone()]);

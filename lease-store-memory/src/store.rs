@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the [`LeaseStore`] port in process memory.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use lease_core::store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
 };
-use lease_core::{Lease, LeaseId, StoreError};
+use lease_core::{Clock, Lease, LeaseId, StoreError, SystemClock};
 
-use crate::index::Leases;
+use crate::index::{Leases, nanos};
 
 /// A [`LeaseStore`] in process memory, for one process.
 ///
@@ -24,14 +24,18 @@ use crate::index::Leases;
 ///
 /// `claim_expired` uses the caller's `now`, so it works with a manual clock.
 ///
-/// History is bounded by time: a finished lease stays for the retention
-/// ([`DEFAULT_HISTORY_RETENTION`], 7 days, unless
-/// [`MemoryStore::with_history_retention`] says otherwise), counted back
-/// from the newest end in history; usage totals are kept forever.
+/// History is bounded by time: a finished lease whose `ended_at` is more
+/// than the retention ([`DEFAULT_HISTORY_RETENTION`], 7 days, unless
+/// [`MemoryStore::with_history_retention`] says otherwise) before the
+/// store's now is gone from `history` and `get`; usage totals are kept
+/// forever. The store's now is the system clock, or the clock given to
+/// [`MemoryStore::with_clock`].
 pub struct MemoryStore {
     leases: Mutex<Leases>,
     /// History retention in nanoseconds (saturating).
     retention: i64,
+    /// The store's now, for the history retention.
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for MemoryStore {
@@ -46,13 +50,21 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// An empty store keeping a finished lease in history for `retention`
-    /// after the newest end in history.
+    /// An empty store keeping a finished lease in history until
+    /// `retention` after its end.
     pub fn with_history_retention(retention: Duration) -> Self {
         MemoryStore {
             leases: Mutex::default(),
             retention: i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same store, counting the history retention back from `clock`'s
+    /// now instead of the system clock's (a manual clock in tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How many leases are active (not finished).
@@ -62,13 +74,26 @@ impl MemoryStore {
 
     /// How many finished leases history holds.
     pub fn finished_len(&self) -> usize {
-        self.lock().finished_len()
+        self.pruned().finished_len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Leases> {
         // No operation panics half-way through a change, so the state is
         // consistent even if a panic elsewhere poisoned the lock.
         self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The oldest end history keeps now, in nanoseconds since the epoch.
+    fn history_cutoff(&self) -> i64 {
+        nanos(self.clock.now()).saturating_sub(self.retention)
+    }
+
+    /// The state, locked, with history past the retention dropped.
+    fn pruned(&self) -> MutexGuard<'_, Leases> {
+        let cutoff = self.history_cutoff();
+        let mut leases = self.lock();
+        leases.prune_history(cutoff);
+        leases
     }
 }
 
@@ -101,7 +126,7 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
-        self.lock().get(id)
+        self.pruned().get(id)
     }
 
     async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
@@ -132,11 +157,12 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.lock().finish(lease, self.retention)
+        let cutoff = self.history_cutoff();
+        self.lock().finish(lease, cutoff)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
-        self.lock().history(query)
+        self.pruned().history(query)
     }
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
@@ -192,15 +218,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn history_keeps_only_the_retention_and_usage_keeps_all() {
+    async fn history_keeps_only_the_retention_by_its_clock_and_usage_keeps_all() {
         use lease_core::testing::conformance::{finished, sample_lease};
-        use lease_core::{HistoryQuery, Money};
-        let store = MemoryStore::with_history_retention(Duration::from_secs(3600));
+        use lease_core::{HistoryQuery, ManualClock, Money};
         let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(start + chrono::Duration::minutes(90)));
+        let store = MemoryStore::with_history_retention(Duration::from_secs(3600))
+            .with_clock(clock.clone());
         let mut ids = Vec::new();
-        // Ends at 0 h, 0.5 h, 1 h and 1.5 h: the newest end is 1.5 h, so the
-        // one at 0 h (1.5 h before it) goes and the one at 0.5 h (exactly
-        // the retention before it) stays.
+        // Ends at 0 h, 0.5 h, 1 h and 1.5 h, and now is 1.5 h: the one at
+        // 0 h (1.5 h before now) goes and the one at 0.5 h (exactly the
+        // retention before now) stays.
         for (minutes, owner) in [(0, "ada"), (30, "bob"), (60, "ada"), (90, "ada")] {
             let lease = store
                 .insert(&sample_lease(owner, chrono::Duration::hours(1)))
@@ -233,6 +261,17 @@ mod tests {
         let usage = store.usage("ada").await.unwrap();
         assert_eq!(usage.ended_count, 3, "totals count pruned leases too");
         assert_eq!(usage.ended_cost, Money::from_nanos(15));
+
+        // Time passes with nothing finished: the store's now alone ages
+        // history out.
+        clock.advance(chrono::Duration::minutes(1));
+        assert!(matches!(
+            store.get(&ids[1]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.get(&ids[3]).await.unwrap().id, ids[3]);
+        assert_eq!(store.finished_len(), 2);
+        assert_eq!(store.usage("bob").await.unwrap().ended_count, 1);
     }
 
     #[test]

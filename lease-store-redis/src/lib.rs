@@ -15,24 +15,9 @@
 //! let store: Arc<dyn LeaseStore> = Arc::new(RedisStore::connect(config).await?);
 //!
 //! let now = Utc::now();
-//! let lease = Lease {
-//!     id: LeaseId::generate(),
-//!     owner: "alice".into(),
-//!     offering: "alpine".into(),
-//!     container_id: None,
-//!     status: Status::Pending,
-//!     created_at: now,
-//!     expires_at: now + Duration::minutes(5),
-//!     ended_at: None,
-//!     end_reason: None,
-//!     hourly_rate: "0.01".parse()?,
-//!     estimated_cost: Money::from_nanos(833_333),
-//!     final_cost: None,
-//!     error: None,
-//!     provision_attempts: 0,
-//!     removal_failures: 0,
-//!     revision: 0,
-//! };
+//! let rate = "0.01".parse()?;
+//! let lease = Lease::new(LeaseId::generate(), "alice", "alpine", rate, now, now + Duration::minutes(5));
+//! assert_eq!(lease.estimated_cost, Money::from_nanos(833_333));
 //! let stored = store.insert(&lease).await?;
 //! assert_eq!(stored.revision, 1);
 //!

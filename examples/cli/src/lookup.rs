@@ -75,17 +75,9 @@ pub async fn find(
 
 /// Every ended lease of `owner` still in history, newest first.
 pub async fn history(manager: &LeaseManager, owner: &str) -> Result<Vec<Lease>, CliError> {
-    let mut query = HistoryQuery {
+    let query = HistoryQuery {
         owner: Some(owner.to_owned()),
         ..HistoryQuery::default()
     };
-    let mut all = Vec::new();
-    loop {
-        let page = manager.history(&query).await?;
-        all.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(all),
-        }
-    }
+    Ok(manager.history_all(&query).await?)
 }

@@ -36,8 +36,7 @@ use crate::error::StoreError;
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
 use crate::money::Money;
-use crate::pricing;
-use crate::store::{HistoryQuery, LeaseStore, ListQuery, Page};
+use crate::store::{DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page};
 
 /// A long claim: it never lapses during a test.
 const LONG_CLAIM: StdDuration = StdDuration::from_secs(3600);
@@ -66,25 +65,14 @@ pub fn sample_lease(owner: &str, expires_in: Duration) -> Lease {
         expires_at - Duration::minutes(2)
     };
     let hourly_rate = Money::from_nanos(10_000_000);
-    let minutes = u32::try_from((expires_at - created_at).num_minutes()).unwrap_or(0);
-    Lease {
-        id: LeaseId::generate(),
-        owner: owner.to_owned(),
-        offering: "alpine".to_owned(),
-        container_id: None,
-        status: Status::Pending,
+    Lease::new(
+        LeaseId::generate(),
+        owner,
+        "alpine",
+        hourly_rate,
         created_at,
         expires_at,
-        ended_at: None,
-        end_reason: None,
-        hourly_rate,
-        estimated_cost: pricing::estimate(hourly_rate, minutes),
-        final_cost: None,
-        error: None,
-        provision_attempts: 0,
-        removal_failures: 0,
-        revision: 0,
-    }
+    )
 }
 
 /// `lease` made ready for [`LeaseStore::finish`]: `deleted`, billing ended at
@@ -1157,6 +1145,105 @@ pub async fn history_is_newest_first_and_paged<S: LeaseStore + ?Sized>(store: Ar
     assert!(none.items.is_empty() && none.next_cursor.is_none());
 }
 
+/// Finished leases that ended at the same instant come in id order,
+/// descending (history is the exact reverse of (`ended_at`, id)), also
+/// across page boundaries.
+pub async fn history_ties_are_ordered_by_id_descending<S: LeaseStore + ?Sized>(store: Arc<S>) {
+    let owner = unique_owner("history-ties");
+    let base = now_ms() - Duration::hours(1);
+    let mut mine = Vec::new();
+    // Three instants, three leases each, finished in a scrambled order.
+    for n in (0..9i64).map(|n| (n * 4) % 9) {
+        let lease = insert(&*store, &sample_lease(&owner, Duration::hours(1))).await;
+        let ended_at = base + Duration::seconds(n / 3);
+        mine.push(finish(&*store, &finished(&lease, ended_at, Money::from_nanos(n))).await);
+    }
+    mine.sort_by(|a, b| (b.ended_at, &b.id).cmp(&(a.ended_at, &a.id)));
+
+    let query = HistoryQuery {
+        owner: Some(owner.clone()),
+        limit: 2,
+        ..HistoryQuery::default()
+    };
+    let pages = history_all(&*store, query).await;
+    let sizes: Vec<_> = pages.iter().map(|page| page.items.len()).collect();
+    assert_eq!(sizes, [2, 2, 2, 2, 1], "9 finished leases in pages of 2");
+    assert_eq!(
+        flat_ids(&pages),
+        ids_of(&mine),
+        "newest ended first, equal ends by id descending"
+    );
+}
+
+/// History keeps a finished lease for the retention after its `ended_at`,
+/// counted back from the store's own now (the store under test uses
+/// [`DEFAULT_HISTORY_RETENTION`]): one that ended earlier is gone from
+/// `history` and `get`, however recent the rest of history is; usage totals
+/// still count it.
+pub async fn history_keeps_the_retention_by_the_store_clock<S: LeaseStore + ?Sized>(store: Arc<S>) {
+    let owner = unique_owner("retention");
+    let retention = Duration::from_std(DEFAULT_HISTORY_RETENTION).expect("7 days fit");
+    let now = now_ms();
+    let ended = |ended_at: DateTime<Utc>| {
+        let mut lease = sample_lease(&owner, Duration::hours(1));
+        lease.created_at = ended_at - Duration::minutes(30);
+        lease.expires_at = ended_at;
+        lease
+    };
+
+    // Alone in history, and older than the retention: gone at once.
+    let a = insert(&*store, &ended(now - retention - Duration::hours(1))).await;
+    let a_end = a.expires_at;
+    finish(&*store, &finished(&a, a_end, Money::from_nanos(1))).await;
+    assert_not_found(
+        store.get(&a.id).await,
+        &a.id,
+        "get of a lease that ended before the retention",
+    );
+    let query = HistoryQuery {
+        owner: Some(owner.clone()),
+        ..HistoryQuery::default()
+    };
+    assert!(
+        flat_ids(&history_all(&*store, query.clone()).await).is_empty(),
+        "history must not list a lease that ended before the retention"
+    );
+
+    let b = insert(&*store, &ended(now - retention + Duration::hours(1))).await;
+    let b_end = b.expires_at;
+    let b = finish(&*store, &finished(&b, b_end, Money::from_nanos(20))).await;
+    let c = insert(&*store, &ended(now)).await;
+    let c = finish(&*store, &finished(&c, now, Money::from_nanos(300))).await;
+
+    let items: Vec<Lease> = history_all(&*store, query)
+        .await
+        .into_iter()
+        .flat_map(|page| page.items)
+        .collect();
+    assert_eq!(
+        items,
+        [c, b.clone()],
+        "history keeps exactly what ended within the retention, newest first"
+    );
+    assert_not_found(store.get(&a.id).await, &a.id, "get of the expired lease");
+    assert_eq!(
+        get(&*store, &b.id).await,
+        b,
+        "a lease within the retention is kept"
+    );
+    let all = history_all(&*store, HistoryQuery::default()).await;
+    assert!(
+        !flat_ids(&all).contains(&a.id),
+        "history without an owner must not list it either"
+    );
+    let usage = store.usage(&owner).await.expect("usage failed");
+    assert_eq!(
+        (usage.ended_count, usage.ended_cost),
+        (3, Money::from_nanos(321)),
+        "usage counts every finished lease, whatever the retention"
+    );
+}
+
 /// `usage` sums final costs exactly, per owner.
 pub async fn usage_sums_final_costs_exactly<S: LeaseStore + ?Sized>(store: Arc<S>) {
     let owner = unique_owner("usage");
@@ -1360,17 +1447,20 @@ pub async fn run_case(name: &str, case: impl Future<Output = ()>) {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($store:ty, $factory:expr $(,)?) => {
-        $crate::__store_conformance_module!(direct, $store, $factory);
-        $crate::__store_conformance_module!(dynamic, $store, $factory);
+        $crate::__store_conformance_cases!(@module direct, $store, $factory;);
+        $crate::__store_conformance_cases!(@module dynamic, $store, $factory;);
     };
 }
 
-/// Implementation detail of [`store_conformance_tests!`]: the list of cases.
+/// Implementation detail of [`store_conformance_tests!`]: the one list of
+/// cases. It hands the list to [`__store_conformance_module!`] after the
+/// tokens it was given; a unit test of this file checks the list names
+/// every `pub async fn` case above, so a new case cannot be left out.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __store_conformance_module {
-    ($mode:ident, $store:ty, $factory:expr) => {
-        $crate::__store_conformance_module!(@cases $mode, $store, $factory;
+macro_rules! __store_conformance_cases {
+    ($($prefix:tt)*) => {
+        $crate::__store_conformance_module! { $($prefix)*
             ping_succeeds,
             insert_then_get,
             insert_duplicate_is_already_exists,
@@ -1391,13 +1481,25 @@ macro_rules! __store_conformance_module {
             finish_moves_lease_to_history,
             finish_with_stale_revision_conflicts,
             history_is_newest_first_and_paged,
+            history_ties_are_ordered_by_id_descending,
+            history_keeps_the_retention_by_the_store_clock,
             usage_sums_final_costs_exactly,
             concurrent_claimers_claim_each_lease_once,
             update_keeps_claim,
             update_past_claim_uses_new_due_time,
-        );
+        }
     };
-    (@cases $mode:ident, $store:ty, $factory:expr; $($case:ident),* $(,)?) => {
+}
+
+/// Implementation detail of [`store_conformance_tests!`]: what is made of
+/// the list of cases (a test module, or the names).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_module {
+    (@names; $($case:ident),* $(,)?) => {
+        [$(::core::stringify!($case)),*]
+    };
+    (@module $mode:ident, $store:ty, $factory:expr; $($case:ident),* $(,)?) => {
         mod $mode {
             #[allow(unused_imports)]
             use super::*;
@@ -1426,4 +1528,47 @@ macro_rules! __store_conformance_module {
         )
         .await
     }};
+}
+
+/// Asserts that the `pub async fn` items of a suite's `source` whose
+/// signature, whitespace aside, continues with `signature` (`"<S:
+/// LeaseStore"`) are exactly the cases `listed`, each listed once: a case
+/// cannot be defined and left out of its macro's list.
+#[cfg(test)]
+pub(crate) fn assert_every_case_listed_once(source: &str, signature: &str, listed: &[&str]) {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    let signature = squeeze(signature);
+    let defined: BTreeSet<&str> = source
+        .split("\npub async fn ")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+            let head = rest[end..].split('{').next().unwrap_or_default();
+            squeeze(head).starts_with(&signature).then(|| &rest[..end])
+        })
+        .collect();
+    let listed_set: BTreeSet<&str> = listed.iter().copied().collect();
+    assert_eq!(listed_set.len(), listed.len(), "a case is listed twice");
+    assert!(
+        defined.len() > 10,
+        "the file's cases were not found: {defined:?}"
+    );
+    assert_eq!(
+        defined, listed_set,
+        "the cases defined and the cases listed differ"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every case defined in this file is in the macro's list, once, and
+    /// the list names nothing else.
+    #[test]
+    fn the_macro_runs_every_case() {
+        super::assert_every_case_listed_once(
+            include_str!("conformance.rs"),
+            "<S: LeaseStore",
+            &crate::__store_conformance_cases!(@names;),
+        );
+    }
 }

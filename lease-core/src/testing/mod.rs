@@ -2,8 +2,11 @@
 //!
 //! - [`conformance`]: the suite every [`crate::LeaseStore`] must pass, and the
 //!   [`crate::store_conformance_tests`] macro that runs it.
+//! - [`engine_scenarios`]: the whole engine over a store under test, and the
+//!   [`crate::engine_scenario_tests`] macro that runs them.
 //! - [`fake_runtime`]: an in-memory [`crate::ContainerRuntime`] with injectable
 //!   latency and failures, for engine scenarios.
 
 pub mod conformance;
+pub mod engine_scenarios;
 pub mod fake_runtime;

@@ -201,13 +201,7 @@ async fn all_owners(manager: &LeaseManager) -> Result<Vec<String>, CliError> {
         .into_iter()
         .map(|lease| lease.owner)
         .collect();
-    let mut query = HistoryQuery::default();
-    loop {
-        let page = manager.history(&query).await?;
-        owners.extend(page.items.into_iter().map(|lease| lease.owner));
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(owners.into_iter().collect()),
-        }
-    }
+    let history = manager.history_all(&HistoryQuery::default()).await?;
+    owners.extend(history.into_iter().map(|lease| lease.owner));
+    Ok(owners.into_iter().collect())
 }
