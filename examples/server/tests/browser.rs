@@ -182,6 +182,8 @@ impl Server {
             catalog_path.display().to_string(),
             "--sweep-interval".to_owned(),
             "5s".to_owned(),
+            "--store".to_owned(),
+            "memory".to_owned(),
         ];
         args.extend(extra.iter().cloned());
         let log = dir.0.join("server.log");

@@ -56,6 +56,11 @@ impl Server {
             ])
             .args(extra)
             .env("RUST_LOG", "info")
+            // The default store is a file in the state directory: never the user's.
+            .env(
+                "XDG_STATE_HOME",
+                std::env::temp_dir().join("lease-server-tests-state"),
+            )
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -351,8 +356,25 @@ async fn lease_life_with_the_memory_store() {
         return;
     }
     let namespace = random_namespace();
-    let mut server = Server::start(&namespace, &[]);
+    let mut server = Server::start(&namespace, &["--store", "memory"]);
     lease_life(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_life_with_sqlite() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("state/leases.db").display());
+    let namespace = random_namespace();
+    let mut server = Server::start(&namespace, &["--store", &url]);
+    lease_life(&mut server).await;
+    assert!(
+        server.log_text().contains("leases in"),
+        "the file is named at start-up:\n{}",
+        server.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
