@@ -98,6 +98,15 @@ pub(crate) fn check_revision(
     }
 }
 
+/// What [`update`] reads of the stored lease before writing.
+struct Stored {
+    seq: i64,
+    revision: i64,
+    owner: String,
+    created_at: i64,
+    due_at: i64,
+}
+
 pub(crate) fn update(connection: &mut Connection, lease: &Lease) -> Result<Lease, StoreError> {
     const OPERATION: &str = "update a lease";
     let stored = Lease {
@@ -105,30 +114,55 @@ pub(crate) fn update(connection: &mut Connection, lease: &Lease) -> Result<Lease
         ..lease.clone()
     };
     let transaction = write(connection, OPERATION)?;
-    let mut values = codec::params(&stored, stored.revision).during(OPERATION)?;
-    values.push(Box::new(codec::due_nanos(&stored)));
-    values.push(Box::new(i64::try_from(lease.revision).unwrap_or(i64::MAX)));
-    // The claim stays: the lease is claimable at max(new due time, claim end).
-    let changed = transaction
-        .prepare_cached(
-            "UPDATE active SET owner = ?2, offering = ?3, container_id = ?4, status = ?5, \
-             created_at = ?6, expires_at = ?7, ended_at = ?8, end_reason = ?9, \
-             hourly_rate = ?10, estimated_cost = ?11, final_cost = ?12, error = ?13, \
-             provision_attempts = ?14, removal_failures = ?15, revision = ?16, \
-             due_at = ?17, claimable_at = MAX(?17, COALESCE(claimed_until, ?17)) \
-             WHERE id = ?1 AND revision = ?18",
-        )
-        .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)))
-        .during(OPERATION)?;
-    if changed == 0 {
-        check_revision(&transaction, lease, OPERATION)?;
-        // The revision matched after all: only possible if the lease's
-        // revision does not fit SQLite's integers.
+    let current = transaction
+        .prepare_cached("SELECT seq, revision, owner, created_at, due_at FROM active WHERE id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([lease.id.as_str()], |row| {
+                    Ok(Stored {
+                        seq: row.get(0)?,
+                        revision: row.get(1)?,
+                        owner: row.get(2)?,
+                        created_at: row.get(3)?,
+                        due_at: row.get(4)?,
+                    })
+                })
+                .optional()
+        })
+        .during(OPERATION)?
+        .ok_or_else(|| StoreError::NotFound(lease.id.clone()))?;
+    if u64::try_from(current.revision).ok() != Some(lease.revision) {
         return Err(StoreError::Conflict {
             id: lease.id.clone(),
             expected: lease.revision,
         });
     }
+    let due = codec::due_nanos(&stored);
+    // Indexed columns are written only when they change, so the usual
+    // update (status, container, error) writes the row's page alone.
+    let mut sql = String::from(
+        "UPDATE active SET offering = ?3, container_id = ?4, status = ?5, \
+         expires_at = ?7, ended_at = ?8, end_reason = ?9, hourly_rate = ?10, \
+         estimated_cost = ?11, final_cost = ?12, error = ?13, provision_attempts = ?14, \
+         removal_failures = ?15, revision = ?16",
+    );
+    if current.owner != stored.owner
+        || codec::nanos(stored.created_at).ok() != Some(current.created_at)
+    {
+        sql.push_str(", owner = ?2, created_at = ?6");
+    }
+    if current.due_at != due {
+        // The claim stays: the lease is claimable at max(new due time, claim end).
+        sql.push_str(", due_at = ?17, claimable_at = MAX(?17, COALESCE(claimed_until, ?17))");
+    }
+    sql.push_str(" WHERE seq = ?18");
+    let mut values = codec::params(&stored, stored.revision).during(OPERATION)?;
+    values.push(Box::new(due));
+    values.push(Box::new(current.seq));
+    transaction
+        .prepare_cached(&sql)
+        .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)))
+        .during(OPERATION)?;
     transaction.commit().during(OPERATION)?;
     Ok(stored)
 }
@@ -209,8 +243,8 @@ pub(crate) fn claim(
     let mut claimed = transaction
         .prepare_cached(&format!(
             "UPDATE active SET claimed_until = ?2, claimable_at = MAX(due_at, ?2) \
-             WHERE id IN (SELECT id FROM active WHERE claimable_at <= ?1 \
-                          ORDER BY claimable_at LIMIT ?3) \
+             WHERE seq IN (SELECT seq FROM active WHERE claimable_at <= ?1 \
+                           ORDER BY claimable_at LIMIT ?3) \
              RETURNING {COLUMNS}"
         ))
         .and_then(|mut statement| {

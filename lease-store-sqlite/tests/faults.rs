@@ -166,7 +166,10 @@ async fn a_read_only_file_system_is_a_clear_error_at_open() {
     let fresh = SqliteStore::open(SqliteStoreConfig::new(tmpfs.path().join("new/leases.db")))
         .await
         .expect_err("no directory can be made");
-    assert!(matches!(fresh, OpenError::CreateDirectory { .. }), "{fresh:?}");
+    assert!(
+        matches!(fresh, OpenError::CreateDirectory { .. }),
+        "{fresh:?}"
+    );
 
     tmpfs.remount("rw");
     let store = SqliteStore::open(SqliteStoreConfig::new(&path))

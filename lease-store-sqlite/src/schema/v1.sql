@@ -1,9 +1,12 @@
 -- Schema version 1 of the ContainerLease lease database.
 -- Times: INTEGER nanoseconds since the Unix epoch (UTC). Money: INTEGER nano-dollars.
 
--- Active leases (not finished yet) and their claims.
+-- Active leases (not finished yet) and their claims. Rows are kept in
+-- insertion order (seq), so leases due together, which were mostly created
+-- together, share pages: a claim of 100 due leases writes few pages.
 CREATE TABLE active (
-    id                 TEXT PRIMARY KEY NOT NULL,
+    seq                INTEGER PRIMARY KEY,
+    id                 TEXT NOT NULL UNIQUE,
     owner              TEXT NOT NULL,
     offering           TEXT NOT NULL,
     container_id       TEXT,
@@ -25,7 +28,7 @@ CREATE TABLE active (
     claimed_until      INTEGER,
     -- max(due_at, claimed_until): what claims and next_due look at.
     claimable_at       INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE INDEX active_by_claimable ON active (claimable_at);
 CREATE INDEX active_by_created ON active (created_at, id);
