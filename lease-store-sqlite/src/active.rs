@@ -1,34 +1,24 @@
 //! Active leases: insert, compare-and-set, listing, claims.
 //!
-//! Every function runs on a store thread with its connection; every write
-//! is one `BEGIN IMMEDIATE` transaction, so it takes SQLite's write lock
-//! first and is atomic across the processes sharing the file.
+//! Every function runs on a store thread with its connection. The writes
+//! run inside the writer's `BEGIN IMMEDIATE` transaction (each in its own
+//! savepoint, see [`crate::worker`]), so each is atomic across the
+//! processes sharing the file.
 
 use chrono::{DateTime, Utc};
 use lease_core::store::{ListQuery, Page};
 use lease_core::{Lease, LeaseId, StoreError};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, params};
 
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
 use crate::cursor;
 use crate::error::{During, store_error};
 
-/// Starts a write transaction holding the write lock.
-pub(crate) fn write<'c>(
-    connection: &'c mut Connection,
-    operation: &'static str,
-) -> Result<rusqlite::Transaction<'c>, StoreError> {
-    connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .during(operation)
-}
-
-pub(crate) fn insert(connection: &mut Connection, lease: &Lease) -> Result<Lease, StoreError> {
+pub(crate) fn insert(transaction: &Connection, lease: &Lease) -> Result<Lease, StoreError> {
     let stored = Lease {
         revision: 1,
         ..lease.clone()
     };
-    let transaction = write(connection, "insert a lease")?;
     let in_history = transaction
         .prepare_cached("SELECT 1 FROM finished WHERE id = ?1")
         .and_then(|mut statement| statement.exists([stored.id.as_str()]))
@@ -51,7 +41,6 @@ pub(crate) fn insert(connection: &mut Connection, lease: &Lease) -> Result<Lease
         }
         Err(error) => return Err(store_error("insert a lease", error)),
     }
-    transaction.commit().during("insert a lease")?;
     Ok(stored)
 }
 
@@ -76,7 +65,7 @@ pub(crate) fn get(connection: &Connection, id: &LeaseId, cutoff: i64) -> Result<
 /// Inside a write transaction: the active lease `lease.id` has revision
 /// `lease.revision`, else `NotFound` / `Conflict`.
 pub(crate) fn check_revision(
-    transaction: &rusqlite::Transaction<'_>,
+    transaction: &Connection,
     lease: &Lease,
     operation: &'static str,
 ) -> Result<(), StoreError> {
@@ -107,13 +96,12 @@ struct Stored {
     due_at: i64,
 }
 
-pub(crate) fn update(connection: &mut Connection, lease: &Lease) -> Result<Lease, StoreError> {
+pub(crate) fn update(transaction: &Connection, lease: &Lease) -> Result<Lease, StoreError> {
     const OPERATION: &str = "update a lease";
     let stored = Lease {
         revision: lease.revision.saturating_add(1),
         ..lease.clone()
     };
-    let transaction = write(connection, OPERATION)?;
     let current = transaction
         .prepare_cached("SELECT seq, revision, owner, created_at, due_at FROM active WHERE id = ?1")
         .and_then(|mut statement| {
@@ -163,7 +151,6 @@ pub(crate) fn update(connection: &mut Connection, lease: &Lease) -> Result<Lease
         .prepare_cached(&sql)
         .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)))
         .during(OPERATION)?;
-    transaction.commit().during(OPERATION)?;
     Ok(stored)
 }
 
@@ -230,7 +217,7 @@ pub(crate) fn page(
 }
 
 pub(crate) fn claim(
-    connection: &mut Connection,
+    transaction: &Connection,
     now: i64,
     limit: usize,
     claimed_until: i64,
@@ -239,7 +226,6 @@ pub(crate) fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let transaction = write(connection, OPERATION)?;
     let mut claimed = transaction
         .prepare_cached(&format!(
             "UPDATE active SET claimed_until = ?2, claimable_at = MAX(due_at, ?2) \
@@ -256,25 +242,22 @@ pub(crate) fn claim(
                 .collect::<rusqlite::Result<Vec<Lease>>>()
         })
         .during(OPERATION)?;
-    transaction.commit().during(OPERATION)?;
     claimed.sort_by(|a, b| (a.due_at(), &a.id).cmp(&(b.due_at(), &b.id)));
     Ok(claimed)
 }
 
 pub(crate) fn release(
-    connection: &mut Connection,
+    transaction: &Connection,
     id: &LeaseId,
     retry_at: i64,
 ) -> Result<(), StoreError> {
     const OPERATION: &str = "release a claim";
-    let transaction = write(connection, OPERATION)?;
     let changed = transaction
         .prepare_cached(
             "UPDATE active SET claimed_until = ?2, claimable_at = MAX(due_at, ?2) WHERE id = ?1",
         )
         .and_then(|mut statement| statement.execute(params![id.as_str(), retry_at]))
         .during(OPERATION)?;
-    transaction.commit().during(OPERATION)?;
     if changed == 0 {
         return Err(StoreError::NotFound(id.clone()));
     }

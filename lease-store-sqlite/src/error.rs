@@ -140,6 +140,44 @@ pub(crate) fn store_error(operation: &'static str, error: rusqlite::Error) -> St
     }
 }
 
+/// One SQLite error shared by every write of a batch it failed.
+#[derive(Debug)]
+struct BatchFailed(std::sync::Arc<rusqlite::Error>);
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the write transaction failed")
+    }
+}
+
+impl std::error::Error for BatchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A shared SQLite error during `operation` as the core's [`StoreError`],
+/// classified as [`store_error`] does.
+pub(crate) fn shared_store_error(
+    operation: &'static str,
+    error: std::sync::Arc<rusqlite::Error>,
+) -> StoreError {
+    let unavailable = matches!(
+        &*error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if is_unavailable(failure.code) || failure.code == ErrorCode::OperationAborted
+    );
+    let source = Box::new(BatchFailed(error));
+    if unavailable {
+        StoreError::Unavailable(source)
+    } else {
+        StoreError::Other {
+            operation: operation.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Names the operation of a failed SQLite call.
 pub(crate) trait During<T> {
     /// The error as a [`StoreError`] of `operation`.

@@ -9,16 +9,16 @@ use lease_core::store::{HistoryQuery, Page, UsageTotals};
 use lease_core::{Lease, Money, StoreError};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use crate::active::{check_revision, page, write};
+use crate::active::{check_revision, page};
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
 use crate::cursor;
 use crate::error::During;
 
 /// Moves `lease` from the active table into history, adds its final cost
-/// to its owner's totals and drops history older than `cutoff`: one
-/// transaction.
+/// to its owner's totals and drops history older than `cutoff`: all or
+/// nothing (one savepoint of the writer's transaction).
 pub(crate) fn finish(
-    connection: &mut Connection,
+    transaction: &Connection,
     lease: &Lease,
     cutoff: i64,
 ) -> Result<Lease, StoreError> {
@@ -27,8 +27,7 @@ pub(crate) fn finish(
         revision: lease.revision.saturating_add(1),
         ..lease.clone()
     };
-    let transaction = write(connection, OPERATION)?;
-    check_revision(&transaction, lease, OPERATION)?;
+    check_revision(transaction, lease, OPERATION)?;
     transaction
         .prepare_cached("DELETE FROM active WHERE id = ?1")
         .and_then(|mut statement| statement.execute([stored.id.as_str()]))
@@ -42,7 +41,7 @@ pub(crate) fn finish(
         .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)))
         .during(OPERATION)?;
 
-    let totals = usage(&transaction, &stored.owner)?;
+    let totals = usage(transaction, &stored.owner)?;
     // Summed here with Money's saturating addition: SQLite would turn an
     // overflowing integer sum into an inexact real.
     let cost = totals.ended_cost + stored.final_cost.unwrap_or_default();
@@ -59,7 +58,6 @@ pub(crate) fn finish(
         .prepare_cached("DELETE FROM finished WHERE ended_key < ?1")
         .and_then(|mut statement| statement.execute([cutoff]))
         .during(OPERATION)?;
-    transaction.commit().during(OPERATION)?;
     Ok(stored)
 }
 

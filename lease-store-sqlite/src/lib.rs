@@ -84,6 +84,7 @@ mod schema;
 mod store;
 mod url;
 mod worker;
+mod writer;
 
 pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_READERS, SqliteStoreConfig,

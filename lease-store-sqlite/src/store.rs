@@ -16,6 +16,7 @@ use crate::config::SqliteStoreConfig;
 use crate::error::{During, OpenError};
 use crate::schema::{self, Found};
 use crate::worker::Worker;
+use crate::writer::Writer;
 use crate::{active, history};
 
 /// Prepared statements kept per connection (the list and history queries
@@ -44,7 +45,7 @@ const STATEMENT_CACHE: usize = 64;
 /// system clock (a finished lease that ended more than the retention ago is
 /// gone, for `get` and `history` alike).
 pub struct SqliteStore {
-    writer: Worker,
+    writer: Writer,
     /// `None`: reads run on the writer.
     readers: Option<Worker>,
     path: PathBuf,
@@ -140,7 +141,7 @@ fn open_blocking(config: &SqliteStoreConfig) -> Result<SqliteStore, OpenError> {
             .map_err(|source| setup(path, "make a read connection", source))?;
         readers.push(reader);
     }
-    let writer = Worker::spawn("lease-sqlite-writer", vec![writer]).map_err(OpenError::Thread)?;
+    let writer = Writer::spawn(writer).map_err(OpenError::Thread)?;
     let readers = if readers.is_empty() {
         None
     } else {
@@ -187,9 +188,16 @@ impl SqliteStore {
         saturating_nanos(Utc::now()).saturating_sub(self.retention)
     }
 
-    /// The worker that runs reads.
-    fn reads(&self) -> &Worker {
-        self.readers.as_ref().unwrap_or(&self.writer)
+    /// Runs a read on the read pool, or on the writer without one.
+    async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.readers {
+            Some(readers) => readers.run(move |connection| job(connection)).await,
+            None => self.writer.read(move |connection| job(connection)).await,
+        }
     }
 }
 
@@ -203,7 +211,7 @@ fn claim_end(now: DateTime<Utc>, ttl: Duration) -> i64 {
 impl LeaseStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer
-            .run(|connection| {
+            .read(|connection| {
                 connection
                     .query_row("SELECT count(*) FROM usage LIMIT 1", [], |row| {
                         row.get::<_, i64>(0)
@@ -217,28 +225,26 @@ impl LeaseStore for SqliteStore {
     async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
         let lease = lease.clone();
         self.writer
-            .run(move |connection| active::insert(connection, &lease))
+            .write(move |connection| active::insert(connection, &lease))
             .await
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         let (id, cutoff) = (id.clone(), self.cutoff());
-        self.reads()
-            .run(move |connection| active::get(connection, &id, cutoff))
+        self.read(move |connection| active::get(connection, &id, cutoff))
             .await
     }
 
     async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
         let lease = lease.clone();
         self.writer
-            .run(move |connection| active::update(connection, &lease))
+            .write(move |connection| active::update(connection, &lease))
             .await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
         let query = query.clone();
-        self.reads()
-            .run(move |connection| active::list(connection, &query))
+        self.read(move |connection| active::list(connection, &query))
             .await
     }
 
@@ -250,41 +256,37 @@ impl LeaseStore for SqliteStore {
     ) -> Result<Vec<Lease>, StoreError> {
         let (now, end) = (saturating_nanos(now), claim_end(now, claim_ttl));
         self.writer
-            .run(move |connection| active::claim(connection, now, limit, end))
+            .write(move |connection| active::claim(connection, now, limit, end))
             .await
     }
 
     async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
         let (id, retry_at) = (id.clone(), saturating_nanos(retry_at));
         self.writer
-            .run(move |connection| active::release(connection, &id, retry_at))
+            .write(move |connection| active::release(connection, &id, retry_at))
             .await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.reads()
-            .run(|connection| active::next_due(connection))
-            .await
+        self.read(active::next_due).await
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
         let (lease, cutoff) = (lease.clone(), self.cutoff());
         self.writer
-            .run(move |connection| history::finish(connection, &lease, cutoff))
+            .write(move |connection| history::finish(connection, &lease, cutoff))
             .await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
         let (query, cutoff) = (query.clone(), self.cutoff());
-        self.reads()
-            .run(move |connection| history::history(connection, &query, cutoff))
+        self.read(move |connection| history::history(connection, &query, cutoff))
             .await
     }
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let owner = owner.to_owned();
-        self.reads()
-            .run(move |connection| history::usage(connection, &owner))
+        self.read(move |connection| history::usage(connection, &owner))
             .await
     }
 }

@@ -4,7 +4,8 @@
 //!    hello-world route served by the same process (target: ≥ 0.5 of it);
 //! 2. `POST /api/provision` latency, p50 and p99, with 64 concurrent clients
 //!    while the runtime takes 2 s per container (targets: p99 ≤ 5 ms with
-//!    the memory store, ≤ 10 ms with Redis — run when
+//!    the memory store, ≤ 10 ms with SQLite (`synchronous=FULL`, a file in
+//!    a temporary directory on `TMPDIR`'s disk) and with Redis — run when
 //!    `LEASE_TEST_REDIS_URL` is set).
 //!
 //! `cargo bench -p lease-http --bench http_api`; `BENCH_SECONDS` sets the
@@ -26,6 +27,7 @@ use lease_core::{LeaseManager, LeaseStore, ManagerConfig, ProvisionRequest, Stat
 use lease_http::{ApiConfig, router};
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_store_sqlite::{SqliteStore, SqliteStoreConfig, Synchronous};
 use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -297,6 +299,13 @@ fn main() -> Result<(), Error> {
             "POST /api/provision: {PROVISION_CLIENTS} clients x {PROVISIONS_PER_CLIENT} requests, runtime create latency {CREATE_LATENCY:?}; paced = one request per client every {PACE:?}"
         );
         provision_latency("memory", Arc::new(MemoryStore::new()), Duration::from_millis(5)).await?;
+        {
+            let dir = tempfile::tempdir()?;
+            let config = SqliteStoreConfig::new(dir.path().join("leases.db"))
+                .synchronous(Synchronous::Full);
+            let store = Arc::new(SqliteStore::open(config).await?);
+            provision_latency("SQLite", store, Duration::from_millis(10)).await?;
+        }
         match std::env::var("LEASE_TEST_REDIS_URL") {
             Ok(url) => {
                 let prefix = format!("bench-http-{}", std::process::id());
