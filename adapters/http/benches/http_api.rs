@@ -224,7 +224,7 @@ fn report(
         None => "(throughput-bound; no target)".to_owned(),
     };
     println!(
-        "  {store:<6} {mode:<12} {:>5} req in {:>5.2} s ({:>5.0} req/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  {verdict}",
+        "  {store:<13} {mode:<12} {:>5} req in {:>5.2} s ({:>5.0} req/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  {verdict}",
         latencies.len(),
         elapsed.as_secs_f64(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -305,6 +305,11 @@ fn main() -> Result<(), Error> {
                 .synchronous(Synchronous::Full);
             let store = Arc::new(SqliteStore::open(config).await?);
             provision_latency("SQLite", store, Duration::from_millis(10)).await?;
+            // For comparison (no target): commits not waiting for the disk.
+            let config = SqliteStoreConfig::new(dir.path().join("normal.db"))
+                .synchronous(Synchronous::Normal);
+            let store = Arc::new(SqliteStore::open(config).await?);
+            provision_latency("SQLite NORMAL", store, Duration::from_millis(10)).await?;
         }
         match std::env::var("LEASE_TEST_REDIS_URL") {
             Ok(url) => {
