@@ -175,9 +175,9 @@ fn serve(mut connection: Connection, requests: &Receiver<Request>) {
     loop {
         let first = match waiting.pop_front() {
             Some(request) => request,
-            None => match requests.recv() {
-                Ok(request) => request,
-                Err(_) => return, // the store was dropped
+            None => match crate::worker::next(requests) {
+                Some(request) => request,
+                None => return, // the store was dropped
             },
         };
         match first {
