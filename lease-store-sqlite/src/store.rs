@@ -28,15 +28,17 @@ const STATEMENT_CACHE: usize = 64;
 ///
 /// - **Durability**: WAL journal, `synchronous=FULL` unless
 ///   [`crate::Synchronous::Normal`] is chosen; an acknowledged write has
-///   been committed. Every write is one `BEGIN IMMEDIATE` transaction, so
-///   a crash leaves each write either whole or absent.
+///   been committed. Writes run in `BEGIN IMMEDIATE` transactions, so a
+///   crash leaves each write either whole or absent.
 /// - **Several processes**: SQLite's write lock makes each write (claim,
 ///   compare-and-set, finish) atomic across processes; a writer waits up
 ///   to the busy timeout for another's.
 /// - **Threads**: one writer thread owns the write connection, fed by a
-///   channel; reads run on a small pool of read connections (WAL lets
-///   them run beside the writer), or on the writer with `readers(0)`. No
-///   SQLite call runs on a tokio worker thread.
+///   channel, and commits the writes waiting in its queue together (each
+///   in its own savepoint, each answered after the commit); reads run on a
+///   small pool of read connections (WAL lets them run beside the writer),
+///   or on the writer with `readers(0)`. No SQLite call runs on a tokio
+///   worker thread.
 /// - **Faults**: a full disk, a read-only file or an I/O error fails the
 ///   request with [`StoreError::Unavailable`], rolls the transaction back
 ///   and leaves the store usable once the cause is gone.
