@@ -13,6 +13,9 @@
 # run meanwhile):
 #
 #   cargo bench -p lease-store-memory          (memory_store, memory_per_lease)
+#   cargo bench -p lease-store-sqlite          (sqlite_store: vs bare rusqlite, claims
+#                                               at 100k and 1M, bytes per lease; files
+#                                               on TMPDIR's disk)
 #   cargo bench -p lease-docker                (lifecycle, on the real engine)
 #   cargo bench -p lease-store-redis           (redis_store, on the private Redis)
 #   cargo bench -p lease-http --bench http_api
@@ -36,7 +39,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 logs="${CARGO_TARGET_DIR:-target}/bench-logs/$stamp"
 mkdir -p "$logs"
 reliability="${BENCH_RELIABILITY:-long}"
-only="${BENCH_ONLY:-lease-store-memory lease-docker lease-store-redis lease-http lease-reliability}"
+only="${BENCH_ONLY:-lease-store-memory lease-store-sqlite lease-docker lease-store-redis lease-http lease-reliability}"
 wanted() { [[ " $only " == *" $1 "* ]]; }
 
 step "local Docker test image (scripts/test-images.sh)"
@@ -68,6 +71,7 @@ run() {
 }
 
 if wanted lease-store-memory; then run lease-store-memory cargo bench -p lease-store-memory; fi
+if wanted lease-store-sqlite; then run lease-store-sqlite cargo bench -p lease-store-sqlite; fi
 if wanted lease-docker; then run lease-docker cargo bench -p lease-docker; fi
 if wanted lease-store-redis; then run lease-store-redis cargo bench -p lease-store-redis; fi
 if wanted lease-http; then run lease-http cargo bench -p lease-http --bench http_api; fi

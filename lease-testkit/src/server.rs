@@ -219,6 +219,10 @@ pub struct Server {
     child: Option<Child>,
     address: SocketAddr,
     log: PathBuf,
+    /// Its `XDG_STATE_HOME`: where the default store (a SQLite file) lives,
+    /// so a test never writes into the user's state directory. Kept across
+    /// restarts, removed on drop.
+    state: crate::TempDir,
     starts: u32,
 }
 
@@ -245,6 +249,7 @@ impl Server {
             child: None,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
+            state: crate::TempDir::new("lease-server-state"),
             starts: 0,
         };
         server.spawn_on(crate::free_port());
@@ -291,6 +296,7 @@ impl Server {
             .args(&config.args)
             .env("RUST_LOG", &config.rust_log)
             .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", self.state.path())
             .envs(config.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

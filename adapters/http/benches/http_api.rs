@@ -4,7 +4,8 @@
 //!    hello-world route served by the same process (target: ≥ 0.5 of it);
 //! 2. `POST /api/provision` latency, p50 and p99, with 64 concurrent clients
 //!    while the runtime takes 2 s per container (targets: p99 ≤ 5 ms with
-//!    the memory store, ≤ 10 ms with Redis — run when
+//!    the memory store, ≤ 10 ms with SQLite (`synchronous=FULL`, a file in
+//!    a temporary directory on `TMPDIR`'s disk) and with Redis — run when
 //!    `LEASE_TEST_REDIS_URL` is set).
 //!
 //! `cargo bench -p lease-http --bench http_api`; `BENCH_SECONDS` sets the
@@ -26,6 +27,7 @@ use lease_core::{LeaseManager, LeaseStore, ManagerConfig, ProvisionRequest, Stat
 use lease_http::{ApiConfig, router};
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_store_sqlite::{SqliteStore, SqliteStoreConfig, Synchronous};
 use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -222,7 +224,7 @@ fn report(
         None => "(throughput-bound; no target)".to_owned(),
     };
     println!(
-        "  {store:<6} {mode:<12} {:>5} req in {:>5.2} s ({:>5.0} req/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  {verdict}",
+        "  {store:<13} {mode:<12} {:>5} req in {:>5.2} s ({:>5.0} req/s)  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  {verdict}",
         latencies.len(),
         elapsed.as_secs_f64(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -297,6 +299,18 @@ fn main() -> Result<(), Error> {
             "POST /api/provision: {PROVISION_CLIENTS} clients x {PROVISIONS_PER_CLIENT} requests, runtime create latency {CREATE_LATENCY:?}; paced = one request per client every {PACE:?}"
         );
         provision_latency("memory", Arc::new(MemoryStore::new()), Duration::from_millis(5)).await?;
+        {
+            let dir = tempfile::tempdir()?;
+            let config = SqliteStoreConfig::new(dir.path().join("leases.db"))
+                .synchronous(Synchronous::Full);
+            let store = Arc::new(SqliteStore::open(config).await?);
+            provision_latency("SQLite", store, Duration::from_millis(10)).await?;
+            // For comparison (no target): commits not waiting for the disk.
+            let config = SqliteStoreConfig::new(dir.path().join("normal.db"))
+                .synchronous(Synchronous::Normal);
+            let store = Arc::new(SqliteStore::open(config).await?);
+            provision_latency("SQLite NORMAL", store, Duration::from_millis(10)).await?;
+        }
         match std::env::var("LEASE_TEST_REDIS_URL") {
             Ok(url) => {
                 let prefix = format!("bench-http-{}", std::process::id());

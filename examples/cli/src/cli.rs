@@ -9,8 +9,9 @@ use crate::duration::parse_minutes;
 
 /// Rent short-lived containers: priced up front, removed when their time runs out.
 ///
-/// Leases live in a store: `memory` (this command only) or a Redis shared
-/// with a lease-server and other `lease` commands (`--store redis://…`).
+/// Leases live in a store: by default a SQLite file in the state directory,
+/// shared with a lease-server and other `lease` commands on this host;
+/// `memory` (this command only); or a Redis (`--store redis://…`).
 #[derive(Debug, Parser)]
 #[command(
     name = "lease",
@@ -44,10 +45,18 @@ pub enum Output {
 /// Settings shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Lease store: `memory` (lives only as long as this command) or a Redis
-    /// URL shared with lease-server (`redis://host:6379/0`, `rediss://…`,
-    /// `redis+unix:///path`, `redis+sentinel://…`).
-    #[arg(long, env = "LEASE_STORE", default_value = "memory", global = true)]
+    /// Lease store: a SQLite file shared with lease-server on this host
+    /// (`sqlite:///absolute/path.db`, `sqlite://relative/path.db`; default:
+    /// containerlease/leases.db in $XDG_STATE_HOME or ~/.local/state),
+    /// `memory` (lives only as long as this command) or a Redis URL
+    /// (`redis://host:6379/0`, `rediss://…`, `redis+unix:///path`,
+    /// `redis+sentinel://…`).
+    #[arg(
+        long,
+        env = "LEASE_STORE",
+        default_value_t = lease_store_sqlite::default_store_url(),
+        global = true
+    )]
     pub store: String,
 
     /// Redis key prefix [default: containerlease-<namespace>, as lease-server].

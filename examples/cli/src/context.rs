@@ -6,6 +6,7 @@ use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerCon
 use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 
 use crate::cli::{GlobalArgs, Output};
 use crate::error::CliError;
@@ -16,21 +17,27 @@ use crate::offline::OfflineRuntime;
 pub enum StoreSpec {
     /// In this process only.
     Memory,
+    /// A SQLite file, shared by the processes of this host.
+    Sqlite(SqliteStoreConfig),
     /// A Redis URL.
     Redis(String),
 }
 
 impl StoreSpec {
-    /// Parses `memory` or a Redis URL.
+    /// Parses `memory`, a `sqlite:` URL or a Redis URL.
     pub fn parse(text: &str) -> Result<Self, CliError> {
         let spec = text.trim();
         if spec == "memory" {
             Ok(StoreSpec::Memory)
+        } else if lease_store_sqlite::is_store_url(spec) {
+            lease_store_sqlite::config_from_url(spec)
+                .map(StoreSpec::Sqlite)
+                .map_err(|error| CliError::Usage(format!("--store: {error}")))
         } else if lease_store_redis::is_store_url(spec) {
             Ok(StoreSpec::Redis(spec.to_owned()))
         } else {
             Err(CliError::Usage(format!(
-                "--store must be `memory` or a Redis URL (redis://host:6379/0), not `{spec}`"
+                "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a Redis URL (redis://host:6379/0), not `{spec}`"
             )))
         }
     }
@@ -79,7 +86,7 @@ impl Context {
     pub fn require_shared_store(&self, command: &'static str) -> Result<(), CliError> {
         match self.store {
             StoreSpec::Memory => Err(CliError::NeedsSharedStore { command }),
-            StoreSpec::Redis(_) => Ok(()),
+            StoreSpec::Sqlite(_) | StoreSpec::Redis(_) => Ok(()),
         }
     }
 
@@ -118,6 +125,17 @@ impl Context {
     async fn open_store(&self) -> Result<Arc<dyn LeaseStore>, CliError> {
         match &self.store {
             StoreSpec::Memory => Ok(Arc::new(MemoryStore::new())),
+            StoreSpec::Sqlite(config) => {
+                let path = config.path().display().to_string();
+                tracing::debug!(path = %path, "lease store: SQLite");
+                let store = SqliteStore::open(config.clone()).await.map_err(|source| {
+                    CliError::OpenStore {
+                        store: path,
+                        source: source.into(),
+                    }
+                })?;
+                Ok(Arc::new(store))
+            }
             StoreSpec::Redis(url) => {
                 let config = RedisStoreConfig::new(url.clone()).prefix(self.redis_prefix());
                 let store =
@@ -183,6 +201,11 @@ mod tests {
             Some(StoreSpec::Redis("redis://h:1/0".into()))
         );
         assert!(StoreSpec::parse("redis+sentinel://s1:26379,s2:26379/mymaster/0").is_ok());
+        assert_eq!(
+            StoreSpec::parse("sqlite:///var/lib/l.db").ok(),
+            Some(StoreSpec::Sqlite(SqliteStoreConfig::new("/var/lib/l.db")))
+        );
+        assert!(StoreSpec::parse("sqlite://").is_err());
         assert!(StoreSpec::parse("postgres://x").is_err());
         assert!(StoreSpec::parse("").is_err());
     }

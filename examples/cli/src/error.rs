@@ -13,8 +13,9 @@ pub enum CliError {
     /// A command that needs shared state was given the memory store.
     #[error(
         "`lease {command}` needs leases shared with other processes, and the memory store \
-         lives only inside one command. Use --store redis://HOST:6379/0 (or LEASE_STORE) \
-         with the same Redis and --namespace as your lease-server"
+         lives only inside one command. Use the default SQLite store (--store sqlite://PATH, \
+         the same file as your lease-server on this host) or --store redis://HOST:6379/0 \
+         (or LEASE_STORE) with the same Redis and --namespace as your lease-server"
     )]
     NeedsSharedStore {
         /// The command's name.

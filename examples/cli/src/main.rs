@@ -3,7 +3,9 @@
 //! ```text
 //! lease prices --for 2h                              # what it costs
 //! lease run alpine --for 30m                         # a shell; the container goes when it exits
-//! export LEASE_STORE=redis://127.0.0.1:6379/0        # share leases with lease-server
+//! # leases live in ~/.local/state/containerlease/leases.db (SQLite), shared
+//! # with a lease-server on this host that uses the same file (its default)
+//! export LEASE_STORE=redis://127.0.0.1:6379/0        # or share them through Redis
 //! lease up ubuntu --for 2h                           # rent; waits until running
 //! lease ls                                           # your leases
 //! lease shell k3x9q2m7v1b8                           # a shell in it

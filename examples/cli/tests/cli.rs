@@ -228,6 +228,7 @@ fn commands_needing_shared_state_refuse_the_memory_store() {
     ];
     for args in commands {
         lease()
+            .args(["--store", "memory"])
             .args(args)
             .assert()
             .code(1)
@@ -248,7 +249,7 @@ fn bad_store_and_namespace_are_reported() {
         .args(["--store", "postgres://x", "ls"])
         .assert()
         .code(2)
-        .stderr(contains("--store must be `memory` or a Redis URL"));
+        .stderr(contains("--store must be a sqlite: URL"));
     lease()
         .args([
             "--store",

@@ -57,9 +57,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Lease store: `memory`, or a Redis URL (`redis://host:6379/0`,
-    /// `rediss://…`, `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`).
-    #[arg(long, env = "LEASE_STORE", default_value = "memory")]
+    /// Lease store: a SQLite file (`sqlite:///absolute/path.db`,
+    /// `sqlite://relative/path.db`; `?synchronous=normal` trades the last
+    /// commits on power loss for speed), `memory` (lost at exit), or a Redis
+    /// URL for several hosts (`redis://host:6379/0`, `rediss://…`,
+    /// `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`).
+    /// Default: the SQLite file in the state directory
+    /// ($XDG_STATE_HOME or ~/.local/state, then containerlease/leases.db).
+    #[arg(long, env = "LEASE_STORE", default_value_t = lease_store_sqlite::default_store_url())]
     pub store: String,
 
     /// Redis key prefix (default `containerlease-<namespace>`).
@@ -67,7 +72,7 @@ pub struct ServeArgs {
     pub redis_prefix: Option<String>,
 
     /// How long a finished lease stays in history (usage totals are kept
-    /// forever), with either store.
+    /// forever), with any store.
     #[arg(long, env = "LEASE_HISTORY_RETENTION", default_value = "7days")]
     pub history_retention: humantime::Duration,
 

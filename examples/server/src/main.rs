@@ -1,8 +1,9 @@
-//! `lease-server`: ContainerLease's HTTP API over Docker and a memory or
-//! Redis lease store.
+//! `lease-server`: ContainerLease's HTTP API over Docker and a SQLite,
+//! memory or Redis lease store.
 //!
 //! ```text
-//! cargo run --release -p lease-server                 # 127.0.0.1:8080, memory store, Docker
+//! cargo run --release -p lease-server                 # 127.0.0.1:8080, SQLite in ~/.local/state, Docker
+//! lease-server --store sqlite:///var/lib/containerlease/leases.db
 //! lease-server --store redis://127.0.0.1:6379/0 --tokens tokens.toml --listen 0.0.0.0:8080
 //! lease-server token new --owner alice [--admin]      # prints a token and its TOML entry
 //! ```

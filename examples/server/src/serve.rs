@@ -12,6 +12,7 @@ use lease_http::auth::TokenFile;
 use lease_http::{ApiConfig, Auth};
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
+use lease_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -30,6 +31,10 @@ enum StartError {
     Tokens(#[from] lease_http::auth::TokenFileError),
     #[error("cannot use the lease store")]
     Store(#[from] lease_core::StoreError),
+    #[error("invalid --store")]
+    SqliteUrl(#[from] lease_store_sqlite::UrlError),
+    #[error("cannot use the SQLite lease store")]
+    Sqlite(#[from] lease_store_sqlite::OpenError),
     #[error("cannot reach Docker (is it running? DOCKER_HOST?)")]
     Runtime(#[from] lease_core::RuntimeError),
     #[error("invalid engine settings")]
@@ -85,6 +90,14 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
             args.history_retention.into(),
         )));
     }
+    if lease_store_sqlite::is_store_url(spec) {
+        let config = lease_store_sqlite::config_from_url(spec)?
+            .history_retention(args.history_retention.into());
+        let store = SqliteStore::open(config).await?;
+        // Said where anyone looks first: the file is where the leases are.
+        eprintln!("lease-server: leases in {}", store.path().display());
+        return Ok(Arc::new(store));
+    }
     if lease_store_redis::is_store_url(spec) {
         let prefix = args
             .redis_prefix
@@ -100,7 +113,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
         return Ok(Arc::new(store));
     }
     Err(StartError::Config(format!(
-        "--store must be `memory` or a redis:// URL, not `{spec}`"
+        "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a redis:// URL, not `{spec}`"
     )))
 }
 

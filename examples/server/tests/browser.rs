@@ -120,6 +120,7 @@ fn start_server(
     let config = ServerConfig::new(guard.namespace())
         .binary(env!("CARGO_BIN_EXE_lease-server"))
         .catalog(catalog_path)
+        .store("memory")
         .sweep_interval("5s")
         .ready_path("/healthz")
         .ready_within(Duration::from_secs(30))

@@ -251,8 +251,27 @@ async fn lease_life_with_the_memory_store() {
         return;
     }
     let guard = NamespaceGuard::random();
-    let mut server = start(guard.namespace(), &[]);
+    let mut server = start(guard.namespace(), &["--store", "memory"]);
     lease_life(&mut server).await;
+}
+
+/// The default store: a SQLite file, here in a directory that does not
+/// exist yet (the server creates it and names the file at start-up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_life_with_sqlite() {
+    if !docker_ready() {
+        return;
+    }
+    let guard = NamespaceGuard::random();
+    let dir = lease_testkit::TempDir::new("lease-e2e-sqlite");
+    let url = format!("sqlite://{}", dir.path().join("state/leases.db").display());
+    let mut server = start(guard.namespace(), &["--store", &url]);
+    lease_life(&mut server).await;
+    assert!(
+        server.log_text().contains("leases in"),
+        "the file is named at start-up:\n{}",
+        server.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,7 +95,7 @@ async fn hold(
 ) -> Result<ExitCode, CliError> {
     note(
         "memory store: the lease lives in this process — holding it until it expires; \
-         Ctrl-C ends it now (use --store redis://… to keep leases after exit)",
+         Ctrl-C ends it now (leave out --store memory to keep leases after exit)",
     );
     let over = tokio::select! {
         over = until_over(manager, &lease.id) => over,

@@ -31,6 +31,11 @@ pub fn lease() -> Command {
     for name in LEASE_ENV {
         command.env_remove(name);
     }
+    // The default store is a file in the state directory: never the user's.
+    command.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("lease-cli-tests-state"),
+    );
     command.timeout(Duration::from_secs(120));
     command
 }

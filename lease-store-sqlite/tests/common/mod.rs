@@ -1,0 +1,97 @@
+//! Test support shared by this crate's test files: a store on a fresh file
+//! in a temporary directory that is removed with the store.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
+use lease_core::{Lease, LeaseId, StoreError};
+use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
+use tempfile::TempDir;
+
+/// A [`SqliteStore`] on `leases.db` in its own temporary directory.
+#[derive(Debug)]
+pub struct TempStore {
+    /// Declared first: closed before the directory goes.
+    pub store: SqliteStore,
+    pub dir: TempDir,
+}
+
+impl TempStore {
+    /// A fresh store with the default settings.
+    pub async fn new() -> TempStore {
+        TempStore::with(|config| config).await
+    }
+
+    /// A fresh store with settings changed by `configure`.
+    pub async fn with(configure: impl FnOnce(SqliteStoreConfig) -> SqliteStoreConfig) -> TempStore {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = configure(SqliteStoreConfig::new(dir.path().join("leases.db")));
+        let store = SqliteStore::open(config)
+            .await
+            .expect("open a fresh SQLite store");
+        TempStore { store, dir }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("leases.db")
+    }
+
+    /// Closes the store and hands back the directory (for reopening).
+    pub fn close(self) -> TempDir {
+        drop(self.store);
+        self.dir
+    }
+}
+
+/// The database file in `dir`.
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("leases.db")
+}
+
+#[async_trait]
+impl LeaseStore for TempStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.store.insert(lease).await
+    }
+    async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
+        self.store.get(id).await
+    }
+    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.store.update(lease).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
+        self.store.list(query).await
+    }
+    async fn claim_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        claim_ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        self.store.claim_expired(now, limit, claim_ttl).await
+    }
+    async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.store.release(id, retry_at).await
+    }
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.store.next_due().await
+    }
+    async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.store.finish(lease).await
+    }
+    async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
+        self.store.history(query).await
+    }
+    async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
+        self.store.usage(owner).await
+    }
+}

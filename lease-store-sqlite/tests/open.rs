@@ -1,0 +1,208 @@
+//! Opening files: a new one is created (with its directory), an old one
+//! reopens with its data; a file that is not a lease database, is damaged
+//! or truncated, or has a newer schema is refused and left byte for byte
+//! as it was.
+
+mod common;
+
+use std::path::Path;
+
+use chrono::Duration;
+use common::db_path;
+use lease_core::testing::conformance::{finished, sample_lease, unique_owner};
+use lease_core::{LeaseStore, Money};
+use lease_store_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore, SqliteStoreConfig};
+
+async fn open(path: &Path) -> Result<SqliteStore, OpenError> {
+    SqliteStore::open(SqliteStoreConfig::new(path)).await
+}
+
+/// A closed database at `path` with `leases` active leases and one finished.
+async fn filled(path: &Path, leases: usize) -> Vec<lease_core::LeaseId> {
+    let store = open(path).await.expect("a new database");
+    let owner = unique_owner("open");
+    let mut ids = Vec::new();
+    for _ in 0..leases {
+        let lease = store
+            .insert(&sample_lease(&owner, Duration::hours(1)))
+            .await
+            .expect("insert");
+        ids.push(lease.id);
+    }
+    let done = store
+        .insert(&sample_lease(&owner, Duration::hours(1)))
+        .await
+        .expect("insert");
+    store
+        .finish(&finished(&done, chrono::Utc::now(), Money::from_nanos(5)))
+        .await
+        .expect("finish");
+    ids
+}
+
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read the file")
+}
+
+/// Opening `path` fails as `check` expects, and the file is unchanged.
+async fn refused(path: &Path, check: impl FnOnce(&OpenError) -> bool) -> OpenError {
+    let before = bytes(path);
+    let error = match open(path).await {
+        Ok(store) => panic!("{} was opened: {store:?}", path.display()),
+        Err(error) => error,
+    };
+    assert!(check(&error), "unexpected refusal: {error:?}");
+    assert!(
+        bytes(path) == before,
+        "a refused file must be left untouched ({error})"
+    );
+    let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |meta| meta.len());
+    assert_eq!(wal, 0, "nothing written beside it either");
+    error
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_created_and_data_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a/b/c/leases.db");
+    let ids = filled(&path, 3).await;
+    let store = open(&path).await.expect("reopen");
+    for id in &ids {
+        store.get(id).await.expect("kept across a reopen");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_file_becomes_a_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    std::fs::write(&path, b"").expect("empty file");
+    let store = open(&path).await.expect("an empty file is a new database");
+    store.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn a_directory_that_cannot_be_created_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"a file where a directory should be").expect("write");
+    let error = open(&blocker.join("leases.db"))
+        .await
+        .expect_err("cannot create");
+    assert!(
+        matches!(&error, OpenError::CreateDirectory { path, .. } if *path == blocker),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("cannot create the directory"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    filled(&path, 2).await;
+    {
+        let connection = rusqlite::Connection::open(&path).expect("open");
+        connection
+            .execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
+            .expect("bump the version");
+    }
+    let error = refused(&path, |error| {
+        matches!(error, OpenError::NewerSchema { found, supported, .. }
+            if *found == SCHEMA_VERSION + 1 && *supported == SCHEMA_VERSION)
+    })
+    .await;
+    assert!(
+        error.to_string().contains("use a newer ContainerLease"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    std::fs::write(&path, "name,owner\nnot,a database\n".repeat(200)).expect("write");
+    refused(&path, |error| {
+        matches!(error, OpenError::NotALeaseDatabase { .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_programs_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    {
+        let connection = rusqlite::Connection::open(&path).expect("open");
+        connection
+            .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .expect("someone else's data");
+    }
+    refused(&path, |error| {
+        matches!(error, OpenError::NotALeaseDatabase { .. })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_truncated_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    filled(&path, 2000).await;
+    let length = std::fs::metadata(&path).expect("metadata").len();
+    assert!(length > 64 * 1024, "big enough to cut: {length}");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_len(length / 2).expect("truncate");
+    drop(file);
+    let error = refused(&path, |error| matches!(error, OpenError::Corrupt { .. })).await;
+    assert!(error.to_string().contains("truncated"), "{error}");
+
+    // Cut inside the header: still refused, never taken for a new database.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_len(40))
+        .expect("truncate");
+    refused(&path, |error| matches!(error, OpenError::Corrupt { .. })).await;
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    filled(&path, 2000).await;
+    let mut data = bytes(&path);
+    // Garbage over pages 3 to 6 (page 1 holds the header and the schema).
+    for (n, byte) in data[2 * 4096..6 * 4096].iter_mut().enumerate() {
+        *byte = (n * 7 + 13) as u8;
+    }
+    std::fs::write(&path, &data).expect("write");
+    refused(&path, |error| {
+        matches!(
+            error,
+            OpenError::Corrupt { .. } | OpenError::NotALeaseDatabase { .. }
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_map_to_store_errors_with_the_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    std::fs::write(&path, "plain text").expect("write");
+    let error = open(&path).await.expect_err("refused");
+    let store_error: lease_core::StoreError = error.into();
+    let chain = lease_core::error::error_chain(&store_error);
+    assert!(
+        chain.contains("not a ContainerLease lease database"),
+        "{chain}"
+    );
+}
