@@ -6,7 +6,7 @@
 //! test, `child`, told its role by environment variables.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -169,8 +169,8 @@ async fn two_processes_claim_each_lease_once() {
     assert_eq!(unique, inserted.into_iter().collect());
 }
 
-/// Kills a writing child with SIGKILL after `acks` acknowledged writes,
-/// then checks that everything acknowledged is there and that history and
+/// Kills a writing child (eight tasks writing at once) with SIGKILL after
+/// 300 acknowledged finishes, then checks that everything acknowledged is there and that history and
 /// usage agree (each finish whole or absent).
 async fn kill_nine_loses_nothing_acknowledged(synchronous: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -252,7 +252,6 @@ async fn child() {
     let store = SqliteStore::open(SqliteStoreConfig::new(&path).synchronous(synchronous))
         .await
         .expect("child opens the database");
-    let mut out = std::io::stdout().lock();
     match role.as_str() {
         "claimer" => loop {
             while !go_file(Path::new(&path)).exists() {
@@ -266,24 +265,35 @@ async fn child() {
                 return;
             }
             for lease in batch {
-                writeln!(out, "claimed {}", lease.id).expect("stdout");
+                println!("claimed {}", lease.id);
             }
         },
         "writer" => {
-            let mut previous = None;
-            loop {
-                let lease = store
-                    .insert(&sample_lease("crash", Duration::hours(1)))
-                    .await
-                    .expect("insert");
-                writeln!(out, "inserted {}", lease.id).expect("stdout");
-                out.flush().expect("stdout");
-                if let Some(earlier) = previous.replace(lease) {
-                    let done = finished(&earlier, Utc::now(), Money::from_nanos(3));
-                    store.finish(&done).await.expect("finish");
-                    writeln!(out, "finished {}", earlier.id).expect("stdout");
-                    out.flush().expect("stdout");
-                }
+            // Eight tasks at once, so that the writer commits them in
+            // batches: a batch is acknowledged only once it is on disk.
+            let store = Arc::new(store);
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let store = Arc::clone(&store);
+                tasks.push(tokio::spawn(async move {
+                    let mut previous = None;
+                    // Far more than the test waits for: it kills us first.
+                    for _ in 0..1_000_000 {
+                        let lease = store
+                            .insert(&sample_lease("crash", Duration::hours(1)))
+                            .await
+                            .expect("insert");
+                        println!("inserted {}", lease.id);
+                        if let Some(earlier) = previous.replace(lease) {
+                            let done = finished(&earlier, Utc::now(), Money::from_nanos(3));
+                            store.finish(&done).await.expect("finish");
+                            println!("finished {}", earlier.id);
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.expect("writer task");
             }
         }
         other => panic!("unknown role {other}"),
