@@ -62,7 +62,7 @@ pub(crate) fn finish(
 }
 
 /// Finished leases that ended at or after `cutoff`, newest first (ties by
-/// id), paged.
+/// id, descending: the exact reverse of `(ended_at, id)`), paged.
 pub(crate) fn history(
     connection: &Connection,
     query: &HistoryQuery,
@@ -81,12 +81,12 @@ pub(crate) fn history(
         values.push(Box::new(id.as_str().to_owned()));
         let (at, id) = (values.len() - 1, values.len());
         sql.push_str(&format!(
-            " AND (ended_key < ?{at} OR (ended_key = ?{at} AND id > ?{id}))"
+            " AND (ended_key < ?{at} OR (ended_key = ?{at} AND id < ?{id}))"
         ));
     }
     values.push(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
     sql.push_str(&format!(
-        " ORDER BY ended_key DESC, id LIMIT ?{}",
+        " ORDER BY ended_key DESC, id DESC LIMIT ?{}",
         values.len()
     ));
     let items = connection

@@ -56,8 +56,9 @@ CREATE TABLE finished (
     ended_key          INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE INDEX finished_by_end ON finished (ended_key DESC, id);
-CREATE INDEX finished_by_owner ON finished (owner, ended_key DESC, id);
+-- Read backwards: newest end first, ties by id descending.
+CREATE INDEX finished_by_end ON finished (ended_key, id);
+CREATE INDEX finished_by_owner ON finished (owner, ended_key, id);
 
 -- Each owner's totals of finished leases, kept forever.
 CREATE TABLE usage (
