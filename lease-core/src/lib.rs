@@ -51,6 +51,7 @@ mod cas;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod id;

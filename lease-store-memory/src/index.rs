@@ -12,9 +12,7 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
-use lease_core::{Lease, LeaseId, StoreError};
-
-use crate::cursor;
+use lease_core::{Lease, LeaseId, StoreError, cursor};
 
 /// An index key ordered by time, then id.
 type TimeKey = (i64, LeaseId);
@@ -224,12 +222,7 @@ impl Leases {
     }
 
     pub(crate) fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
-        let cursor = query
-            .cursor
-            .as_deref()
-            .map(cursor::decode)
-            .transpose()?
-            .map(|(at, id)| (nanos(at), id));
+        let cursor = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let index = match &query.owner {
             Some(owner) => match self.created_by_owner.get(owner) {
                 Some(index) => index,
@@ -247,7 +240,7 @@ impl Leases {
             .map(|entry| &entry.lease)
             .filter(|lease| query.matches(lease));
         Ok(page(items, query.effective_limit(), |lease| {
-            cursor::encode(lease.created_at, &lease.id)
+            cursor::encode(nanos(lease.created_at), &lease.id)
         }))
     }
 
@@ -359,7 +352,7 @@ impl Leases {
             .as_deref()
             .map(cursor::decode)
             .transpose()?
-            .map(|(at, id)| Reverse((nanos(at), id)));
+            .map(Reverse);
         let index = match &query.owner {
             Some(owner) => match self.ended_by_owner.get(owner) {
                 Some(index) => index,
@@ -376,7 +369,7 @@ impl Leases {
             .filter_map(|Reverse((_, id))| self.finished.get(id))
             .map(|lease| &**lease);
         Ok(page(items, query.effective_limit(), |lease| {
-            cursor::encode(ended_at(lease), &lease.id)
+            cursor::encode(nanos(ended_at(lease)), &lease.id)
         }))
     }
 

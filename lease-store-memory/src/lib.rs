@@ -46,7 +46,6 @@
 //! `test-utils`), directly and through `Arc<dyn LeaseStore>`.
 #![forbid(unsafe_code)]
 
-mod cursor;
 mod index;
 mod store;
 

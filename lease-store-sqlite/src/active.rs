@@ -11,8 +11,8 @@ use lease_core::{Lease, LeaseId, StoreError};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, params};
 
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
-use crate::cursor;
 use crate::error::{During, store_error};
+use lease_core::cursor;
 
 pub(crate) fn insert(transaction: &Connection, lease: &Lease) -> Result<Lease, StoreError> {
     let stored = Lease {

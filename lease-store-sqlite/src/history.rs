@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::active::{check_revision, page};
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
-use crate::cursor;
 use crate::error::During;
+use lease_core::cursor;
 
 /// Moves `lease` from the active table into history, adds its final cost
 /// to its owner's totals and drops history older than `cutoff`: all or

@@ -77,7 +77,6 @@
 mod active;
 mod codec;
 mod config;
-mod cursor;
 mod error;
 mod history;
 mod schema;

@@ -1,15 +1,19 @@
-//! Page cursors: the sort key of the last item returned, as opaque text.
+//! Page cursors for stores that order leases by a time and then their id
+//! (the memory and SQLite stores): the sort key of the last item returned,
+//! as opaque text.
 //!
-//! A cursor is `<seconds>.<nanoseconds>/<lease id>` (the same text as the
-//! memory store's). The next page starts strictly after that key, so a
-//! cursor stays valid when the lease it names has left the table.
+//! A cursor is `<seconds>.<nanoseconds>/<lease id>`. The next page starts
+//! strictly after that key, so a cursor stays valid when the lease it names
+//! has left the store meanwhile. Times are nanoseconds since the Unix epoch
+//! (an `i64`: 1677–2262; a store saturates times outside that range).
 
-use lease_core::{LeaseId, StoreError};
+use crate::error::StoreError;
+use crate::id::LeaseId;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
 /// The cursor for the item sorted at `(nanos, id)`.
-pub(crate) fn encode(nanos: i64, id: &LeaseId) -> String {
+pub fn encode(nanos: i64, id: &LeaseId) -> String {
     format!(
         "{}.{:09}/{}",
         nanos.div_euclid(NANOS_PER_SECOND),
@@ -18,8 +22,9 @@ pub(crate) fn encode(nanos: i64, id: &LeaseId) -> String {
     )
 }
 
-/// The sort key a cursor names, or [`StoreError::InvalidCursor`].
-pub(crate) fn decode(cursor: &str) -> Result<(i64, LeaseId), StoreError> {
+/// The sort key a cursor names, or [`StoreError::InvalidCursor`] for text
+/// that no [`encode`] made.
+pub fn decode(cursor: &str) -> Result<(i64, LeaseId), StoreError> {
     parse(cursor).ok_or_else(|| StoreError::InvalidCursor(cursor.to_owned()))
 }
 
