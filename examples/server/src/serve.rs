@@ -96,6 +96,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
         let store = SqliteStore::open(config).await?;
         // Said where anyone looks first: the file is where the leases are.
         eprintln!("lease-server: leases in {}", store.path().display());
+        info!(path = %store.path().display(), "lease store: SQLite");
         return Ok(Arc::new(store));
     }
     if lease_store_redis::is_store_url(spec) {
