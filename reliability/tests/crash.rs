@@ -7,7 +7,8 @@
 //! 1. `kill -9` while provisions are in flight, restart on the same store
 //!    (Redis, SQLite: no acknowledged lease lost, none stuck pending, no
 //!    container created twice; memory: every container adopted or
-//!    removed).
+//!    removed). On SQLite also killed at the first 202, mid-burst, while
+//!    most requests are still being written.
 //! 2. `kill -9` while a burst of expired leases is being reaped: after the
 //!    restart each one is finished exactly once.
 //! 7. SIGTERM during 20 provisions: the store stays consistent.
@@ -101,6 +102,7 @@ fn kill9_during_provisioning_redis_loses_nothing() {
     provisioning_crash(
         "kill9_during_provisioning_redis_loses_nothing",
         StoreKind::Redis,
+        CrashPoint::FirstCreate,
         "scenario1.redis",
         &due_wake_flags(),
         PROVISION_TIMEOUT + Duration::from_secs(30),
@@ -112,6 +114,7 @@ fn kill9_during_provisioning_sqlite_loses_nothing() {
     provisioning_crash(
         "kill9_during_provisioning_sqlite_loses_nothing",
         StoreKind::Sqlite,
+        CrashPoint::FirstCreate,
         "scenario1.sqlite",
         &due_wake_flags(),
         PROVISION_TIMEOUT + Duration::from_secs(30),
@@ -125,7 +128,35 @@ fn kill9_during_provisioning_sqlite_normal_loses_nothing() {
     provisioning_crash(
         "kill9_during_provisioning_sqlite_normal_loses_nothing",
         StoreKind::SqliteNormal,
+        CrashPoint::FirstCreate,
         "scenario1.sqlite_normal",
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+/// Killed at the first 202 instead, while most of the burst's requests are
+/// still being written: a lease answered 202 must have been committed
+/// first (a store that answered before its commit would lose some here).
+#[test]
+fn kill9_mid_burst_sqlite_loses_no_acknowledged_lease() {
+    provisioning_crash(
+        "kill9_mid_burst_sqlite_loses_no_acknowledged_lease",
+        StoreKind::Sqlite,
+        CrashPoint::FirstAcknowledged,
+        "scenario1.sqlite_mid_burst",
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn kill9_mid_burst_sqlite_normal_loses_no_acknowledged_lease() {
+    provisioning_crash(
+        "kill9_mid_burst_sqlite_normal_loses_no_acknowledged_lease",
+        StoreKind::SqliteNormal,
+        CrashPoint::FirstAcknowledged,
+        "scenario1.sqlite_normal_mid_burst",
         &due_wake_flags(),
         PROVISION_TIMEOUT + Duration::from_secs(30),
     );
@@ -141,18 +172,32 @@ fn kill9_during_provisioning_redis_default_recovery_settings() {
     provisioning_crash(
         "kill9_during_provisioning_redis_default_recovery_settings",
         StoreKind::Redis,
+        CrashPoint::FirstCreate,
         "scenario1.redis_default_settings",
         &[],
         Duration::from_secs(11 * 60),
     );
 }
 
+/// When scenario 1 kills the server.
+#[derive(Clone, Copy, Debug)]
+enum CrashPoint {
+    /// As soon as Docker creates the first container: some leases have a
+    /// container, some are stored but not started, some requests may still
+    /// be unanswered.
+    FirstCreate,
+    /// As soon as the first provision is answered 202: most of the burst is
+    /// still in flight, some stored but unanswered, some not stored at all.
+    FirstAcknowledged,
+}
+
 /// Scenario 1 on a durable store: a burst of provisions, `kill -9` at
-/// Docker's first create, restart; every acknowledged lease must end
-/// `running` within `settle_limit`, with one container each.
+/// `crash_at`, restart; every acknowledged lease must end `running` within
+/// `settle_limit`, with one container each.
 fn provisioning_crash(
     test: &str,
     kind: StoreKind,
+    crash_at: CrashPoint,
     prefix: &str,
     flags: &[&str],
     settle_limit: Duration,
@@ -176,15 +221,18 @@ fn provisioning_crash(
     };
 
     let burst = Burst::start(&server.api(), "busybox", 10, n);
-    // Crash as soon as Docker creates the first container: some leases
-    // have a container, some are stored but not started, some requests
-    // may still be unanswered.
-    assert!(
-        events.wait_until(Duration::from_secs(30), |e| e
-            .iter()
-            .any(|e| e.action == "create")),
-        "no container created"
-    );
+    match crash_at {
+        CrashPoint::FirstCreate => assert!(
+            events.wait_until(Duration::from_secs(30), |e| e
+                .iter()
+                .any(|e| e.action == "create")),
+            "no container created"
+        ),
+        CrashPoint::FirstAcknowledged => assert!(
+            burst.wait_acknowledged(1, Duration::from_secs(30)),
+            "no provision acknowledged"
+        ),
+    }
     server.kill9();
     let answers = burst.join();
     let acked = acknowledged_ids(&answers);
