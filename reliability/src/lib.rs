@@ -1,5 +1,5 @@
 //! The reliability suite's harness (issue 8): runs the real `lease-server`
-//! binary against real Docker and real Redis, injects faults (kill -9,
+//! binary against real Docker and a real store (Redis, SQLite), injects faults (kill -9,
 //! SIGTERM, Redis restarts, …) and checks the promise — no container
 //! outlives its lease, no lease is lost.
 //!
@@ -13,6 +13,9 @@
 //! - [`docker`]: containers of a namespace with their labels, the event
 //!   stream.
 //! - [`check`]: THE CHECK every scenario ends with.
+//! - [`store`]: the store a scenario runs on (memory, a private Redis, a
+//!   SQLite file in `FULL` or `NORMAL` mode), so one scenario body serves
+//!   every store.
 //! - [`redis`], [`proxy`]: `lease-testkit`'s, re-exported.
 //!
 //! Every scenario uses its own namespace `test-<random>`
@@ -30,6 +33,7 @@ pub mod check;
 pub mod docker;
 pub mod raw_http;
 pub mod server;
+pub mod store;
 
 use std::time::Duration;
 

@@ -7,8 +7,8 @@ pub use lease_testkit::server::{Server, ServerConfig, binary};
 use crate::api::Api;
 
 /// The suite's server on `namespace`: the memory store (set `store` for
-/// Redis; the Redis prefix defaults to `containerlease-<namespace>`,
-/// unique per test), the offline catalog, sweeping every second, no lease
+/// another, or let [`crate::store::ScenarioStore::configure`] do it; the
+/// Redis prefix defaults to `containerlease-<namespace>`, unique per test), the offline catalog, sweeping every second, no lease
 /// quota, JSON logs.
 pub fn config(namespace: &str) -> ServerConfig {
     ServerConfig::new(namespace)

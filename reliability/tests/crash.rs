@@ -1,17 +1,25 @@
 //! Issue 8, scenarios 1, 2 and 7: crashes and a graceful shutdown of the
-//! real `lease-server` against real Docker and a private Redis.
+//! real `lease-server` against real Docker, on each durable store — a
+//! private Redis and a SQLite file in a temporary directory of the test
+//! (`synchronous=FULL`, the default; scenario 1 also `NORMAL`). One body
+//! per scenario, parametrised by the store ([`StoreKind`]).
 //!
 //! 1. `kill -9` while provisions are in flight, restart on the same store
-//!    (Redis: no lease lost, none stuck pending; memory: every container
-//!    adopted or removed).
+//!    (Redis, SQLite: no acknowledged lease lost, none stuck pending, no
+//!    container created twice; memory: every container adopted or
+//!    removed). On SQLite also killed at the first 202, mid-burst, while
+//!    most requests are still being written.
 //! 2. `kill -9` while a burst of expired leases is being reaped: after the
 //!    restart each one is finished exactly once.
 //! 7. SIGTERM during 20 provisions: the store stays consistent.
 //!
 //! Each ends with THE CHECK (containers of the namespace = live leases) and
-//! by deleting everything. Sizes: quick by default, `LEASE_RELIABILITY=long`
-//! for the issue's counts. Figures: `name: value` on stderr, and
-//! `FIGURE name=value` on stdout with `LEASE_FIGURES=1` (scripts/bench.sh).
+//! by deleting everything. On SQLite each also checks, from the server's
+//! log, that every start opened the test's file with the mode named.
+//! Sizes: quick by default, `LEASE_RELIABILITY=long` for the issue's
+//! counts. Figures: `name: value` on stderr, and `FIGURE name=value` on
+//! stdout with `LEASE_FIGURES=1` (scripts/bench.sh), named
+//! `scenario<N>.<store>.<what>` (`scenario1.sqlite_normal.lost`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,8 +28,8 @@ use lease_reliability::Scale;
 use lease_reliability::api::{Api, Burst, acknowledged_ids, lease_id, lease_status};
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty, settle};
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
-use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{self, Server, ServerApi};
+use lease_reliability::store::{ScenarioStore, StoreKind};
 use lease_reliability::{figure, quantile, random_namespace};
 
 /// Flags that make crash recovery observable in seconds instead of minutes:
@@ -79,18 +87,77 @@ fn over_one(counts: &HashMap<String, usize>) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// With the reconciler's interval long (10 min) on purpose: the retry of
-/// the crashed process's pending leases must come from the reconciler
-/// waking when they become due (`--stuck-pending-after`), not from a
-/// periodic pass.
-#[test]
-fn kill9_during_provisioning_redis_loses_nothing() {
+/// [`recovery_flags`] with the reconciler's interval long (10 min) on
+/// purpose: the retry of the crashed process's pending leases must come
+/// from the reconciler waking when they become due
+/// (`--stuck-pending-after`), not from a periodic pass.
+fn due_wake_flags() -> [&'static str; 8] {
     let mut flags = recovery_flags();
     flags[3] = "10m";
-    provisioning_crash_on_redis(
+    flags
+}
+
+#[test]
+fn kill9_during_provisioning_redis_loses_nothing() {
+    provisioning_crash(
         "kill9_during_provisioning_redis_loses_nothing",
+        StoreKind::Redis,
+        CrashPoint::FirstCreate,
         "scenario1.redis",
-        &flags,
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn kill9_during_provisioning_sqlite_loses_nothing() {
+    provisioning_crash(
+        "kill9_during_provisioning_sqlite_loses_nothing",
+        StoreKind::Sqlite,
+        CrashPoint::FirstCreate,
+        "scenario1.sqlite",
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+/// `synchronous=NORMAL` only risks the last commits on a power loss: a
+/// process crash must lose nothing either.
+#[test]
+fn kill9_during_provisioning_sqlite_normal_loses_nothing() {
+    provisioning_crash(
+        "kill9_during_provisioning_sqlite_normal_loses_nothing",
+        StoreKind::SqliteNormal,
+        CrashPoint::FirstCreate,
+        "scenario1.sqlite_normal",
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+/// Killed at the first 202 instead, while most of the burst's requests are
+/// still being written: a lease answered 202 must have been committed
+/// first (a store that answered before its commit would lose some here).
+#[test]
+fn kill9_mid_burst_sqlite_loses_no_acknowledged_lease() {
+    provisioning_crash(
+        "kill9_mid_burst_sqlite_loses_no_acknowledged_lease",
+        StoreKind::Sqlite,
+        CrashPoint::FirstAcknowledged,
+        "scenario1.sqlite_mid_burst",
+        &due_wake_flags(),
+        PROVISION_TIMEOUT + Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn kill9_mid_burst_sqlite_normal_loses_no_acknowledged_lease() {
+    provisioning_crash(
+        "kill9_mid_burst_sqlite_normal_loses_no_acknowledged_lease",
+        StoreKind::SqliteNormal,
+        CrashPoint::FirstAcknowledged,
+        "scenario1.sqlite_normal_mid_burst",
+        &due_wake_flags(),
         PROVISION_TIMEOUT + Duration::from_secs(30),
     );
 }
@@ -102,42 +169,70 @@ fn kill9_during_provisioning_redis_loses_nothing() {
 #[test]
 #[ignore = "minutes long: scripts/reliability.sh runs it"]
 fn kill9_during_provisioning_redis_default_recovery_settings() {
-    provisioning_crash_on_redis(
+    provisioning_crash(
         "kill9_during_provisioning_redis_default_recovery_settings",
+        StoreKind::Redis,
+        CrashPoint::FirstCreate,
         "scenario1.redis_default_settings",
         &[],
         Duration::from_secs(11 * 60),
     );
 }
 
-fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_limit: Duration) {
+/// When scenario 1 kills the server.
+#[derive(Clone, Copy, Debug)]
+enum CrashPoint {
+    /// As soon as Docker creates the first container: some leases have a
+    /// container, some are stored but not started, some requests may still
+    /// be unanswered.
+    FirstCreate,
+    /// As soon as the first provision is answered 202: most of the burst is
+    /// still in flight, some stored but unanswered, some not stored at all.
+    FirstAcknowledged,
+}
+
+/// Scenario 1 on a durable store: a burst of provisions, `kill -9` at
+/// `crash_at`, restart; every acknowledged lease must end `running` within
+/// `settle_limit`, with one container each.
+fn provisioning_crash(
+    test: &str,
+    kind: StoreKind,
+    crash_at: CrashPoint,
+    prefix: &str,
+    flags: &[&str],
+    settle_limit: Duration,
+) {
+    assert!(kind.is_durable(), "scenario 1 asserts no loss: {kind:?}");
     if !docker::docker_ready() {
         return;
     }
-    let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
+    let Some(store) = ScenarioStore::start(kind, test) else {
         return;
     };
     let n = Scale::from_env().pick(12, 50);
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = server::config(&namespace)
-        .store(redis.url())
+    let config = store
+        .configure(server::config(&namespace))
         .args(flags.iter().copied());
     let Some(mut server) = Server::start(config) else {
         return;
     };
 
     let burst = Burst::start(&server.api(), "busybox", 10, n);
-    // Crash as soon as Docker creates the first container: some leases
-    // have a container, some are stored but not started, some requests
-    // may still be unanswered.
-    assert!(
-        events.wait_until(Duration::from_secs(30), |e| e
-            .iter()
-            .any(|e| e.action == "create")),
-        "no container created"
-    );
+    match crash_at {
+        CrashPoint::FirstCreate => assert!(
+            events.wait_until(Duration::from_secs(30), |e| e
+                .iter()
+                .any(|e| e.action == "create")),
+            "no container created"
+        ),
+        CrashPoint::FirstAcknowledged => assert!(
+            burst.wait_acknowledged(1, Duration::from_secs(30)),
+            "no provision acknowledged"
+        ),
+    }
     server.kill9();
     let answers = burst.join();
     let acked = acknowledged_ids(&answers);
@@ -153,6 +248,7 @@ fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_
         "leases stuck pending past the provisioning timeout: {:?}",
         settled.err().map(|(e, _)| e)
     );
+    store.assert_opened_by(&server.log_text(), server.starts());
 
     let (statuses, _) = known_leases(&api);
     let lost: Vec<&String> = acked
@@ -197,6 +293,7 @@ fn provisioning_crash_on_redis(test: &str, prefix: &str, flags: &[&str], settle_
     delete_all_and_assert_empty(&api, &namespace, Duration::from_secs(60));
     drop(server);
     drop(guard);
+    drop(store);
 }
 
 #[test]
@@ -274,20 +371,37 @@ fn kill9_during_provisioning_memory_adopts_or_removes_every_container() {
 }
 
 #[test]
-fn kill9_during_reaping_finishes_every_lease_exactly_once() {
-    let test = "kill9_during_reaping_finishes_every_lease_exactly_once";
+fn kill9_during_reaping_redis_finishes_every_lease_exactly_once() {
+    reaping_crash(
+        "kill9_during_reaping_redis_finishes_every_lease_exactly_once",
+        StoreKind::Redis,
+    );
+}
+
+#[test]
+fn kill9_during_reaping_sqlite_finishes_every_lease_exactly_once() {
+    reaping_crash(
+        "kill9_during_reaping_sqlite_finishes_every_lease_exactly_once",
+        StoreKind::Sqlite,
+    );
+}
+
+/// Scenario 2 on a durable store: n one-minute leases, `kill -9` at the
+/// reaper's first removal, restart; each lease must be destroyed once and
+/// be in history once, none before its expiry. Figures `scenario2.<store>`.
+fn reaping_crash(test: &str, kind: StoreKind) {
     if !docker::docker_ready() {
         return;
     }
-    let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
+    let Some(store) = ScenarioStore::start(kind, test) else {
         return;
     };
     let n = Scale::from_env().pick(10, 40);
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = server::config(&namespace)
-        .store(redis.url())
+    let config = store
+        .configure(server::config(&namespace))
         .args(recovery_flags());
     let Some(mut server) = Server::start(config) else {
         return;
@@ -353,6 +467,7 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
             api.list()
         )
     });
+    store.assert_opened_by(&server.log_text(), server.starts());
     assert!(
         events.wait_until(Duration::from_secs(10), |e| e
             .iter()
@@ -393,7 +508,7 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
         .filter(|id| times.get(*id).is_some_and(|t| *t < expiry[*id]))
         .collect();
     figures(
-        "scenario2",
+        &format!("scenario2.{}", kind.name()),
         &format!(
             "leases={n} destroyed_before_kill={destroyed_before_kill} \
          destroyed_after_restart={} not_exactly_once={} removed_before_expiry={} \
@@ -415,23 +530,42 @@ fn kill9_during_reaping_finishes_every_lease_exactly_once() {
     assert!(docker::containers_of(&namespace).is_empty());
     drop(server);
     drop(guard);
+    drop(store);
 }
 
 #[test]
-fn sigterm_during_provisioning_keeps_the_store_consistent() {
-    let test = "sigterm_during_provisioning_keeps_the_store_consistent";
+fn sigterm_during_provisioning_redis_keeps_the_store_consistent() {
+    graceful_stop_during_provisioning(
+        "sigterm_during_provisioning_redis_keeps_the_store_consistent",
+        StoreKind::Redis,
+    );
+}
+
+#[test]
+fn sigterm_during_provisioning_sqlite_keeps_the_store_consistent() {
+    graceful_stop_during_provisioning(
+        "sigterm_during_provisioning_sqlite_keeps_the_store_consistent",
+        StoreKind::Sqlite,
+    );
+}
+
+/// Scenario 7 on a durable store: SIGTERM once a quarter of 20 provisions
+/// are acknowledged; the server must exit 0 without a 5xx other than 503,
+/// and after a restart every acknowledged lease ends `running`. Figures
+/// `scenario7.<store>`.
+fn graceful_stop_during_provisioning(test: &str, kind: StoreKind) {
     if !docker::docker_ready() {
         return;
     }
-    let Some(redis) = PrivateRedis::start(test, Persistence::None) else {
+    let Some(store) = ScenarioStore::start(kind, test) else {
         return;
     };
     let n = 20;
     let namespace = random_namespace();
     let guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let config = server::config(&namespace)
-        .store(redis.url())
+    let config = store
+        .configure(server::config(&namespace))
         .args(recovery_flags())
         .args(["--shutdown-grace", "20s"]);
     let Some(mut server) = Server::start(config) else {
@@ -474,6 +608,7 @@ fn sigterm_during_provisioning_keeps_the_store_consistent() {
         "leases stuck pending after the restart: {:?}",
         settled.err().map(|(e, _)| e)
     );
+    store.assert_opened_by(&server.log_text(), server.starts());
     let (statuses, _) = known_leases(&api);
     let lost: Vec<&String> = acked
         .iter()
@@ -487,7 +622,7 @@ fn sigterm_during_provisioning_keeps_the_store_consistent() {
     let look = assert_consistent(&api, &namespace, Duration::from_secs(60));
     let duplicates_created = over_one(&events.create_counts());
     figures(
-        "scenario7",
+        &format!("scenario7.{}", kind.name()),
         &format!(
             "provisions={n} acknowledged={} stop_ms={} exit_code={} \
          pending_at_restart={pending_at_restart} lost={} not_running={} live={} containers={} \
@@ -517,4 +652,5 @@ fn sigterm_during_provisioning_keeps_the_store_consistent() {
     delete_all_and_assert_empty(&api, &namespace, Duration::from_secs(60));
     drop(server);
     drop(guard);
+    drop(store);
 }
