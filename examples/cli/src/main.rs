@@ -34,6 +34,8 @@ mod reconcile_plan;
 mod removal;
 mod signals;
 mod terminal;
+mod watch_lock;
+mod watcher;
 
 use std::process::ExitCode;
 
