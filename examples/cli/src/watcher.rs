@@ -7,7 +7,7 @@
 //! Redis is left to the lease-server that shares it; the memory store's
 //! leases live in their own command, which holds them in the foreground.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -110,7 +110,7 @@ fn database_path(config: &SqliteStoreConfig) -> Result<PathBuf, CliError> {
 
 /// The store URL for a child process: the absolute `db`, with the query
 /// (e.g. `?synchronous=normal`) of the URL the user gave.
-pub fn child_store_url(given: &str, db: &std::path::Path) -> String {
+pub fn child_store_url(given: &str, db: &Path) -> String {
     let url = lease_store_sqlite::url_for(db);
     match given.trim().split_once('?') {
         Some((_, query)) if !query.is_empty() => format!("{url}?{query}"),
@@ -130,35 +130,91 @@ pub async fn run_until_idle(context: &Context) -> Result<ExitCode, CliError> {
         ));
     };
     let lock = lock_path(&database_path(config)?, &context.args.namespace);
-    let interrupt = interrupt_token();
-    let mut manager: Option<LeaseManager> = None;
+    let mut watch = EngineWatch {
+        context,
+        manager: None,
+        interrupt: interrupt_token(),
+    };
+    let rounds = watch_while_busy(&lock, &mut watch).await;
+    if let Some(manager) = watch.manager {
+        manager.shutdown(Duration::from_secs(5)).await;
+    }
+    let rounds = rounds?;
+    tracing::info!(rounds, "background reaper done");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the watcher does while it holds the lock, and the look it takes
+/// after letting go.
+trait Watch {
+    /// Reaps until the store has no active lease (or a stop is asked for).
+    async fn reap_until_idle(&mut self) -> Result<(), CliError>;
+    /// Whether the store has an active lease now.
+    async fn has_active_lease(&mut self) -> Result<bool, CliError>;
+    /// Whether a stop was asked for (SIGTERM).
+    fn stopped(&self) -> bool;
+}
+
+/// Takes the lock at `lock` and watches until idle; after letting go, looks
+/// once more and, if a lease arrived meanwhile, takes the lock again (unless
+/// a newer watcher has it) and goes on. The number of rounds watched (0: the
+/// lock was held by another watcher).
+async fn watch_while_busy(lock: &Path, watch: &mut impl Watch) -> Result<u32, CliError> {
+    let mut rounds = 0;
     loop {
-        let Some(held) = WatchLock::try_acquire(&lock)? else {
+        let Some(held) = WatchLock::try_acquire(lock)? else {
             tracing::info!(lock = %lock.display(), "another background reaper is watching");
-            break;
+            return Ok(rounds);
         };
-        let current = match &manager {
-            Some(manager) => manager.clone(),
-            None => {
-                let built = context
-                    .manager_with(Docker::Needed, watcher_config(context))
-                    .await?;
-                manager = Some(built.clone());
-                built
-            }
-        };
-        tracing::info!(lock = %lock.display(), "background reaper watching");
-        reap_until_idle(&current, &interrupt).await;
+        rounds += 1;
+        tracing::info!(lock = %lock.display(), rounds, "background reaper watching");
+        let watched = watch.reap_until_idle().await;
         drop(held);
-        if interrupt.is_cancelled() || !has_active_lease(&current).await? {
-            break;
+        watched?;
+        if watch.stopped() || !watch.has_active_lease().await? {
+            return Ok(rounds);
         }
         tracing::info!("a lease arrived as the reaper was leaving: watching again");
     }
-    if let Some(manager) = manager {
-        manager.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The real watcher: the engine's reaper over the store and Docker, built
+/// on first use.
+struct EngineWatch<'a> {
+    context: &'a Context,
+    manager: Option<LeaseManager>,
+    interrupt: CancellationToken,
+}
+
+impl EngineWatch<'_> {
+    async fn manager(&mut self) -> Result<LeaseManager, CliError> {
+        if let Some(manager) = &self.manager {
+            return Ok(manager.clone());
+        }
+        let built = self
+            .context
+            .manager_with(Docker::Needed, watcher_config(self.context))
+            .await?;
+        self.manager = Some(built.clone());
+        Ok(built)
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+impl Watch for EngineWatch<'_> {
+    async fn reap_until_idle(&mut self) -> Result<(), CliError> {
+        let manager = self.manager().await?;
+        reap_until_idle(&manager, &self.interrupt).await;
+        Ok(())
+    }
+
+    async fn has_active_lease(&mut self) -> Result<bool, CliError> {
+        let manager = self.manager().await?;
+        has_active_lease(&manager).await
+    }
+
+    fn stopped(&self) -> bool {
+        self.interrupt.is_cancelled()
+    }
 }
 
 /// The engine settings of the watcher: the flags', with a short sweep.
@@ -215,7 +271,119 @@ async fn has_active_lease(manager: &LeaseManager) -> Result<bool, CliError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use super::*;
+
+    /// A watcher whose store answers from a script, and which can let a
+    /// newer watcher take the lock while it is away.
+    struct Scripted {
+        lock: PathBuf,
+        /// Answers of `has_active_lease`, in order.
+        active: VecDeque<bool>,
+        /// Take the lock (as a newer watcher would) at the look after letting go.
+        rival_takes_over: bool,
+        rival: Option<WatchLock>,
+        rounds_seen: u32,
+    }
+
+    impl Scripted {
+        fn new(name: &str, active: &[bool]) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "lease-cli-watcher-{name}-{}-{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            Scripted {
+                lock: lock_path(&dir.join("leases.db"), "default"),
+                active: active.iter().copied().collect(),
+                rival_takes_over: false,
+                rival: None,
+                rounds_seen: 0,
+            }
+        }
+    }
+
+    impl Drop for Scripted {
+        fn drop(&mut self) {
+            if let Some(dir) = self.lock.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    impl Watch for Scripted {
+        async fn reap_until_idle(&mut self) -> Result<(), CliError> {
+            assert!(
+                WatchLock::is_held(&self.lock).expect("probe"),
+                "reaps under the lock"
+            );
+            self.rounds_seen += 1;
+            Ok(())
+        }
+
+        async fn has_active_lease(&mut self) -> Result<bool, CliError> {
+            assert!(!WatchLock::is_held(&self.lock).expect("probe") || self.rival.is_some());
+            if self.rival_takes_over && self.rival.is_none() {
+                self.rival = WatchLock::try_acquire(&self.lock).expect("lock");
+            }
+            Ok(self
+                .active
+                .pop_front()
+                .expect("an answer left in the script"))
+        }
+
+        fn stopped(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn exits_at_once_when_another_watcher_holds_the_lock() {
+        let mut watch = Scripted::new("held", &[]);
+        let other = WatchLock::try_acquire(&watch.lock)
+            .expect("lock")
+            .expect("free");
+        assert_eq!(
+            watch_while_busy(&watch.lock.clone(), &mut watch).await.ok(),
+            Some(0)
+        );
+        assert_eq!(watch.rounds_seen, 0);
+        drop(other);
+    }
+
+    #[tokio::test]
+    async fn exits_when_idle_and_nothing_arrived() {
+        let mut watch = Scripted::new("idle", &[false]);
+        assert_eq!(
+            watch_while_busy(&watch.lock.clone(), &mut watch).await.ok(),
+            Some(1)
+        );
+        assert!(!WatchLock::is_held(&watch.lock).expect("probe"));
+    }
+
+    #[tokio::test]
+    async fn watches_again_when_a_lease_arrived_as_it_was_leaving() {
+        let mut watch = Scripted::new("arrived", &[true, false]);
+        assert_eq!(
+            watch_while_busy(&watch.lock.clone(), &mut watch).await.ok(),
+            Some(2)
+        );
+        assert_eq!(watch.rounds_seen, 2);
+        assert!(!WatchLock::is_held(&watch.lock).expect("probe"));
+    }
+
+    #[tokio::test]
+    async fn leaves_the_lease_to_a_newer_watcher_that_took_the_lock() {
+        let mut watch = Scripted::new("rival", &[true]);
+        watch.rival_takes_over = true;
+        assert_eq!(
+            watch_while_busy(&watch.lock.clone(), &mut watch).await.ok(),
+            Some(1)
+        );
+        assert!(watch.rival.is_some(), "the newer watcher holds the lock");
+    }
 
     #[test]
     fn the_child_gets_an_absolute_url_with_the_given_query() {
