@@ -274,6 +274,10 @@ pub struct ReapArgs {
     /// Keep reaping as leases come due, until Ctrl-C.
     #[arg(short, long)]
     pub watch: bool,
+    /// Internal: the background reaper of a SQLite store, which exits once
+    /// no active lease is left (started by `up` and `run`).
+    #[arg(long, hide = true, conflicts_with = "watch")]
+    pub until_idle: bool,
 }
 
 /// `lease reconcile`.

@@ -152,8 +152,16 @@ impl Context {
 
     /// Builds the engine over the store and (if needed) Docker.
     pub async fn manager(&self, docker: Docker) -> Result<LeaseManager, CliError> {
+        self.manager_with(docker, self.config()).await
+    }
+
+    /// Builds the engine with `config` instead of the flags' settings.
+    pub async fn manager_with(
+        &self,
+        docker: Docker,
+        config: ManagerConfig,
+    ) -> Result<LeaseManager, CliError> {
         // Checked first, so a bad namespace is reported before any connection.
-        let config = self.config();
         config
             .validate()
             .map_err(|e| CliError::Usage(format!("--namespace: {e}")))?;

@@ -20,7 +20,7 @@ pub fn parse_minutes(text: &str) -> Result<u32, String> {
 }
 
 fn whole_minutes(text: &str, duration: Duration) -> Result<u32, String> {
-    if duration.subsec_nanos() != 0 || duration.as_secs() % 60 != 0 {
+    if duration.subsec_nanos() != 0 || !duration.as_secs().is_multiple_of(60) {
         return Err(format!(
             "`{text}` is not a whole number of minutes; leases are booked by the minute"
         ));

@@ -7,13 +7,14 @@
 //! # with a lease-server on this host that uses the same file (its default)
 //! export LEASE_STORE=redis://127.0.0.1:6379/0        # or share them through Redis
 //! lease up ubuntu --for 2h                           # rent; waits until running
+//! # (on SQLite a background reaper removes it at expiry, no server needed)
 //! lease ls                                           # your leases
 //! lease shell k3x9q2m7v1b8                           # a shell in it
 //! lease extend k3x9 30m && lease rm k3x9
 //! ```
 //!
 //! It wires the same engine as lease-server — `lease_core::LeaseManager`
-//! over a memory or Redis store and the Docker runtime — so on the same
+//! over a SQLite, memory or Redis store and the Docker runtime — so on the same
 //! Redis and namespace both see the same leases. Every flag has a `LEASE_*`
 //! environment variable (`lease --help`).
 #![forbid(unsafe_code)]
@@ -34,6 +35,8 @@ mod reconcile_plan;
 mod removal;
 mod signals;
 mod terminal;
+mod watch_lock;
+mod watcher;
 
 use std::process::ExitCode;
 

@@ -53,6 +53,9 @@ struct ReapEventJson {
 /// `lease reap`.
 pub async fn reap(context: &Context, args: ReapArgs) -> Result<ExitCode, CliError> {
     context.require_shared_store("reap")?;
+    if args.until_idle {
+        return crate::watcher::run_until_idle(context).await;
+    }
     let manager = context.manager(Docker::Needed).await?;
     if args.watch {
         return watch(context, &manager).await;

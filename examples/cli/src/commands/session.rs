@@ -19,6 +19,7 @@ use crate::lookup::{Scope, find};
 use crate::output::{dollars, note, print, write_stderr};
 use crate::provisioning::{check_offering, provision, wait_until_running};
 use crate::removal::remove_now;
+use crate::watcher;
 
 /// `lease logs`.
 pub async fn logs(context: &Context, args: LogsArgs) -> Result<ExitCode, CliError> {
@@ -60,6 +61,9 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<ExitCode, CliError>
     let manager = context.manager(Docker::Needed).await?;
     let interrupt = interrupt_token();
     let lease = provision(context, &manager, &args.offering, args.minutes).await?;
+    // The lease outlives this command if it is killed (SIGKILL, a crash):
+    // on SQLite a background reaper then removes the container at expiry.
+    watcher::ensure(context);
     let id = lease.id.clone();
     let running = match wait_until_running(&manager, lease, &interrupt).await {
         Ok(running) => running,

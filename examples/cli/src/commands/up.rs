@@ -19,9 +19,13 @@ use crate::lifetime::{Over, until_over};
 use crate::output::{dollars, lease_json, local_time, note, print, print_json};
 use crate::provisioning::{check_offering, provision, wait_until_running};
 use crate::removal::remove_now;
+use crate::watcher::{self, Watching};
 
 /// Grace for provisioning tasks still in flight when a command ends.
 const SHORT_GRACE: Duration = Duration::from_secs(5);
+/// What `up` says when a background reaper watches a SQLite store.
+const BACKGROUND_REAPER_NOTE: &str =
+    "  a background reaper removes the container when the lease expires (no lease-server needed)";
 
 /// `lease up`.
 pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
@@ -38,6 +42,7 @@ pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
     let manager = context.manager(Docker::Needed).await?;
     let cancel = interrupt_token();
     let lease = provision(context, &manager, &args.offering, args.minutes).await?;
+    let watching = watcher::ensure(context);
     let running = match wait_until_running(&manager, lease.clone(), &cancel).await {
         Ok(running) => running,
         Err(error) => {
@@ -50,7 +55,7 @@ pub async fn up(context: &Context, args: UpArgs) -> Result<ExitCode, CliError> {
             return Err(error);
         }
     };
-    report_running(context, &manager, &running)?;
+    report_running(context, &manager, &running, watching)?;
     if context.is_memory() {
         return hold(&manager, &running, &cancel).await;
     }
@@ -62,6 +67,7 @@ fn report_running(
     context: &Context,
     manager: &LeaseManager,
     lease: &Lease,
+    watching: Watching,
 ) -> Result<(), CliError> {
     match context.output() {
         Output::Json => print_json(&lease_json(manager, lease)),
@@ -75,6 +81,9 @@ fn report_running(
                 local_time(lease.expires_at),
                 compact(lease.expires_in(now))
             ));
+            if watching == Watching::Yes {
+                note(BACKGROUND_REAPER_NOTE);
+            }
             if !context.is_memory() {
                 note(&format!(
                     "  lease shell {short}    lease extend {short} 30m    lease rm {short}",
@@ -125,7 +134,12 @@ async fn hold(
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum ChildReport {
-    Lease(Box<LeaseJson>),
+    Lease {
+        lease: Box<LeaseJson>,
+        /// Whether a background reaper watches the (SQLite) store.
+        #[serde(default)]
+        reaper: bool,
+    },
     Error(String),
 }
 
@@ -133,10 +147,18 @@ enum ChildReport {
 /// own process group to provision the lease, prints the pending lease it
 /// reports and returns, leaving it to bring the container up.
 async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> {
-    let StoreSpec::Redis(url) = &context.store else {
-        return Err(CliError::NeedsSharedStore {
-            command: "up --detach",
-        });
+    let store = match &context.store {
+        StoreSpec::Memory => {
+            return Err(CliError::NeedsSharedStore {
+                command: "up --detach",
+            });
+        }
+        StoreSpec::Sqlite(config) => {
+            let db = std::path::absolute(config.path())
+                .map_err(|e| CliError::io("cannot resolve the database path", e))?;
+            watcher::child_store_url(&context.args.store, &db)
+        }
+        StoreSpec::Redis(url) => url.clone(),
     };
     let exe = std::env::current_exe().map_err(|e| CliError::io("cannot find this program", e))?;
     let mut command = std::process::Command::new(exe);
@@ -150,7 +172,7 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
     // Settings go through the environment, so a Redis password stays out of `ps`.
     let global = &context.args;
     command
-        .env("LEASE_STORE", url)
+        .env("LEASE_STORE", store)
         .env("LEASE_REDIS_PREFIX", context.redis_prefix())
         .env("LEASE_NAMESPACE", &global.namespace)
         .env("LEASE_OWNER", &context.owner)
@@ -202,7 +224,7 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
     .await
     .map_err(|e| CliError::io("background provisioner", std::io::Error::other(e)))??;
     match serde_json::from_str::<ChildReport>(line.trim()) {
-        Ok(ChildReport::Lease(lease)) => {
+        Ok(ChildReport::Lease { lease, reaper }) => {
             match context.output() {
                 Output::Json => print_json(&lease)?,
                 Output::Table => {
@@ -219,6 +241,14 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
                         lease.status,
                         dollars(lease.cost),
                     ));
+                    if reaper {
+                        note(BACKGROUND_REAPER_NOTE);
+                    } else if matches!(context.store, StoreSpec::Sqlite(_)) {
+                        note(
+                            "lease: no background reaper could be started; run `lease reap --watch` \
+                             (or a lease-server on this file) to remove the container at expiry",
+                        );
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -242,7 +272,11 @@ async fn background_child(context: &Context, args: &UpArgs) -> Result<ExitCode, 
     .await;
     match started {
         Ok((manager, lease)) => {
-            let report = ChildReport::Lease(Box::new(lease_json(&manager, &lease)));
+            let reaper = watcher::ensure(context) == Watching::Yes;
+            let report = ChildReport::Lease {
+                lease: Box::new(lease_json(&manager, &lease)),
+                reaper,
+            };
             let line = serde_json::to_string(&report)
                 .map_err(|e| CliError::io("cannot encode JSON", std::io::Error::other(e)))?;
             // The foreground half may be gone by the time provisioning ends: ignore stdout errors.
