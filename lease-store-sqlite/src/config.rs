@@ -56,6 +56,7 @@ pub struct SqliteStoreConfig {
     pub(crate) history_retention: Duration,
     pub(crate) readers: usize,
     pub(crate) integrity_check: bool,
+    pub(crate) namespace: Option<String>,
 }
 
 impl SqliteStoreConfig {
@@ -69,6 +70,7 @@ impl SqliteStoreConfig {
             history_retention: DEFAULT_HISTORY_RETENTION,
             readers: DEFAULT_READERS,
             integrity_check: true,
+            namespace: None,
         }
     }
 
@@ -100,6 +102,16 @@ impl SqliteStoreConfig {
     /// the writer's thread.
     pub fn readers(mut self, readers: usize) -> Self {
         self.readers = readers;
+        self
+    }
+
+    /// The deployment namespace whose leases the file holds. The first store
+    /// that opens a file with a namespace writes it into the file; opening
+    /// it later for another namespace is refused
+    /// ([`crate::OpenError::OtherNamespace`]): two namespaces' reapers would
+    /// end each other's leases. Without one (the default), no check.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
 

@@ -62,6 +62,19 @@ pub enum OpenError {
         /// The newest this build knows.
         supported: i64,
     },
+    /// The file holds another namespace's leases (see
+    /// [`crate::SqliteStoreConfig::namespace`]); it was left untouched.
+    #[error(
+        "the lease database {path} holds the leases of namespace `{found}`, not `{wanted}`; give each namespace its own file (--store sqlite:///…/leases-{wanted}.db)"
+    )]
+    OtherNamespace {
+        /// The file.
+        path: PathBuf,
+        /// The namespace written in the file.
+        found: String,
+        /// The namespace asked for.
+        wanted: String,
+    },
     /// Setting up the connection or the schema failed.
     #[error("cannot prepare the lease database {path} ({operation})")]
     Setup {

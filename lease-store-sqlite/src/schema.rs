@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::OpenError;
 
@@ -168,6 +168,70 @@ pub(crate) fn verify(
         }
     }
     Ok(())
+}
+
+/// The namespace written in the file, if any (reading only).
+fn stamped_namespace(connection: &Connection, path: &Path) -> Result<Option<String>, OpenError> {
+    connection
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'namespace'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|source| read_error(path, "read the namespace", source))
+}
+
+/// Refuses, reading only, a file stamped with another namespace than
+/// `wanted`.
+pub(crate) fn check_namespace(
+    connection: &Connection,
+    path: &Path,
+    wanted: &str,
+) -> Result<(), OpenError> {
+    match stamped_namespace(connection, path)? {
+        Some(found) if found != wanted => Err(OpenError::OtherNamespace {
+            path: path.to_owned(),
+            found,
+            wanted: wanted.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `namespace` into a file that has none yet (once, even with
+/// several processes opening it at the same moment), or refuses a file
+/// stamped with another one.
+pub(crate) fn stamp_namespace(
+    connection: &mut Connection,
+    path: &Path,
+    namespace: &str,
+) -> Result<(), OpenError> {
+    if stamped_namespace(connection, path)?.is_some() {
+        return check_namespace(connection, path, namespace);
+    }
+    let setup = |source: rusqlite::Error| OpenError::Setup {
+        path: path.to_owned(),
+        operation: "record the namespace",
+        source: Box::new(source),
+    };
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(setup)?;
+    transaction
+        .execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('namespace', ?1)",
+            [namespace],
+        )
+        .map_err(setup)?;
+    // Another process may have stamped it first: theirs stands.
+    check_namespace(&transaction, path, namespace)?;
+    transaction.commit().map_err(setup)
+}
+
+/// Whether the file's schema is this build's (reading only).
+pub(crate) fn current(connection: &Connection, path: &Path) -> Result<bool, OpenError> {
+    Ok(pragma_i64(connection, path, "user_version")? == SCHEMA_VERSION)
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], once even with several

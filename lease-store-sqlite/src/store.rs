@@ -112,6 +112,12 @@ fn open_blocking(config: &SqliteStoreConfig) -> Result<SqliteStore, OpenError> {
     let mut writer = connect(config, flags)?;
     if found == Found::Database {
         schema::verify(&writer, path, config.integrity_check)?;
+        if let Some(namespace) = &config.namespace {
+            // A file of the current schema can be checked before any write.
+            if schema::current(&writer, path)? {
+                schema::check_namespace(&writer, path, namespace)?;
+            }
+        }
     }
     // Only now write anything: the journal mode is kept in the file.
     let mode: String = writer
@@ -131,6 +137,9 @@ fn open_blocking(config: &SqliteStoreConfig) -> Result<SqliteStore, OpenError> {
         ))
         .map_err(|source| setup(path, "set synchronous", source))?;
     schema::migrate(&mut writer, path)?;
+    if let Some(namespace) = &config.namespace {
+        schema::stamp_namespace(&mut writer, path, namespace)?;
+    }
 
     let mut readers = Vec::with_capacity(config.readers);
     for _ in 0..config.readers {

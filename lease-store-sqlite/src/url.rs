@@ -15,8 +15,20 @@ use crate::config::{SqliteStoreConfig, Synchronous};
 /// What every SQLite store URL starts with.
 pub const URL_SCHEME: &str = "sqlite:";
 
-/// The database file inside the state directory.
-const DEFAULT_FILE: &str = "containerlease/leases.db";
+/// The folder of the database files inside the state directory.
+const DEFAULT_DIR: &str = "containerlease";
+
+/// The default file's name for `namespace`: `leases.db` for the namespace
+/// `default`, `leases-<namespace>.db` for any other, so that deployments of
+/// different namespaces on one host never share a file (a file belongs to
+/// one namespace: [`crate::SqliteStoreConfig::namespace`]).
+fn default_file(namespace: &str) -> String {
+    if namespace == "default" {
+        "leases.db".to_owned()
+    } else {
+        format!("leases-{namespace}.db")
+    }
+}
 
 /// Whether `text` is meant as a SQLite store URL (it may still be invalid).
 pub fn is_store_url(text: &str) -> bool {
@@ -77,31 +89,37 @@ pub fn url_for(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// Where the database lives unless told otherwise:
+/// Where the database of `namespace` lives unless told otherwise:
 /// `$XDG_STATE_HOME/containerlease/leases.db`, else
-/// `$HOME/.local/state/containerlease/leases.db`; `None` without either.
-pub fn default_path() -> Option<PathBuf> {
+/// `$HOME/.local/state/containerlease/leases.db` (`leases-<namespace>.db`
+/// for a namespace other than `default`); `None` without either variable.
+pub fn default_path(namespace: &str) -> Option<PathBuf> {
     default_path_from(
         std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
         std::env::var_os("HOME").map(PathBuf::from),
+        namespace,
     )
 }
 
-fn default_path_from(xdg_state: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+fn default_path_from(
+    xdg_state: Option<PathBuf>,
+    home: Option<PathBuf>,
+    namespace: &str,
+) -> Option<PathBuf> {
     // The XDG spec says a relative value is invalid and must be ignored.
     let state = xdg_state.filter(|dir| dir.is_absolute()).or_else(|| {
         home.filter(|home| home.is_absolute())
             .map(|home| home.join(".local/state"))
     })?;
-    Some(state.join(DEFAULT_FILE))
+    Some(state.join(DEFAULT_DIR).join(default_file(namespace)))
 }
 
-/// The store URL used when none is given: the [`default_path`] as a URL,
-/// or `sqlite://leases.db` (the working directory) without a home.
-pub fn default_store_url() -> String {
-    match default_path() {
+/// The store URL used when none is given: the [`default_path`] of
+/// `namespace` as a URL, or a file in the working directory without a home.
+pub fn default_store_url(namespace: &str) -> String {
+    match default_path(namespace) {
         Some(path) => url_for(&path),
-        None => "sqlite://leases.db".to_owned(),
+        None => format!("sqlite://{}", default_file(namespace)),
     }
 }
 
@@ -156,21 +174,29 @@ mod tests {
 
     #[test]
     fn default_location_follows_xdg_then_home() {
-        let xdg = default_path_from(Some("/x/state".into()), Some("/home/ada".into()));
+        let xdg = default_path_from(Some("/x/state".into()), Some("/home/ada".into()), "default");
         assert_eq!(
             xdg,
             Some(PathBuf::from("/x/state/containerlease/leases.db"))
         );
-        let home = default_path_from(None, Some("/home/ada".into()));
+        let home = default_path_from(None, Some("/home/ada".into()), "default");
         assert_eq!(
             home,
             Some(PathBuf::from(
                 "/home/ada/.local/state/containerlease/leases.db"
             ))
         );
-        let relative_xdg = default_path_from(Some("state".into()), Some("/home/ada".into()));
+        let relative_xdg =
+            default_path_from(Some("state".into()), Some("/home/ada".into()), "default");
         assert_eq!(relative_xdg, home, "a relative XDG_STATE_HOME is ignored");
-        assert_eq!(default_path_from(None, None), None);
+        assert_eq!(default_path_from(None, None, "default"), None);
+        assert_eq!(
+            default_path_from(None, Some("/home/ada".into()), "team-a"),
+            Some(PathBuf::from(
+                "/home/ada/.local/state/containerlease/leases-team-a.db"
+            )),
+            "another namespace gets its own file"
+        );
         let url = url_for(Path::new("/home/ada/.local/state/containerlease/leases.db"));
         assert_eq!(
             url,

@@ -206,3 +206,46 @@ async fn refusals_map_to_store_errors_with_the_cause() {
         "{chain}"
     );
 }
+
+async fn open_for(path: &Path, namespace: &str) -> Result<SqliteStore, OpenError> {
+    SqliteStore::open(SqliteStoreConfig::new(path).namespace(namespace)).await
+}
+
+#[tokio::test]
+async fn a_file_belongs_to_the_first_namespace_that_opens_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = db_path(dir.path());
+    let ids = filled(&path, 2).await;
+    // The file had no namespace: the first store with one stamps it.
+    drop(open_for(&path, "team-a").await.expect("stamped by team-a"));
+    let again = open_for(&path, "team-a").await.expect("team-a again");
+    assert!(again.get(&ids[0]).await.is_ok(), "the data is still there");
+    drop(again);
+    drop(open(&path).await.expect("a store that names no namespace"));
+
+    let before = bytes(&path);
+    match open_for(&path, "team-b").await {
+        Err(OpenError::OtherNamespace { found, wanted, .. }) => {
+            assert_eq!((found.as_str(), wanted.as_str()), ("team-a", "team-b"));
+        }
+        other => panic!("another namespace must be refused, got {other:?}"),
+    }
+    assert!(bytes(&path) == before, "the refused file is left untouched");
+    let error = open_for(&path, "team-b").await.expect_err("refused again");
+    assert!(
+        error.to_string().contains("leases-team-b.db"),
+        "the message says what to do: {error}"
+    );
+}
+
+#[tokio::test]
+async fn two_namespaces_racing_for_a_new_file_get_one_owner() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = db_path(dir.path());
+    let (a, b) = tokio::join!(open_for(&path, "team-a"), open_for(&path, "team-b"));
+    match (a, b) {
+        (Ok(_), Err(OpenError::OtherNamespace { .. }))
+        | (Err(OpenError::OtherNamespace { .. }), Ok(_)) => {}
+        other => panic!("exactly one namespace must own the file: {other:?}"),
+    }
+}

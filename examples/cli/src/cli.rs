@@ -47,17 +47,13 @@ pub enum Output {
 pub struct GlobalArgs {
     /// Lease store: a SQLite file shared with lease-server on this host
     /// (`sqlite:///absolute/path.db`, `sqlite://relative/path.db`; default:
-    /// containerlease/leases.db in $XDG_STATE_HOME or ~/.local/state),
+    /// containerlease/leases.db in $XDG_STATE_HOME or ~/.local/state, or
+    /// leases-<namespace>.db for a namespace other than `default`),
     /// `memory` (lives only as long as this command) or a Redis URL
     /// (`redis://host:6379/0`, `rediss://…`, `redis+unix:///path`,
     /// `redis+sentinel://…`).
-    #[arg(
-        long,
-        env = "LEASE_STORE",
-        default_value_t = lease_store_sqlite::default_store_url(),
-        global = true
-    )]
-    pub store: String,
+    #[arg(long, env = "LEASE_STORE", global = true)]
+    pub store: Option<String>,
 
     /// Redis key prefix [default: containerlease-<namespace>, as lease-server].
     #[arg(long, env = "LEASE_REDIS_PREFIX", global = true)]

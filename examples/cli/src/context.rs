@@ -50,6 +50,8 @@ pub struct Context {
     pub args: GlobalArgs,
     /// The store to use.
     pub store: StoreSpec,
+    /// `--store` as given, or the default SQLite URL of the namespace.
+    pub store_url: String,
     /// Whose leases.
     pub owner: String,
 }
@@ -66,7 +68,15 @@ pub enum Docker {
 impl Context {
     /// Resolves the global flags (no I/O).
     pub fn new(args: GlobalArgs) -> Result<Self, CliError> {
-        let store = StoreSpec::parse(&args.store)?;
+        let store_url = args
+            .store
+            .clone()
+            .unwrap_or_else(|| lease_store_sqlite::default_store_url(&args.namespace));
+        let store = match StoreSpec::parse(&store_url)? {
+            // A SQLite file belongs to one namespace (refused otherwise).
+            StoreSpec::Sqlite(config) => StoreSpec::Sqlite(config.namespace(&args.namespace)),
+            other => other,
+        };
         let owner = args
             .owner
             .clone()
@@ -74,7 +84,12 @@ impl Context {
             .map(|owner| owner.trim().to_owned())
             .filter(|owner| !owner.is_empty())
             .unwrap_or_else(|| lease_http::LOCAL_OWNER.to_owned());
-        Ok(Context { args, store, owner })
+        Ok(Context {
+            args,
+            store,
+            store_url,
+            owner,
+        })
     }
 
     /// How results are printed.

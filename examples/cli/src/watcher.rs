@@ -74,7 +74,7 @@ fn start_unless_running(context: &Context, config: &SqliteStoreConfig) -> Result
     // Only what reaping needs; the rest of the caller's settings (quotas,
     // catalog) does not matter to it and must not make it fail.
     command
-        .env("LEASE_STORE", child_store_url(&context.args.store, &db))
+        .env("LEASE_STORE", child_store_url(&context.store_url, &db))
         .env("LEASE_NAMESPACE", &context.args.namespace)
         .env("LEASE_OUTPUT", "json")
         .env_remove("LEASE_CATALOG")

@@ -54,7 +54,7 @@ impl SqliteNamespace {
 
     fn lock_file(&self) -> PathBuf {
         self.state.path().join(format!(
-            "containerlease/leases.db.reaper-{}.lock",
+            "containerlease/leases-{0}.db.reaper-{0}.lock",
             self.name
         ))
     }

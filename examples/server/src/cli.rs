@@ -63,9 +63,10 @@ pub struct ServeArgs {
     /// URL for several hosts (`redis://host:6379/0`, `rediss://…`,
     /// `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`).
     /// Default: the SQLite file in the state directory
-    /// ($XDG_STATE_HOME or ~/.local/state, then containerlease/leases.db).
-    #[arg(long, env = "LEASE_STORE", default_value_t = lease_store_sqlite::default_store_url())]
-    pub store: String,
+    /// ($XDG_STATE_HOME or ~/.local/state, then containerlease/leases.db;
+    /// leases-<namespace>.db for a namespace other than `default`).
+    #[arg(long, env = "LEASE_STORE")]
+    pub store: Option<String>,
 
     /// Redis key prefix (default `containerlease-<namespace>`).
     #[arg(long, env = "LEASE_REDIS_PREFIX")]

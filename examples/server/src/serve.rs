@@ -84,7 +84,11 @@ fn fail(error: &StartError) -> ExitCode {
 }
 
 async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError> {
-    let spec = args.store.trim();
+    let spec = args
+        .store
+        .clone()
+        .unwrap_or_else(|| lease_store_sqlite::default_store_url(&args.namespace));
+    let spec = spec.trim();
     if spec == "memory" {
         return Ok(Arc::new(MemoryStore::with_history_retention(
             args.history_retention.into(),
@@ -92,11 +96,11 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
     }
     if lease_store_sqlite::is_store_url(spec) {
         let config = lease_store_sqlite::config_from_url(spec)?
+            .namespace(&args.namespace)
             .history_retention(args.history_retention.into());
         let store = SqliteStore::open(config).await?;
         // Said where anyone looks first: the file is where the leases are.
         eprintln!("lease-server: leases in {}", store.path().display());
-        info!(path = %store.path().display(), "lease store: SQLite");
         return Ok(Arc::new(store));
     }
     if lease_store_redis::is_store_url(spec) {

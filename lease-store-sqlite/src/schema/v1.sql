@@ -1,6 +1,13 @@
 -- Schema version 1 of the ContainerLease lease database.
 -- Times: INTEGER nanoseconds since the Unix epoch (UTC). Money: INTEGER nano-dollars.
 
+-- Facts about the file itself: `namespace`, the deployment namespace whose
+-- leases it holds (set by the first store that opens it with one).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
 -- Active leases (not finished yet) and their claims. Rows are kept in
 -- insertion order (seq), so leases due together, which were mostly created
 -- together, share pages: a claim of 100 due leases writes few pages.

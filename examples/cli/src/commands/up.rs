@@ -156,7 +156,7 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
         StoreSpec::Sqlite(config) => {
             let db = std::path::absolute(config.path())
                 .map_err(|e| CliError::io("cannot resolve the database path", e))?;
-            watcher::child_store_url(&context.args.store, &db)
+            watcher::child_store_url(&context.store_url, &db)
         }
         StoreSpec::Redis(url) => url.clone(),
     };
