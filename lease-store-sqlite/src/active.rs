@@ -190,17 +190,28 @@ pub(crate) fn list(connection: &Connection, query: &ListQuery) -> Result<Page<Le
     // One more than a page, to know whether another page follows.
     values.push(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
     sql.push_str(&format!(" ORDER BY created_at, id LIMIT ?{}", values.len()));
-    let items = connection
-        .prepare_cached(&sql)
+    let items = select(connection, &sql, values, "list leases")?;
+    Ok(page(items, limit, |lease| {
+        cursor::encode(codec::saturating_nanos(lease.created_at), &lease.id)
+    }))
+}
+
+/// The leases a `SELECT {COLUMNS} …` with these parameters returns; a
+/// failure is reported as `operation`.
+pub(crate) fn select(
+    connection: &Connection,
+    sql: &str,
+    values: Vec<Box<dyn ToSql>>,
+    operation: &'static str,
+) -> Result<Vec<Lease>, StoreError> {
+    connection
+        .prepare_cached(sql)
         .and_then(|mut statement| {
             statement
                 .query_map(rusqlite::params_from_iter(values), codec::from_row)?
                 .collect::<rusqlite::Result<Vec<Lease>>>()
         })
-        .during("list leases")?;
-    Ok(page(items, limit, |lease| {
-        cursor::encode(codec::saturating_nanos(lease.created_at), &lease.id)
-    }))
+        .during(operation)
 }
 
 /// The first `limit` of `items` (which may hold one more), with a cursor

@@ -9,7 +9,7 @@ use lease_core::store::{HistoryQuery, Page, UsageTotals};
 use lease_core::{Lease, Money, StoreError};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
-use crate::active::{check_revision, page};
+use crate::active::{check_revision, page, select};
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
 use crate::error::During;
 use lease_core::cursor;
@@ -89,14 +89,7 @@ pub(crate) fn history(
         " ORDER BY ended_key DESC, id DESC LIMIT ?{}",
         values.len()
     ));
-    let items = connection
-        .prepare_cached(&sql)
-        .and_then(|mut statement| {
-            statement
-                .query_map(rusqlite::params_from_iter(values), codec::from_row)?
-                .collect::<rusqlite::Result<Vec<Lease>>>()
-        })
-        .during("list history")?;
+    let items = select(connection, &sql, values, "list history")?;
     Ok(page(items, limit, |lease| {
         cursor::encode(codec::ended_nanos(lease), &lease.id)
     }))
