@@ -74,6 +74,19 @@ impl SqliteNamespace {
 
     /// Pids of the living background reapers of this namespace (found by
     /// their command line and environment; zombies have neither).
+    /// The pid of the one background reaper, once there is exactly one
+    /// (10 s at most).
+    fn single_watcher(&self) -> u32 {
+        eventually(
+            "one background reaper",
+            Duration::from_secs(10),
+            || match self.watchers().as_slice() {
+                [pid] => Some(*pid),
+                _ => None,
+            },
+        )
+    }
+
     fn watchers(&self) -> Vec<u32> {
         let wanted = format!("LEASE_NAMESPACE={}", self.name);
         let mut pids = Vec::new();
@@ -133,14 +146,7 @@ fn the_background_reaper_removes_expired_containers_then_exits() {
         said.contains("background reaper removes the container"),
         "{said}"
     );
-    let watcher = eventually(
-        "one background reaper",
-        Duration::from_secs(10),
-        || match ns.watchers().as_slice() {
-            [pid] => Some(*pid),
-            _ => None,
-        },
-    );
+    let watcher = ns.single_watcher();
     assert!(ns.lock_held());
     let recorded = std::fs::read_to_string(ns.lock_file()).expect("lock file");
     assert_eq!(recorded.trim(), watcher.to_string());
@@ -229,14 +235,7 @@ fn detach_works_on_sqlite_and_is_watched() {
         || (ns.status(&id)["status"] == "running").then_some(()),
     );
     assert_eq!(docker::containers_of(&ns.name).len(), 1);
-    let watcher = eventually(
-        "one background reaper",
-        Duration::from_secs(10),
-        || match ns.watchers().as_slice() {
-            [pid] => Some(*pid),
-            _ => None,
-        },
-    );
+    let watcher = ns.single_watcher();
     assert!(ns.lock_held(), "reaper {watcher} holds the lock");
     ns.lease().args(["rm", &id]).assert().success();
     assert!(docker::containers_of(&ns.name).is_empty());

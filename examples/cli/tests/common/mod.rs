@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use lease_testkit::docker::{self, NamespaceGuard, docker_ready};
@@ -127,13 +127,7 @@ pub fn json_of(command: &mut Command) -> serde_json::Value {
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `limit`.
-pub fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    lease_testkit::wait_for(limit, Duration::from_millis(200), check)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
