@@ -19,6 +19,35 @@
 //! assert_eq!(alpine.nano_cpus, 500_000_000);
 //! assert_eq!(alpine.command, ["sleep", "infinity"]);
 //! ```
+//!
+//! Beyond its limits, an offering says how its containers are confined
+//! (see [`Confinement`]): on which network (`network = "egress"`, the
+//! default, `"isolated"` or `"none"`), whether the root filesystem is
+//! read-only with a sized scratch tmpfs at `/tmp` (`read_only = true`,
+//! `scratch_mb = 64`), which non-root user runs (`user = "1000:1000"`) and
+//! how large the writable layer may grow (`disk_mb`, where the engine's
+//! storage can enforce it):
+//!
+//! ```
+//! use lease_core::Catalog;
+//! use lease_core::runtime::NetworkMode;
+//! let catalog = Catalog::from_toml(r#"
+//!     [[offering]]
+//!     key = "locked"
+//!     image = "alpine:3.20"
+//!     hourly_rate = "0.01"
+//!     cpus = "0.5"
+//!     memory_mb = 256
+//!     network = "isolated"
+//!     read_only = true
+//!     scratch_mb = 32
+//!     user = "1000:1000"
+//! "#).unwrap();
+//! let confinement = catalog.get("locked").unwrap().confinement();
+//! assert_eq!(confinement.network, NetworkMode::Isolated);
+//! assert_eq!(confinement.scratch_bytes, Some(32 << 20));
+//! assert_eq!(confinement.user.as_deref(), Some("1000:1000"));
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,11 +55,17 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::money::{Money, ParseAmountError, parse_nanos};
+use crate::runtime::{Confinement, NetworkMode};
 
 /// Default booking when a request names no duration (the seed's 2 hours).
 pub const DEFAULT_MINUTES: u32 = 120;
 /// Default longest lifetime of a lease, extensions included.
 pub const DEFAULT_MAX_MINUTES: u32 = 480;
+/// Scratch size of a read-only offering that names none, in MiB.
+pub const DEFAULT_SCRATCH_MB: u32 = 64;
+
+/// Bytes in a MiB.
+const MIB: i64 = 1024 * 1024;
 
 /// One thing that can be rented.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +98,25 @@ pub struct Offering {
     /// Longest lifetime, extensions included.
     #[serde(default = "default_max_minutes")]
     pub max_minutes: u32,
+    /// The network its containers are on (default `egress`).
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Whether the root filesystem is read-only; the container then writes
+    /// only to its scratch tmpfs at `/tmp`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Size of the scratch tmpfs of a read-only offering, in MiB (default
+    /// [`DEFAULT_SCRATCH_MB`]). It is memory, so at most `memory_mb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_mb: Option<u32>,
+    /// A non-root numeric `uid` or `uid:gid` to run as, instead of the
+    /// image's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Limit of the container's writable layer in MiB, where the engine's
+    /// storage driver can enforce one (lease-docker refuses it otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u32>,
 }
 
 impl Offering {
@@ -72,6 +126,21 @@ impl Offering {
         // Both operands are exact in an f64 (below 2^53), and one division
         // rounds correctly: the same value as parsing the decimal text.
         self.nano_cpus as f64 / 1e9
+    }
+
+    /// How its containers are confined: network, read-only root with its
+    /// scratch, user and disk, with the defaults filled in.
+    pub fn confinement(&self) -> Confinement {
+        let scratch_mb = self
+            .read_only
+            .then(|| self.scratch_mb.unwrap_or(DEFAULT_SCRATCH_MB));
+        Confinement {
+            network: self.network,
+            read_only_root: self.read_only,
+            scratch_bytes: scratch_mb.map(|mb| i64::from(mb) * MIB),
+            user: self.user.clone(),
+            disk_bytes: self.disk_mb.map(|mb| i64::from(mb) * MIB),
+        }
     }
 }
 
@@ -127,7 +196,8 @@ pub enum CatalogError {
     /// An amount is not exact.
     #[error("catalog amount")]
     Amount(#[from] ParseAmountError),
-    /// An offering breaks a rule (empty key, duplicate, zero limits, …).
+    /// An offering breaks a rule (empty key, duplicate, zero limits, an
+    /// unknown field, a network, user or size it cannot have, …).
     #[error("catalog offering `{key}`: {problem}")]
     Invalid {
         /// The offering's key.
@@ -137,11 +207,31 @@ pub enum CatalogError {
     },
 }
 
+/// The file: a list of `[[offering]]` tables, each read on its own so that
+/// a problem in one names that offering.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     #[serde(default)]
-    offering: Vec<Offering>,
+    offering: Vec<toml::Table>,
+}
+
+/// Reads the `index`th offering table; its problems are
+/// [`CatalogError::Invalid`] naming its key (or `#<n>` without one).
+fn offering_from_table(index: usize, table: toml::Table) -> Result<Offering, CatalogError> {
+    let key = match table.get("key").and_then(toml::Value::as_str) {
+        Some(key) => key.to_owned(),
+        None => format!("#{}", index + 1),
+    };
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let field = error.path().to_string();
+        let message = error.inner().message();
+        if field == "." {
+            invalid(&key, message)
+        } else {
+            invalid(&key, &format!("`{field}`: {message}"))
+        }
+    })
 }
 
 /// The offerings a deployment rents out, by key.
@@ -170,7 +260,13 @@ impl Catalog {
     /// Parses a catalog from TOML (`[[offering]]` tables).
     pub fn from_toml(text: &str) -> Result<Self, CatalogError> {
         let file: CatalogFile = toml::from_str(text)?;
-        Catalog::new(file.offering)
+        let offerings = file
+            .offering
+            .into_iter()
+            .enumerate()
+            .map(|(index, table)| offering_from_table(index, table))
+            .collect::<Result<Vec<_>, _>>()?;
+        Catalog::new(offerings)
     }
 
     /// Reads a catalog from a TOML file.
@@ -212,6 +308,11 @@ impl Default for Catalog {
             pids: default_pids(),
             default_minutes: DEFAULT_MINUTES,
             max_minutes: DEFAULT_MAX_MINUTES,
+            network: NetworkMode::default(),
+            read_only: false,
+            scratch_mb: None,
+            user: None,
+            disk_mb: None,
         };
         let ubuntu = Offering {
             key: "ubuntu".into(),
@@ -269,7 +370,64 @@ fn validate(offering: &Offering) -> Result<(), CatalogError> {
     ];
     match checks.iter().find(|(ok, _)| !ok) {
         Some((_, problem)) => Err(invalid(key, problem)),
-        None => Ok(()),
+        None => validate_confinement(offering),
+    }
+}
+
+/// The confinement fields: a scratch only with a read-only root and no
+/// larger than the memory it uses, a non-root numeric user, a disk limit
+/// above zero.
+fn validate_confinement(offering: &Offering) -> Result<(), CatalogError> {
+    let key = offering.key.as_str();
+    if offering.scratch_mb.is_some() && !offering.read_only {
+        return Err(invalid(
+            key,
+            "scratch_mb needs read_only = true (the scratch is where a read-only root writes)",
+        ));
+    }
+    if let Some(scratch_mb) = offering.scratch_mb
+        && !(1..=offering.memory_mb).contains(&scratch_mb)
+    {
+        return Err(invalid(
+            key,
+            "scratch_mb must be within 1..=memory_mb (the scratch is a tmpfs: it uses the container's memory)",
+        ));
+    }
+    if let Some(user) = &offering.user {
+        check_user(user).map_err(|problem| invalid(key, &problem))?;
+    }
+    if offering.disk_mb == Some(0) {
+        return Err(invalid(key, "disk_mb must be above zero"));
+    }
+    Ok(())
+}
+
+/// Largest uid or gid accepted (Linux ids are 32-bit; the top half is
+/// reserved or invalid, `-1` meaning "unchanged").
+const MAX_ID: u32 = i32::MAX as u32;
+
+/// Checks `user`: a decimal `uid` or `uid:gid`, the uid not 0 (root).
+/// Names are refused: they depend on the image's `/etc/passwd`, and a
+/// missing name only fails when a lease starts.
+fn check_user(user: &str) -> Result<(), String> {
+    let format =
+        || format!("user `{user}` must be a numeric `uid` or `uid:gid` such as \"1000:1000\"");
+    let id = |text: &str| {
+        if text.is_empty() || text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<u32>().ok().filter(|id| *id <= MAX_ID)
+    };
+    let (uid, gid) = match user.split_once(':') {
+        Some((uid, gid)) => (id(uid), Some(id(gid))),
+        None => (id(user), None),
+    };
+    match (uid, gid) {
+        (Some(0), _) => Err(format!(
+            "user `{user}` is root (uid 0); leave `user` out to run as the image's user"
+        )),
+        (Some(_), None | Some(Some(_))) => Ok(()),
+        _ => Err(format()),
     }
 }
 
@@ -327,5 +485,114 @@ mod tests {
         assert_eq!(a.hourly_rate.nanos(), 40_000_000);
         assert_eq!(a.nano_cpus, 250_000_000);
         assert_eq!(a.cpus(), 0.25);
+    }
+
+    const BASE: &str =
+        "[[offering]]\nkey='box'\nimage='x'\nhourly_rate='0.01'\ncpus=1\nmemory_mb=128\n";
+
+    fn parse_with(extra: &str) -> Result<Catalog, CatalogError> {
+        Catalog::from_toml(&format!("{BASE}{extra}\n"))
+    }
+
+    /// The problem of an offering that must be refused, or a panic.
+    fn problem_of(extra: &str) -> String {
+        match parse_with(extra) {
+            Err(CatalogError::Invalid { key, problem }) => {
+                assert_eq!(key, "box", "{extra}");
+                problem
+            }
+            other => panic!("{extra}: expected CatalogError::Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn confinement_defaults_to_the_egress_network_and_nothing_else() {
+        let catalog = parse_with("").unwrap();
+        let confinement = catalog.get("box").unwrap().confinement();
+        assert_eq!(confinement, Confinement::default());
+        assert_eq!(confinement.network, NetworkMode::Egress);
+        for offering in Catalog::default().offerings() {
+            assert_eq!(offering.confinement(), Confinement::default());
+        }
+    }
+
+    #[test]
+    fn confinement_fields_are_read() {
+        let catalog = parse_with(
+            "network='none'\nread_only=true\nscratch_mb=16\nuser='1000:1001'\ndisk_mb=512",
+        )
+        .unwrap();
+        let confinement = catalog.get("box").unwrap().confinement();
+        assert_eq!(
+            confinement,
+            Confinement {
+                network: NetworkMode::None,
+                read_only_root: true,
+                scratch_bytes: Some(16 << 20),
+                user: Some("1000:1001".into()),
+                disk_bytes: Some(512 << 20),
+            }
+        );
+        let default_scratch = parse_with("read_only=true\nnetwork='isolated'").unwrap();
+        let confinement = default_scratch.get("box").unwrap().confinement();
+        assert_eq!(confinement.network, NetworkMode::Isolated);
+        assert_eq!(
+            confinement.scratch_bytes,
+            Some(i64::from(DEFAULT_SCRATCH_MB) << 20)
+        );
+        assert!(parse_with("user='4242'").is_ok());
+        assert!(parse_with("user='1000:0'").is_ok());
+    }
+
+    #[test]
+    fn bad_confinement_is_an_invalid_offering_naming_the_problem() {
+        let cases = [
+            ("network='bridge'", "unknown variant `bridge`"),
+            ("network='host'", "unknown variant `host`"),
+            ("network=1", "network"),
+            ("read_only='yes'", "read_only"),
+            ("scratch_mb=8", "scratch_mb needs read_only = true"),
+            ("read_only=true\nscratch_mb=0", "scratch_mb must be within"),
+            (
+                "read_only=true\nscratch_mb=129",
+                "scratch_mb must be within",
+            ),
+            ("read_only=true\nscratch_mb=-1", "scratch_mb"),
+            ("user='0'", "root"),
+            ("user='0:1000'", "root"),
+            ("user='root'", "numeric"),
+            ("user='1000:'", "numeric"),
+            ("user=':1000'", "numeric"),
+            ("user=''", "numeric"),
+            ("user='1000:1000:1'", "numeric"),
+            ("user='-1'", "numeric"),
+            ("user='+5'", "numeric"),
+            ("user='4294967295'", "numeric"),
+            ("user=' 1000'", "numeric"),
+            ("user=1000", "user"),
+            ("disk_mb=0", "disk_mb must be above zero"),
+            ("disk_mb=-5", "disk_mb"),
+            ("disk_mb=99999999999", "disk_mb"),
+            ("privileged=true", "unknown field `privileged`"),
+        ];
+        for (extra, expected) in cases {
+            let problem = problem_of(extra);
+            assert!(
+                problem.contains(expected),
+                "{extra}: `{problem}` should mention `{expected}`"
+            );
+        }
+    }
+
+    #[test]
+    fn an_offering_without_a_key_is_named_by_its_position() {
+        let text = format!("{BASE}[[offering]]\nimage='x'\nhourly_rate='1'\ncpus=1\nmemory_mb=1\n");
+        match Catalog::from_toml(&text) {
+            Err(CatalogError::Invalid { key, problem }) => {
+                assert_eq!(key, "#2");
+                assert!(problem.contains("key"), "{problem}");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     }
 }

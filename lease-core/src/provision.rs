@@ -209,8 +209,8 @@ impl LeaseManager {
     }
 }
 
-/// The container spec of a lease: catalog image, command and limits, and
-/// the labels of DESIGN invariant 1.
+/// The container spec of a lease: catalog image, command, limits and
+/// confinement, and the labels of DESIGN invariant 1.
 pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> ContainerSpec {
     let labels: BTreeMap<String, String> = [
         (labels::MANAGED, "true".to_owned()),
@@ -236,5 +236,6 @@ pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> Co
             memory_bytes: i64::from(offering.memory_mb) * MIB,
             pids: i64::from(offering.pids),
         },
+        confinement: offering.confinement(),
     }
 }

@@ -53,6 +53,74 @@ pub struct Limits {
     pub pids: i64,
 }
 
+/// Which network a lease's container is on.
+///
+/// Every mode keeps leases apart: a lease can never open a connection to
+/// another lease. What differs is what it can reach beyond that.
+///
+/// ```
+/// use lease_core::runtime::NetworkMode;
+/// assert_eq!(NetworkMode::default(), NetworkMode::Egress);
+/// assert_eq!(NetworkMode::Isolated.to_string(), "isolated");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// No network interface but loopback: nothing in or out, the server
+    /// cannot reach its ports either.
+    None,
+    /// The namespace's internal network: the server (the host) reaches the
+    /// lease's ports, the lease has no route to anywhere else.
+    Isolated,
+    /// The namespace's outbound network: as `isolated`, plus outbound
+    /// connections through the host's NAT (package installs, git clones).
+    /// The default.
+    #[default]
+    Egress,
+}
+
+impl NetworkMode {
+    /// The catalog spelling: `none`, `isolated` or `egress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Isolated => "isolated",
+            NetworkMode::Egress => "egress",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a container is confined beyond its resource [`Limits`]: its
+/// network, its root filesystem, its user and its disk. From the catalog
+/// offering; the default is the egress network and nothing else.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// Which network the container is on.
+    pub network: NetworkMode,
+    /// A read-only root filesystem; the container writes only to its
+    /// scratch ([`Confinement::scratch_bytes`]).
+    pub read_only_root: bool,
+    /// Size of the writable scratch tmpfs mounted at [`SCRATCH_PATH`], in
+    /// bytes; set exactly when the root is read-only.
+    pub scratch_bytes: Option<i64>,
+    /// Numeric `uid` or `uid:gid` the command and execs run as, instead of
+    /// the image's user.
+    pub user: Option<String>,
+    /// Limit of the container's writable layer, in bytes, where the
+    /// runtime's storage can enforce one (a runtime that cannot refuses the
+    /// spec rather than ignore the limit).
+    pub disk_bytes: Option<i64>,
+}
+
+/// Where a read-only container's scratch tmpfs is mounted.
+pub const SCRATCH_PATH: &str = "/tmp";
+
 /// Everything a runtime needs to create and start one lease's container.
 /// Only the engine builds specs, from the catalog: users never choose an
 /// image or a command.
@@ -72,6 +140,9 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     /// Resource limits.
     pub limits: Limits,
+    /// Network, filesystem, user and disk confinement.
+    #[serde(default)]
+    pub confinement: Confinement,
 }
 
 /// Progress of an image pull, reported while a lease is pending.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use lease_core::runtime::{
-    ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, ProgressFn,
+    ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode, ProgressFn,
 };
 use lease_core::{
     Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery, Lease,
@@ -206,6 +206,11 @@ fn tiny() -> Offering {
         pids: PIDS,
         default_minutes: 30,
         max_minutes: MAX_MINUTES,
+        network: NetworkMode::default(),
+        read_only: false,
+        scratch_mb: None,
+        user: None,
+        disk_mb: None,
     }
 }
 
