@@ -75,12 +75,20 @@ cargo test --workspace --all-features
 # (lease-docker: no leftovers) Every test container carries
 # io.containerlease.managed=true and a namespace starting with `test-`, and
 # each test's guard removes them; anything still there is a leak: fail.
-step "no test containers left behind"
+step "no test containers or networks left behind"
 if docker version >/dev/null 2>&1; then
     leftovers="$(docker ps -a --filter label=io.containerlease.managed=true \
         --format '{{.ID}} {{.Names}} {{.Label "io.containerlease.namespace"}}' | awk '$3 ~ /^test-/')"
     if [ -n "$leftovers" ]; then
         printf 'test containers left behind (id, name, namespace):\n%s\n' "$leftovers" >&2
+        exit 1
+    fi
+    # The same for the namespace networks (lease-docker creates them on
+    # first use; NamespaceGuard removes them with the containers).
+    leftover_networks="$(docker network ls --filter label=io.containerlease.managed=true \
+        --format '{{.ID}} {{.Name}} {{.Label "io.containerlease.namespace"}}' | awk '$3 ~ /^test-/')"
+    if [ -n "$leftover_networks" ]; then
+        printf 'test networks left behind (id, name, namespace):\n%s\n' "$leftover_networks" >&2
         exit 1
     fi
 elif [ "${CI:-}" = "true" ]; then

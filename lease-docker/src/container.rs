@@ -21,6 +21,9 @@ use crate::runtime::DockerRuntime;
 /// How long a removal that another caller already started is waited for.
 const REMOVAL_IN_PROGRESS_WAIT: Duration = Duration::from_secs(10);
 
+/// Bytes in a MiB.
+const MIB: i64 = 1024 * 1024;
+
 /// Checks a namespace argument.
 pub(crate) fn check_namespace_arg(namespace: &str) -> Result<(), RuntimeError> {
     validate_namespace(namespace).map_err(|error| RuntimeError::Invalid(error.to_string()))
@@ -101,15 +104,41 @@ fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
     if limits.nano_cpus <= 0 || limits.memory_bytes <= 0 || limits.pids <= 0 {
         return invalid("every limit must be above zero".to_owned());
     }
+    let confinement = &spec.confinement;
+    if confinement.read_only_root != confinement.scratch_bytes.is_some() {
+        return invalid("a read-only root needs a scratch size, and only it has one".to_owned());
+    }
+    let positive = |size: Option<i64>| size.is_none_or(|bytes| bytes > 0);
+    if !positive(confinement.scratch_bytes) || !positive(confinement.disk_bytes) {
+        return invalid("scratch and disk sizes must be above zero".to_owned());
+    }
+    if let Some(user) = &confinement.user
+        && !is_numeric_user(user)
+    {
+        return invalid(format!(
+            "user `{user}` must be a numeric non-root `uid` or `uid:gid`"
+        ));
+    }
     Ok(())
 }
 
-/// The create request of a spec: image, keep-alive command, labels, and the
-/// hardened host configuration with the spec's limits.
-pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+/// A numeric `uid` or `uid:gid` whose uid is not 0 (the catalog refuses
+/// anything else; checked again before it reaches the engine).
+fn is_numeric_user(user: &str) -> bool {
+    let numeric =
+        |id: &str| !id.is_empty() && id.len() <= 10 && id.bytes().all(|b| b.is_ascii_digit());
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    numeric(uid) && numeric(gid) && uid.bytes().any(|b| b != b'0')
+}
+
+/// The create request of a spec: image, keep-alive command, user, labels,
+/// and the hardened host configuration with the spec's limits and
+/// confinement, on `network_mode` (`none` or a network id).
+pub(crate) fn create_body(spec: &ContainerSpec, network_mode: String) -> ContainerCreateBody {
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: Some(spec.command.clone()),
+        user: spec.confinement.user.clone(),
         labels: Some(
             spec.labels
                 .iter()
@@ -121,7 +150,11 @@ pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         attach_stdin: Some(false),
         attach_stdout: Some(false),
         attach_stderr: Some(false),
-        host_config: Some(hardening::host_config(&spec.limits)),
+        host_config: Some(hardening::host_config(
+            &spec.limits,
+            &spec.confinement,
+            network_mode,
+        )),
         ..ContainerCreateBody::default()
     }
 }
@@ -133,6 +166,16 @@ impl DockerRuntime {
         spec: &ContainerSpec,
     ) -> Result<String, RuntimeError> {
         check_spec(spec)?;
+        if let Some(bytes) = spec.confinement.disk_bytes {
+            let offering = spec
+                .labels
+                .get(labels::IMAGE_TYPE)
+                .map_or("(unnamed)", String::as_str);
+            self.check_disk_limit(offering, bytes / MIB).await?;
+        }
+        let network_mode = self
+            .network_for(&spec.namespace, spec.confinement.network)
+            .await?;
         // The semaphore is never closed, so this always gets a permit.
         let _permit = self.creations.acquire().await.ok();
         let lease = spec.lease_id.to_string();
@@ -141,7 +184,7 @@ impl DockerRuntime {
             .build();
         let created = match self
             .docker
-            .create_container(Some(options), create_body(spec))
+            .create_container(Some(options), create_body(spec, network_mode))
             .await
         {
             Ok(created) => created,
@@ -469,7 +512,7 @@ fn parse_exit_code(status: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use lease_core::LeaseId;
-    use lease_core::runtime::Limits;
+    use lease_core::runtime::{Confinement, Limits};
 
     use super::*;
 
@@ -492,6 +535,7 @@ mod tests {
                 memory_bytes: 1,
                 pids: 1,
             },
+            confinement: Confinement::default(),
         }
     }
 
@@ -521,10 +565,51 @@ mod tests {
     }
 
     #[test]
+    fn confinement_the_catalog_would_refuse_is_refused_again() {
+        let with = |change: fn(&mut Confinement)| {
+            let mut spec = spec();
+            change(&mut spec.confinement);
+            check_spec(&spec)
+        };
+        assert!(
+            with(|c| {
+                c.read_only_root = true;
+                c.scratch_bytes = Some(1 << 20);
+                c.user = Some("1000:1000".into());
+                c.disk_bytes = Some(1 << 20);
+            })
+            .is_ok()
+        );
+        assert!(with(|c| c.user = Some("4242".into())).is_ok());
+        assert!(with(|c| c.read_only_root = true).is_err(), "no scratch");
+        assert!(
+            with(|c| c.scratch_bytes = Some(1)).is_err(),
+            "not read-only"
+        );
+        assert!(with(|c| c.disk_bytes = Some(0)).is_err());
+        for user in [
+            "0",
+            "00:1",
+            "0:0",
+            "root",
+            "1000:",
+            ":1",
+            "1 000",
+            "1000:1000:1",
+            "",
+        ] {
+            let mut spec = spec();
+            spec.confinement.user = Some(user.to_owned());
+            assert!(check_spec(&spec).is_err(), "user `{user}`");
+        }
+    }
+
+    #[test]
     fn create_body_keeps_labels_command_and_limits() {
         let spec = spec();
-        let body = create_body(&spec);
+        let body = create_body(&spec, "none".into());
         assert_eq!(body.cmd.as_deref(), Some(&spec.command[..]));
+        assert_eq!(body.user, None);
         assert_eq!(
             body.labels
                 .unwrap()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use lease_core::RuntimeError;
+use lease_core::runtime::NetworkMode;
 
 /// A failed Docker operation.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,33 @@ pub(crate) enum DockerError {
         #[source]
         source: BollardError,
     },
+    #[error("cannot read the Docker engine's information")]
+    Info {
+        #[source]
+        source: BollardError,
+    },
+    #[error("cannot list the networks of namespace {namespace}")]
+    ListNetworks {
+        namespace: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("cannot create network {name}")]
+    CreateNetwork {
+        name: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error(
+        "network {name} exists but is not managed by namespace {namespace} (it lacks our labels); it was left alone: remove or rename it, or use another namespace"
+    )]
+    ForeignNetwork { name: String, namespace: String },
+    #[error(
+        "network {name} is ours but not set up for `{mode}` leases (a bridge with inter-container traffic off, internal exactly for `isolated`); remove it once it has no containers and it is created again"
+    )]
+    MisconfiguredNetwork { name: String, mode: NetworkMode },
+    #[error("network {name} was created but is gone again")]
+    NetworkVanished { name: String },
 }
 
 impl DockerError {
@@ -116,7 +144,10 @@ impl DockerError {
     pub(crate) fn bollard(&self) -> Option<&BollardError> {
         use DockerError::*;
         match self {
-            ConnectTimeout { .. } => None,
+            ConnectTimeout { .. }
+            | ForeignNetwork { .. }
+            | MisconfiguredNetwork { .. }
+            | NetworkVanished { .. } => None,
             Connect { source, .. }
             | Ping { source }
             | InspectImage { source, .. }
@@ -132,7 +163,10 @@ impl DockerError {
             | StartExec { source, .. }
             | ExecOutput { source, .. }
             | ResizeExec { source, .. }
-            | InspectExec { source, .. } => Some(source),
+            | InspectExec { source, .. }
+            | Info { source }
+            | ListNetworks { source, .. }
+            | CreateNetwork { source, .. } => Some(source),
         }
     }
 
@@ -154,6 +188,12 @@ impl DockerError {
             StartExec { .. } | ExecOutput { .. } => "run exec",
             ResizeExec { .. } => "resize exec",
             InspectExec { .. } => "inspect exec",
+            Info { .. } => "read engine information",
+            ListNetworks { .. }
+            | CreateNetwork { .. }
+            | ForeignNetwork { .. }
+            | MisconfiguredNetwork { .. }
+            | NetworkVanished { .. } => "prepare network",
         }
     }
 

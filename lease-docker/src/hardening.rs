@@ -11,12 +11,26 @@
 //!   so no swap on top), `PidsLimit` (no fork bombs);
 //! - a private IPC namespace;
 //! - json-file logs capped at [`LOG_MAX_SIZE`] × [`LOG_MAX_FILES`], so a
-//!   noisy container cannot fill the host's disk.
+//!   noisy container cannot fill the host's disk;
+//! - the namespace's network for the offering's mode, inter-container
+//!   traffic off (see [`crate::network`]), or no network at all.
+//!
+//! And, as the offering's confinement asks:
+//!
+//! - `ReadonlyRootfs` with one writable tmpfs at
+//!   [`lease_core::runtime::SCRATCH_PATH`] (`/tmp`) of the scratch size
+//!   (`nosuid,nodev`, mode 1777 so a non-root user can write). A write past
+//!   the size fails with "no space left on device"; tmpfs pages count
+//!   against the memory limit. `/dev/shm` (the engine's 64 MiB, private to
+//!   the container) also stays writable, as POSIX shared memory needs it;
+//! - `User`: a non-root numeric `uid[:gid]` for the command and every exec;
+//! - `StorageOpt size=`: a limit on the writable layer, only on storage
+//!   drivers that enforce it (see [`crate::storage`]).
 
 use std::collections::HashMap;
 
 use bollard::models::{HostConfig, HostConfigLogConfig, RestartPolicy, RestartPolicyNameEnum};
-use lease_core::runtime::Limits;
+use lease_core::runtime::{Confinement, Limits, SCRATCH_PATH};
 
 /// Capabilities dropped before [`ADDED_CAPABILITIES`] are added back: all.
 pub const DROPPED_CAPABILITIES: [&str; 1] = ["ALL"];
@@ -51,8 +65,36 @@ pub const LOG_MAX_SIZE: &str = "10m";
 /// Most json-file log files kept per container.
 pub const LOG_MAX_FILES: &str = "3";
 
-/// The host configuration of a lease's container with `limits`.
-pub(crate) fn host_config(limits: &Limits) -> HostConfig {
+/// Mount options of the scratch tmpfs, before its size.
+pub const SCRATCH_OPTIONS: &str = "rw,nosuid,nodev,mode=1777";
+
+/// The host configuration of a lease's container with `limits` and
+/// `confinement`, attached to `network_mode` (`none` or a network id).
+pub(crate) fn host_config(
+    limits: &Limits,
+    confinement: &Confinement,
+    network_mode: String,
+) -> HostConfig {
+    let scratch = confinement.scratch_bytes.map(|bytes| {
+        HashMap::from([(
+            SCRATCH_PATH.to_owned(),
+            format!("{SCRATCH_OPTIONS},size={bytes}"),
+        )])
+    });
+    let disk = confinement
+        .disk_bytes
+        .map(|bytes| HashMap::from([("size".to_owned(), bytes.to_string())]));
+    HostConfig {
+        readonly_rootfs: Some(confinement.read_only_root),
+        tmpfs: scratch,
+        storage_opt: disk,
+        network_mode: Some(network_mode),
+        ..base_host_config(limits)
+    }
+}
+
+/// The hardening every container gets, whatever its confinement.
+fn base_host_config(limits: &Limits) -> HostConfig {
     let strings = |items: &[&str]| {
         items
             .iter()
@@ -100,7 +142,7 @@ mod tests {
             memory_bytes: 64 << 20,
             pids: 64,
         };
-        let config = host_config(&limits);
+        let config = host_config(&limits, &Confinement::default(), "net-id".into());
         assert_eq!(config.nano_cpus, Some(500_000_000));
         assert_eq!(config.memory, Some(64 << 20));
         assert_eq!(config.memory_swap, Some(64 << 20));
@@ -116,5 +158,36 @@ mod tests {
                 .iter()
                 .any(|o| o.starts_with("no-new-privileges"))
         );
+        assert_eq!(config.network_mode.as_deref(), Some("net-id"));
+        assert_eq!(config.readonly_rootfs, Some(false));
+        assert_eq!(config.tmpfs, None);
+        assert_eq!(config.storage_opt, None);
+    }
+
+    #[test]
+    fn confinement_makes_a_read_only_root_a_sized_scratch_and_a_disk_limit() {
+        let limits = Limits {
+            nano_cpus: 1,
+            memory_bytes: 64 << 20,
+            pids: 1,
+        };
+        let confinement = Confinement {
+            read_only_root: true,
+            scratch_bytes: Some(8 << 20),
+            disk_bytes: Some(1 << 30),
+            ..Confinement::default()
+        };
+        let config = host_config(&limits, &confinement, "none".into());
+        assert_eq!(config.readonly_rootfs, Some(true));
+        assert_eq!(
+            config.tmpfs.unwrap().get("/tmp").map(String::as_str),
+            Some("rw,nosuid,nodev,mode=1777,size=8388608")
+        );
+        assert_eq!(
+            config.storage_opt.unwrap().get("size").map(String::as_str),
+            Some("1073741824")
+        );
+        assert_eq!(config.network_mode.as_deref(), Some("none"));
+        assert_eq!(config.memory, Some(64 << 20), "the limits stay");
     }
 }

@@ -30,10 +30,13 @@
 //!   engine's reason;
 //! - **create + start** from the core's [`lease_core::ContainerSpec`], named
 //!   `containerlease-<lease id>`, with the spec's labels, keep-alive command
-//!   and limits, hardened as described in [`hardening`]; idempotent by name,
+//!   limits and confinement, hardened as described in [`hardening`], on the
+//!   namespace's network for the offering's mode (see [`network`]: leases
+//!   cannot reach each other, the host reaches them); idempotent by name,
 //!   so a retried provisioning never makes a duplicate. A spec whose labels
 //!   lack `io.containerlease.managed=true`, the spec's namespace or its
-//!   lease id is refused;
+//!   lease id is refused, and so is a disk limit the engine's storage
+//!   driver cannot enforce (see [`storage`]);
 //! - **remove**: forced, with volumes; a container that does not exist, or
 //!   whose removal is already in progress, counts as removed;
 //! - **inspect**, **logs** (lines tagged stdout/stderr, tail, follow),
@@ -62,7 +65,9 @@ mod exec;
 pub mod hardening;
 mod image;
 mod logs;
+pub mod network;
 mod runtime;
+pub mod storage;
 
 pub use connection::{ConnectOptions, DEFAULT_HOST};
 pub use logs::MAX_LINE;

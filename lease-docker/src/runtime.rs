@@ -8,11 +8,12 @@ use bollard::Docker;
 use lease_core::runtime::{
     ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
 };
-use lease_core::{ContainerRuntime, RuntimeError};
-use tokio::sync::Semaphore;
+use lease_core::{Catalog, ContainerRuntime, RuntimeError};
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::connection::{self, ConnectOptions};
 use crate::error::DockerError;
+use crate::storage::StorageDriver;
 
 /// A [`ContainerRuntime`] on the Docker Engine API. Cheap to clone: clones
 /// share one connection pool.
@@ -28,6 +29,8 @@ pub struct DockerRuntime {
     /// Permits for container creations in flight
     /// ([`ConnectOptions::max_concurrent_creations`]).
     pub(crate) creations: Arc<Semaphore>,
+    /// The engine's storage driver, read from `/info` when first needed.
+    storage: Arc<OnceCell<StorageDriver>>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -58,7 +61,55 @@ impl DockerRuntime {
             endpoint: endpoint.into(),
             ping_timeout: options.connect_timeout,
             creations: Arc::new(Semaphore::new(options.max_concurrent_creations.max(1))),
+            storage: Arc::new(OnceCell::new()),
         })
+    }
+
+    /// The engine's storage driver and its backing filesystem (read once).
+    pub async fn storage_driver(&self) -> Result<&StorageDriver, RuntimeError> {
+        self.storage
+            .get_or_try_init(|| async {
+                let info = self
+                    .docker
+                    .info()
+                    .await
+                    .map_err(|source| self.fail(DockerError::Info { source }))?;
+                let driver = StorageDriver::from_info(&info);
+                tracing::debug!(storage = %driver, disk_limits = driver.supports_disk_limit(), "engine storage driver");
+                Ok(driver)
+            })
+            .await
+    }
+
+    /// Refuses a disk limit of `disk_mib` MiB for `offering` when the
+    /// engine's storage driver cannot enforce one.
+    pub(crate) async fn check_disk_limit(
+        &self,
+        offering: &str,
+        disk_mib: i64,
+    ) -> Result<(), RuntimeError> {
+        let driver = self.storage_driver().await?;
+        if driver.supports_disk_limit() {
+            return Ok(());
+        }
+        Err(RuntimeError::Invalid(format!(
+            "offering `{offering}` asks for a disk limit ({disk_mib} MiB) but this Docker engine's storage driver ({driver}) cannot enforce one: \
+             drop `disk_mb` from the offering, or run the engine on overlay2 over xfs mounted with pquota, btrfs, zfs or devicemapper"
+        )))
+    }
+
+    /// Checks that this engine can run every offering of `catalog` as it
+    /// asks: today, that a `disk_mb` limit can be enforced by the storage
+    /// driver. Servers call it at start-up, so a catalog the engine cannot
+    /// honour stops them with a clear error instead of failing each lease.
+    pub async fn check_catalog(&self, catalog: &Catalog) -> Result<(), RuntimeError> {
+        for offering in catalog.offerings() {
+            if let Some(disk_mb) = offering.disk_mb {
+                self.check_disk_limit(&offering.key, i64::from(disk_mb))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Where the engine is, as `unix:///path` or `tcp://host:port`.

@@ -301,39 +301,14 @@ async fn logs_stream_the_lines_a_container_printed() {
 
 /// Runs a command and returns its stdout, asserting exit code 0.
 async fn exec_output(test: &TestDocker, container: &str, command: &[&str]) -> String {
-    let request = ExecRequest {
-        command: command.iter().map(|c| (*c).to_owned()).collect(),
-        ..ExecRequest::default()
-    };
-    let session = test
-        .runtime
-        .exec(&test.namespace, container, request)
-        .await
-        .expect("exec");
-    let chunks: Vec<_> = session.output.try_collect().await.expect("exec output");
-    let stdout: Vec<u8> = chunks
-        .iter()
-        .filter(|c| c.source == LogSource::Stdout)
-        .flat_map(|c| c.bytes.clone())
-        .collect();
-    assert_eq!(exit_code(test, &session.id).await, 0, "{command:?}");
-    String::from_utf8_lossy(&stdout).into_owned()
+    let ran = test.run(container, command).await;
+    assert_eq!(ran.code, 0, "{command:?}: {ran:?}");
+    ran.stdout
 }
 
 /// Waits for an exec's exit code.
 async fn exit_code(test: &TestDocker, exec_id: &str) -> i64 {
-    for _ in 0..100 {
-        if let Some(code) = test
-            .runtime
-            .exec_exit_code(&test.namespace, exec_id)
-            .await
-            .expect("exec exit code")
-        {
-            return code;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("exec {exec_id} did not finish");
+    test.exit_code(exec_id).await
 }
 
 #[tokio::test]

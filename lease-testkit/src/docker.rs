@@ -1,7 +1,8 @@
 //! Docker seen directly, through the `docker` CLI and never through the
 //! product: whether the engine and the test image are there, the containers
-//! of a test namespace, and their removal. Everything filters on a label of
-//! the test's own, so nothing that is not ours is ever touched.
+//! and networks of a test namespace, and their removal. Everything filters
+//! on `io.containerlease.managed=true` and a namespace label of the test's
+//! own, so nothing that is not ours is ever touched.
 
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -72,16 +73,42 @@ pub fn remove_containers(containers: &[String]) {
     );
 }
 
-/// Removes every container of `namespace`; returns how many there were.
+/// Ids of the networks of `namespace` (managed and carrying its label):
+/// the ones lease-docker creates for its leases.
+///
+/// # Panics
+///
+/// If `docker network ls` cannot be run.
+pub fn networks_of(namespace: &str) -> Vec<String> {
+    try_networks_of(namespace).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// `docker network rm` of `networks` (ids); missing ones are fine. A
+/// network that still has containers stays (the engine refuses).
+pub fn remove_networks(networks: &[String]) {
+    if networks.is_empty() {
+        return;
+    }
+    let _ = quiet(
+        Command::new("docker")
+            .args(["network", "rm"])
+            .args(networks),
+    );
+}
+
+/// Removes every container of `namespace`, then its networks; returns how
+/// many containers there were.
 pub fn remove_namespace(namespace: &str) -> usize {
     let ids = containers_of(namespace);
     remove_containers(&ids);
+    remove_networks(&networks_of(namespace));
     ids.len()
 }
 
 /// Removes every container of its namespace (and any registered with
-/// [`NamespaceGuard::also_remove`]) when dropped, panics included. Create
-/// it first in a test, before any server, so that it drops last.
+/// [`NamespaceGuard::also_remove`]), then the namespace's networks, when
+/// dropped, panics included. Create it first in a test, before any server,
+/// so that it drops last.
 #[derive(Debug)]
 pub struct NamespaceGuard {
     namespace: String,
@@ -152,7 +179,38 @@ impl Drop for NamespaceGuard {
                 self.namespace
             );
         }
+        // After the containers: the engine keeps a network that has any.
+        match try_networks_of(&self.namespace) {
+            Ok(networks) => remove_networks(&networks),
+            Err(error) => eprintln!(
+                "NamespaceGuard: cannot list the networks of {}: {error}",
+                self.namespace
+            ),
+        }
     }
+}
+
+fn try_networks_of(namespace: &str) -> Result<Vec<String>, String> {
+    let output = Command::new("docker")
+        .args(["network", "ls", "--no-trunc", "--format", "{{.ID}}"])
+        .args(["--filter", &format!("label={}=true", labels::MANAGED)])
+        .args([
+            "--filter",
+            &format!("label={}={namespace}", labels::NAMESPACE),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run docker network ls: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "docker network ls failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
 }
 
 fn ps(filters: &[&str], format: &str) -> Vec<String> {

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use lease_core::runtime::{ContainerSpec, Limits, container_name, labels};
+use futures::TryStreamExt;
+use lease_core::runtime::{
+    Confinement, ContainerSpec, ExecRequest, Limits, LogSource, container_name, labels,
+};
 use lease_core::{
     Catalog, Clock, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
 };
@@ -78,6 +81,60 @@ impl TestDocker {
     }
 }
 
+/// What a command run with [`TestDocker::run`] did.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestDocker {
+    /// Runs `command` in `container` (through the runtime's exec) until it
+    /// ends; its exit code and output.
+    pub async fn run(&self, container: &str, command: &[&str]) -> Ran {
+        let request = ExecRequest {
+            command: command.iter().map(|part| (*part).to_owned()).collect(),
+            ..ExecRequest::default()
+        };
+        let session = self
+            .runtime
+            .exec(&self.namespace, container, request)
+            .await
+            .expect("exec");
+        let chunks: Vec<_> = session.output.try_collect().await.expect("exec output");
+        let text = |source: LogSource| {
+            let bytes: Vec<u8> = chunks
+                .iter()
+                .filter(|chunk| chunk.source == source)
+                .flat_map(|chunk| chunk.bytes.iter().copied())
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Ran {
+            code: self.exit_code(&session.id).await,
+            stdout: text(LogSource::Stdout),
+            stderr: text(LogSource::Stderr),
+        }
+    }
+
+    /// Waits (up to 5 s) for an exec's exit code.
+    pub async fn exit_code(&self, exec_id: &str) -> i64 {
+        for _ in 0..100 {
+            if let Some(code) = self
+                .runtime
+                .exec_exit_code(&self.namespace, exec_id)
+                .await
+                .expect("exec exit code")
+            {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("exec {exec_id} did not finish");
+    }
+}
+
 /// A spec in `namespace`, labelled as the engine labels it.
 pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
     let lease_id = LeaseId::generate();
@@ -106,6 +163,7 @@ pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
             memory_bytes: 64 << 20,
             pids: 64,
         },
+        confinement: Confinement::default(),
     }
 }
 
