@@ -136,6 +136,7 @@ fn is_numeric_user(user: &str) -> bool {
 /// confinement, on `network_mode` (`none` or a network id).
 pub(crate) fn create_body(spec: &ContainerSpec, network_mode: String) -> ContainerCreateBody {
     ContainerCreateBody {
+        networking_config: crate::network::networking_config(&network_mode),
         image: Some(spec.image.clone()),
         cmd: Some(spec.command.clone()),
         user: spec.confinement.user.clone(),

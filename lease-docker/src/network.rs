@@ -14,11 +14,17 @@
 //! (`io.containerlease.managed=true`, `io.containerlease.namespace`), are
 //! created on first use, and are looked up by name *and* labels: a network
 //! of the same name without them is someone else's and is refused, never
-//! used or changed. Two replicas creating the same network at once is fine:
-//! an engine that refuses the second (409) has the first, and an older
-//! engine that makes two leaves both labelled, each usable (leases on either
-//! cannot reach each other), and every replica picks the same one (the
-//! smallest id) from then on.
+//! used or changed. Creating is race-safe:
+//!
+//! - within one runtime, creations are serialised (a burst of first
+//!   provisions makes one network);
+//! - across replicas, an engine that refuses a second network of the same
+//!   name (409, API 1.44 and later) leaves the first, and on older engines,
+//!   which create both, every replica uses the *earliest created* one and a
+//!   replica whose own creation lost removes it at once (nothing can be on
+//!   it yet: everyone else chose the earlier one);
+//! - containers are attached by network id, never by name, so a moment with
+//!   two same-named networks cannot make a start ambiguous.
 //!
 //! The runtime never removes a network: a lease's container may be
 //! created on it at any moment, and the engine refuses to remove a network
@@ -27,8 +33,9 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{Network, NetworkCreateRequest};
+use bollard::models::{EndpointSettings, Network, NetworkCreateRequest, NetworkingConfig};
 use bollard::query_parameters::ListNetworksOptionsBuilder;
+use chrono::{DateTime, Utc};
 use lease_core::RuntimeError;
 use lease_core::runtime::{NetworkMode, labels};
 
@@ -96,9 +103,19 @@ fn is_configured_for(network: &Network, mode: NetworkMode) -> bool {
         && network.internal.unwrap_or(false) == (mode == NetworkMode::Isolated)
 }
 
-/// Out of the networks named exactly `name`: the id of ours (the smallest,
-/// should there be several), `None` if there is none, an error if the name
-/// belongs to someone else only or ours is not set up as `mode` asks.
+/// When a network was created; unknown sorts last.
+fn created_at(network: &Network) -> DateTime<Utc> {
+    network
+        .created
+        .as_deref()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map_or(DateTime::<Utc>::MAX_UTC, |time| time.with_timezone(&Utc))
+}
+
+/// Out of the networks named exactly `name`: the id of ours (the earliest
+/// created, then the smallest id, should there be several), `None` if there
+/// is none, an error if the name belongs to someone else only or ours is
+/// not set up as `mode` asks.
 fn choose(
     networks: Vec<Network>,
     namespace: &str,
@@ -113,7 +130,7 @@ fn choose(
     let ours = named
         .into_iter()
         .filter(|network| is_ours(network, namespace))
-        .filter_map(|network| Some((network.id.clone()?, network)))
+        .filter_map(|network| Some(((created_at(&network), network.id.clone()?), network)))
         .min_by(|(a, _), (b, _)| a.cmp(b));
     match ours {
         Some((_, network)) if !is_configured_for(&network, mode) => {
@@ -122,7 +139,7 @@ fn choose(
                 mode,
             })
         }
-        Some((id, _)) => Ok(Some(id)),
+        Some(((_, id), _)) => Ok(Some(id)),
         None if foreign => Err(DockerError::ForeignNetwork {
             name: name.to_owned(),
             namespace: namespace.to_owned(),
@@ -146,11 +163,31 @@ impl DockerRuntime {
         if let Some(id) = self.find_network(namespace, &name, mode).await? {
             return Ok(id);
         }
-        self.create_network(namespace, &name, mode).await?;
-        // Whether this call or a concurrent one made it, the listing decides.
-        self.find_network(namespace, &name, mode)
+        let _one_creator = self.network_creation.lock().await;
+        if let Some(id) = self.find_network(namespace, &name, mode).await? {
+            return Ok(id);
+        }
+        let created = self.create_network(namespace, &name, mode).await?;
+        // Whether this call or another replica's made it, the listing decides.
+        let chosen = self
+            .find_network(namespace, &name, mode)
             .await?
-            .ok_or_else(|| self.fail(DockerError::NetworkVanished { name: name.clone() }))
+            .ok_or_else(|| self.fail(DockerError::NetworkVanished { name: name.clone() }))?;
+        if let Some(mine) = created.filter(|mine| *mine != chosen) {
+            self.remove_lost_network(&name, &mine).await;
+        }
+        Ok(chosen)
+    }
+
+    /// Removes a network this runtime just created when another replica's
+    /// same-named one was created first (an engine that allows duplicates).
+    async fn remove_lost_network(&self, name: &str, id: &str) {
+        match self.docker.remove_network(id).await {
+            Ok(()) => tracing::info!(network = name, id, "removed a duplicate namespace network"),
+            Err(error) => {
+                tracing::warn!(network = name, id, error = %error, "cannot remove a duplicate namespace network");
+            }
+        }
     }
 
     /// The id of our network named `name`, if it exists.
@@ -176,14 +213,14 @@ impl DockerRuntime {
         choose(networks, namespace, name, mode).map_err(|error| self.fail(error))
     }
 
-    /// Creates our network `name`; one that another caller created
-    /// meanwhile (409) counts as created.
+    /// Creates our network `name`, returning its id; one that another
+    /// caller created meanwhile (409) counts as created (`None`).
     async fn create_network(
         &self,
         namespace: &str,
         name: &str,
         mode: NetworkMode,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<String>, RuntimeError> {
         match self
             .docker
             .create_network(create_request(namespace, name, mode))
@@ -191,15 +228,30 @@ impl DockerRuntime {
         {
             Ok(created) => {
                 tracing::info!(namespace, network = name, id = %created.id, %mode, "namespace network created");
-                Ok(())
+                Ok(Some(created.id))
             }
-            Err(source) if status_of(&source) == Some(409) => Ok(()),
+            Err(source) if status_of(&source) == Some(409) => Ok(None),
             Err(source) => Err(self.fail(DockerError::CreateNetwork {
                 name: name.to_owned(),
                 source,
             })),
         }
     }
+}
+
+/// The networking part of a create request: the endpoint on network `id`
+/// pinned by id (the engine would otherwise look it up by name when the
+/// container starts); nothing for `none`.
+pub(crate) fn networking_config(network_mode: &str) -> Option<NetworkingConfig> {
+    (network_mode != NO_NETWORK).then(|| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            network_mode.to_owned(),
+            EndpointSettings {
+                network_id: Some(network_mode.to_owned()),
+                ..EndpointSettings::default()
+            },
+        )])),
+    })
 }
 
 #[cfg(test)]
@@ -258,8 +310,26 @@ mod tests {
         let ours_b = network("b", name, Some("ns"), mode);
         let ours_c = network("c", name, Some("ns"), mode);
         assert_eq!(
-            choose(vec![ours_c, longer, ours_b.clone()], "ns", name, mode).unwrap(),
-            Some("b".to_owned())
+            choose(
+                vec![ours_c.clone(), longer, ours_b.clone()],
+                "ns",
+                name,
+                mode
+            )
+            .unwrap(),
+            Some("b".to_owned()),
+            "the same creation time: the smallest id"
+        );
+        let created = |mut network: Network, at: &str| {
+            network.created = Some(at.to_owned());
+            network
+        };
+        let later = created(ours_b.clone(), "2026-12-01T10:00:00.51Z");
+        let earlier = created(ours_c, "2026-12-01T10:00:00.5Z");
+        assert_eq!(
+            choose(vec![later, earlier], "ns", name, mode).unwrap(),
+            Some("c".to_owned()),
+            "the earliest created, read as a time, not as text"
         );
         let foreign = network("0", name, None, mode);
         assert!(matches!(

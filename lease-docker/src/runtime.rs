@@ -9,7 +9,7 @@ use lease_core::runtime::{
     ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
 };
 use lease_core::{Catalog, ContainerRuntime, RuntimeError};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use crate::connection::{self, ConnectOptions};
 use crate::error::DockerError;
@@ -31,6 +31,9 @@ pub struct DockerRuntime {
     pub(crate) creations: Arc<Semaphore>,
     /// The engine's storage driver, read from `/info` when first needed.
     storage: Arc<OnceCell<StorageDriver>>,
+    /// Held while a namespace network is created, so that concurrent
+    /// first provisions make one.
+    pub(crate) network_creation: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -62,6 +65,7 @@ impl DockerRuntime {
             ping_timeout: options.connect_timeout,
             creations: Arc::new(Semaphore::new(options.max_concurrent_creations.max(1))),
             storage: Arc::new(OnceCell::new()),
+            network_creation: Arc::new(Mutex::new(())),
         })
     }
 

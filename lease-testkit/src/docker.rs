@@ -113,6 +113,7 @@ pub fn remove_namespace(namespace: &str) -> usize {
 pub struct NamespaceGuard {
     namespace: String,
     extra: Mutex<Vec<String>>,
+    extra_networks: Mutex<Vec<String>>,
 }
 
 impl NamespaceGuard {
@@ -130,6 +131,7 @@ impl NamespaceGuard {
         NamespaceGuard {
             namespace: namespace.to_owned(),
             extra: Mutex::new(Vec::new()),
+            extra_networks: Mutex::new(Vec::new()),
         }
     }
 
@@ -150,6 +152,15 @@ impl NamespaceGuard {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(container.to_owned());
+    }
+
+    /// Also removes this network (id or name) on drop, after the
+    /// containers: one the test made without our labels on purpose.
+    pub fn also_remove_network(&self, network: &str) {
+        self.extra_networks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(network.to_owned());
     }
 }
 
@@ -180,6 +191,13 @@ impl Drop for NamespaceGuard {
             );
         }
         // After the containers: the engine keeps a network that has any.
+        let extra_networks = std::mem::take(
+            &mut *self
+                .extra_networks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        remove_networks(&extra_networks);
         match try_networks_of(&self.namespace) {
             Ok(networks) => remove_networks(&networks),
             Err(error) => eprintln!(

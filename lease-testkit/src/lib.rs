@@ -92,7 +92,7 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The offline catalog `examples/catalog.local.toml` (offerings `alpine`,
-/// `ubuntu`, `busybox`, all on [`IMAGE`]).
+/// `ubuntu`, `busybox` and the locked-down `sandboxed`, all on [`IMAGE`]).
 pub fn local_catalog() -> PathBuf {
     workspace_root().join("examples/catalog.local.toml")
 }
