@@ -37,6 +37,8 @@ enum StartError {
     Sqlite(#[from] lease_store_sqlite::OpenError),
     #[error("cannot reach Docker (is it running? DOCKER_HOST?)")]
     Runtime(#[from] lease_core::RuntimeError),
+    #[error("the catalog asks for something this Docker engine cannot do")]
+    Unsupported(#[source] lease_core::RuntimeError),
     #[error("invalid engine settings")]
     Engine(#[from] lease_core::LeaseError),
     #[error("cannot listen on {address}")]
@@ -178,6 +180,10 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let store = open_store(&args).await?;
     let docker = DockerRuntime::connect().await?;
     info!(endpoint = %docker.endpoint(), "container runtime: Docker");
+    docker
+        .check_catalog(&catalog)
+        .await
+        .map_err(StartError::Unsupported)?;
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(docker);
 
     let config = ManagerConfig {

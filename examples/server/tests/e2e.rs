@@ -405,3 +405,57 @@ fn rejects_bad_flags() {
         assert!(!output.status.success(), "{args:?}");
     }
 }
+
+/// A catalog asking for a disk limit starts only on an engine whose
+/// storage driver enforces one; elsewhere the server refuses to start and
+/// says why, instead of running leases without the limit.
+#[test]
+fn a_disk_limit_the_engine_cannot_enforce_stops_the_start() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = lease_testkit::TempDir::new("disk-catalog");
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[[offering]]\nkey = \"disky\"\nimage = \"containerlease-test/busybox:latest\"\n\
+         hourly_rate = \"0.01\"\ncpus = \"0.25\"\nmemory_mb = 64\ndisk_mb = 256\n",
+    )
+    .expect("catalog");
+    let namespace = lease_testkit::random_namespace();
+    let _guard = NamespaceGuard::new(&namespace);
+    let mut child = Command::new(BINARY)
+        .args(["--namespace", &namespace, "--listen", "127.0.0.1:0"])
+        .args(["--store", "memory", "--catalog"])
+        .arg(&catalog)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let driver = Command::new("docker")
+        .args(["info", "--format", "{{.Driver}} {{json .DriverStatus}}"])
+        .output()
+        .expect("docker info");
+    let driver = String::from_utf8_lossy(&driver.stdout).into_owned();
+    if child.try_wait().expect("wait").is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let enforcing = ["btrfs", "zfs", "devicemapper", "windowsfilter"]
+            .iter()
+            .any(|name| driver.starts_with(name))
+            || (driver.starts_with("overlay2") && driver.contains("\"xfs\""));
+        assert!(enforcing, "the server started with disk_mb on {driver}");
+        return;
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot do") && stderr.contains("disky") && stderr.contains("disk_mb"),
+        "{stderr}"
+    );
+}
