@@ -192,7 +192,11 @@ impl DockerRuntime {
             Err(source) if status_of(&source) == Some(409) => {
                 return self.adopt_existing(spec).await;
             }
-            Err(source) if status_of(&source) == Some(404) => {
+            // 404 is a missing image, unless the network went away meanwhile
+            // (`network … not found`): that is an operation failure.
+            Err(source)
+                if status_of(&source) == Some(404) && !message_of(&source).contains("network") =>
+            {
                 let error = DockerError::CreateContainer {
                     lease,
                     name: spec.name.clone(),

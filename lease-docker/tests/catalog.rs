@@ -2,6 +2,7 @@
 //! with the built-in offerings at the built-in prices.
 
 use lease_core::Catalog;
+use lease_core::runtime::{Confinement, NetworkMode};
 
 #[test]
 fn the_offline_catalog_parses_and_keeps_the_default_offerings() {
@@ -32,6 +33,21 @@ fn the_offline_catalog_parses_and_keeps_the_default_offerings() {
         assert_eq!(offering.pids, default.pids, "{}", offering.key);
         assert_eq!(offering.command, ["sleep", "infinity"], "{}", offering.key);
     }
+    for default in defaults.offerings() {
+        assert_eq!(
+            local.get(&default.key).unwrap().confinement(),
+            Confinement::default(),
+            "{} keeps the default confinement",
+            default.key
+        );
+    }
+    let sandboxed = local.get("sandboxed").expect("the locked-down offering");
+    let confinement = sandboxed.confinement();
+    assert_eq!(confinement.network, NetworkMode::Isolated);
+    assert!(confinement.read_only_root);
+    assert_eq!(confinement.scratch_bytes, Some(8 << 20));
+    assert_eq!(confinement.user.as_deref(), Some("1000:1000"));
+    assert_eq!(confinement.disk_bytes, None);
     assert_eq!(local.get("alpine").unwrap().hourly_rate.to_string(), "0.01");
     assert_eq!(local.get("ubuntu").unwrap().hourly_rate.to_string(), "0.04");
 }
