@@ -562,3 +562,53 @@ async fn a_same_named_network_that_is_not_ours_is_refused_and_left_alone() {
         "and unchanged"
     );
 }
+
+#[tokio::test]
+async fn with_two_networks_of_ours_of_one_name_leases_join_the_earliest_by_id() {
+    let Some(test) = TestDocker::start().await else {
+        return;
+    };
+    let name = network_name(&test.namespace, NetworkMode::Egress).unwrap();
+    let ours = || NetworkCreateRequest {
+        name: name.clone(),
+        driver: Some("bridge".into()),
+        internal: Some(false),
+        options: Some(HashMap::from([(ICC_OPTION.to_owned(), "false".to_owned())])),
+        labels: Some(HashMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NAMESPACE.to_owned(), test.namespace.clone()),
+        ])),
+        ..NetworkCreateRequest::default()
+    };
+    let first = test
+        .raw
+        .create_network(ours())
+        .await
+        .expect("first network");
+    // Engines before API 1.44 make a second network of the same name (a
+    // race between replicas can); later ones refuse it.
+    let second = test.raw.create_network(ours()).await;
+    match &second {
+        Ok(second) => eprintln!("this engine made a duplicate network {}", second.id),
+        Err(error) => eprintln!("this engine refused a duplicate network: {error}"),
+    }
+    let id = test
+        .runtime
+        .create_and_start(&test.spec(KEEP_ALIVE))
+        .await
+        .expect("a lease starts even while the name is ambiguous");
+    let inspected = test.raw.inspect_container(&id, None).await.unwrap();
+    let joined = inspected
+        .network_settings
+        .and_then(|settings| settings.networks)
+        .and_then(|networks| networks.get(&name).cloned())
+        .and_then(|endpoint| endpoint.network_id);
+    assert_eq!(joined, Some(first.id.clone()), "the earliest created");
+    if second.is_ok() {
+        assert_eq!(
+            networks_of(&test.namespace).len(),
+            2,
+            "the runtime removes none it did not just create"
+        );
+    }
+}
