@@ -89,14 +89,19 @@ impl Auth {
 
     /// Whether the caller presenting `headers` may see operators' details
     /// (`/readyz` failures): in single-user mode the local user, who runs
-    /// the server; with tokens, an admin. `Err` (401) for a token that is
-    /// presented but unknown, so a mistyped admin token is not silently
-    /// treated as anonymous.
-    pub(crate) fn is_operator(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
+    /// the server; with tokens, an admin. The scrape token (`scrape`) is
+    /// not one. `Err` (401) for a token that is presented but unknown, so a
+    /// mistyped admin token is not silently treated as anonymous.
+    pub(crate) fn is_operator(
+        &self,
+        scrape: Option<&MetricsToken>,
+        headers: &HeaderMap,
+    ) -> Result<bool, ApiError> {
         match self {
             Auth::SingleUser(_) => Ok(true),
             Auth::Tokens(tokens) => match bearer_header(headers)? {
                 None => Ok(false),
+                Some(token) if scrape.is_some_and(|scrape| scrape.matches(token)) => Ok(false),
                 Some(token) => tokens
                     .verify(token)
                     .map(|caller| caller.admin)

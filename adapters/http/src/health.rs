@@ -47,7 +47,9 @@ pub(crate) async fn readyz(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let operator = state.auth.is_operator(&headers)?;
+    let operator = state
+        .auth
+        .is_operator(state.metrics_token.as_ref(), &headers)?;
     let (store, runtime) = check(&state).await;
     let ready = store.is_ok() && runtime.is_ok();
     if !ready {
@@ -69,7 +71,11 @@ pub(crate) async fn readyz(
         (true, false) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            format!("store: {}; runtime: {}", describe(&store), describe(&runtime)),
+            format!(
+                "store: {}; runtime: {}",
+                describe(&store),
+                describe(&runtime)
+            ),
         )
         .into_response(),
         (false, true) => Json(ReadyJson {

@@ -107,11 +107,16 @@ pub(crate) fn is_loopback_authority(authority: &str) -> bool {
     let Ok(parsed) = authority.parse::<Authority>() else {
         return false;
     };
-    // No `user@`, and a port, if any, that is a port.
-    if authority.contains('@') || (parsed.port().is_some() && parsed.port_u16().is_none()) {
-        return false;
-    }
-    is_loopback_host(parsed.host())
+    // No `user@`, and after the host nothing or `:<port>`.
+    let host = parsed.host();
+    let port_ok = match authority.strip_prefix(host) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix(':').is_some_and(|port| {
+            port.parse::<u16>().is_ok() && port.bytes().all(|b| b.is_ascii_digit())
+        }),
+        None => false,
+    };
+    !authority.contains('@') && port_ok && is_loopback_host(host)
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -207,7 +212,9 @@ mod tests {
     #[test]
     fn origins_must_be_loopback_web_origins_or_configured() {
         let extra = [HeaderValue::from_static("https://dev.example.com")];
-        let allowed = |origin: &str| is_allowed_origin(&HeaderValue::from_str(origin).expect("header"), &extra);
+        let allowed = |origin: &str| {
+            is_allowed_origin(&HeaderValue::from_str(origin).expect("header"), &extra)
+        };
         for origin in [
             "http://127.0.0.1:8080",
             "http://localhost:5173",

@@ -121,7 +121,13 @@ mod tests {
         let token = MetricsToken::new("  abcdefghijklmnop\n").expect("valid");
         assert!(token.matches("abcdefghijklmnop"));
         assert!(!token.matches(" abcdefghijklmnop"));
-        for bad in ["", "short", "has a space inside!", "tab\tinside-0123456789", "é-0123456789abcdef"] {
+        for bad in [
+            "",
+            "short",
+            "has a space inside!",
+            "tab\tinside-0123456789",
+            "é-0123456789abcdef",
+        ] {
             assert!(MetricsToken::new(bad).is_err(), "{bad:?}");
         }
         assert!(MetricsToken::new(&"x".repeat(MAX_LEN + 1)).is_err());
