@@ -85,6 +85,9 @@ impl Credentials {
             match tokens.reload_from(path) {
                 Ok(change) => {
                     warn_if_world_readable(path, "tokens file");
+                    if change.total == 0 {
+                        warn!(path = %path.display(), "the tokens file has no tokens now: every request will be refused");
+                    }
                     info!(
                         path = %path.display(),
                         added = change.added,
