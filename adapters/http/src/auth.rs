@@ -19,6 +19,11 @@
 //! assert_eq!(caller.owner, "alice");
 //! assert!(file.verify("not-a-token").is_none());
 //! ```
+//!
+//! The tokens in effect live in a [`TokenSet`], which the server replaces
+//! when the file changes (SIGHUP). `/metrics` also takes a scrape token
+//! ([`MetricsToken`]), and [`world_readable`] tells whether a secrets file
+//! is readable by every user.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -109,9 +114,7 @@ impl Auth {
             },
         }
     }
-}
 
-impl Auth {
     /// Whether the caller presenting `headers` may read `/metrics`: an admin
     /// or the scrape token (`scrape`); in single-user mode, the local user.
     /// 401 without a valid token, 403 for a valid non-admin one.
