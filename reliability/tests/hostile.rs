@@ -14,6 +14,12 @@
 //! `durationMinutes`, and a final filter ([`could_provision`]) drops any
 //! request whose body the server could accept as a provision.
 //!
+//! The rebinding set ([`rebinding_and_cross_site_requests_get_nothing`]):
+//! what a DNS-rebinding page (foreign `Host`) and a cross-site page (foreign
+//! `Origin`) can send to a single-user server — provisions, deletes,
+//! extends, event streams, log WebSockets — is refused and changes nothing,
+//! while a local client and the server's own page are served.
+//!
 //! Quick form: 10,000 requests; `LEASE_RELIABILITY=long`: 100,000.
 //! The quick form always sends the same corpus (a fixed seed); the long form
 //! draws a seed per run. `LEASE_HOSTILE_SEED=<n>` replays a corpus (the seed
@@ -1074,4 +1080,269 @@ fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
         growth < RSS_GROWTH_LIMIT_KB,
         "VmRSS grew by {growth} KiB after warm-up (limit {RSS_GROWTH_LIMIT_KB} KiB): start {rss_start}, warm {rss_warm}, half {rss_half}, end {rss_end}, settled {rss_settled}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The rebinding request set.
+
+/// One request of the rebinding set: what it tries, its bytes, the status
+/// it must get.
+struct Probe {
+    what: String,
+    bytes: Vec<u8>,
+    expect: u16,
+}
+
+/// An HTTP/1.1 request with exactly these headers (no `Host` unless given).
+fn raw_request(method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut text = format!("{method} {target} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        let _ = write!(text, "{name}: {value}\r\n");
+    }
+    if !body.is_empty() {
+        let _ = write!(
+            text,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    text.push_str("Connection: close\r\n\r\n");
+    text.push_str(body);
+    text.into_bytes()
+}
+
+/// What a DNS-rebinding page (foreign `Host`) and a cross-site page (foreign
+/// `Origin`) can send to a single-user server on 127.0.0.1 — each must be
+/// refused — and what the server's own page and a local client send, which
+/// must be served.
+fn rebinding_set(port: u16, id: &str) -> Vec<Probe> {
+    let provision = r#"{"imageType":"busybox","durationMinutes":2}"#;
+    let extend = r#"{"minutes":30}"#;
+    let local = format!("127.0.0.1:{port}");
+    let page = format!("http://127.0.0.1:{port}");
+    let rebound = [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("localhost.evil.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        format!("192.168.1.10:{port}"),
+    ];
+    let websocket: [(&str, &str); 4] = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let mut probes = Vec::new();
+    let mut add = |what: String, bytes: Vec<u8>, expect: u16| {
+        probes.push(Probe {
+            what,
+            bytes,
+            expect,
+        });
+    };
+    for host in &rebound {
+        let headers = [("Host", host.as_str()), ("Origin", "http://evil.example")];
+        add(
+            format!("rebound provision, Host {host}"),
+            raw_request("POST", "/api/provision", &headers, provision),
+            421,
+        );
+        add(
+            format!("rebound list, Host {host}"),
+            raw_request("GET", "/api/containers", &headers[..1], ""),
+            421,
+        );
+        add(
+            format!("rebound delete, Host {host}"),
+            raw_request(
+                "DELETE",
+                &format!("/api/containers/{id}"),
+                &headers[..1],
+                "",
+            ),
+            421,
+        );
+        add(
+            format!("rebound metrics, Host {host}"),
+            raw_request("GET", "/metrics", &headers[..1], ""),
+            421,
+        );
+        let mut upgrade = websocket.to_vec();
+        upgrade.push(("Host", host.as_str()));
+        add(
+            format!("rebound log WebSocket, Host {host}"),
+            raw_request("GET", &format!("/ws/logs/{id}"), &upgrade, ""),
+            421,
+        );
+    }
+    add(
+        "provision without Host".to_owned(),
+        raw_request("POST", "/api/provision", &[], provision),
+        421,
+    );
+    add(
+        "absolute target naming another host".to_owned(),
+        raw_request(
+            "POST",
+            &format!("http://evil.example:{port}/api/provision"),
+            &[("Host", &local)],
+            provision,
+        ),
+        421,
+    );
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://localhost.evil.example",
+    ] {
+        let headers = [("Host", local.as_str()), ("Origin", origin)];
+        add(
+            format!("cross-site provision, Origin {origin}"),
+            raw_request("POST", "/api/provision", &headers, provision),
+            403,
+        );
+        add(
+            format!("cross-site extend, Origin {origin}"),
+            raw_request(
+                "POST",
+                &format!("/api/containers/{id}/extend"),
+                &headers,
+                extend,
+            ),
+            403,
+        );
+        add(
+            format!("cross-site delete, Origin {origin}"),
+            raw_request("DELETE", &format!("/api/containers/{id}"), &headers, ""),
+            403,
+        );
+        add(
+            format!("cross-site event stream, Origin {origin}"),
+            raw_request("GET", "/api/events", &headers, ""),
+            403,
+        );
+        let mut upgrade = websocket.to_vec();
+        upgrade.extend(headers);
+        add(
+            format!("cross-site log WebSocket, Origin {origin}"),
+            raw_request("GET", &format!("/ws/logs/{id}"), &upgrade, ""),
+            403,
+        );
+    }
+    // Served: a local client (no Origin) and the server's own page.
+    for host in [local.clone(), format!("localhost:{port}")] {
+        add(
+            format!("local list, Host {host}"),
+            raw_request("GET", "/api/containers", &[("Host", &host)], ""),
+            200,
+        );
+    }
+    add(
+        "the page's own log WebSocket".to_owned(),
+        raw_request(
+            "GET",
+            &format!("/ws/logs/{id}"),
+            &[websocket.as_slice(), &[("Host", &local), ("Origin", &page)]].concat(),
+            "",
+        ),
+        101,
+    );
+    probes
+}
+
+/// Scenario 8, rebinding: a single-user server (no tokens, the default) on
+/// 127.0.0.1 gets the request set of a DNS-rebinding page and of cross-site
+/// pages. Each is refused (421 `wrong_host`, 403 `foreign_origin`) and
+/// nothing changes; the local client and the server's own page are served.
+#[test]
+fn rebinding_and_cross_site_requests_get_nothing() {
+    const TEST: &str = "rebinding";
+    if !docker::docker_ready() {
+        return;
+    }
+    let namespace = random_namespace();
+    let _guard = NamespaceGuard::new(&namespace);
+    let Some(server) = Server::start(server::config(&namespace)) else {
+        return;
+    };
+    let api = server.api();
+    // One real lease for the cross-site requests to aim at.
+    let lease = api.provision("busybox", 2).unwrap().ok().unwrap();
+    let id = lease["id"].as_str().unwrap().to_owned();
+    let running =
+        lease_reliability::wait_for(Duration::from_secs(60), Duration::from_millis(100), || {
+            api.status(&id)
+                .ok()
+                .filter(|r| r.body["status"] == "running")
+        });
+    assert!(
+        running.is_some(),
+        "the lease never ran:\n{}",
+        server.log_text()
+    );
+
+    let probes = rebinding_set(server.address().port(), &id);
+    let mut wrong = Vec::new();
+    let (mut refused, mut served) = (0, 0);
+    let mut refusal_times = Vec::new();
+    for probe in &probes {
+        let started = Instant::now();
+        let outcome = exchange(server.address(), &probe.bytes, Duration::from_secs(10));
+        let status = outcome.status();
+        if probe.expect >= 400 {
+            refusal_times.push(started.elapsed());
+            let code = serde_json::from_slice::<Value>(outcome.body())
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/code")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+            let expected_code = if probe.expect == 421 {
+                "wrong_host"
+            } else {
+                "foreign_origin"
+            };
+            if status == Some(probe.expect) && code.as_deref() == Some(expected_code) {
+                refused += 1;
+                continue;
+            }
+        } else if status == Some(probe.expect) {
+            served += 1;
+            continue;
+        }
+        wrong.push(format!(
+            "{}: got {status:?} {}, expected {}",
+            probe.what,
+            clip(&String::from_utf8_lossy(outcome.body()), 200),
+            probe.expect
+        ));
+    }
+    let expected_refusals = probes.iter().filter(|p| p.expect >= 400).count();
+    eprintln!(
+        "{TEST}: {} requests, {refused}/{expected_refusals} refused, {served} served",
+        probes.len()
+    );
+    figure("scenario8.rebinding_requests", probes.len());
+    figure("scenario8.rebinding_refused", refused);
+    figure("scenario8.rebinding_wrongly_answered", wrong.len());
+    if let Some(p99) = lease_reliability::quantile(&refusal_times, 0.99) {
+        figure(
+            "scenario8.rebinding_refusal_p99_ms",
+            format!("{:.2}", p99.as_secs_f64() * 1000.0),
+        );
+    }
+    assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
+
+    // Nothing changed: still one lease, running, 2 minutes; its one container.
+    let leases = api.list().unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0]["id"], id.as_str());
+    assert_eq!(leases[0]["durationMinutes"], 2, "{leases:?}");
+    assert_eq!(leases[0]["status"], "running", "{leases:?}");
+    let containers = docker::containers_of(&namespace);
+    figure("scenario8.rebinding_containers", containers.len());
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(api.delete(&id).unwrap().status < 300);
 }

@@ -19,12 +19,19 @@
 //! assert_eq!(caller.owner, "alice");
 //! assert!(file.verify("not-a-token").is_none());
 //! ```
+//!
+//! The tokens in effect live in a [`TokenSet`], which the server replaces
+//! when the file changes (SIGHUP). `/metrics` also takes a scrape token
+//! ([`MetricsToken`]), and [`world_readable`] tells whether a secrets file
+//! is readable by every user.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -34,6 +41,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+pub use crate::metrics_token::{MetricsToken, MetricsTokenError};
 
 /// The owner of every lease when the server runs without a tokens file.
 pub const LOCAL_OWNER: &str = "local";
@@ -51,9 +59,12 @@ pub struct Caller {
 #[derive(Clone, Debug)]
 pub enum Auth {
     /// No tokens: every request acts as one owner (normally [`LOCAL_OWNER`]).
+    /// Unless the router is told otherwise (`ApiConfig::insecure_open`),
+    /// only requests addressed to a loopback name are served.
     SingleUser(Caller),
-    /// Bearer tokens checked against a tokens file.
-    Tokens(Arc<TokenFile>),
+    /// Bearer tokens checked against the tokens in effect, which can be
+    /// replaced while the server runs ([`TokenSet::replace`]).
+    Tokens(TokenSet),
 }
 
 impl Auth {
@@ -65,9 +76,144 @@ impl Auth {
         })
     }
 
-    /// Token mode with `file`.
+    /// Token mode with `file` (fixed: keep a [`TokenSet`] and use
+    /// [`Auth::token_set`] to replace the tokens later).
     pub fn tokens(file: TokenFile) -> Self {
-        Auth::Tokens(Arc::new(file))
+        Auth::Tokens(TokenSet::new(file))
+    }
+
+    /// Token mode with `tokens`, a handle whose clones can replace them.
+    pub fn token_set(tokens: TokenSet) -> Self {
+        Auth::Tokens(tokens)
+    }
+
+    /// Whether this is single-user mode.
+    pub fn is_single_user(&self) -> bool {
+        matches!(self, Auth::SingleUser(_))
+    }
+
+    /// Whether the caller presenting `headers` may see operators' details
+    /// (`/readyz` failures): in single-user mode the local user, who runs
+    /// the server; with tokens, an admin. The scrape token (`scrape`) is
+    /// not one. `Err` (401) for a token that is presented but unknown, so a
+    /// mistyped admin token is not silently treated as anonymous.
+    pub(crate) fn is_operator(
+        &self,
+        scrape: Option<&MetricsToken>,
+        headers: &HeaderMap,
+    ) -> Result<bool, ApiError> {
+        match self {
+            Auth::SingleUser(_) => Ok(true),
+            Auth::Tokens(tokens) => match bearer_header(headers)? {
+                None => Ok(false),
+                Some(token) if scrape.is_some_and(|scrape| scrape.matches(token)) => Ok(false),
+                Some(token) => tokens
+                    .verify(token)
+                    .map(|caller| caller.admin)
+                    .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid")),
+            },
+        }
+    }
+
+    /// Whether the caller presenting `headers` may read `/metrics`: an admin
+    /// or the scrape token (`scrape`); in single-user mode, the local user.
+    /// 401 without a valid token, 403 for a valid non-admin one.
+    pub(crate) fn may_read_metrics(
+        &self,
+        scrape: Option<&MetricsToken>,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        let Auth::Tokens(tokens) = self else {
+            return Ok(());
+        };
+        let Some(token) = bearer_header(headers)? else {
+            return Err(ApiError::unauthorized("a bearer token is required"));
+        };
+        if scrape.is_some_and(|scrape| scrape.matches(token)) {
+            return Ok(());
+        }
+        match tokens.verify(token) {
+            Some(caller) if caller.admin => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "only admins and the metrics scrape token may read /metrics",
+            )),
+            None => Err(ApiError::unauthorized("the bearer token is not valid")),
+        }
+    }
+}
+
+/// The tokens in effect: a cheap-to-clone handle whose clones all see a
+/// [`TokenSet::replace`] at once (readers never wait: the file is swapped
+/// atomically, a request checks against the old or the new one whole).
+///
+/// ```
+/// use lease_http::auth::{TokenFile, TokenSet, mint_token};
+///
+/// let alice = mint_token("alice", false).unwrap();
+/// let bob = mint_token("bob", false).unwrap();
+/// let tokens = TokenSet::new(TokenFile::from_toml(&alice.toml_entry).unwrap());
+/// let server_side = tokens.clone();
+/// assert!(server_side.verify(&alice.token).is_some());
+///
+/// // Revoke alice, admit bob: every clone sees it.
+/// let change = tokens.replace(TokenFile::from_toml(&bob.toml_entry).unwrap());
+/// assert_eq!((change.added, change.removed, change.total), (1, 1, 1));
+/// assert!(server_side.verify(&alice.token).is_none());
+/// assert!(server_side.verify(&bob.token).is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenSet {
+    current: Arc<ArcSwap<TokenFile>>,
+}
+
+/// What a [`TokenSet::replace`] changed, in numbers (never the tokens).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenChange {
+    /// Tokens that were not known before.
+    pub added: usize,
+    /// Tokens that are no longer accepted.
+    pub removed: usize,
+    /// Tokens kept with another owner or admin flag.
+    pub changed: usize,
+    /// Tokens known now.
+    pub total: usize,
+}
+
+impl TokenSet {
+    /// A set holding `file`.
+    pub fn new(file: TokenFile) -> Self {
+        TokenSet {
+            current: Arc::new(ArcSwap::from_pointee(file)),
+        }
+    }
+
+    /// The caller a bearer token belongs to now, if it is known.
+    pub fn verify(&self, token: &str) -> Option<Caller> {
+        self.current.load().verify(token).cloned()
+    }
+
+    /// How many tokens are known now.
+    pub fn len(&self) -> usize {
+        self.current.load().len()
+    }
+
+    /// Whether no token is known now.
+    pub fn is_empty(&self) -> bool {
+        self.current.load().is_empty()
+    }
+
+    /// Puts `file` in effect for every clone of this handle; says what changed.
+    pub fn replace(&self, file: TokenFile) -> TokenChange {
+        let change = self.current.load().change_to(&file);
+        self.current.store(Arc::new(file));
+        change
+    }
+
+    /// Re-reads the tokens file at `path` and puts it in effect. A file that
+    /// cannot be read or parsed changes nothing: the tokens in effect stay.
+    pub fn reload_from(&self, path: impl AsRef<Path>) -> Result<TokenChange, TokenFileError> {
+        let file = TokenFile::from_path(path)?;
+        Ok(self.replace(file))
     }
 }
 
@@ -179,6 +325,45 @@ impl TokenFile {
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
     }
+
+    /// What replacing this file by `next` adds, removes and changes.
+    fn change_to(&self, next: &TokenFile) -> TokenChange {
+        let mut change = TokenChange {
+            total: next.len(),
+            ..TokenChange::default()
+        };
+        for (hash, caller) in &next.by_hash {
+            match self.by_hash.get(hash) {
+                None => change.added += 1,
+                Some(before) if before != caller => change.changed += 1,
+                Some(_) => {}
+            }
+        }
+        change.removed = self
+            .by_hash
+            .keys()
+            .filter(|hash| !next.by_hash.contains_key(*hash))
+            .count();
+        change
+    }
+}
+
+/// Whether anyone on the machine may read the file at `path` (its mode has
+/// the "others may read" bit, `0o004`). Secrets files (the tokens file, the
+/// metrics token file) should not be; the server warns when they are.
+/// Always `false` where file modes do not exist.
+pub fn world_readable(path: impl AsRef<Path>) -> std::io::Result<bool> {
+    let metadata = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(metadata.permissions().mode() & 0o004 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        Ok(false)
+    }
 }
 
 /// The hex SHA-256 of a token, as written in a tokens file.
@@ -215,15 +400,29 @@ pub fn mint_token(owner: &str, admin: bool) -> Result<MintedToken, TokenFileErro
     Ok(MintedToken { token, toml_entry })
 }
 
+/// The token of an `Authorization: Bearer` header: `Ok(None)` without the
+/// header, 401 for another scheme or an unreadable value.
+pub(crate) fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let refused = || ApiError::unauthorized("the Authorization header must be `Bearer <token>`");
+    let text = value.to_str().map_err(|_| refused())?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or_else(refused)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(refused());
+    }
+    Ok(Some(token.trim()))
+}
+
 /// The bearer token of a request: the `Authorization: Bearer` header, or,
 /// where `allow_query` (WebSocket and SSE, for browsers), `?token=`.
 fn presented_token(request: &Request, allow_query: bool) -> Option<String> {
-    if let Some(value) = request.headers().get(AUTHORIZATION) {
-        let text = value.to_str().ok()?;
-        let (scheme, token) = text.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+    if request.headers().contains_key(AUTHORIZATION) {
+        return bearer_header(request.headers())
+            .ok()
+            .flatten()
+            .map(str::to_owned);
     }
     if allow_query {
         let Query(params) = Query::<HashMap<String, String>>::try_from_uri(request.uri()).ok()?;
@@ -241,15 +440,15 @@ pub(crate) async fn authenticate(
 ) -> Response {
     let caller = match &auth {
         Auth::SingleUser(caller) => caller.clone(),
-        Auth::Tokens(file) => {
+        Auth::Tokens(tokens) => {
             let path = request.uri().path();
             let allow_query = path.starts_with("/ws/") || path == "/api/events";
             match presented_token(&request, allow_query) {
                 None => {
                     return ApiError::unauthorized("a bearer token is required").into_response();
                 }
-                Some(token) => match file.verify(&token) {
-                    Some(caller) => caller.clone(),
+                Some(token) => match tokens.verify(&token) {
+                    Some(caller) => caller,
                     None => {
                         return ApiError::unauthorized("the bearer token is not valid")
                             .into_response();

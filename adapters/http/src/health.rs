@@ -1,14 +1,16 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the store and the
-//! container runtime answer).
+//! container runtime answer; the details only for operators).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use lease_core::error::error_chain;
+use tracing::warn;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::wire::{ChecksJson, HealthJson};
+use crate::wire::{ChecksJson, HealthJson, ReadyJson};
 
 /// The process is up.
 #[utoipa::path(
@@ -25,16 +27,79 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
 }
 
 /// The lease store and the container runtime can be reached.
+///
+/// Load balancers and probes get `{"ready":true}` (200) or
+/// `{"ready":false,…}` (503) and nothing else; operators (admins, the local
+/// user in single-user mode) get which dependency failed and why, and the
+/// server log always has it.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = HealthJson),
-        (status = 503, description = "The store or the runtime cannot be reached", body = crate::error::ErrorBody),
-    )
+        (status = 200, description = "Ready. Anonymous callers: `{\"ready\":true}`; admins: `{\"status\":\"ready\",\"checks\":{…}}`", body = ReadyJson),
+        (status = 401, description = "A bearer token was sent and is not valid", body = crate::error::ErrorBody),
+        (status = 503, description = "The store or the runtime cannot be reached. Anonymous callers: `{\"ready\":false,\"error\":{…}}` without details; admins: the error naming what failed", body = ReadyJson),
+    ),
+    security((), ("bearer" = []))
 )]
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthJson>, ApiError> {
+pub(crate) async fn readyz(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let operator = state
+        .auth
+        .is_operator(state.metrics_token.as_ref(), &headers)?;
+    let (store, runtime) = check(&state).await;
+    let ready = store.is_ok() && runtime.is_ok();
+    if !ready {
+        warn!(
+            store = %describe(&store),
+            runtime = %describe(&runtime),
+            "not ready"
+        );
+    }
+    Ok(match (operator, ready) {
+        (true, true) => Json(HealthJson {
+            status: "ready".to_owned(),
+            checks: Some(ChecksJson {
+                store: "ok".to_owned(),
+                runtime: "ok".to_owned(),
+            }),
+        })
+        .into_response(),
+        (true, false) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!(
+                "store: {}; runtime: {}",
+                describe(&store),
+                describe(&runtime)
+            ),
+        )
+        .into_response(),
+        (false, true) => Json(ReadyJson {
+            ready: true,
+            error: None,
+        })
+        .into_response(),
+        (false, false) => {
+            let error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "not ready; the server log says why",
+            );
+            let body = ReadyJson {
+                ready: false,
+                error: Some(error.detail),
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    })
+}
+
+/// Pings the store and the runtime together, each within the ready timeout.
+async fn check(state: &AppState) -> (Result<(), String>, Result<(), String>) {
     let timeout = state.ready_timeout;
     let store = state.manager.store().clone();
     let runtime = state.manager.runtime().clone();
@@ -52,19 +117,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<HealthJ
         Ok(Err(error)) => Err(error_chain(&error)),
         Err(_) => Err(format!("no answer within {timeout:?}")),
     };
-    if store.is_ok() && runtime.is_ok() {
-        return Ok(Json(HealthJson {
-            status: "ready".to_owned(),
-            checks: Some(ChecksJson {
-                store: "ok".to_owned(),
-                runtime: "ok".to_owned(),
-            }),
-        }));
+    (store, runtime)
+}
+
+fn describe(result: &Result<(), String>) -> &str {
+    match result {
+        Ok(()) => "ok",
+        Err(error) => error,
     }
-    let describe = |result: Result<(), String>| result.err().unwrap_or_else(|| "ok".to_owned());
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
-        format!("store: {}; runtime: {}", describe(store), describe(runtime)),
-    ))
 }

@@ -22,7 +22,9 @@
 //! // Single-user (owner `local`); `ApiConfig::default().auth(..)` for tokens.
 //! let app = router(manager, ApiConfig::default());
 //!
+//! // Single-user mode answers only requests for a loopback name.
 //! let request = Request::post("/api/provision")
+//!     .header("host", "127.0.0.1:8080")
 //!     .header("content-type", "application/json")
 //!     .body(Body::from(r#"{"imageType":"alpine","durationMinutes":2}"#))?;
 //! let response = app.oneshot(request).await?;
@@ -46,8 +48,8 @@
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
 //! | GET | `/api/events` | Server-Sent Events of the caller's leases |
-//! | GET | `/healthz`, `/readyz` | liveness; store and runtime reachability |
-//! | GET | `/metrics` | Prometheus text |
+//! | GET | `/healthz`, `/readyz` | liveness; readiness (`{"ready":…}`; details for operators) |
+//! | GET | `/metrics` | Prometheus text (admins or the scrape token) |
 //! | GET | `/openapi.json` | the OpenAPI document ([`openapi`]) |
 //!
 //! Leases are JSON in the seed's camelCase ([`wire::LeaseJson`]). Every
@@ -57,11 +59,17 @@
 //!
 //! # Auth
 //!
-//! [`auth::Auth::Tokens`]: every `/api/*`, `/ws/*` and `/metrics` request
-//! needs `Authorization: Bearer <token>` (WebSocket and SSE may pass
-//! `?token=`); callers see only their own leases (another owner's id answers
-//! 404), admins see all. [`auth::Auth::SingleUser`] (the default): every
-//! request is owner `local`.
+//! [`auth::Auth::Tokens`]: every `/api/*` and `/ws/*` request needs
+//! `Authorization: Bearer <token>` (WebSocket and SSE may pass `?token=`);
+//! callers see only their own leases (another owner's id answers 404),
+//! admins see all. `/metrics` takes an admin token or the scrape token
+//! ([`ApiConfig::metrics_token`]); `/readyz` gives its details to admins only.
+//! The tokens can be replaced while serving ([`auth::TokenSet`]).
+//!
+//! [`auth::Auth::SingleUser`] (the default): every request is owner `local`,
+//! and only requests for a loopback name (`Host`), from no web page or a
+//! loopback one (`Origin`), are served (421 `wrong_host`, 403
+//! `foreign_origin`), unless [`ApiConfig::insecure_open`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -72,8 +80,10 @@ mod events;
 pub mod extract;
 mod health;
 mod leases;
+mod local_only;
 mod logs;
 mod metrics;
+mod metrics_token;
 mod openapi;
 mod ui;
 pub mod wire;
@@ -120,6 +130,14 @@ pub struct ApiConfig {
     /// e.g. `http://localhost:5173` for the seed's dev frontend. Default
     /// none: only same-origin pages (and non-browser clients).
     pub cors_origins: Vec<HeaderValue>,
+    /// A token that may read `/metrics` (and nothing else), besides admins.
+    /// Default none.
+    pub metrics_token: Option<auth::MetricsToken>,
+    /// Single-user mode only: serve requests whatever their `Host` and
+    /// `Origin` (normally only loopback names and no or loopback origins).
+    /// Anyone who can reach the server then acts as the local user. Default
+    /// false.
+    pub insecure_open: bool,
 }
 
 impl Default for ApiConfig {
@@ -131,6 +149,8 @@ impl Default for ApiConfig {
             sse_keep_alive: Duration::from_secs(15),
             ready_timeout: Duration::from_secs(2),
             cors_origins: Vec::new(),
+            metrics_token: None,
+            insecure_open: false,
         }
     }
 }
@@ -160,6 +180,18 @@ impl ApiConfig {
         self
     }
 
+    /// Lets `token` read `/metrics`.
+    pub fn metrics_token(mut self, token: auth::MetricsToken) -> Self {
+        self.metrics_token = Some(token);
+        self
+    }
+
+    /// Single-user mode without the loopback-only checks (see the field).
+    pub fn insecure_open(mut self, open: bool) -> Self {
+        self.insecure_open = open;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -174,6 +206,8 @@ pub(crate) struct AppState(Arc<Shared>);
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) manager: LeaseManager,
+    pub(crate) auth: Auth,
+    pub(crate) metrics_token: Option<auth::MetricsToken>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) sse_keep_alive: Duration,
@@ -200,6 +234,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     let openapi_json = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
     let state = AppState(Arc::new(Shared {
         manager,
+        auth: config.auth.clone(),
+        metrics_token: config.metrics_token.clone(),
         metrics,
         shutdown: config.shutdown.clone(),
         sse_keep_alive: config.sse_keep_alive,
@@ -217,11 +253,12 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/api/history", get(account::history))
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
-        .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Admins or the scrape token: checked by the handler.
+        .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         // The portal page (`/`, `/ui/…`): open, it asks for a token itself.
         .merge(ui::routes());
@@ -233,6 +270,14 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(map_response(json_errors))
         .with_state(state);
+    let app = if config.auth.is_single_user() && !config.insecure_open {
+        let allowed = local_only::LocalOnly {
+            extra_origins: config.cors_origins.clone().into(),
+        };
+        app.layer(from_fn_with_state(allowed, local_only::guard))
+    } else {
+        app
+    };
     if config.cors_origins.is_empty() {
         return app;
     }

@@ -11,11 +11,16 @@
 //!   listener fell behind on.
 //!
 //! Counters and histograms count what this process saw.
+//!
+//! Every owner's figures are here, so only admins and the scrape token
+//! ([`crate::auth::MetricsToken`]) may read them (any caller in single-user
+//! mode, which serves this machine only).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -31,7 +36,6 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::error::ApiError;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -197,7 +201,8 @@ impl Metrics {
     }
 }
 
-/// Prometheus metrics of leases, provisioning and reaping.
+/// Prometheus metrics of leases, provisioning and reaping (every owner's):
+/// for admins and the scrape token (`--metrics-token-file`) only.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -205,13 +210,17 @@ impl Metrics {
     responses(
         (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "A valid token that is neither an admin's nor the scrape token", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
-    _caller: Caller,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    state
+        .auth
+        .may_read_metrics(state.metrics_token.as_ref(), &headers)?;
     let leases = state.manager.list_all(&ListQuery::default()).await?;
     state
         .metrics

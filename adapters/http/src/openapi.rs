@@ -35,7 +35,10 @@ impl Modify for BearerScheme {
     info(
         title = "ContainerLease",
         description = "Rent short-lived Docker containers: priced up front, removed when their time runs out. \
-                       Errors are always `{\"error\":{\"code\",\"message\"}}`."
+                       Errors are always `{\"error\":{\"code\",\"message\"}}`. \
+                       Single-user servers (no tokens) answer only requests for a loopback name: \
+                       any other `Host` gets 421 `wrong_host`, a request from a web page of another \
+                       origin 403 `foreign_origin`."
     ),
     paths(
         crate::leases::provision,

@@ -352,6 +352,18 @@ pub struct HealthJson {
     pub checks: Option<ChecksJson>,
 }
 
+/// `GET /readyz` answer to a caller who is not an operator: ready or not,
+/// no details (those go to admins and the server log). When not ready
+/// (503) it also carries the usual `error` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReadyJson {
+    /// Whether the store and the container runtime answer.
+    pub ready: bool,
+    /// `not_ready` when not ready (its message names no dependency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorDetail>,
+}
+
 /// Readiness of each dependency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChecksJson {

@@ -55,8 +55,10 @@ async fn health_readiness_and_openapi_need_no_token() {
     for uri in ["/healthz", "/readyz", "/openapi.json"] {
         assert_eq!(h.get(uri, None).await.status, StatusCode::OK, "{uri}");
     }
+    // Every owner's figures: not for a non-admin (tests/operators.rs has the rest).
     let metrics = h.get("/metrics", Some(&h.tokens.bob)).await;
-    assert_eq!(metrics.status, StatusCode::OK);
+    assert_eq!(metrics.status, StatusCode::FORBIDDEN);
+    assert_eq!(metrics.error_code(), "forbidden");
 }
 
 #[tokio::test]

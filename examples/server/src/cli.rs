@@ -83,12 +83,22 @@ pub struct ServeArgs {
     pub catalog: Option<PathBuf>,
 
     /// Tokens file (TOML `[[tokens]]` with owner, token_sha256, admin);
-    /// without it the server is single-user (owner `local`).
+    /// re-read on SIGHUP. Without it the server is single-user (owner
+    /// `local`) and serves only requests for localhost, 127.0.0.1 or [::1]
+    /// that come from no web page or a loopback one.
     #[arg(long, env = "LEASE_TOKENS")]
     pub tokens: Option<PathBuf>,
 
-    /// Allow listening on a non-loopback address without a tokens file:
-    /// anyone who can reach it can run containers.
+    /// A file holding a bearer token (the token itself, e.g. from
+    /// `openssl rand -hex 32`) that may read /metrics and nothing else, for
+    /// a Prometheus scraper; re-read on SIGHUP. Admin tokens read /metrics
+    /// too.
+    #[arg(long, env = "LEASE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+
+    /// Without a tokens file: allow listening on a non-loopback address and
+    /// serve requests for any host name from any web page. Anyone who can
+    /// reach the server (or make a browser reach it) can run containers.
     #[arg(long, env = "LEASE_INSECURE_OPEN")]
     pub insecure_open: bool,
 

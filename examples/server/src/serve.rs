@@ -8,8 +8,7 @@ use std::time::Duration;
 use lease_core::error::error_chain;
 use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
 use lease_docker::DockerRuntime;
-use lease_http::auth::TokenFile;
-use lease_http::{ApiConfig, Auth};
+use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::SqliteStore;
@@ -19,6 +18,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::credentials::{Credentials, CredentialsError, reload_on_hangup};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,8 @@ enum StartError {
     Config(String),
     #[error("cannot load the catalog")]
     Catalog(#[from] lease_core::CatalogError),
-    #[error("cannot load the tokens file")]
-    Tokens(#[from] lease_http::auth::TokenFileError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     #[error("cannot use the lease store")]
     Store(#[from] lease_core::StoreError),
     #[error("invalid --store")]
@@ -159,23 +159,15 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         Some(path) => Catalog::from_path(path)?,
         None => Catalog::default(),
     };
-    let auth = match &args.tokens {
-        Some(path) => {
-            let file = TokenFile::from_path(path)?;
-            if file.is_empty() {
-                warn!(path = %path.display(), "the tokens file has no tokens: every request will be refused");
-            }
-            info!(tokens = file.len(), "auth: bearer tokens");
-            Auth::tokens(file)
-        }
-        None => {
-            info!(
-                owner = lease_http::LOCAL_OWNER,
-                "auth: single-user, no tokens"
-            );
-            Auth::single_user()
-        }
-    };
+    let credentials =
+        Credentials::load(args.tokens.as_deref(), args.metrics_token_file.as_deref())?;
+    if args.insecure_open && args.tokens.is_none() {
+        warn!(
+            "--insecure-open without --tokens: requests for ANY host name from ANY web page are served as the local user (DNS rebinding and cross-site requests are not refused)"
+        );
+    }
+    let hangup_stop = CancellationToken::new();
+    let hangups = reload_on_hangup(credentials.clone(), hangup_stop.clone());
     let addresses = listen_address(&args).await?;
     let store = open_store(&args).await?;
     let docker = DockerRuntime::connect().await?;
@@ -222,13 +214,15 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     info!(address = %local, "listening on http://{local}");
 
     let streams_stop = CancellationToken::new();
-    let app = lease_http::router(
-        manager.clone(),
-        ApiConfig::default()
-            .auth(auth)
-            .cors_origins(args.cors_origins.clone())
-            .shutdown(streams_stop.clone()),
-    );
+    let mut api_config = ApiConfig::default()
+        .auth(credentials.auth())
+        .insecure_open(args.insecure_open)
+        .cors_origins(args.cors_origins.clone())
+        .shutdown(streams_stop.clone());
+    if let Some(token) = credentials.metrics_token() {
+        api_config = api_config.metrics_token(token);
+    }
+    let app = lease_http::router(manager.clone(), api_config);
     let signalled = CancellationToken::new();
     let server = {
         let signalled = signalled.clone();
@@ -255,6 +249,8 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         server.abort();
     }
     background_stop.cancel();
+    hangup_stop.cancel();
+    let _ = hangups.await;
     background.join().await;
     manager.shutdown(grace).await;
     info!("stopped");

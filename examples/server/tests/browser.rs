@@ -884,6 +884,29 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
         b.wait_gone(&id).await;
         assert_container_gone(&id).await;
         b.assert_page_healthy().await;
+
+        // The same page as http://localhost:PORT: the single-user server's
+        // Host and Origin checks let it rent and delete (POST and DELETE
+        // carry `Origin: http://localhost:PORT`) and follow events.
+        let localhost = format!("http://localhost:{}/", address.port());
+        b.client.goto(&localhost).await.expect("page loads");
+        b.wait_for(
+            "the portal at localhost, live",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#offering option').length > 0
+                && document.getElementById('live').dataset.state === 'live';",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        let here = b.rent("busybox", "2").await;
+        b.wait_status(&here, "running", Duration::from_secs(60)).await;
+        b.click(&card(&here, ".act-delete")).await;
+        b.click(&card(&here, ".act-confirm")).await;
+        b.wait_gone(&here).await;
+        assert_container_gone(&here).await;
+        b.assert_page_healthy().await;
     })
     .await;
 }

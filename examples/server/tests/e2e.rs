@@ -459,3 +459,123 @@ fn a_disk_limit_the_engine_cannot_enforce_stops_the_start() {
         "{stderr}"
     );
 }
+
+/// Writes `text` to `path` with `mode` (replacing the file).
+#[cfg(unix)]
+fn write_with_mode(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write a secrets file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Polls `GET path` with `token` until it answers `status` (10 s at most).
+async fn wait_for_status(server: &Server, path: &str, token: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (got, body) = request(server.address(), "GET", path, Some(token), None)
+            .await
+            .expect("call");
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} still answers {got} ({body}), not {status}:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn hangup(server: &Server) {
+    let pid = server.pid().expect("running");
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
+
+/// Revocation without a restart: the tokens file and the metrics token file
+/// are re-read on SIGHUP; a broken file keeps the tokens in effect; a
+/// world-readable tokens file gets a warning. Also: `/metrics` for admins
+/// and the scrape token only, `/readyz` without details for anonymous callers.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_re_reads_the_tokens_and_the_metrics_token() {
+    if !docker_ready() {
+        return;
+    }
+    let alice = mint_token(BINARY.as_ref(), "alice", false);
+    let bob = mint_token(BINARY.as_ref(), "bob", false);
+    let admin = mint_token(BINARY.as_ref(), "root", true);
+    let guard = NamespaceGuard::random();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = dir.path().join("tokens.toml");
+    let scrape_file = dir.path().join("metrics-token");
+    // World-readable on purpose: the server must warn about it.
+    write_with_mode(
+        &tokens,
+        &format!("{}\n{}", alice.toml_entry, admin.toml_entry),
+        0o644,
+    );
+    let (scrape, scrape_next) = ("scrape-0123456789abcdef", "scrape-fedcba9876543210");
+    write_with_mode(&scrape_file, &format!("{scrape}\n"), 0o600);
+    let (tokens_arg, scrape_arg) = (
+        tokens.display().to_string(),
+        scrape_file.display().to_string(),
+    );
+    let mut server = start(
+        guard.namespace(),
+        &["--tokens", &tokens_arg, "--metrics-token-file", &scrape_arg],
+    );
+    let log = server.log_text();
+    assert!(log.contains("readable by every user"), "{log}");
+    assert!(
+        !log.contains(scrape) && !log.contains(&alice.token),
+        "a secret is in the log"
+    );
+
+    wait_for_status(&server, "/api/usage", &alice.token, 200).await;
+    wait_for_status(&server, "/api/usage", &bob.token, 401).await;
+    wait_for_status(&server, "/metrics", &alice.token, 403).await;
+    wait_for_status(&server, "/metrics", &admin.token, 200).await;
+    wait_for_status(&server, "/metrics", scrape, 200).await;
+    let (status, ready) = request(server.address(), "GET", "/readyz", None, None)
+        .await
+        .expect("call");
+    assert_eq!((status, ready), (200, serde_json::json!({"ready": true})));
+
+    // Revoke alice, admit bob; a new scrape token. No restart.
+    write_with_mode(
+        &tokens,
+        &format!("{}\n{}", bob.toml_entry, admin.toml_entry),
+        0o600,
+    );
+    write_with_mode(&scrape_file, scrape_next, 0o600);
+    hangup(&server);
+    wait_for_status(&server, "/api/usage", &alice.token, 401).await;
+    wait_for_status(&server, "/api/usage", &bob.token, 200).await;
+    wait_for_status(&server, "/metrics", scrape, 401).await;
+    wait_for_status(&server, "/metrics", scrape_next, 200).await;
+    let log = server.log_text();
+    assert!(log.contains("SIGHUP: tokens file re-read"), "{log}");
+    assert!(
+        log.contains("\"added\":1") && log.contains("\"removed\":1"),
+        "{log}"
+    );
+
+    // A broken file keeps the tokens in effect, and says so.
+    write_with_mode(&tokens, "[[tokens]]\nowner = \"x\"\n", 0o600);
+    hangup(&server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("the tokens in effect are kept") {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_status(&server, "/api/usage", &bob.token, 200).await;
+    assert!(server.is_running());
+    assert_eq!(server.starts(), 1);
+    let exit = server.terminate(Duration::from_secs(30));
+    assert!(exit.success());
+}

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use lease_core::testing::fake_runtime::FakeRuntime;
 use lease_core::{Clock, LeaseManager, LeaseStore, ManagerConfig, ManualClock, SystemClock};
-use lease_http::auth::{TokenFile, mint_token};
+use lease_http::auth::{MetricsToken, TokenFile, TokenSet, mint_token};
 use lease_http::{ApiConfig, Auth, router};
 use lease_store_memory::MemoryStore;
 use serde_json::Value;
@@ -24,7 +24,13 @@ pub struct Harness {
     pub clock: Option<Arc<ManualClock>>,
     pub shutdown: CancellationToken,
     pub tokens: Tokens,
+    /// The tokens in effect (with auth), to replace in a test.
+    pub token_set: Option<TokenSet>,
 }
+
+/// The `Host` the harness sends unless a request names one: the server's
+/// loopback address, as any local client would.
+pub const LOCAL_HOST: &str = "127.0.0.1:8080";
 
 /// Tokens of alice, bob and an admin (used when the harness has auth).
 #[derive(Clone, Debug)]
@@ -40,6 +46,12 @@ pub struct Options {
     pub store: Option<Arc<dyn LeaseStore>>,
     pub auth: bool,
     pub manual_clock: bool,
+    /// `ApiConfig::metrics_token`.
+    pub metrics_token: Option<String>,
+    /// `ApiConfig::insecure_open`.
+    pub insecure_open: bool,
+    /// `ApiConfig::cors_origins`.
+    pub cors_origins: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -49,6 +61,9 @@ impl Default for Options {
             store: None,
             auth: false,
             manual_clock: false,
+            metrics_token: None,
+            insecure_open: false,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -128,19 +143,30 @@ impl Harness {
         let alice = mint_token("alice", false).expect("token");
         let bob = mint_token("bob", false).expect("token");
         let admin = mint_token("root", true).expect("token");
-        let auth = if options.auth {
+        let token_set = options.auth.then(|| {
             let text = format!("{}{}{}", alice.toml_entry, bob.toml_entry, admin.toml_entry);
-            Auth::tokens(TokenFile::from_toml(&text).expect("tokens file"))
-        } else {
-            Auth::single_user()
+            TokenSet::new(TokenFile::from_toml(&text).expect("tokens file"))
+        });
+        let auth = match &token_set {
+            Some(tokens) => Auth::token_set(tokens.clone()),
+            None => Auth::single_user(),
         };
-        let app = router(
-            manager.clone(),
-            ApiConfig::default()
-                .auth(auth)
-                .shutdown(shutdown.clone())
-                .sse_keep_alive(Duration::from_secs(1)),
-        );
+        let mut config = ApiConfig::default()
+            .auth(auth)
+            .shutdown(shutdown.clone())
+            .sse_keep_alive(Duration::from_secs(1))
+            .insecure_open(options.insecure_open)
+            .cors_origins(
+                options
+                    .cors_origins
+                    .iter()
+                    .map(|origin| origin.parse().expect("an origin"))
+                    .collect(),
+            );
+        if let Some(token) = &options.metrics_token {
+            config = config.metrics_token(MetricsToken::new(token).expect("a scrape token"));
+        }
+        let app = router(manager.clone(), config);
         Harness {
             app,
             manager,
@@ -152,16 +178,39 @@ impl Harness {
                 bob: bob.token,
                 admin: admin.token,
             },
+            token_set,
         }
     }
 
-    /// The response, body unread (for endless streams).
-    pub async fn response(&self, request: Request<Body>) -> axum::response::Response {
+    /// The response, body unread (for endless streams). Sent with
+    /// `Host: 127.0.0.1:8080` unless the request has a `Host` or an absolute URI.
+    pub async fn response(&self, mut request: Request<Body>) -> axum::response::Response {
+        if request.uri().authority().is_none() && !request.headers().contains_key("host") {
+            let host = axum::http::HeaderValue::from_static(LOCAL_HOST);
+            request.headers_mut().insert("host", host);
+        }
+        self.response_as_is(request).await
+    }
+
+    /// The response to exactly `request` (no `Host` added).
+    pub async fn response_as_is(&self, request: Request<Body>) -> axum::response::Response {
         self.app.clone().oneshot(request).await.expect("infallible")
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.response(request).await;
+        Reply::read(response).await
+    }
+
+    /// [`Harness::send`] without adding a `Host`.
+    pub async fn send_as_is(&self, request: Request<Body>) -> Reply {
+        let response = self.response_as_is(request).await;
+        Reply::read(response).await
+    }
+}
+
+impl Reply {
+    pub async fn read(response: axum::response::Response) -> Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -177,7 +226,9 @@ impl Harness {
             body,
         }
     }
+}
 
+impl Harness {
     /// A request with an optional bearer token and JSON body.
     pub async fn call(
         &self,
