@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::Duration;
 use common::db_path;
 use lease_core::testing::conformance::{finished, sample_lease, unique_owner};
-use lease_core::{LeaseStore, Money};
+use lease_core::{Admission, LeaseStore, Money};
 use lease_store_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore, SqliteStoreConfig};
 
 async fn open(path: &Path) -> Result<SqliteStore, OpenError> {
@@ -24,13 +24,19 @@ async fn filled(path: &Path, leases: usize) -> Vec<lease_core::LeaseId> {
     let mut ids = Vec::new();
     for _ in 0..leases {
         let lease = store
-            .insert(&sample_lease(&owner, Duration::hours(1)))
+            .insert(
+                &sample_lease(&owner, Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert");
         ids.push(lease.id);
     }
     let done = store
-        .insert(&sample_lease(&owner, Duration::hours(1)))
+        .insert(
+            &sample_lease(&owner, Duration::hours(1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     store
