@@ -135,3 +135,45 @@ fn host_use(transaction: &Connection, admission: &Admission) -> Result<Admission
         ..AdmissionUsage::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    fn plan(connection: &Connection, sql: &str) -> String {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("a query to explain");
+        let steps = statement
+            .query_map(["ada", "0"], |row| row.get::<_, String>(3))
+            .expect("explained")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan rows");
+        steps.join("\n")
+    }
+
+    /// The per-owner reads use the owner indexes, so their cost follows
+    /// the owner's leases of the day, not the table's size.
+    #[test]
+    fn owner_reads_use_the_owner_indexes() {
+        let mut connection = Connection::open_in_memory().expect("an in-memory database");
+        crate::schema::migrate(&mut connection, Path::new(":memory:")).expect("the schema");
+        let spend = plan(
+            &connection,
+            &format!(
+                "SELECT {COLUMNS} FROM active WHERE owner = ?1 AND created_at >= ?2 \
+                 UNION ALL SELECT {COLUMNS} FROM finished WHERE owner = ?1 AND created_at >= ?2"
+            ),
+        );
+        assert!(spend.contains("active_by_owner"), "{spend}");
+        assert!(spend.contains("finished_by_owner_created"), "{spend}");
+        let count = plan(
+            &connection,
+            "SELECT count(*) FROM active WHERE owner = ?1 AND ?2 = ?2",
+        );
+        assert!(count.contains("active_by_owner"), "{count}");
+    }
+}
