@@ -1075,3 +1075,47 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
     })
     .await;
 }
+
+/// A server at capacity (`--max-leases 1`): the page shows the server's
+/// capacity under the usage figures, and a refused rental shows, under the
+/// form, that the server is full and which limit refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_shows_a_full_server_naming_the_limit() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser-capacity");
+    let extra = ["--max-leases".to_owned(), "1".to_owned()];
+    let server = start_server(&guard, &dir, &extra, None);
+    let browser = Browser::launch(&tools, "capacity").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the portal with the server's capacity",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#offering option').length > 0
+                && document.getElementById('usage-capacity').textContent.includes('1 leases');",
+            vec![],
+        )
+        .await;
+        b.rent("busybox", "5").await;
+        b.click("#provision-submit").await;
+        let refusal = b
+            .wait_for(
+                "the capacity error under the form",
+                Duration::from_secs(10),
+                "const text = document.getElementById('provision-error').textContent;
+                 return text.includes('max_leases') ? text : null;",
+                vec![],
+            )
+            .await;
+        let refusal = refusal.as_str().unwrap_or_default();
+        assert!(refusal.contains("server is full"), "{refusal}");
+        assert!(refusal.contains("the limit is 1"), "{refusal}");
+        assert_eq!(b.lease_ids().await.len(), 1, "nothing more was rented");
+    })
+    .await;
+}
