@@ -101,6 +101,24 @@ impl Keys {
     pub(crate) fn usage(&self, owner: &str) -> String {
         format!("{}usage:{owner}", self.base)
     }
+
+    /// Hash of the host's totals over the active leases: `nano_cpus`,
+    /// `memory_mb` (see `admission.rs`).
+    pub(crate) fn capacity(&self) -> String {
+        format!("{}capacity", self.base)
+    }
+
+    /// Hash of one owner's spend per UTC day: day number → nano-dollars
+    /// charged for the owner's leases created that day (see `admission.rs`).
+    pub(crate) fn spend(&self, owner: &str) -> String {
+        format!("{}spend:{owner}", self.base)
+    }
+
+    /// The layout's version (`2`: the admission counters are kept; absent:
+    /// written by a version that kept none, see `upgrade.rs`).
+    pub(crate) fn layout(&self) -> String {
+        format!("{}layout", self.base)
+    }
 }
 
 /// Nanoseconds since the epoch, exactly.

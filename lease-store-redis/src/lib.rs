@@ -94,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admission;
 mod config;
 mod error;
 mod keys;
