@@ -10,6 +10,7 @@
 
 use std::future::Future;
 
+use crate::admission::Admission;
 use crate::error::{LeaseError, StoreError};
 use crate::id::LeaseId;
 use crate::lease::Lease;
@@ -32,8 +33,9 @@ pub(crate) enum Step<T> {
 /// How a change ended.
 #[derive(Debug)]
 pub(crate) enum Outcome<T> {
-    /// The write went through: the lease as stored.
-    Written(Lease),
+    /// The write went through: the lease as stored (boxed: a lease is far
+    /// larger than the other variants).
+    Written(Box<Lease>),
     /// The caller chose to leave the lease as it was.
     Left(T),
     /// The write found no active lease: it was finished (or removed)
@@ -47,6 +49,7 @@ pub(crate) struct CompareAndSet<'a> {
     id: &'a LeaseId,
     read: Option<Lease>,
     attempts: usize,
+    admission: Admission,
 }
 
 impl<'a> CompareAndSet<'a> {
@@ -57,6 +60,7 @@ impl<'a> CompareAndSet<'a> {
             id,
             read: None,
             attempts: CAS_ATTEMPTS,
+            admission: Admission::default(),
         }
     }
 
@@ -71,6 +75,14 @@ impl<'a> CompareAndSet<'a> {
     /// [`CAS_ATTEMPTS`].
     pub(crate) fn attempts(mut self, attempts: usize) -> Self {
         self.attempts = attempts.max(1);
+        self
+    }
+
+    /// Checks `admission` with every [`Step::Update`] write (see
+    /// [`LeaseStore::update`]) instead of no limit: a refusal ends the
+    /// change with [`LeaseError::Store`]`(`[`StoreError::LimitReached`]`)`.
+    pub(crate) fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
         self
     }
 
@@ -93,11 +105,11 @@ impl<'a> CompareAndSet<'a> {
             last_revision = lease.revision;
             let written = match decide(lease).await? {
                 Step::Leave(value) => return Ok(Outcome::Left(value)),
-                Step::Update(lease) => self.store.update(&lease).await,
+                Step::Update(lease) => self.store.update(&lease, &self.admission).await,
                 Step::Finish(lease) => self.store.finish(&lease).await,
             };
             match written {
-                Ok(stored) => return Ok(Outcome::Written(stored)),
+                Ok(stored) => return Ok(Outcome::Written(Box::new(stored))),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(StoreError::NotFound(_)) => return Ok(Outcome::Gone),
                 Err(other) => return Err(other.into()),

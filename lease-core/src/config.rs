@@ -48,6 +48,14 @@ pub struct ManagerConfig {
     /// Most estimated spend per owner per UTC day (leases created that day,
     /// at their estimate, or their final cost once ended); `None`: no limit.
     pub max_daily_spend: Option<crate::Money>,
+    /// Most active leases of all owners together (the host); `None`: no limit.
+    pub max_leases: Option<u32>,
+    /// Most CPUs the active leases may reserve together, in nano-CPUs
+    /// (their offerings' `cpus`); `None`: no limit.
+    pub max_nano_cpus: Option<i64>,
+    /// Most memory the active leases may reserve together, in MiB (their
+    /// offerings' `memory_mb`); `None`: no limit.
+    pub max_memory_mb: Option<u64>,
 }
 
 /// What to do with a labelled container whose lease is unknown to the store
@@ -81,6 +89,9 @@ impl Default for ManagerConfig {
             orphan_policy: OrphanPolicy::Adopt,
             max_leases_per_owner: None,
             max_daily_spend: None,
+            max_leases: None,
+            max_nano_cpus: None,
+            max_memory_mb: None,
         }
     }
 }
@@ -123,6 +134,9 @@ impl ManagerConfig {
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_SETTING) {
             return Err(ValidationError::new(field, "must be at most 365 days"));
+        }
+        if self.max_nano_cpus.is_some_and(|nano_cpus| nano_cpus < 0) {
+            return Err(ValidationError::new("max_cpus", "must not be negative"));
         }
         if self.quick_retries > MAX_QUICK_RETRIES {
             return Err(ValidationError::new(

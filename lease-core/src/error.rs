@@ -93,6 +93,15 @@ pub enum StoreError {
         /// The revision the caller read.
         expected: u64,
     },
+    /// An [`Admission`](crate::Admission) limit refused the write; nothing
+    /// was stored.
+    #[error("limit {limit} reached: {message}")]
+    LimitReached {
+        /// The limit that refused.
+        limit: crate::admission::Limit,
+        /// The owner (for per-owner limits), what is in use and the limit.
+        message: String,
+    },
     /// A page cursor that this store did not hand out (the caller's mistake).
     #[error("`{0}` is not a valid page cursor")]
     InvalidCursor(String),
@@ -162,9 +171,21 @@ pub enum LeaseError {
     /// An owner's quota would be exceeded; nothing was changed.
     #[error("quota {limit} exceeded: {message}")]
     QuotaExceeded {
-        /// The limit's name (`max_leases_per_owner`, `max_daily_spend`).
+        /// The limit's name (`max_leases_per_owner`, `max_daily_spend`;
+        /// see [`Limit::as_str`](crate::Limit::as_str)).
         limit: &'static str,
         /// The limit and the current figure.
+        message: String,
+    },
+    /// The host has no room for the lease (all owners' leases together
+    /// reach a capacity limit); nothing was changed. Retrying later may
+    /// succeed.
+    #[error("capacity {limit} exhausted: {message}")]
+    CapacityExhausted {
+        /// The limit's name (`max_leases`, `max_cpus`, `max_memory`; see
+        /// [`Limit::as_str`](crate::Limit::as_str)).
+        limit: &'static str,
+        /// The limit and what is in use.
         message: String,
     },
     /// The state machine refused a transition.
@@ -185,6 +206,9 @@ impl From<StoreError> for LeaseError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(id) => LeaseError::NotFound(id),
+            StoreError::LimitReached { limit, message } => {
+                crate::quota::limit_error(limit, message)
+            }
             other => LeaseError::Store(other),
         }
     }

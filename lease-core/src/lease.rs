@@ -158,6 +158,16 @@ pub struct Lease {
     pub hourly_rate: Money,
     /// Price for the whole booked duration, known up front.
     pub estimated_cost: Money,
+    /// The offering's CPU share when the lease was made, in nano-CPUs
+    /// (counts toward the host's CPU budget while the lease is active).
+    /// Records written before sizes were kept read as 0.
+    #[serde(default)]
+    pub nano_cpus: i64,
+    /// The offering's memory when the lease was made, in MiB (counts toward
+    /// the host's memory budget while the lease is active). Records written
+    /// before sizes were kept read as 0.
+    #[serde(default)]
+    pub memory_mb: u32,
     /// What was charged, fixed when the lease ends.
     pub final_cost: Option<Money>,
     /// The last error (provisioning failure, failing removal), if any.
@@ -210,11 +220,31 @@ impl Lease {
                 hourly_rate,
                 u32::try_from(minutes).unwrap_or(u32::MAX),
             ),
+            nano_cpus: 0,
+            memory_mb: 0,
             final_cost: None,
             error: None,
             provision_attempts: 0,
             removal_failures: 0,
             revision: 0,
+        }
+    }
+
+    /// The same lease sized `nano_cpus` / `memory_mb` (its offering's size).
+    pub fn with_size(mut self, nano_cpus: i64, memory_mb: u32) -> Lease {
+        self.nano_cpus = nano_cpus;
+        self.memory_mb = memory_mb;
+        self
+    }
+
+    /// What the lease counts toward its owner's daily spend: its final cost
+    /// once fixed; else, once billing has stopped, the cost accrued until
+    /// then; else the estimate for the whole booking.
+    pub fn charge(&self) -> Money {
+        match (self.final_cost, self.ended_at) {
+            (Some(final_cost), _) => final_cost,
+            (None, Some(ended_at)) => self.accrued_cost(ended_at),
+            (None, None) => self.estimated_cost,
         }
     }
 

@@ -39,13 +39,15 @@
 //!
 //! Modules by concept: [`lease`] (the record and its state machine),
 //! [`pricing`] and [`money`], [`catalog`], [`clock`], the ports [`store`] and
-//! [`runtime`], [`event`]s, [`config`]. The manager's provisioning task,
+//! [`runtime`], [`admission`] (limits a store checks atomically with a
+//! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
 //! conformance suite, the engine scenarios over any store, and a fake
 //! runtime.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 mod background;
 mod cas;
 pub mod catalog;
@@ -69,6 +71,7 @@ pub mod store;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
+pub use admission::{Admission, AdmissionUsage, Limit};
 pub use background::BackgroundTasks;
 pub use catalog::{Catalog, CatalogError, Offering};
 pub use clock::{Clock, ManualClock, SystemClock};

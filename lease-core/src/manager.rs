@@ -248,9 +248,6 @@ impl LeaseManager {
             )
             .into());
         }
-        let estimated_cost = pricing::estimate(offering.hourly_rate, minutes);
-        self.check_quota(&request.owner, estimated_cost, true)
-            .await?;
         let now = self.inner.clock.now();
         let lease = Lease::new(
             LeaseId::generate(),
@@ -259,8 +256,11 @@ impl LeaseManager {
             offering.hourly_rate,
             now,
             now + Duration::minutes(i64::from(minutes)),
-        );
-        let stored = self.inner.store.insert(&lease).await?;
+        )
+        .with_size(offering.nano_cpus, offering.memory_mb);
+        // The store checks the quotas and the host's capacity atomically
+        // with the write, so parallel requests cannot all pass a limit.
+        let stored = self.inner.store.insert(&lease, &self.admission()).await?;
         info!(lease_id = %stored.id, owner = %stored.owner, offering = %stored.offering, minutes, "lease created");
         self.emit(EventKind::Created, &stored);
         self.inner.reaper.wake();
@@ -317,7 +317,10 @@ impl LeaseManager {
         if minutes == 0 {
             return Err(ValidationError::new("minutes", "must be at least 1").into());
         }
+        // The store refuses the write if the higher estimate goes over the
+        // owner's daily spend limit.
         let extended = CompareAndSet::new(&*self.inner.store, id)
+            .admission(self.admission())
             .run(|lease| self.extended(lease, minutes))
             .await?;
         let Outcome::Written(stored) = extended else {
@@ -327,11 +330,12 @@ impl LeaseManager {
         self.emit(EventKind::Extended, &stored);
         self.inner.reaper.wake();
         self.spawn_expiry_warning(&stored);
-        Ok(stored)
+        Ok(*stored)
     }
 
     /// `lease` booked `minutes` longer and re-priced, if it is live, not
-    /// expired, stays within the max lifetime and the owner's quota.
+    /// expired and stays within the max lifetime (the store checks the
+    /// daily spend when it writes).
     async fn extended(&self, mut lease: Lease, minutes: u32) -> Result<Step<()>, LeaseError> {
         let now = self.inner.clock.now();
         if !lease.status.is_live() || lease.expires_at <= now {
@@ -355,8 +359,6 @@ impl LeaseManager {
         }
         let estimated =
             pricing::estimate(lease.hourly_rate, u32::try_from(booked).unwrap_or(u32::MAX));
-        self.check_quota(&lease.owner, estimated - lease.estimated_cost, false)
-            .await?;
         lease.expires_at += Duration::minutes(i64::from(minutes));
         lease.estimated_cost = estimated;
         Ok(Step::Update(lease))
@@ -380,7 +382,7 @@ impl LeaseManager {
             Outcome::Written(stored) => {
                 info!(lease_id = %id, owner = %stored.owner, "lease deletion requested");
                 self.inner.reaper.wake();
-                Ok(stored)
+                Ok(*stored)
             }
             Outcome::Left(lease) => Ok(lease),
             Outcome::Gone => Err(LeaseError::NotFound(id.clone())),
@@ -533,7 +535,7 @@ impl LeaseManager {
             })
             .await?;
         Ok(match changed {
-            Outcome::Written(stored) => Some(stored),
+            Outcome::Written(stored) => Some(*stored),
             Outcome::Left(()) | Outcome::Gone => None,
         })
     }

@@ -1,88 +1,58 @@
-//! Per-owner quotas: concurrent leases and estimated spend per UTC day.
+//! Quotas and host capacity, as the engine applies them.
 //!
-//! Checked before a lease is stored or extended. The check reads the store
-//! and then writes, so two requests racing at the very limit may both pass;
-//! the quota is a guard against sprawl, not a billing ledger.
+//! The limits themselves are checked by the store, atomically with the
+//! write ([`Admission`]); this module builds the [`Admission`] from the
+//! [`ManagerConfig`](crate::ManagerConfig) and the clock, turns a store's
+//! refusal into the engine's error, and sums an owner's spend today for
+//! display.
 
 use std::ops::ControlFlow;
 
-use chrono::{DateTime, Utc};
-
+use crate::admission::{Admission, Limit, start_of_day};
 use crate::error::LeaseError;
 use crate::lease::Lease;
 use crate::manager::LeaseManager;
 use crate::money::Money;
-use crate::store::{HistoryQuery, LeaseStoreExt, ListQuery};
+use crate::store::{HistoryQuery, LeaseStoreExt};
 
 impl LeaseManager {
-    /// Refuses when `owner` would exceed a quota by adding a lease
-    /// (`new_lease`) and `extra` estimated spend.
-    pub(crate) async fn check_quota(
-        &self,
-        owner: &str,
-        extra: Money,
-        new_lease: bool,
-    ) -> Result<(), LeaseError> {
+    /// The limits of the configuration, with "today" from the clock.
+    pub(crate) fn admission(&self) -> Admission {
         let config = self.config();
-        if config.max_leases_per_owner.is_none() && config.max_daily_spend.is_none() {
-            return Ok(());
+        Admission {
+            max_leases_per_owner: config.max_leases_per_owner,
+            max_daily_spend: config.max_daily_spend,
+            day_start: start_of_day(self.clock().now()),
+            max_leases: config.max_leases,
+            max_nano_cpus: config.max_nano_cpus,
+            max_memory_mb: config.max_memory_mb,
         }
-        let active = self.list_all(&ListQuery::owner(owner)).await?;
-        if let Some(max) = config.max_leases_per_owner
-            && new_lease
-            && active.len() >= max as usize
-        {
-            return Err(LeaseError::QuotaExceeded {
-                limit: "max_leases_per_owner",
-                message: format!(
-                    "{owner} has {} active lease(s); the limit is {max}",
-                    active.len()
-                ),
-            });
-        }
-        if let Some(max) = config.max_daily_spend {
-            let spent = self.spend_today(owner, &active).await?;
-            if spent + extra > max {
-                return Err(LeaseError::QuotaExceeded {
-                    limit: "max_daily_spend",
-                    message: format!(
-                        "{owner} has ${spent} estimated spend today; this needs ${extra} more and the limit is ${max}"
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 
-    /// Estimated spend of `owner`'s leases created today (UTC): live leases
-    /// at their estimate, ended ones at what they cost.
+    /// What `owner` has been charged ([`Lease::charge`]) for leases created
+    /// today (UTC): live leases at their estimate, ended ones at what they
+    /// cost. `active` is the owner's active leases, already read. For
+    /// display: the limit itself is checked by the store.
     pub async fn spend_today(&self, owner: &str, active: &[Lease]) -> Result<Money, LeaseError> {
-        let now = self.clock().now();
-        let day_start = start_of_day(now);
+        let day_start = start_of_day(self.clock().now());
         let mut spent: Money = active
             .iter()
             .filter(|lease| lease.created_at >= day_start)
-            .map(|lease| {
-                if lease.status.is_live() {
-                    lease.estimated_cost
-                } else {
-                    lease.accrued_cost(now)
-                }
-            })
+            .map(Lease::charge)
             .sum();
         let query = HistoryQuery {
             owner: Some(owner.to_owned()),
             ..HistoryQuery::default()
         };
         // History is newest ended first: stop at the first lease that ended
-        // before today.
+        // before today (it, and every older one, was created before today).
         self.store()
             .walk_history(&query, |lease| {
                 if lease.ended_at.is_some_and(|ended| ended < day_start) {
                     return ControlFlow::Break(());
                 }
                 if lease.created_at >= day_start {
-                    spent += lease.final_cost.unwrap_or_default();
+                    spent += lease.charge();
                 }
                 ControlFlow::Continue(())
             })
@@ -91,9 +61,19 @@ impl LeaseManager {
     }
 }
 
-/// Midnight UTC of `at`'s day.
-fn start_of_day(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map_or(at, |midnight| midnight.and_utc())
+/// The engine's error for a store's refusal by `limit`: an owner's quota
+/// ([`LeaseError::QuotaExceeded`]) or the host's capacity
+/// ([`LeaseError::CapacityExhausted`]).
+pub(crate) fn limit_error(limit: Limit, message: String) -> LeaseError {
+    if limit.is_host() {
+        LeaseError::CapacityExhausted {
+            limit: limit.as_str(),
+            message,
+        }
+    } else {
+        LeaseError::QuotaExceeded {
+            limit: limit.as_str(),
+            message,
+        }
+    }
 }

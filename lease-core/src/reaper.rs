@@ -252,7 +252,7 @@ impl Reaper {
                     return Ok(Step::Leave(Begin::Release(lease.due_at())));
                 }
                 if lease.status == Status::Deleting {
-                    return Ok(Step::Leave(Begin::AlreadyDeleting(lease)));
+                    return Ok(Step::Leave(Begin::AlreadyDeleting(Box::new(lease))));
                 }
                 // Expired: billing ends exactly at expiry, whatever our clock says.
                 lease.end_billing(lease.expires_at, EndReason::Expired);
@@ -262,7 +262,7 @@ impl Reaper {
             .await;
         match begun {
             Ok(Outcome::Written(lease) | Outcome::Left(Begin::AlreadyDeleting(lease))) => {
-                Ok(Some(lease))
+                Ok(Some(*lease))
             }
             Ok(Outcome::Left(Begin::Release(retry_at))) => {
                 self.store.release(&id, retry_at).await?;
@@ -341,7 +341,7 @@ impl Reaper {
             .apply(|lease| Ok(Step::<()>::Update(lease)))
             .await;
         let stored = match recorded {
-            Ok(Outcome::Written(stored)) => stored,
+            Ok(Outcome::Written(stored)) => *stored,
             Ok(Outcome::Left(()) | Outcome::Gone) => {
                 return Err(LeaseError::NotFound(id));
             }
@@ -374,7 +374,7 @@ impl Reaper {
             })
             .await;
         match finished {
-            Ok(Outcome::Written(lease)) => Ok(Some(lease)),
+            Ok(Outcome::Written(lease)) => Ok(Some(*lease)),
             Ok(Outcome::Left(()) | Outcome::Gone) => Ok(None),
             Err(error) if is_conflict(&error) => Ok(None),
             Err(error) => Err(error),
@@ -389,7 +389,7 @@ enum Begin {
     /// Extended since the claim: hand it back, claimable at this time.
     Release(DateTime<Utc>),
     /// Already `deleting` (deleted early, or a removal being retried).
-    AlreadyDeleting(Lease),
+    AlreadyDeleting(Box<Lease>),
 }
 
 /// A std duration as a chrono one (saturating).

@@ -232,6 +232,7 @@ impl Reconciler {
                 created_at,
                 expires_at,
             )
+            .with_size(offering.nano_cpus, offering.memory_mb)
         };
         if !container.running {
             lease.status = Status::Exited;

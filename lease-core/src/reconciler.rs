@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::cas::{CompareAndSet, Outcome, Step};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -230,7 +231,9 @@ impl Reconciler {
         let Some(lease) = self.adopted_lease(id, container, self.clock.now()) else {
             return Ok(false);
         };
-        match self.store.insert(&lease).await {
+        // The container already exists, so no limit can refuse it: it is
+        // stored unconditionally and counts toward the limits from now on.
+        match self.store.insert(&lease, &Admission::default()).await {
             Ok(stored) => {
                 info!(lease_id = %id, owner = %stored.owner, expires_at = %stored.expires_at, "lease adopted from container labels");
                 self.events.emit(EventKind::Running, &stored);

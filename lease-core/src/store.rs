@@ -23,6 +23,20 @@
 //!   within R is kept. The store's now is its own clock: a shared store's
 //!   server time, a local store's system clock (or a [`Clock`](crate::Clock)
 //!   it was given). [`UsageTotals`] count every finished lease forever.
+//! - **Admission.** [`LeaseStore::insert`] and [`LeaseStore::update`] take
+//!   an [`Admission`]: limits the store checks in the same atomic step as
+//!   the write, so requests racing at a limit cannot all pass it (no
+//!   read-then-write). A refused write stores nothing and fails with
+//!   [`StoreError::LimitReached`] naming the first failing limit in
+//!   [`Limit`](crate::Limit) order; [`Admission::check`] and
+//!   [`Admission::check_update`] decide and word it from the figures the
+//!   store gathers. The figures: the owner's and all owners' *active*
+//!   leases (count, Σ [`Lease::nano_cpus`], Σ [`Lease::memory_mb`]), and the
+//!   owner's *spend today*, Σ [`Lease::charge`] over the owner's leases,
+//!   active and finished (in history), whose `created_at` is at or after
+//!   [`Admission::day_start`]. [`LeaseStore::finish`] therefore keeps a
+//!   finished lease counting at its final cost, and frees its owner and
+//!   host slots. `Admission::default()` limits nothing.
 //! - **Conformance.** `lease_core::testing::conformance` (feature
 //!   `test-utils`) checks all of this; a store is done when it passes.
 
@@ -34,6 +48,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::admission::Admission;
 use crate::error::StoreError;
 use crate::id::LeaseId;
 use crate::lease::{Lease, Status};
@@ -140,8 +155,19 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a new lease. Its `revision` is ignored and stored as 1.
-    /// Returns the stored lease; [`StoreError::AlreadyExists`] if the id is taken.
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError>;
+    /// Returns the stored lease; [`StoreError::AlreadyExists`] if the id is
+    /// taken.
+    ///
+    /// Atomically with the write, refuses with [`StoreError::LimitReached`]
+    /// (storing nothing) if, counting the new lease, the owner's active
+    /// leases would exceed [`Admission::max_leases_per_owner`], the owner's
+    /// spend today plus [`Lease::charge`] (when the lease is created at or
+    /// after [`Admission::day_start`]) [`Admission::max_daily_spend`], all
+    /// active leases [`Admission::max_leases`], their Σ nano-CPUs
+    /// [`Admission::max_nano_cpus`] or their Σ memory
+    /// [`Admission::max_memory_mb`] — checked in that order, see
+    /// [`Admission::check`].
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError>;
 
     /// An active lease, or else a finished one still in history (within the
     /// retention); [`StoreError::NotFound`] otherwise.
@@ -151,7 +177,15 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// revision equals `lease.revision`, storing it with revision + 1, and
     /// returns what was stored. [`StoreError::Conflict`] if the revision
     /// moved, [`StoreError::NotFound`] if the lease is not active.
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError>;
+    ///
+    /// When `lease.charge()` is above the stored record's, atomically with
+    /// the write, refuses with [`StoreError::LimitReached`]
+    /// ([`Limit::DailySpend`](crate::Limit::DailySpend)), leaving the record
+    /// unchanged, if the owner's spend today plus the rise would exceed
+    /// [`Admission::max_daily_spend`] (see [`Admission::check_update`]).
+    /// The other limits do not apply to updates. Most callers pass
+    /// `&Admission::default()`.
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError>;
 
     /// Active leases, filtered and paged: oldest `created_at` first, ties by
     /// id ascending.

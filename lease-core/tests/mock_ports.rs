@@ -19,8 +19,8 @@ use lease_core::runtime::{
     ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, ProgressFn,
 };
 use lease_core::{
-    Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery, Lease,
-    LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseStore, ListQuery, ManagerConfig,
+    Admission, Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery,
+    Lease, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseStore, ListQuery, ManagerConfig,
     ManualClock, Money, Offering, Page, ProvisionRequest, ReapReport, RuntimeError, Status,
     StoreError, UsageTotals, ValidationError,
 };
@@ -34,9 +34,9 @@ mock! {
     #[async_trait]
     impl LeaseStore for Store {
         async fn ping(&self) -> Result<(), StoreError>;
-        async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError>;
+        async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError>;
         async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError>;
-        async fn update(&self, lease: &Lease) -> Result<Lease, StoreError>;
+        async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError>;
         async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError>;
         async fn claim_expired(
             &self,
@@ -284,9 +284,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `insert` for a stateful store: keeps the lease at revision 1.
-fn insert_into(slot: &Slot) -> impl FnMut(&Lease) -> Result<Lease, StoreError> + Send + 'static {
+fn insert_into(
+    slot: &Slot,
+) -> impl FnMut(&Lease, &Admission) -> Result<Lease, StoreError> + Send + 'static {
     let slot = slot.clone();
-    move |lease| {
+    move |lease, _admission| {
         let mut stored = lease.clone();
         stored.revision = 1;
         *lock(&slot) = Some(stored.clone());
@@ -301,6 +303,14 @@ fn get_from(slot: &Slot) -> impl FnMut(&LeaseId) -> Result<Lease, StoreError> + 
         Some(lease) if lease.id == *id => Ok(lease.clone()),
         _ => Err(StoreError::NotFound(id.clone())),
     }
+}
+
+/// `update` for a stateful store: [`cas_in`], with no limit to check.
+fn cas_update(
+    slot: &Slot,
+) -> impl FnMut(&Lease, &Admission) -> Result<Lease, StoreError> + Send + 'static {
+    let mut cas = cas_in(slot);
+    move |lease, _admission| cas(lease)
 }
 
 /// `update` (and `finish`) for a stateful store: compare-and-set on the revision.
@@ -377,7 +387,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
 
     store
         .expect_insert()
-        .withf(|lease| {
+        .withf(|lease, _admission| {
             lease.status == Status::Pending
                 && lease.container_id.is_none()
                 && lease.owner == "alice"
@@ -390,8 +400,8 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
     // Bookkeeping while still pending (the attempt counter), in any number.
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Pending)
-        .returning(cas_in(&slot));
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
     runtime
         .expect_ensure_image()
         .withf(|image, _progress| image == IMAGE)
@@ -417,13 +427,13 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
         });
     store
         .expect_update()
-        .withf(|lease| {
+        .withf(|lease, _admission| {
             lease.status == Status::Running
                 && lease.container_id.as_deref() == Some("cid-provisioned")
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     runtime.expect_remove().never();
     store.expect_finish().never();
 
@@ -494,11 +504,11 @@ async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Pending)
-        .returning(cas_in(&slot));
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Running)
+        .withf(|lease, _admission| lease.status == Status::Running)
         .never();
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     let ended = slot.clone();
@@ -555,8 +565,8 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Pending)
-        .returning(cas_in(&slot));
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     runtime
         .expect_create_and_start()
@@ -570,7 +580,7 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
         });
     store
         .expect_update()
-        .withf(|lease| {
+        .withf(|lease, _admission| {
             lease.status == Status::Error
                 && lease.end_reason == Some(EndReason::Error)
                 && lease
@@ -580,7 +590,7 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     let named = slot.clone();
     runtime
         .expect_remove()
@@ -595,7 +605,7 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
         .returning(|_, _| Ok(()));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Running)
+        .withf(|lease, _admission| lease.status == Status::Running)
         .never();
 
     let manager = manager(store, runtime, &clock);
@@ -625,8 +635,8 @@ async fn failed_attempt_leaves_the_container_of_a_running_lease_alone() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Pending)
-        .returning(cas_in(&slot));
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
     let elsewhere = slot.clone();
     runtime
         .expect_ensure_image()
@@ -752,14 +762,14 @@ async fn reaper_removes_an_expired_lease_once_then_finishes_it_once() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(move |lease| {
+        .withf(move |lease, _admission| {
             lease.status == Status::Deleting
                 && lease.ended_at == Some(expires_at)
                 && lease.end_reason == Some(EndReason::Expired)
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     runtime
         .expect_remove()
         .withf(|namespace, container| namespace == NS && container == "cid-7")
@@ -817,9 +827,9 @@ async fn reaper_removes_a_pending_lease_by_container_name() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Deleting)
+        .withf(|lease, _admission| lease.status == Status::Deleting)
         .times(1)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     runtime
         .expect_remove()
         .withf(move |namespace, container| namespace == NS && container == name)
@@ -863,10 +873,10 @@ async fn reaper_never_finishes_a_lease_whose_removal_failed() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(|lease| lease.status == Status::Deleting && lease.removal_failures == 0)
+        .withf(|lease, _admission| lease.status == Status::Deleting && lease.removal_failures == 0)
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     runtime
         .expect_remove()
         .withf(|namespace, container| namespace == NS && container == "cid-stuck")
@@ -875,7 +885,7 @@ async fn reaper_never_finishes_a_lease_whose_removal_failed() {
         .returning(|_, _| Err(runtime_failure("daemon busy")));
     store
         .expect_update()
-        .withf(move |lease| {
+        .withf(move |lease, _admission| {
             lease.status == Status::Deleting
                 && lease.removal_failures == attempts
                 && lease
@@ -885,7 +895,7 @@ async fn reaper_never_finishes_a_lease_whose_removal_failed() {
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     let released = id.clone();
     store
         .expect_release()
@@ -949,10 +959,10 @@ async fn reaper_retries_a_failed_removal_once_per_sweep_until_it_succeeds() {
         .returning(|_, _| Err(runtime_failure("daemon busy")));
     store
         .expect_update()
-        .withf(|lease| lease.removal_failures == 5)
+        .withf(|lease, _admission| lease.removal_failures == 5)
         .times(1)
         .in_sequence(&mut seq)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
     store
         .expect_release()
         .times(1)
@@ -1004,12 +1014,15 @@ async fn reaper_releases_a_claimed_lease_that_is_no_longer_due() {
         .times(1)
         .returning(move |_, _, _| Ok(vec![claimed.clone()]));
     let conflict_id = lease.id.clone();
-    store.expect_update().times(1).returning(move |l| {
-        Err(StoreError::Conflict {
-            id: conflict_id.clone(),
-            expected: l.revision,
-        })
-    });
+    store
+        .expect_update()
+        .times(1)
+        .returning(move |l, _admission| {
+            Err(StoreError::Conflict {
+                id: conflict_id.clone(),
+                expected: l.revision,
+            })
+        });
     store
         .expect_get()
         .times(1)
@@ -1056,8 +1069,8 @@ async fn reaper_trusts_the_store_claim_over_a_lagging_clock() {
     store
         .expect_update()
         .times(1)
-        .withf(move |l| l.status == Status::Deleting && l.ended_at == Some(expires_at))
-        .returning(|l| {
+        .withf(move |l, _admission| l.status == Status::Deleting && l.ended_at == Some(expires_at))
+        .returning(|l, _admission| {
             Ok(Lease {
                 revision: l.revision + 1,
                 ..l.clone()
@@ -1154,11 +1167,14 @@ async fn boundary_durations_are_accepted_and_stored_once() {
     let clock = Arc::new(ManualClock::default());
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
-    store.expect_insert().times(3).returning(|lease| {
-        let mut stored = lease.clone();
-        stored.revision = 1;
-        Ok(stored)
-    });
+    store
+        .expect_insert()
+        .times(3)
+        .returning(|lease, _admission| {
+            let mut stored = lease.clone();
+            stored.revision = 1;
+            Ok(stored)
+        });
     // The background task finds nothing to provision.
     store
         .expect_get()
@@ -1217,14 +1233,14 @@ async fn extending_to_exactly_the_max_lifetime_updates_once() {
     store.expect_get().returning(get_from(&slot));
     store
         .expect_update()
-        .withf(move |lease| {
+        .withf(move |lease, _admission| {
             lease.expires_at == new_expiry
                 && lease.revision == 3
                 // 480 minutes at $0.01 an hour.
                 && lease.estimated_cost == Money::from_nanos(RATE_NANOS * 8)
         })
         .times(1)
-        .returning(cas_in(&slot));
+        .returning(cas_update(&slot));
 
     let manager = manager(store, runtime, &clock);
     let extended = manager
@@ -1258,7 +1274,7 @@ async fn endless_contention_reports_the_revision_last_read() {
             ..lease.clone()
         })
     });
-    store.expect_update().returning(|l| {
+    store.expect_update().returning(|l, _admission| {
         Err(StoreError::Conflict {
             id: l.id.clone(),
             expected: l.revision,

@@ -9,7 +9,7 @@
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::sample_lease;
-use lease_core::{Lease, LeaseId, LeaseStore};
+use lease_core::{Admission, Lease, LeaseId, LeaseStore};
 use lease_store_memory::MemoryStore;
 
 #[global_allocator]
@@ -50,7 +50,10 @@ fn main() {
         let store = MemoryStore::new();
         rt.block_on(async {
             for lease in leases {
-                store.insert(lease).await.expect("insert");
+                store
+                    .insert(lease, &Admission::default())
+                    .await
+                    .expect("insert");
             }
         });
         let held = dhat::HeapStats::get().curr_bytes.saturating_sub(before);

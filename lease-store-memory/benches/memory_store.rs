@@ -12,7 +12,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use lease_core::testing::conformance::{finished, sample_lease};
-use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money};
+use lease_core::{Admission, Lease, LeaseId, LeaseStore, ListQuery, Money};
 use lease_store_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
@@ -47,7 +47,13 @@ fn filled(rt: &Runtime, size: usize) -> (Arc<MemoryStore>, Vec<LeaseId>) {
             } else if n % (size / LISTED) == 1 {
                 lease.owner = LISTED_OWNER.to_owned();
             }
-            ids.push(store.insert(&lease).await.expect("insert").id);
+            ids.push(
+                store
+                    .insert(&lease, &Admission::default())
+                    .await
+                    .expect("insert")
+                    .id,
+            );
         }
         ids
     });
@@ -117,7 +123,12 @@ fn bench_size(c: &mut Criterion, rt: &Runtime, size: usize) {
                     .collect();
                 let started = Instant::now();
                 for lease in &leases {
-                    black_box(store.insert(lease).await.expect("insert"));
+                    black_box(
+                        store
+                            .insert(lease, &Admission::default())
+                            .await
+                            .expect("insert"),
+                    );
                 }
                 let took = started.elapsed();
                 for lease in &leases {

@@ -12,7 +12,7 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
-use lease_core::{Lease, LeaseId, StoreError, cursor};
+use lease_core::{Admission, AdmissionUsage, Lease, LeaseId, Money, StoreError, cursor};
 
 /// An index key ordered by time, then id.
 type TimeKey = (i64, LeaseId);
@@ -67,8 +67,15 @@ pub(crate) struct Leases {
     ended: BTreeSet<NewestKey>,
     /// Each owner's finished leases, in the same order.
     ended_by_owner: HashMap<String, BTreeSet<NewestKey>>,
+    /// Each owner's finished leases (still in history) by creation time,
+    /// for the spend of leases created today.
+    finished_created_by_owner: HashMap<String, BTreeSet<TimeKey>>,
     /// Each owner's totals of finished leases.
     usage: HashMap<String, UsageTotals>,
+    /// Σ nano-CPUs of the active leases (the host's CPU use).
+    active_nano_cpus: i64,
+    /// Σ memory of the active leases in MiB (the host's memory use).
+    active_memory_mb: u64,
 }
 
 /// When a finished lease ended, for ordering history.
@@ -124,6 +131,16 @@ fn page<'a>(
     }
 }
 
+/// The ids in `index` (keys by creation time) created at or after `start`
+/// (nanoseconds since the epoch), newest first.
+fn created_since(index: Option<&BTreeSet<TimeKey>>, start: i64) -> impl Iterator<Item = &LeaseId> {
+    index
+        .into_iter()
+        .flat_map(|set| set.iter().rev())
+        .take_while(move |(created, _)| *created >= start)
+        .map(|(_, id)| id)
+}
+
 /// The part of `index` after the cursor's key (all of it without a cursor).
 fn after<'a, K: Ord>(
     index: &'a BTreeSet<K>,
@@ -146,9 +163,16 @@ impl Leases {
         self.finished.len()
     }
 
-    pub(crate) fn insert(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+    pub(crate) fn insert(
+        &mut self,
+        lease: &Lease,
+        admission: &Admission,
+    ) -> Result<Lease, StoreError> {
         if self.active.contains_key(&lease.id) || self.finished.contains_key(&lease.id) {
             return Err(StoreError::AlreadyExists(lease.id.clone()));
+        }
+        if admission.is_limited() {
+            admission.check(&self.admission_usage(lease, admission), lease)?;
         }
         let stored = Lease {
             revision: 1,
@@ -166,7 +190,61 @@ impl Leases {
             created_key(&stored),
         );
         self.active.insert(stored.id.clone(), entry);
+        self.add_size(&stored);
         Ok(stored)
+    }
+
+    /// What is in use before `lease` is added, as far as `admission` needs
+    /// it (the owner's spend is summed only when a spend limit applies).
+    fn admission_usage(&self, lease: &Lease, admission: &Admission) -> AdmissionUsage {
+        let owner_spend_today =
+            if admission.max_daily_spend.is_some() && admission.counts_today(lease) {
+                self.spend_since(&lease.owner, admission.day_start)
+            } else {
+                Money::ZERO
+            };
+        AdmissionUsage {
+            owner_leases: self
+                .created_by_owner
+                .get(&lease.owner)
+                .map_or(0, |set| set.len() as u64),
+            owner_spend_today,
+            leases: self.active.len() as u64,
+            nano_cpus: self.active_nano_cpus,
+            memory_mb: self.active_memory_mb,
+        }
+    }
+
+    /// Σ [`Lease::charge`] over `owner`'s active and finished leases
+    /// created at or after `day_start`. Walks only those leases, newest
+    /// first, through the owner's indexes by creation time.
+    fn spend_since(&self, owner: &str, day_start: DateTime<Utc>) -> Money {
+        let start = nanos(day_start);
+        let active: Money = created_since(self.created_by_owner.get(owner), start)
+            .filter_map(|id| self.active.get(id))
+            .map(|entry| entry.lease.charge())
+            .sum();
+        let finished: Money = created_since(self.finished_created_by_owner.get(owner), start)
+            .filter_map(|id| self.finished.get(id))
+            .map(|lease| lease.charge())
+            .sum();
+        active + finished
+    }
+
+    /// Counts `lease`'s size toward the host's use.
+    fn add_size(&mut self, lease: &Lease) {
+        self.active_nano_cpus = self.active_nano_cpus.saturating_add(lease.nano_cpus);
+        self.active_memory_mb = self
+            .active_memory_mb
+            .saturating_add(u64::from(lease.memory_mb));
+    }
+
+    /// Stops counting `lease`'s size toward the host's use.
+    fn remove_size(&mut self, lease: &Lease) {
+        self.active_nano_cpus = self.active_nano_cpus.saturating_sub(lease.nano_cpus);
+        self.active_memory_mb = self
+            .active_memory_mb
+            .saturating_sub(u64::from(lease.memory_mb));
     }
 
     pub(crate) fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
@@ -194,7 +272,20 @@ impl Leases {
         }
     }
 
-    pub(crate) fn update(&mut self, lease: &Lease) -> Result<Lease, StoreError> {
+    pub(crate) fn update(
+        &mut self,
+        lease: &Lease,
+        admission: &Admission,
+    ) -> Result<Lease, StoreError> {
+        let current = &self.check(lease)?.lease;
+        if admission.max_daily_spend.is_some()
+            && lease.charge() > current.charge()
+            && admission.counts_today(lease)
+        {
+            let current = current.clone();
+            let spent = self.spend_since(&current.owner, admission.day_start);
+            admission.check_update(spent, &current, lease)?;
+        }
         let entry = self.check(lease)?;
         let old_schedule = entry.schedule_key();
         let stored = Lease {
@@ -208,6 +299,8 @@ impl Leases {
             self.schedule.remove(&old_schedule);
             self.schedule.insert(new_schedule);
         }
+        self.remove_size(&old);
+        self.add_size(&stored);
         if (old.created_at, &old.owner) != (stored.created_at, &stored.owner) {
             self.created.remove(&created_key(&old));
             self.created.insert(created_key(&stored));
@@ -310,6 +403,7 @@ impl Leases {
         self.schedule.remove(&entry.schedule_key());
         self.created.remove(&created_key(old));
         remove_owned(&mut self.created_by_owner, &old.owner, &created_key(old));
+        self.remove_size(old);
 
         let stored = Lease {
             revision: lease.revision + 1,
@@ -317,6 +411,11 @@ impl Leases {
         };
         self.ended.insert(ended_key(&stored));
         add_owned(&mut self.ended_by_owner, &stored.owner, ended_key(&stored));
+        add_owned(
+            &mut self.finished_created_by_owner,
+            &stored.owner,
+            created_key(&stored),
+        );
         let totals = match self.usage.get_mut(&stored.owner) {
             Some(totals) => totals,
             None => self.usage.entry(stored.owner.clone()).or_default(),
@@ -342,6 +441,11 @@ impl Leases {
             };
             if let Some(lease) = self.finished.remove(&key.0.1) {
                 remove_owned(&mut self.ended_by_owner, &lease.owner, &key);
+                remove_owned(
+                    &mut self.finished_created_by_owner,
+                    &lease.owner,
+                    &created_key(&lease),
+                );
             }
         }
     }

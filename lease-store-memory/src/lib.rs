@@ -9,7 +9,7 @@
 //! use std::time::Duration;
 //!
 //! use chrono::Utc;
-//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_core::{Admission, Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
 //! use lease_store_memory::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -21,7 +21,7 @@
 //! let rate = "0.01".parse().expect("a decimal amount");
 //! let lease = Lease::new(LeaseId::generate(), "ada", "alpine", rate, now - chrono::Duration::minutes(2), now);
 //! assert_eq!(lease.estimated_cost, Money::from_nanos(333_333));
-//! let stored = store.insert(&lease).await?;
+//! let stored = store.insert(&lease, &Admission::default()).await?;
 //! assert_eq!(stored.revision, 1);
 //! assert_eq!(store.list(&ListQuery::owner("ada")).await?.items, [stored.clone()]);
 //!

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use lease_core::store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
 };
-use lease_core::{Clock, Lease, LeaseId, StoreError, SystemClock};
+use lease_core::{Admission, Clock, Lease, LeaseId, StoreError, SystemClock};
 
 use crate::index::{Leases, nanos};
 
@@ -121,16 +121,16 @@ impl LeaseStore for MemoryStore {
         Ok(())
     }
 
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.lock().insert(lease)
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.lock().insert(lease, admission)
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         self.pruned().get(id)
     }
 
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.lock().update(lease)
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.lock().update(lease, admission)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
@@ -191,9 +191,12 @@ mod tests {
         let mut far = sample_lease("far", chrono::Duration::hours(1));
         far.expires_at = DateTime::<Utc>::MAX_UTC;
         far.created_at = "3000-01-01T00:00:00Z".parse().unwrap();
-        let far = store.insert(&far).await.unwrap();
+        let far = store.insert(&far, &Admission::default()).await.unwrap();
         let due = store
-            .insert(&sample_lease("far", chrono::Duration::minutes(-1)))
+            .insert(
+                &sample_lease("far", chrono::Duration::minutes(-1)),
+                &Admission::default(),
+            )
             .await
             .unwrap();
 
@@ -231,7 +234,10 @@ mod tests {
         // retention before now) stays.
         for (minutes, owner) in [(0, "ada"), (30, "bob"), (60, "ada"), (90, "ada")] {
             let lease = store
-                .insert(&sample_lease(owner, chrono::Duration::hours(1)))
+                .insert(
+                    &sample_lease(owner, chrono::Duration::hours(1)),
+                    &Admission::default(),
+                )
                 .await
                 .unwrap();
             let end = start + chrono::Duration::minutes(minutes);

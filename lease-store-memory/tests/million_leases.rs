@@ -5,7 +5,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::sample_lease;
-use lease_core::{LeaseStore, ListQuery};
+use lease_core::{Admission, LeaseStore, ListQuery};
 use lease_store_memory::MemoryStore;
 
 const TOTAL: usize = 1_000_000;
@@ -32,7 +32,7 @@ async fn claims_exactly_the_100_due_leases_among_a_million() {
         } else {
             lease.expires_at += Duration::seconds(i64::try_from(n % 36_000).unwrap());
         }
-        store.insert(&lease).await.unwrap();
+        store.insert(&lease, &Admission::default()).await.unwrap();
     }
     assert_eq!(store.active_len(), TOTAL);
     eprintln!("inserted {TOTAL} leases in {:?}", started.elapsed());

@@ -32,6 +32,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
+use crate::admission::Admission;
 use crate::error::StoreError;
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
@@ -88,7 +89,7 @@ pub fn finished(lease: &Lease, ended_at: DateTime<Utc>, final_cost: Money) -> Le
 
 async fn insert<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
     store
-        .insert(lease)
+        .insert(lease, &Admission::default())
         .await
         .unwrap_or_else(|error| panic!("insert {} failed: {error}", lease.id))
 }
@@ -102,7 +103,7 @@ async fn get<S: LeaseStore + ?Sized>(store: &S, id: &LeaseId) -> Lease {
 
 async fn update<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
     store
-        .update(lease)
+        .update(lease, &Admission::default())
         .await
         .unwrap_or_else(|error| panic!("update {} failed: {error}", lease.id))
 }
@@ -267,7 +268,7 @@ pub async fn insert_duplicate_is_already_exists<S: LeaseStore + ?Sized>(store: A
 
     let mut again = lease.clone();
     again.offering = "ubuntu".to_owned();
-    match store.insert(&again).await {
+    match store.insert(&again, &Admission::default()).await {
         Err(StoreError::AlreadyExists(id)) => assert_eq!(id, lease.id),
         other => panic!("duplicate insert: expected AlreadyExists, got {other:?}"),
     }
@@ -282,7 +283,7 @@ pub async fn insert_duplicate_is_already_exists<S: LeaseStore + ?Sized>(store: A
         &finished(&stored, Utc::now(), Money::from_nanos(5)),
     )
     .await;
-    match store.insert(&lease).await {
+    match store.insert(&lease, &Admission::default()).await {
         Err(StoreError::AlreadyExists(id)) => assert_eq!(id, lease.id),
         other => panic!("insert of a finished lease's id: expected AlreadyExists, got {other:?}"),
     }
@@ -354,7 +355,7 @@ pub async fn update_with_stale_revision_conflicts<S: LeaseStore + ?Sized>(store:
     stale.status = Status::Error;
     stale.error = Some("should not be stored".to_owned());
     assert_conflict(
-        store.update(&stale).await,
+        store.update(&stale, &Admission::default()).await,
         &first.id,
         "update with revision 1 after a write",
     );
@@ -363,7 +364,7 @@ pub async fn update_with_stale_revision_conflicts<S: LeaseStore + ?Sized>(store:
     ahead.revision = 7;
     ahead.error = Some("should not be stored either".to_owned());
     assert_conflict(
-        store.update(&ahead).await,
+        store.update(&ahead, &Admission::default()).await,
         &first.id,
         "update with a revision from the future",
     );
@@ -381,7 +382,7 @@ pub async fn update_of_unknown_or_finished_is_not_found<S: LeaseStore + ?Sized>(
     let owner = unique_owner("gone");
     let unknown = sample_lease(&owner, Duration::hours(1));
     assert_not_found(
-        store.update(&unknown).await,
+        store.update(&unknown, &Admission::default()).await,
         &unknown.id,
         "update of an unknown lease",
     );
@@ -400,7 +401,7 @@ pub async fn update_of_unknown_or_finished_is_not_found<S: LeaseStore + ?Sized>(
     let mut late = done.clone();
     late.status = Status::Running;
     assert_not_found(
-        store.update(&late).await,
+        store.update(&late, &Admission::default()).await,
         &stored.id,
         "update of a finished lease",
     );
@@ -437,7 +438,7 @@ pub async fn racing_updates_exactly_one_wins<S: LeaseStore + ?Sized>(store: Arc<
         mine.error = Some(format!("writer {n}"));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            (n, store.update(&mine).await)
+            (n, store.update(&mine, &Admission::default()).await)
         }));
     }
     let mut winners = Vec::new();
@@ -483,7 +484,7 @@ pub async fn racing_update_and_finish_one_wins<S: LeaseStore + ?Sized>(store: Ar
             let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.update(&bumped).await
+                store.update(&bumped, &Admission::default()).await
             })
         };
         let finisher = {

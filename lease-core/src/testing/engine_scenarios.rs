@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conformance::sample_lease;
 use super::fake_runtime::FakeRuntime;
+use crate::admission::Admission;
 use crate::runtime::{container_name, labels};
 use crate::{
     Clock, EndReason, EventKind, HistoryQuery, Lease, LeaseError, LeaseEvent, LeaseId,
@@ -568,21 +569,32 @@ pub async fn reconcile_retries_stuck_pending_and_times_out_old_ones(store: Arc<d
         expires_at: h.clock.now() + Duration::minutes(30),
         ..stuck
     };
-    let stuck = h.store.insert(&stuck).await.expect("insert failed");
+    let stuck = h
+        .store
+        .insert(&stuck, &Admission::default())
+        .await
+        .expect("insert failed");
     let ancient = sample_lease("dave", Duration::minutes(60));
     let ancient = Lease {
         created_at: h.clock.now(),
         expires_at: h.clock.now() + Duration::minutes(60),
         ..ancient
     };
-    let ancient = h.store.insert(&ancient).await.expect("insert failed");
+    let ancient = h
+        .store
+        .insert(&ancient, &Admission::default())
+        .await
+        .expect("insert failed");
     h.clock.advance(Duration::seconds(31));
     // Make `ancient` older than the provisioning timeout.
     h.store
-        .update(&Lease {
-            created_at: h.clock.now() - Duration::minutes(11),
-            ..ancient.clone()
-        })
+        .update(
+            &Lease {
+                created_at: h.clock.now() - Duration::minutes(11),
+                ..ancient.clone()
+            },
+            &Admission::default(),
+        )
         .await
         .expect("update failed");
     let report = h.reconcile().await;
@@ -608,7 +620,7 @@ pub async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does(store: Arc<d
     h.runtime.vanish(container_of(&gone));
     let stuck = h
         .store
-        .insert(&pending(h.clock.now()))
+        .insert(&pending(h.clock.now()), &Admission::default())
         .await
         .expect("insert failed");
     let mut unlabelled = labels_for(&LeaseId::generate(), h.clock.now(), 30);
@@ -623,7 +635,7 @@ pub async fn reconcile_plan_changes_nothing_and_is_what_a_pass_does(store: Arc<d
     h.clock.advance(Duration::seconds(31));
     let young = h
         .store
-        .insert(&pending(h.clock.now()))
+        .insert(&pending(h.clock.now()), &Admission::default())
         .await
         .expect("insert failed");
 
