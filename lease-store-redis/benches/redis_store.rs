@@ -23,7 +23,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use criterion::Criterion;
 use lease_core::testing::conformance::sample_lease;
-use lease_core::{Lease, LeaseId, LeaseStore, Status};
+use lease_core::{Admission, Lease, LeaseId, LeaseStore, Status};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use tokio::runtime::Runtime;
 
@@ -98,7 +98,10 @@ async fn fill(store: &Arc<RedisStore>) -> (Vec<Lease>, f64) {
         throughput(BIG, move |i| {
             let (store, leases) = (Arc::clone(&store), Arc::clone(&leases));
             async move {
-                store.insert(&leases[i]).await.expect("insert");
+                store
+                    .insert(&leases[i], &Admission::default())
+                    .await
+                    .expect("insert");
             }
         })
         .await
@@ -230,7 +233,10 @@ fn main() {
                 let mut next = lease.clone();
                 next.status = Status::Running;
                 next.provision_attempts = next.provision_attempts.wrapping_add(1);
-                *lease = store.update(&next).await.expect("update");
+                *lease = store
+                    .update(&next, &Admission::default())
+                    .await
+                    .expect("update");
             }
         })
         .await
@@ -245,7 +251,9 @@ fn main() {
             let pool = Arc::clone(&pool);
             async move {
                 for lease in chunk {
-                    pool.insert(lease).await.expect("insert");
+                    pool.insert(lease, &Admission::default())
+                        .await
+                        .expect("insert");
                 }
             }
         }))

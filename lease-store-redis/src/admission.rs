@@ -291,7 +291,12 @@ mod tests {
         assert_eq!(weights.spend(), (600_000_000, utc_day(lease.created_at)));
         assert_eq!(
             redis::ToRedisArgs::to_redis_args(&weights),
-            bulk(&["600000000", &utc_day(lease.created_at).to_string(), "1500000000", "256"])
+            bulk(&[
+                "600000000",
+                &utc_day(lease.created_at).to_string(),
+                "1500000000",
+                "256"
+            ])
         );
     }
 

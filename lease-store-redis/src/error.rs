@@ -25,7 +25,9 @@ pub(crate) enum RedisStoreError {
     RevisionOverflow(u64),
     /// The active leases kept changing while the admission counters were
     /// being started (a replica of the previous version still writing).
-    #[error("the active leases changed during each of {0} attempts; stop the replicas of the previous version")]
+    #[error(
+        "the active leases changed during each of {0} attempts; stop the replicas of the previous version"
+    )]
     KeptMoving(u32),
 }
 

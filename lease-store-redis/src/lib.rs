@@ -4,7 +4,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use chrono::{Duration, Utc};
-//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_core::{Admission, Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
 //! use lease_store_redis::{RedisStore, RedisStoreConfig};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -18,15 +18,15 @@
 //! let rate = "0.01".parse()?;
 //! let lease = Lease::new(LeaseId::generate(), "alice", "alpine", rate, now, now + Duration::minutes(5));
 //! assert_eq!(lease.estimated_cost, Money::from_nanos(833_333));
-//! let stored = store.insert(&lease).await?;
+//! let stored = store.insert(&lease, &Admission::default()).await?;
 //! assert_eq!(stored.revision, 1);
 //!
 //! // Every change is a compare-and-set on the revision.
 //! let mut running = stored.clone();
 //! running.status = Status::Running;
-//! let running = store.update(&running).await?;
+//! let running = store.update(&running, &Admission::default()).await?;
 //! assert_eq!(running.revision, 2);
-//! assert!(store.update(&stored).await.is_err()); // stale revision: Conflict
+//! assert!(store.update(&stored, &Admission::default()).await.is_err()); // stale revision: Conflict
 //!
 //! let page = store.list(&ListQuery::owner("alice")).await?;
 //! assert_eq!(page.items, vec![running]);

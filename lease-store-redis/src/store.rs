@@ -335,7 +335,14 @@ impl LeaseStore for RedisStore {
         let json = encode(&stored)?;
         let record = (json, member(ended, &stored.id), cost, kept_until_ms);
         let spend = Weights::of(&stored).spend();
-        let args = (id, lease.revision, record, self.retention_ms, k.base(), spend);
+        let args = (
+            id,
+            lease.revision,
+            record,
+            self.retention_ms,
+            k.base(),
+            spend,
+        );
         let outcome: Outcome = self
             .link
             .run_script("finish a lease", &self.scripts.finish, keys, args)

@@ -54,7 +54,12 @@ impl RedisStore {
 
     async fn upgrade(&self) -> Result<(), StoreError> {
         let exists = redis::cmd("EXISTS").arg(self.keys.layout()).take();
-        if self.link.run::<u64>("read the layout version", &exists).await? == 1 {
+        if self
+            .link
+            .run::<u64>("read the layout version", &exists)
+            .await?
+            == 1
+        {
             return Ok(());
         }
         for _ in 0..ATTEMPTS {
@@ -78,7 +83,12 @@ impl RedisStore {
             let keys = (self.keys.layout(), self.keys.active(), self.keys.capacity());
             let upgraded: Upgraded = self
                 .link
-                .run_script("start the admission counters", &self.scripts.upgrade, keys, args)
+                .run_script(
+                    "start the admission counters",
+                    &self.scripts.upgrade,
+                    keys,
+                    args,
+                )
                 .await?;
             if upgraded == Upgraded::Done {
                 tracing::info!(
@@ -102,9 +112,13 @@ impl RedisStore {
         let mut cursor = None;
         loop {
             let page = self
-                .read_page(index, None, cursor.as_deref(), lease_core::store::MAX_PAGE, |_| {
-                    true
-                })
+                .read_page(
+                    index,
+                    None,
+                    cursor.as_deref(),
+                    lease_core::store::MAX_PAGE,
+                    |_| true,
+                )
                 .await?;
             all.extend(page.items);
             match page.next_cursor {
