@@ -27,7 +27,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use criterion::Criterion;
 use lease_core::testing::conformance::sample_lease;
-use lease_core::{Lease, LeaseStore};
+use lease_core::{Admission, Lease, LeaseStore};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::runtime::Runtime;
@@ -205,7 +205,10 @@ async fn concurrent_inserts(store: Arc<SqliteStore>, tasks: usize, each: usize) 
         running.push(tokio::spawn(async move {
             for _ in 0..each {
                 store
-                    .insert(&sample_lease("many", Duration::hours(1)))
+                    .insert(
+                        &sample_lease("many", Duration::hours(1)),
+                        &Admission::default(),
+                    )
                     .await
                     .expect("insert");
             }
@@ -224,7 +227,10 @@ async fn reads_beside_writes(store: Arc<SqliteStore>, id: lease_core::LeaseId) -
         tokio::spawn(async move {
             for _ in 0..100 {
                 store
-                    .insert(&sample_lease("busy", Duration::hours(1)))
+                    .insert(
+                        &sample_lease("busy", Duration::hours(1)),
+                        &Admission::default(),
+                    )
                     .await
                     .expect("insert");
             }
@@ -273,7 +279,10 @@ fn main() {
     drop(rt.block_on(open(&bare_path, 0)));
     let mut connection = bare(&bare_path);
     let probe = rt
-        .block_on(store.insert(&sample_lease("bench", Duration::hours(1))))
+        .block_on(store.insert(
+            &sample_lease("bench", Duration::hours(1)),
+            &Admission::default(),
+        ))
         .expect("insert");
     let bare_probe = sample_lease("bench", Duration::hours(1));
     bare_insert(&mut connection, &bare_probe);
@@ -283,7 +292,10 @@ fn main() {
         group.bench_function("insert/store", |b| {
             b.to_async(&rt).iter(|| async {
                 store
-                    .insert(&sample_lease("bench", Duration::hours(1)))
+                    .insert(
+                        &sample_lease("bench", Duration::hours(1)),
+                        &Admission::default(),
+                    )
                     .await
                     .expect("insert")
             })
@@ -303,13 +315,18 @@ fn main() {
             b.iter(|| bare_get(&connection, bare_probe.id.as_str()))
         });
         let mut current = rt
-            .block_on(store.insert(&sample_lease("bench", Duration::hours(1))))
+            .block_on(store.insert(
+                &sample_lease("bench", Duration::hours(1)),
+                &Admission::default(),
+            ))
             .expect("insert");
         group.bench_function("update/store", |b| {
             b.iter(|| {
                 let mut next = current.clone();
                 next.removal_failures += 1;
-                current = rt.block_on(store.update(&next)).expect("update");
+                current = rt
+                    .block_on(store.update(&next, &Admission::default()))
+                    .expect("update");
             })
         });
         let mut revision = 1;
@@ -328,8 +345,11 @@ fn main() {
     // The summary: the same operations timed back to back.
     let runs = 300;
     let store_insert = mean(runs, |_| {
-        rt.block_on(store.insert(&sample_lease("sum", Duration::hours(1))))
-            .expect("insert");
+        rt.block_on(store.insert(
+            &sample_lease("sum", Duration::hours(1)),
+            &Admission::default(),
+        ))
+        .expect("insert");
     });
     let bare_insert_time = mean(runs, |_| {
         bare_insert(&mut connection, &sample_lease("sum", Duration::hours(1)))
@@ -347,7 +367,9 @@ fn main() {
     let store_update = mean(runs, |_| {
         let mut next = current.clone();
         next.removal_failures += 1;
-        current = rt.block_on(store.update(&next)).expect("update");
+        current = rt
+            .block_on(store.update(&next, &Admission::default()))
+            .expect("update");
     });
     let mut revision: i64 = connection
         .query_row(

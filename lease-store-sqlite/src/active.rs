@@ -7,14 +7,20 @@
 
 use chrono::{DateTime, Utc};
 use lease_core::store::{ListQuery, Page};
-use lease_core::{Lease, LeaseId, StoreError};
+use lease_core::{Admission, Lease, LeaseId, StoreError};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, ToSql, params};
 
 use crate::codec::{self, COLUMNS, PLACEHOLDERS};
 use crate::error::{During, store_error};
 use lease_core::cursor;
 
-pub(crate) fn insert(transaction: &Connection, lease: &Lease) -> Result<Lease, StoreError> {
+/// Inserts `lease` if `admission` lets it in (checked in the same
+/// transaction, see [`crate::admission`]).
+pub(crate) fn insert(
+    transaction: &Connection,
+    lease: &Lease,
+    admission: &Admission,
+) -> Result<Lease, StoreError> {
     let stored = Lease {
         revision: 1,
         ..lease.clone()
@@ -23,15 +29,20 @@ pub(crate) fn insert(transaction: &Connection, lease: &Lease) -> Result<Lease, S
         .prepare_cached("SELECT 1 FROM finished WHERE id = ?1")
         .and_then(|mut statement| statement.exists([stored.id.as_str()]))
         .during("insert a lease")?;
-    if in_history {
+    let in_active = transaction
+        .prepare_cached("SELECT 1 FROM active WHERE id = ?1")
+        .and_then(|mut statement| statement.exists([stored.id.as_str()]))
+        .during("insert a lease")?;
+    if in_history || in_active {
         return Err(StoreError::AlreadyExists(stored.id));
     }
+    crate::admission::check_insert(transaction, &stored, admission)?;
     let mut values = codec::params(&stored, 1).during("insert a lease")?;
     values.push(Box::new(codec::due_nanos(&stored)));
     let inserted = transaction
         .prepare_cached(&format!(
             "INSERT INTO active ({COLUMNS}, due_at, claimed_until, claimable_at) \
-             VALUES ({PLACEHOLDERS}, ?17, NULL, ?17)"
+             VALUES ({PLACEHOLDERS}, ?19, NULL, ?19)"
         ))
         .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)));
     match inserted {
@@ -96,7 +107,13 @@ struct Stored {
     due_at: i64,
 }
 
-pub(crate) fn update(transaction: &Connection, lease: &Lease) -> Result<Lease, StoreError> {
+/// Compare-and-set of the active lease, refused if it raises the charge
+/// over the daily spend `admission` allows.
+pub(crate) fn update(
+    transaction: &Connection,
+    lease: &Lease,
+    admission: &Admission,
+) -> Result<Lease, StoreError> {
     const OPERATION: &str = "update a lease";
     let stored = Lease {
         revision: lease.revision.saturating_add(1),
@@ -125,6 +142,7 @@ pub(crate) fn update(transaction: &Connection, lease: &Lease) -> Result<Lease, S
             expected: lease.revision,
         });
     }
+    crate::admission::check_update(transaction, lease, admission)?;
     let due = codec::due_nanos(&stored);
     // Indexed columns are written only when they change, so the usual
     // update (status, container, error) writes the row's page alone.
@@ -132,7 +150,7 @@ pub(crate) fn update(transaction: &Connection, lease: &Lease) -> Result<Lease, S
         "UPDATE active SET offering = ?3, container_id = ?4, status = ?5, \
          expires_at = ?7, ended_at = ?8, end_reason = ?9, hourly_rate = ?10, \
          estimated_cost = ?11, final_cost = ?12, error = ?13, provision_attempts = ?14, \
-         removal_failures = ?15, revision = ?16",
+         removal_failures = ?15, revision = ?16, nano_cpus = ?17, memory_mb = ?18",
     );
     if current.owner != stored.owner
         || codec::nanos(stored.created_at).ok() != Some(current.created_at)
@@ -141,9 +159,9 @@ pub(crate) fn update(transaction: &Connection, lease: &Lease) -> Result<Lease, S
     }
     if current.due_at != due {
         // The claim stays: the lease is claimable at max(new due time, claim end).
-        sql.push_str(", due_at = ?17, claimable_at = MAX(?17, COALESCE(claimed_until, ?17))");
+        sql.push_str(", due_at = ?19, claimable_at = MAX(?19, COALESCE(claimed_until, ?19))");
     }
-    sql.push_str(" WHERE seq = ?18");
+    sql.push_str(" WHERE seq = ?20");
     let mut values = codec::params(&stored, stored.revision).during(OPERATION)?;
     values.push(Box::new(due));
     values.push(Box::new(current.seq));

@@ -14,11 +14,11 @@ use rusqlite::{Row, ToSql};
 /// The lease columns in the order [`from_row`] reads and [`params`] binds.
 pub(crate) const COLUMNS: &str = "id, owner, offering, container_id, status, created_at, \
      expires_at, ended_at, end_reason, hourly_rate, estimated_cost, final_cost, error, \
-     provision_attempts, removal_failures, revision";
+     provision_attempts, removal_failures, revision, nano_cpus, memory_mb";
 
 /// `?1, ?2, …` for [`COLUMNS`].
 pub(crate) const PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
 
 /// A time outside what the store can keep exactly.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,8 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Lease> {
         removal_failures: count(row, 14)?,
         revision: u64::try_from(revision)
             .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(15, revision))?,
+        nano_cpus: row.get(16)?,
+        memory_mb: row.get(17)?,
     })
 }
 
@@ -161,6 +163,8 @@ pub(crate) fn params(lease: &Lease, revision: u64) -> rusqlite::Result<Vec<Box<d
         Box::new(lease.provision_attempts),
         Box::new(lease.removal_failures),
         Box::new(revision),
+        Box::new(lease.nano_cpus),
+        Box::new(lease.memory_mb),
     ])
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn finish(
     values.push(Box::new(codec::ended_nanos(&stored)));
     transaction
         .prepare_cached(&format!(
-            "INSERT OR REPLACE INTO finished ({COLUMNS}, ended_key) VALUES ({PLACEHOLDERS}, ?17)"
+            "INSERT OR REPLACE INTO finished ({COLUMNS}, ended_key) VALUES ({PLACEHOLDERS}, ?19)"
         ))
         .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)))
         .during(OPERATION)?;

@@ -11,7 +11,7 @@
 //! use std::time::Duration;
 //!
 //! use chrono::Utc;
-//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_core::{Admission, Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
 //! use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -39,7 +39,7 @@
 //!     removal_failures: 0,
 //!     revision: 0,
 //! };
-//! let stored = store.insert(&lease).await?;
+//! let stored = store.insert(&lease, &Admission::default()).await?;
 //! assert_eq!(stored.revision, 1);
 //!
 //! // A reaper claims the expired lease; nobody else can for 30 seconds.
@@ -75,6 +75,7 @@
 #![forbid(unsafe_code)]
 
 mod active;
+mod admission;
 mod codec;
 mod config;
 mod error;

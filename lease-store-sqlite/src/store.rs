@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::{Lease, LeaseId, StoreError};
+use lease_core::{Admission, Lease, LeaseId, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;
 
@@ -233,10 +233,10 @@ impl LeaseStore for SqliteStore {
             .await
     }
 
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        let lease = lease.clone();
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        let (lease, admission) = (lease.clone(), admission.clone());
         self.writer
-            .write(move |connection| active::insert(connection, &lease))
+            .write(move |connection| active::insert(connection, &lease, &admission))
             .await
     }
 
@@ -246,10 +246,10 @@ impl LeaseStore for SqliteStore {
             .await
     }
 
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        let lease = lease.clone();
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        let (lease, admission) = (lease.clone(), admission.clone());
         self.writer
-            .write(move |connection| active::update(connection, &lease))
+            .write(move |connection| active::update(connection, &lease, &admission))
             .await
     }
 

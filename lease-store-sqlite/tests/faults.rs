@@ -10,7 +10,7 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::{finished, sample_lease};
-use lease_core::{LeaseStore, Money, StoreError};
+use lease_core::{Admission, LeaseStore, Money, StoreError};
 use lease_store_sqlite::{OpenError, SqliteStore, SqliteStoreConfig};
 
 /// A tmpfs mounted on a temporary directory, unmounted on drop.
@@ -83,7 +83,10 @@ async fn a_full_disk_fails_writes_cleanly_and_recovers() {
     let mut kept = Vec::new();
     for _ in 0..20 {
         let lease = store
-            .insert(&sample_lease("disk", Duration::hours(1)))
+            .insert(
+                &sample_lease("disk", Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert");
         kept.push(lease);
@@ -96,7 +99,7 @@ async fn a_full_disk_fails_writes_cleanly_and_recovers() {
     let mut refused = None;
     for _ in 0..10_000 {
         let lease = sample_lease("disk", Duration::hours(1));
-        match store.insert(&lease).await {
+        match store.insert(&lease, &Admission::default()).await {
             Ok(stored) => kept.push(stored),
             Err(StoreError::Unavailable(source)) => {
                 let chain = lease_core::error::error_chain(&StoreError::Unavailable(source));
@@ -125,7 +128,10 @@ async fn a_full_disk_fails_writes_cleanly_and_recovers() {
 
     // Space is back: the same store works again, nothing was lost.
     std::fs::remove_file(&filler).expect("free the space");
-    store.insert(&refused).await.expect("insert after recovery");
+    store
+        .insert(&refused, &Admission::default())
+        .await
+        .expect("insert after recovery");
     for lease in &kept {
         assert_eq!(&store.get(&lease.id).await.expect("kept").id, &lease.id);
     }
@@ -148,7 +154,10 @@ async fn a_read_only_file_system_is_a_clear_error_at_open() {
             .await
             .expect("open");
         store
-            .insert(&sample_lease("ro", Duration::hours(1)))
+            .insert(
+                &sample_lease("ro", Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert")
     };

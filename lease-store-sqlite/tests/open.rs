@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::Duration;
 use common::db_path;
 use lease_core::testing::conformance::{finished, sample_lease, unique_owner};
-use lease_core::{LeaseStore, Money};
+use lease_core::{Admission, LeaseStore, Money};
 use lease_store_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore, SqliteStoreConfig};
 
 async fn open(path: &Path) -> Result<SqliteStore, OpenError> {
@@ -24,13 +24,19 @@ async fn filled(path: &Path, leases: usize) -> Vec<lease_core::LeaseId> {
     let mut ids = Vec::new();
     for _ in 0..leases {
         let lease = store
-            .insert(&sample_lease(&owner, Duration::hours(1)))
+            .insert(
+                &sample_lease(&owner, Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert");
         ids.push(lease.id);
     }
     let done = store
-        .insert(&sample_lease(&owner, Duration::hours(1)))
+        .insert(
+            &sample_lease(&owner, Duration::hours(1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     store
@@ -248,4 +254,110 @@ async fn two_namespaces_racing_for_a_new_file_get_one_owner() {
         | (Err(OpenError::OtherNamespace { .. }), Ok(_)) => {}
         other => panic!("exactly one namespace must own the file: {other:?}"),
     }
+}
+
+/// A version 1 file (made with the version 1 DDL, holding an active and a
+/// finished lease written with the version 1 columns) opens, is upgraded to
+/// the current schema in place, keeps its leases (sized 0, as they were
+/// never sized) and takes sized leases and admission checks afterwards.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    let owner = unique_owner("v1");
+    let (active, done) = (
+        sample_lease(&owner, Duration::hours(1)),
+        sample_lease(&owner, Duration::hours(1)),
+    );
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create a v1 file");
+        connection
+            .execute_batch(include_str!("../src/schema/v1.sql"))
+            .expect("the v1 DDL");
+        connection
+            .execute_batch("PRAGMA application_id = 1129083749; PRAGMA user_version = 1;")
+            .expect("mark it a v1 lease database");
+        let columns = "id, owner, offering, status, created_at, expires_at, hourly_rate, \
+                       estimated_cost, provision_attempts, removal_failures, revision";
+        let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().expect("in range");
+        connection
+            .execute(
+                &format!(
+                    "INSERT INTO active ({columns}, due_at, claimable_at) \
+                     VALUES (?1, ?2, 'alpine', 'pending', ?3, ?4, 10000000, 10000000, 0, 0, 1, ?4, ?4)"
+                ),
+                rusqlite::params![
+                    active.id.as_str(),
+                    owner,
+                    nanos(active.created_at),
+                    nanos(active.expires_at)
+                ],
+            )
+            .expect("a v1 active row");
+        connection
+            .execute(
+                &format!(
+                    "INSERT INTO finished ({columns}, final_cost, ended_at, ended_key) \
+                     VALUES (?1, ?2, 'alpine', 'deleted', ?3, ?4, 10000000, 10000000, 1, 0, 3, 7, ?4, ?4)"
+                ),
+                rusqlite::params![
+                    done.id.as_str(),
+                    owner,
+                    nanos(done.created_at),
+                    nanos(done.expires_at)
+                ],
+            )
+            .expect("a v1 finished row");
+    }
+
+    let store = open(&path).await.expect("a v1 file opens");
+    let read = store.get(&active.id).await.expect("the v1 active lease");
+    assert_eq!((read.owner.as_str(), read.revision), (owner.as_str(), 1));
+    assert_eq!(
+        (read.nano_cpus, read.memory_mb),
+        (0, 0),
+        "unsized before v2"
+    );
+    let ended = store.get(&done.id).await.expect("the v1 finished lease");
+    assert_eq!(ended.final_cost, Some(Money::from_nanos(7)));
+    assert_eq!((ended.nano_cpus, ended.memory_mb), (0, 0));
+
+    let sized = store
+        .insert(
+            &sample_lease(&owner, Duration::hours(1)),
+            &Admission::default(),
+        )
+        .await
+        .expect("a sized lease after the upgrade");
+    assert_eq!(
+        store.get(&sized.id).await.expect("get").memory_mb,
+        256,
+        "sizes are kept from version 2 on"
+    );
+    let two_leases = Admission {
+        max_leases_per_owner: Some(2),
+        ..Admission::default()
+    };
+    let refused = store
+        .insert(&sample_lease(&owner, Duration::hours(1)), &two_leases)
+        .await;
+    assert!(
+        matches!(refused, Err(lease_core::StoreError::LimitReached { .. })),
+        "the upgraded file counts its v1 leases: {refused:?}"
+    );
+    drop(store);
+
+    let connection = rusqlite::Connection::open(&path).expect("reopen");
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+    let index: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'finished_by_owner_created'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert_eq!(index, 1, "the version 2 index exists");
 }

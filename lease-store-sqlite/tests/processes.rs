@@ -14,7 +14,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::{finished, sample_lease};
-use lease_core::{HistoryQuery, LeaseId, LeaseStore, Money, Status, StoreError};
+use lease_core::{Admission, HistoryQuery, LeaseId, LeaseStore, Money, Status, StoreError};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig, Synchronous};
 
 const ROLE: &str = "LEASE_SQLITE_TEST_ROLE";
@@ -33,7 +33,13 @@ async fn insert_due(store: &SqliteStore, owner: &str, count: i64) -> HashSet<Lea
     let mut ids = HashSet::new();
     for n in 0..count {
         let lease = sample_lease(owner, Duration::minutes(-1) - Duration::milliseconds(n));
-        ids.insert(store.insert(&lease).await.expect("insert").id);
+        ids.insert(
+            store
+                .insert(&lease, &Admission::default())
+                .await
+                .expect("insert")
+                .id,
+        );
     }
     ids
 }
@@ -78,7 +84,10 @@ async fn two_stores_on_one_file_let_one_racing_update_win() {
     let stores = [Arc::new(open(&path).await), Arc::new(open(&path).await)];
     for _round in 0..10 {
         let lease = stores[0]
-            .insert(&sample_lease("race", Duration::hours(1)))
+            .insert(
+                &sample_lease("race", Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert");
         let barrier = Arc::new(tokio::sync::Barrier::new(8));
@@ -90,7 +99,7 @@ async fn two_stores_on_one_file_let_one_racing_update_win() {
             mine.provision_attempts = n + 1;
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                store.update(&mine).await
+                store.update(&mine, &Admission::default()).await
             }));
         }
         let mut winners = 0;
@@ -280,7 +289,10 @@ async fn child() {
                     // Far more than the test waits for: it kills us first.
                     for _ in 0..1_000_000 {
                         let lease = store
-                            .insert(&sample_lease("crash", Duration::hours(1)))
+                            .insert(
+                                &sample_lease("crash", Duration::hours(1)),
+                                &Admission::default(),
+                            )
                             .await
                             .expect("insert");
                         println!("inserted {}", lease.id);

@@ -7,7 +7,9 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use common::TempStore;
 use lease_core::testing::conformance::{finished, sample_lease, unique_owner};
-use lease_core::{DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseId, LeaseStore, Money, StoreError};
+use lease_core::{
+    Admission, DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseId, LeaseStore, Money, StoreError,
+};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 
 fn owner_history(owner: &str) -> HistoryQuery {
@@ -31,7 +33,10 @@ async fn a_lease_older_than_the_retention_is_gone_and_usage_keeps_it() {
         (now, 3),
     ] {
         let lease = store
-            .insert(&sample_lease(&owner, Duration::hours(1)))
+            .insert(
+                &sample_lease(&owner, Duration::hours(1)),
+                &Admission::default(),
+            )
             .await
             .expect("insert");
         store
@@ -75,7 +80,10 @@ async fn a_lease_leaves_history_when_its_time_passes_without_another_finish() {
     let store = &temp.store;
     let owner = unique_owner("retention-clock");
     let lease = store
-        .insert(&sample_lease(&owner, Duration::hours(1)))
+        .insert(
+            &sample_lease(&owner, Duration::hours(1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let ended_at = Utc::now() - Duration::milliseconds(1500);

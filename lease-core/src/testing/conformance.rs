@@ -39,6 +39,8 @@ use crate::lease::{EndReason, Lease, Status};
 use crate::money::Money;
 use crate::store::{DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page};
 
+pub use super::admission_cases::*;
+
 /// A long claim: it never lapses during a test.
 const LONG_CLAIM: StdDuration = StdDuration::from_secs(3600);
 
@@ -53,7 +55,8 @@ pub fn unique_owner(tag: &str) -> String {
 }
 
 /// A new `pending` alpine lease of `owner` that expires `expires_in` from now
-/// (negative: already expired), with times truncated to milliseconds.
+/// (negative: already expired), with times truncated to milliseconds, sized
+/// as the built-in alpine offering (0.5 CPU, 256 MiB).
 ///
 /// It was created two minutes before its expiry when that lies in the past,
 /// and now otherwise. Revision 0 (stores ignore it on insert).
@@ -74,6 +77,7 @@ pub fn sample_lease(owner: &str, expires_in: Duration) -> Lease {
         created_at,
         expires_at,
     )
+    .with_size(500_000_000, 256)
 }
 
 /// `lease` made ready for [`LeaseStore::finish`]: `deleted`, billing ended at
@@ -87,28 +91,28 @@ pub fn finished(lease: &Lease, ended_at: DateTime<Utc>, final_cost: Money) -> Le
     done
 }
 
-async fn insert<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
+pub(crate) async fn insert<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
     store
         .insert(lease, &Admission::default())
         .await
         .unwrap_or_else(|error| panic!("insert {} failed: {error}", lease.id))
 }
 
-async fn get<S: LeaseStore + ?Sized>(store: &S, id: &LeaseId) -> Lease {
+pub(crate) async fn get<S: LeaseStore + ?Sized>(store: &S, id: &LeaseId) -> Lease {
     store
         .get(id)
         .await
         .unwrap_or_else(|error| panic!("get {id} failed: {error}"))
 }
 
-async fn update<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
+pub(crate) async fn update<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
     store
         .update(lease, &Admission::default())
         .await
         .unwrap_or_else(|error| panic!("update {} failed: {error}", lease.id))
 }
 
-async fn finish<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
+pub(crate) async fn finish<S: LeaseStore + ?Sized>(store: &S, lease: &Lease) -> Lease {
     store
         .finish(lease)
         .await
@@ -134,7 +138,7 @@ async fn claim_ids<S: LeaseStore + ?Sized>(
         .collect()
 }
 
-async fn list<S: LeaseStore + ?Sized>(store: &S, query: &ListQuery) -> Page<Lease> {
+pub(crate) async fn list<S: LeaseStore + ?Sized>(store: &S, query: &ListQuery) -> Page<Lease> {
     store
         .list(query)
         .await
@@ -238,6 +242,8 @@ pub async fn insert_then_get<S: LeaseStore + ?Sized>(store: Arc<S>) {
     full.provision_attempts = 2;
     full.removal_failures = 3;
     full.revision = 42;
+    full.nano_cpus = 2_000_000_001;
+    full.memory_mb = 65_537;
 
     let plain = sample_lease(&owner, Duration::minutes(5));
 
@@ -1488,6 +1494,15 @@ macro_rules! __store_conformance_cases {
             concurrent_claimers_claim_each_lease_once,
             update_keeps_claim,
             update_past_claim_uses_new_due_time,
+            admission_owner_limit_refuses_at_the_boundary,
+            admission_daily_spend_refuses_at_the_boundary,
+            admission_host_limits_refuse_at_the_boundary,
+            admission_reports_the_first_failing_limit,
+            admission_spend_counts_finished_leases_created_today_at_final_cost,
+            admission_update_raising_charge_over_the_limit_is_refused,
+            admission_race_on_the_owner_limit_admits_exactly_the_limit,
+            admission_race_on_the_host_limit_admits_exactly_the_limit,
+            admission_race_on_the_daily_spend_admits_exactly_the_limit,
         }
     };
 }
@@ -1566,8 +1581,12 @@ mod tests {
     /// the list names nothing else.
     #[test]
     fn the_macro_runs_every_case() {
-        super::assert_every_case_listed_once(
+        let sources = [
             include_str!("conformance.rs"),
+            include_str!("admission_cases.rs"),
+        ];
+        super::assert_every_case_listed_once(
+            &sources.join("\n"),
             "<S: LeaseStore",
             &crate::__store_conformance_cases!(@names;),
         );

@@ -1,12 +1,14 @@
 //! Test support for stores and runtimes (feature `test-utils`).
 //!
 //! - [`conformance`]: the suite every [`crate::LeaseStore`] must pass, and the
-//!   [`crate::store_conformance_tests`] macro that runs it.
+//!   [`crate::store_conformance_tests`] macro that runs it (its admission
+//!   cases live in their own file and are re-exported there).
 //! - [`engine_scenarios`]: the whole engine over a store under test, and the
 //!   [`crate::engine_scenario_tests`] macro that runs them.
 //! - [`fake_runtime`]: an in-memory [`crate::ContainerRuntime`] with injectable
 //!   latency and failures, for engine scenarios.
 
+mod admission_cases;
 pub mod conformance;
 pub mod engine_scenarios;
 pub mod fake_runtime;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::{Lease, LeaseId, StoreError};
+use lease_core::{Admission, Lease, LeaseId, StoreError};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use tempfile::TempDir;
 
@@ -59,14 +59,14 @@ impl LeaseStore for TempStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.store.insert(lease).await
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.store.insert(lease, admission).await
     }
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         self.store.get(id).await
     }
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.store.update(lease).await
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.store.update(lease, admission).await
     }
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
         self.store.list(query).await
