@@ -234,6 +234,8 @@ mod tests {
         let keys = Keys::new("cl-test");
         assert_eq!(keys.lease("container-x"), "{cl-test}:lease:container-x");
         assert_eq!(keys.owner("a:b{c}"), "{cl-test}:owner:a:b{c}");
+        assert_eq!(keys.spend("ada"), "{cl-test}:spend:ada");
+        assert_eq!(keys.capacity(), "{cl-test}:capacity");
         let id = LeaseId::generate();
         let m = member(Utc.timestamp_opt(1, 0).unwrap(), &id);
         assert_eq!(member_id(&m), Some(id.as_str()));
