@@ -1,7 +1,8 @@
 //! Two `lease-server` replicas on one Redis hold a limit together: 40
 //! simultaneous provisions split between them against a limit of 5 get
 //! exactly 5 × 202, whichever replica each one reached (the Redis store
-//! admits in the same script as the write, so no read-then-write gap).
+//! admits in the same script as the write, so no read-then-write gap); the
+//! same for the host's `--max-leases 3` (3 × 202, 37 × 503).
 //!
 //! Real Docker (the 5 admitted leases start containers of the local test
 //! image) and the test Redis (`LEASE_TEST_REDIS_URL`, under a prefix of its
@@ -108,8 +109,19 @@ async fn delete_prefix(url: &str, prefix: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_one_redis_admit_exactly_five_of_forty_provisions() {
+/// What a race must end with: `accepted` × 202, the rest refused with
+/// `status` and an error `code` naming `limit`.
+struct Expected {
+    accepted: usize,
+    status: u16,
+    code: &'static str,
+    limit: &'static str,
+}
+
+/// Two replicas with `flags` on one Redis prefix; `RACERS` provisions split
+/// between them must end as `expected`, and both replicas then list the
+/// admitted leases. Skips without Docker or Redis.
+async fn two_replicas_race(tag: &str, flags: &[&str], expected: Expected) {
     if !docker_ready() {
         return;
     }
@@ -117,11 +129,10 @@ async fn two_replicas_on_one_redis_admit_exactly_five_of_forty_provisions() {
         return;
     };
     let guard = NamespaceGuard::random();
-    let prefix = format!("replicas-admission-{}", guard.namespace());
-    let limit = ["--max-leases-per-owner", "5"];
+    let prefix = format!("{tag}-{}", guard.namespace());
     let replicas = [
-        replica(guard.namespace(), &url, &prefix, &limit),
-        replica(guard.namespace(), &url, &prefix, &limit),
+        replica(guard.namespace(), &url, &prefix, flags),
+        replica(guard.namespace(), &url, &prefix, flags),
     ];
     let addresses: Vec<SocketAddr> = replicas.iter().map(Server::address).collect();
 
@@ -129,21 +140,48 @@ async fn two_replicas_on_one_redis_admit_exactly_five_of_forty_provisions() {
 
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     let accepted = statuses.iter().filter(|s| **s == 202).count();
-    let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!((accepted, refused), (5, 35), "statuses: {statuses:?}");
-    // Every 429 is the quota's, naming the limit (not some other 429).
-    for (status, body) in answers.iter().filter(|(status, _)| *status == 429) {
-        assert_eq!(body["error"]["code"], "quota_exceeded", "{status}: {body}");
-        assert_eq!(body["error"]["limit"], "max_leases_per_owner", "{body}");
+    let refused = statuses.iter().filter(|s| **s == expected.status).count();
+    assert_eq!(
+        (accepted, refused),
+        (expected.accepted, RACERS - expected.accepted),
+        "statuses: {statuses:?}"
+    );
+    // Every refusal is the limit's, naming it (not some other 429 or 503).
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 202) {
+        assert_eq!(body["error"]["code"], expected.code, "{status}: {body}");
+        assert_eq!(body["error"]["limit"], expected.limit, "{status}: {body}");
     }
-    // Both replicas see the same five leases.
+    // Both replicas see the same admitted leases.
     for address in &addresses {
         let (status, list) = request(*address, "GET", "/api/containers", None).await;
         assert_eq!(status, 200, "{list}");
         let count = list["containers"].as_array().map_or(0, Vec::len);
-        assert_eq!(count, 5, "{list}");
+        assert_eq!(count, expected.accepted, "{list}");
     }
 
     drop(replicas);
     delete_prefix(&url, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_redis_admit_exactly_five_of_forty_provisions() {
+    let expected = Expected {
+        accepted: 5,
+        status: 429,
+        code: "quota_exceeded",
+        limit: "max_leases_per_owner",
+    };
+    two_replicas_race("replicas-owner", &["--max-leases-per-owner", "5"], expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_redis_share_the_host_capacity() {
+    let expected = Expected {
+        accepted: 3,
+        status: 503,
+        code: "capacity_exhausted",
+        limit: "max_leases",
+    };
+    let flags = ["--max-leases-per-owner", "0", "--max-leases", "3"];
+    two_replicas_race("replicas-host", &flags, expected).await;
 }
