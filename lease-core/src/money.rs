@@ -104,8 +104,14 @@ impl Money {
     }
 }
 
-/// Parses a decimal text into an integer scaled by 10^9 (nano units).
-pub(crate) fn parse_nanos(text: &str) -> Result<i64, ParseAmountError> {
+/// Parses a decimal text into an integer scaled by 10^9 (nano units):
+/// exact, or an error when it has more than nine decimal places.
+///
+/// ```
+/// assert_eq!(lease_core::money::parse_nanos("4.5"), Ok(4_500_000_000));
+/// assert!(lease_core::money::parse_nanos("0.0000000001").is_err());
+/// ```
+pub fn parse_nanos(text: &str) -> Result<i64, ParseAmountError> {
     let trimmed = text.trim();
     let decimal = Decimal::from_str_exact(trimmed)
         .or_else(|_| Decimal::from_scientific(trimmed))

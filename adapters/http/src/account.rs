@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use lease_core::{HistoryQuery, ListQuery};
+use lease_core::{HistoryQuery, LeaseManager, ListQuery, Money};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::leases::lease_json;
 use crate::wire::{
-    CatalogJson, HistoryJson, HistoryParams, LimitsJson, OfferingJson, OwnerParams, UsageJson,
+    CapacityJson, CatalogJson, HistoryJson, HistoryParams, HostUseJson, LimitsJson, OfferingJson,
+    OwnerParams, UsageJson,
 };
 
 /// Default history page size.
@@ -57,8 +58,31 @@ pub(crate) async fn usage(
             max_leases_per_owner: config.max_leases_per_owner,
             max_daily_spend: config.max_daily_spend,
             max_minutes: config.max_minutes,
+            capacity: CapacityJson {
+                max_leases: config.max_leases,
+                max_cpus: config.max_nano_cpus.map(Money::from_nanos),
+                max_memory_mb: config.max_memory_mb,
+                in_use: match caller.admin {
+                    true => Some(host_use(manager).await?),
+                    false => None,
+                },
+            },
         },
     }))
+}
+
+/// What all owners' active leases reserve now (for admins).
+async fn host_use(manager: &LeaseManager) -> Result<HostUseJson, ApiError> {
+    let active = manager.list_all(&ListQuery::default()).await?;
+    Ok(HostUseJson {
+        leases: active.len() as u64,
+        cpus: Money::from_nanos(
+            active
+                .iter()
+                .fold(0i64, |sum, lease| sum.saturating_add(lease.nano_cpus)),
+        ),
+        memory_mb: active.iter().map(|lease| u64::from(lease.memory_mb)).sum(),
+    })
 }
 
 /// The caller's finished leases, newest first, with final cost and how each

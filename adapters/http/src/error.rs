@@ -5,7 +5,7 @@
 //! 4xx status for what the caller got wrong and a 5xx only for our faults.
 
 use axum::Json;
-use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lease_core::{LeaseError, RuntimeError, StoreError, error::error_chain};
@@ -35,7 +35,9 @@ pub struct ErrorDetail {
     /// The request field at fault (`imageType`, `durationMinutes`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// For `quota_exceeded`: the limit (`max_leases_per_owner`, `max_daily_spend`).
+    /// For `quota_exceeded` (an owner's limit: `max_leases_per_owner`,
+    /// `max_daily_spend`) and `capacity_exhausted` (the host's:
+    /// `max_leases`, `max_cpus`, `max_memory`): the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
 }
@@ -48,6 +50,10 @@ pub struct ApiError {
     /// The body's `error` object.
     pub detail: ErrorDetail,
 }
+
+/// Seconds a client is told to wait (`Retry-After`) when the host is at
+/// capacity: leases end and free room all the time, so a retry soon may fit.
+pub const CAPACITY_RETRY_AFTER_SECS: u64 = 30;
 
 /// Longest piece of caller input echoed back in a message.
 const ECHO_MAX: usize = 80;
@@ -172,7 +178,14 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
+        let at_capacity = self.detail.code == "capacity_exhausted";
         let mut response = (status, Json(ErrorBody { error: self.detail })).into_response();
+        if at_capacity {
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(CAPACITY_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -203,6 +216,15 @@ impl From<LeaseError> for ApiError {
                     StatusCode::TOO_MANY_REQUESTS,
                     "quota_exceeded",
                     format!("quota {limit} exceeded: {message}"),
+                );
+                error.detail.limit = Some(limit.to_owned());
+                error
+            }
+            LeaseError::CapacityExhausted { limit, message } => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "capacity_exhausted",
+                    format!("capacity {limit} exhausted: {message}"),
                 );
                 error.detail.limit = Some(limit.to_owned());
                 error

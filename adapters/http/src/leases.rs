@@ -64,8 +64,9 @@ fn minutes(field: &str, value: i64, max: u32) -> Result<u32, ApiError> {
         (status = 413, description = "Body over 64 KiB", body = crate::error::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown imageType or bad durationMinutes", body = crate::error::ErrorBody),
-        (status = 429, description = "Over a quota", body = crate::error::ErrorBody),
-        (status = 503, description = "Store unavailable", body = crate::error::ErrorBody),
+        (status = 429, description = "Over an owner's quota (`quota_exceeded`, `limit`: max_leases_per_owner or max_daily_spend)", body = crate::error::ErrorBody),
+        (status = 503, description = "The host is at capacity (`capacity_exhausted`, `limit`: max_leases, max_cpus or max_memory; with Retry-After), or the store is unavailable", body = crate::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying, on capacity_exhausted"))),
     ),
     security(("bearer" = []))
 )]

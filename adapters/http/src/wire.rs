@@ -268,6 +268,41 @@ pub struct LimitsJson {
     pub max_daily_spend: Option<Money>,
     /// Longest lifetime of a lease in minutes, extensions included.
     pub max_minutes: u32,
+    /// The host's capacity: what all owners' active leases may take together.
+    pub capacity: CapacityJson,
+}
+
+/// The host's capacity limits (`null`: unlimited) and, for admins, what the
+/// active leases of all owners take now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityJson {
+    /// Most active leases of all owners together (`--max-leases`).
+    pub max_leases: Option<u32>,
+    /// Most CPUs the active leases may reserve together (`--max-cpus`),
+    /// exact decimal.
+    #[schema(value_type = Option<f64>)]
+    pub max_cpus: Option<Money>,
+    /// Most memory the active leases may reserve together, in MiB
+    /// (`--max-memory`).
+    pub max_memory_mb: Option<u64>,
+    /// What all owners' active leases take now; only admins see it (it
+    /// tells about other owners' activity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<HostUseJson>,
+}
+
+/// What the active leases of all owners reserve now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostUseJson {
+    /// Active leases.
+    pub leases: u64,
+    /// CPUs they reserve, exact decimal.
+    #[schema(value_type = f64)]
+    pub cpus: Money,
+    /// Memory they reserve, in MiB.
+    pub memory_mb: u64,
 }
 
 /// `GET /api/catalog` answer.

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
 use harness::{Harness, Options};
 use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
-use lease_core::{Lease, LeaseId, LeaseStore, StoreError};
+use lease_core::{Admission, Lease, LeaseId, LeaseStore, StoreError};
 use lease_store_memory::MemoryStore;
 
 const UP: u8 = 0;
@@ -47,17 +47,17 @@ impl LeaseStore for FailingStore {
         self.check()?;
         self.inner.ping().await
     }
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
         self.check()?;
-        self.inner.insert(lease).await
+        self.inner.insert(lease, admission).await
     }
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
         self.check()?;
         self.inner.get(id).await
     }
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
         self.check()?;
-        self.inner.update(lease).await
+        self.inner.update(lease, admission).await
     }
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
         self.check()?;

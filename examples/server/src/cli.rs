@@ -132,6 +132,23 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = Money::parse_non_negative)]
     pub max_daily_spend: Option<Money>,
 
+    /// Host capacity: most active leases of all owners together (at least
+    /// 1); default unlimited.
+    #[arg(long, env = "LEASE_MAX_LEASES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_leases: Option<u32>,
+
+    /// Host capacity: most CPUs all active leases may reserve together
+    /// (their offerings' `cpus`), an exact decimal such as `4.5`; default
+    /// unlimited.
+    #[arg(long, env = "LEASE_MAX_CPUS", value_name = "CPUS", value_parser = crate::capacity::parse_cpus)]
+    pub max_cpus: Option<i64>,
+
+    /// Host capacity: most memory all active leases may reserve together
+    /// (their offerings' `memory_mb`): MiB (`2048`) or with a unit
+    /// (`2048MiB`, `16GiB`, `1.5GiB`, `1TiB`); default unlimited.
+    #[arg(long, env = "LEASE_MAX_MEMORY", value_name = "SIZE", value_parser = crate::capacity::parse_memory_mb)]
+    pub max_memory: Option<u64>,
+
     /// Browser origins allowed to call the API from other pages (CORS),
     /// comma-separated, e.g. `http://localhost:5173`; default none.
     #[arg(long = "cors-origin", env = "LEASE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]

@@ -152,6 +152,27 @@ async fn listen_address(args: &ServeArgs) -> Result<Vec<SocketAddr>, StartError>
     Ok(addresses)
 }
 
+/// Logs the host's capacity limits, and warns when there is none: then
+/// nothing but the per-owner quotas keeps the owners together from
+/// exhausting the machine.
+fn log_capacity(config: &ManagerConfig) {
+    if config.max_leases.is_none()
+        && config.max_nano_cpus.is_none()
+        && config.max_memory_mb.is_none()
+    {
+        warn!(
+            "no host capacity limit: set --max-leases, --max-cpus or --max-memory so that all owners together cannot exhaust the machine"
+        );
+    } else {
+        info!(
+            max_leases = ?config.max_leases,
+            max_cpus = ?config.max_nano_cpus.map(lease_core::Money::from_nanos).map(|cpus| cpus.to_string()),
+            max_memory_mb = ?config.max_memory_mb,
+            "host capacity limits"
+        );
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let catalog = match &args.catalog {
         Some(path) => Catalog::from_path(path)?,
@@ -189,8 +210,12 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         max_minutes: args.max_minutes,
         max_leases_per_owner: (args.max_leases_per_owner > 0).then_some(args.max_leases_per_owner),
         max_daily_spend: args.max_daily_spend,
+        max_leases: args.max_leases,
+        max_nano_cpus: args.max_cpus,
+        max_memory_mb: args.max_memory,
         ..ManagerConfig::with_namespace(args.namespace.clone())
     };
+    log_capacity(&config);
     let manager = LeaseManager::builder(store, runtime)
         .catalog(catalog)
         .config(config)

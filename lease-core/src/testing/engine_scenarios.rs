@@ -866,6 +866,92 @@ pub async fn quotas_limit_active_leases_and_daily_spend(store: Arc<dyn LeaseStor
         ),
         "{refused:?}"
     );
+
+    // Parallel requests cannot all pass the limit: the store admits
+    // atomically. 40 at once against 2 slots: exactly 2 get a lease.
+    let requests = (0..40).map(|_| {
+        h.manager
+            .provision(ProvisionRequest::new("zed", "alpine").minutes(10))
+    });
+    let results = futures::future::join_all(requests).await;
+    let admitted = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(admitted, 2, "40 parallel provisions against a limit of 2");
+    assert!(
+        results.iter().all(|result| matches!(
+            result,
+            Ok(_)
+                | Err(LeaseError::QuotaExceeded {
+                    limit: "max_leases_per_owner",
+                    ..
+                })
+        )),
+        "every refusal names the owner limit"
+    );
+}
+
+/// Host capacity (leases, CPUs, memory of all owners together) refuses a
+/// lease that does not fit with `CapacityExhausted` naming the limit,
+/// stores nothing, and fits again once a lease has ended.
+pub async fn host_capacity_limits_all_owners_together(store: Arc<dyn LeaseStore>) {
+    let h = harness_with(
+        store,
+        ManagerConfig {
+            max_leases: Some(3),
+            max_nano_cpus: Some(3_000_000_000),
+            max_memory_mb: Some(2304),
+            ..config()
+        },
+    );
+    // ubuntu: 2 CPUs, 2048 MiB; alpine: 0.5 CPU, 256 MiB.
+    let big = h.provision("alice", "ubuntu", 10).await;
+    assert_eq!((big.nano_cpus, big.memory_mb), (2_000_000_000, 2048));
+    h.provision("bob", "alpine", 10).await;
+    let refused = |owner: &'static str, offering: &'static str| {
+        let manager = h.manager.clone();
+        async move {
+            manager
+                .provision(ProvisionRequest::new(owner, offering).minutes(10))
+                .await
+                .expect_err("provision must be refused")
+        }
+    };
+    match refused("carol", "alpine").await {
+        LeaseError::CapacityExhausted {
+            limit: "max_memory",
+            message,
+        } => assert!(message.contains("2304 MiB"), "{message}"),
+        other => panic!("expected max_memory, got {other:?}"),
+    }
+    match refused("bob", "ubuntu").await {
+        LeaseError::CapacityExhausted {
+            limit: "max_cpus",
+            message,
+        } => assert!(message.contains("limit is 3"), "{message}"),
+        other => panic!("expected max_cpus, got {other:?}"),
+    }
+    let active = |owner: Option<&str>| {
+        let manager = h.manager.clone();
+        let query = ListQuery {
+            owner: owner.map(str::to_owned),
+            ..ListQuery::default()
+        };
+        async move { manager.list(&query).await.expect("list failed").items.len() }
+    };
+    assert_eq!(active(None).await, 2, "nothing stored when refused");
+    assert_eq!(active(Some("carol")).await, 0);
+
+    // The big lease ends: its CPUs and memory are free again.
+    h.manager.delete(&big.id).await.expect("delete failed");
+    h.reap().await;
+    h.provision("carol", "alpine", 10).await;
+    h.provision("dave", "alpine", 10).await;
+    match refused("erin", "alpine").await {
+        LeaseError::CapacityExhausted {
+            limit: "max_leases",
+            message,
+        } => assert!(message.contains("3 active lease(s)"), "{message}"),
+        other => panic!("expected max_leases, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -919,6 +1005,7 @@ macro_rules! __engine_scenarios_any_store {
             reconcile_plan_changes_nothing_and_is_what_a_pass_does,
             bad_input_is_typed_and_stores_nothing,
             quotas_limit_active_leases_and_daily_spend,
+            host_capacity_limits_all_owners_together,
         }
     };
 }
