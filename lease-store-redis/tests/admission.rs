@@ -367,3 +367,79 @@ async fn two_stores_on(
     );
     Some((a?, b?, config))
 }
+
+#[tokio::test]
+async fn the_upgrade_counts_nothing_when_the_active_set_moved_since_it_was_read() {
+    let Some(config) = common::config("upgrade-moved") else {
+        return;
+    };
+    let Some(old) = common::connect(config.clone()).await else {
+        return;
+    };
+    let owner = unique_owner("moved");
+    let lease = sample_lease(&owner, Duration::hours(1)).with_size(1_000_000_000, 512);
+    let stored = old.insert(&lease, &today()).await.expect("insert");
+    let id = stored.id.to_string();
+    strip_counters(
+        &config.url,
+        old.prefix(),
+        std::slice::from_ref(&owner),
+        std::slice::from_ref(&id),
+    )
+    .await;
+
+    // What a replica read before an old-version replica wrote: a stale
+    // revision, or one lease fewer than there are.
+    let client = redis::Client::open(config.url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let base = format!("{{{}}}:", old.prefix());
+    let keys = [
+        format!("{base}layout"),
+        format!("{base}active"),
+        format!("{base}capacity"),
+    ];
+    let script = redis::Script::new(include_str!("../src/lua/upgrade.lua"));
+    let charge = stored.charge().nanos().to_string();
+    let stale: [&str; 10] = [
+        &base,
+        "1",
+        "0",
+        &id,
+        "7",
+        &owner,
+        &charge,
+        "20000",
+        "1000000000",
+        "512",
+    ];
+    let missing: [&str; 3] = [&base, "0", "0"];
+    for args in [&stale[..], &missing[..]] {
+        let mut call = script.prepare_invoke();
+        call.key(&keys[..]).arg(args);
+        let reply: String = call.invoke_async(&mut conn).await.expect("run upgrade.lua");
+        assert_eq!(reply, "retry", "{args:?}");
+    }
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&keys[..])
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 1, "only the active index: no layout, no totals");
+
+    // A store of this version reads again and counts it once.
+    let Some(new) = common::connect(config.clone()).await else {
+        return;
+    };
+    assert_eq!(
+        counters(&config.url, new.prefix(), std::slice::from_ref(&owner)).await,
+        (
+            1_000_000_000,
+            512,
+            HashMap::from([(owner.clone(), stored.charge().nanos())])
+        )
+    );
+    new.delete_all().await.expect("clean up");
+}
