@@ -181,10 +181,9 @@ impl IntoResponse for ApiError {
         let at_capacity = self.detail.code == "capacity_exhausted";
         let mut response = (status, Json(ErrorBody { error: self.detail })).into_response();
         if at_capacity {
-            response.headers_mut().insert(
-                RETRY_AFTER,
-                HeaderValue::from(CAPACITY_RETRY_AFTER_SECS),
-            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(CAPACITY_RETRY_AFTER_SECS));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

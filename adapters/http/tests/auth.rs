@@ -195,3 +195,69 @@ async fn single_user_mode_acts_as_local() {
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.json()["containers"].as_array().unwrap().len(), 1);
 }
+
+/// The host's capacity is shared by all owners: bob is refused with 503
+/// `capacity_exhausted` (with `Retry-After`) when alice's lease fills it,
+/// without learning who holds it; everyone sees the limits in
+/// `/api/usage`, only admins what is in use.
+#[tokio::test]
+async fn host_capacity_is_503_and_only_admins_see_what_is_in_use() {
+    let h = Harness::with(harness::Options {
+        auth: true,
+        config: lease_core::ManagerConfig {
+            max_leases: Some(1),
+            max_nano_cpus: Some(4_500_000_000),
+            max_memory_mb: Some(4096),
+            ..lease_core::ManagerConfig::with_namespace("test-http")
+        },
+        ..harness::Options::default()
+    });
+    let (alice, bob, admin) = (
+        h.tokens.alice.clone(),
+        h.tokens.bob.clone(),
+        h.tokens.admin.clone(),
+    );
+    h.provision(Some(&alice), r#"{"imageType":"alpine"}"#).await;
+    let full = h
+        .call(
+            Method::POST,
+            "/api/provision",
+            Some(&bob),
+            Some(r#"{"imageType":"alpine"}"#),
+        )
+        .await;
+    assert_eq!(
+        full.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        full.text()
+    );
+    assert_eq!(full.error_code(), "capacity_exhausted");
+    assert_eq!(full.json()["error"]["limit"], "max_leases");
+    assert_eq!(full.headers["retry-after"], "30");
+    let message = full.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("the limit is 1"), "{message}");
+    assert!(
+        !message.contains("alice"),
+        "another owner is not named: {message}"
+    );
+    let bobs = h.get("/api/containers", Some(&bob)).await.json();
+    assert_eq!(
+        bobs["containers"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
+
+    let usage = h.get("/api/usage", Some(&bob)).await.json();
+    let capacity = &usage["limits"]["capacity"];
+    assert_eq!(capacity["maxLeases"], 1);
+    assert_eq!(capacity["maxCpus"], 4.5);
+    assert_eq!(capacity["maxMemoryMb"], 4096);
+    assert!(capacity.get("inUse").is_none(), "{capacity}");
+
+    let usage = h.get("/api/usage", Some(&admin)).await.json();
+    let in_use = &usage["limits"]["capacity"]["inUse"];
+    assert_eq!(in_use["leases"], 1, "{usage}");
+    assert_eq!(in_use["cpus"], 0.5, "{usage}");
+    assert_eq!(in_use["memoryMb"], 256, "{usage}");
+}

@@ -251,8 +251,19 @@ function showProvisionError(error) {
     $('offering-error').textContent = error.message;
     $('offering').focus();
   } else {
-    $('provision-error').textContent = error.message;
+    $('provision-error').textContent = refusalText(error);
   }
+}
+
+/** A refusal's message, led by what it means when a limit refused it. */
+function refusalText(error) {
+  if (error.code === 'capacity_exhausted') {
+    return `The server is full (${error.limit}); try again once some leases have ended. ${error.message}`;
+  }
+  if (error.code === 'quota_exceeded') {
+    return `Your quota is reached (${error.limit}). ${error.message}`;
+  }
+  return error.message;
 }
 
 // ---------------------------------------------------------------- leases
@@ -360,6 +371,19 @@ function showUsage(usage) {
   $('usage-estimate').textContent = formatDollars(usage.estimatedCost);
   $('usage-estimate').title = `Exactly ${formatExact(usage.estimatedCost)}: the bookings of what is running or starting`;
   $('usage-accrued').textContent = `${formatDollars(usage.accruedCost)} used so far`;
+  showCapacity(limits.capacity ?? {});
+}
+
+/** The server's capacity limits (all owners together), when it has any. */
+function showCapacity(capacity) {
+  const parts = [];
+  if (capacity.maxLeases != null) parts.push(`${capacity.maxLeases} leases`);
+  if (capacity.maxCpus != null) parts.push(`${capacity.maxCpus} CPUs`);
+  if (capacity.maxMemoryMb != null) parts.push(`${capacity.maxMemoryMb} MiB of memory`);
+  const inUse = capacity.inUse;
+  const used = inUse ? ` Now in use: ${inUse.leases} leases, ${inUse.cpus} CPUs, ${inUse.memoryMb} MiB.` : '';
+  $('usage-capacity').textContent = parts.length ? `Server capacity, all users together: ${parts.join(', ')}.${used}` : '';
+  $('usage-capacity').hidden = parts.length === 0;
 }
 
 const END_REASONS = { deleted: 'deleted', expired: 'expired', error: 'failed', exited: 'stopped' };

@@ -44,6 +44,18 @@ async fn request(
     token: Option<&str>,
     json: Option<&str>,
 ) -> Result<(u16, Value), Box<dyn std::error::Error + Send + Sync>> {
+    let (status, _, value) = request_with_headers(address, method, path, token, json).await?;
+    Ok((status, value))
+}
+
+/// [`request`], also returning the response headers.
+async fn request_with_headers(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> Result<(u16, hyper::HeaderMap, Value), Box<dyn std::error::Error + Send + Sync>> {
     let stream = tokio::net::TcpStream::connect(address).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -61,10 +73,11 @@ async fn request(
     let body = Full::new(Bytes::from(json.unwrap_or_default().to_owned()));
     let response = sender.send_request(builder.body(body)?).await?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await?.to_bytes();
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Ok((status, value))
+    Ok((status, headers, value))
 }
 
 async fn call(server: &Server, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
@@ -404,4 +417,189 @@ fn rejects_bad_flags() {
             .expect("runs");
         assert!(!output.status.success(), "{args:?}");
     }
+}
+
+/// 40 provisions sent at once; returns each answer's status, headers and body.
+async fn provision_race(server: &Server) -> Vec<(u16, hyper::HeaderMap, Value)> {
+    let address = server.address();
+    let requests = (0..40).map(|_| async move {
+        request_with_headers(
+            address,
+            "POST",
+            "/api/provision",
+            None,
+            Some(r#"{"imageType":"busybox","durationMinutes":5}"#),
+        )
+        .await
+    });
+    futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|e| panic!("provision: {e}\n{}", server.log_text())))
+        .collect()
+}
+
+/// How many answers had each status.
+fn count_statuses(
+    answers: &[(u16, hyper::HeaderMap, Value)],
+) -> std::collections::BTreeMap<u16, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (status, _, _) in answers {
+        *counts.entry(*status).or_default() += 1;
+    }
+    counts
+}
+
+/// 40 simultaneous provisions against `--max-leases-per-owner 5`: exactly
+/// 5 leases (202) and 35 `quota_exceeded` (429) naming the limit; exactly 5
+/// leases listed afterwards.
+async fn owner_quota_race(server: &Server) {
+    let answers = provision_race(server).await;
+    assert_eq!(
+        count_statuses(&answers),
+        [(202, 5), (429, 35)].into_iter().collect(),
+        "{:?}\n{}",
+        answers.iter().map(|(_, _, body)| body).collect::<Vec<_>>(),
+        server.log_text()
+    );
+    for (status, _, body) in &answers {
+        if *status == 429 {
+            assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+            assert_eq!(body["error"]["limit"], "max_leases_per_owner", "{body}");
+        }
+    }
+    let (status, listed) = call(server, "GET", "/api/containers", None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["containers"].as_array().map(Vec::len),
+        Some(5),
+        "exactly the admitted leases exist: {listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_parallel_provisions_against_an_owner_limit_of_5_with_sqlite() {
+    if !docker_ready() {
+        return;
+    }
+    let guard = NamespaceGuard::random();
+    let dir = lease_testkit::TempDir::new("lease-e2e-race");
+    let url = format!("sqlite://{}", dir.path().join("leases.db").display());
+    let server = start(
+        guard.namespace(),
+        &["--store", &url, "--max-leases-per-owner", "5"],
+    );
+    owner_quota_race(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_parallel_provisions_against_an_owner_limit_of_5_in_memory() {
+    if !docker_ready() {
+        return;
+    }
+    let guard = NamespaceGuard::random();
+    let server = start(
+        guard.namespace(),
+        &["--store", "memory", "--max-leases-per-owner", "5"],
+    );
+    owner_quota_race(&server).await;
+}
+
+/// `--max-leases 3`: of 40 simultaneous provisions 3 get a lease and 37 a
+/// 503 `capacity_exhausted` naming `max_leases`, with `Retry-After`;
+/// `/api/usage` shows the capacity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_capacity_refuses_with_503_naming_the_limit() {
+    if !docker_ready() {
+        return;
+    }
+    let guard = NamespaceGuard::random();
+    let server = start(
+        guard.namespace(),
+        &[
+            "--store",
+            "memory",
+            "--max-leases",
+            "3",
+            "--max-cpus",
+            "4.5",
+            "--max-memory",
+            "1GiB",
+        ],
+    );
+    let answers = provision_race(&server).await;
+    assert_eq!(
+        count_statuses(&answers),
+        [(202, 3), (503, 37)].into_iter().collect(),
+        "{}",
+        server.log_text()
+    );
+    for (status, headers, body) in &answers {
+        if *status == 503 {
+            assert_eq!(body["error"]["code"], "capacity_exhausted", "{body}");
+            assert_eq!(body["error"]["limit"], "max_leases", "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("max_leases"), "{message}");
+            assert!(message.contains("the limit is 3"), "{message}");
+            assert_eq!(
+                headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("30"),
+                "{headers:?}"
+            );
+        }
+    }
+    let (status, usage) = call(&server, "GET", "/api/usage", None).await;
+    assert_eq!(status, 200, "{usage}");
+    let capacity = &usage["limits"]["capacity"];
+    assert_eq!(capacity["maxLeases"], 3, "{usage}");
+    assert_eq!(capacity["maxCpus"], 4.5, "{usage}");
+    assert_eq!(capacity["maxMemoryMb"], 1024, "{usage}");
+    assert!(
+        server.log_text().contains("host capacity limits"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// Bad capacity values are refused before the server starts, naming the flag.
+#[test]
+fn bad_capacity_flags_are_refused() {
+    for args in [
+        ["--max-leases", "0"].as_slice(),
+        ["--max-cpus", "0"].as_slice(),
+        ["--max-cpus", "lots"].as_slice(),
+        ["--max-memory", "16GB"].as_slice(),
+        ["--max-memory", "1.5"].as_slice(),
+    ] {
+        let output = Command::new(BINARY)
+            .args(args)
+            .args([
+                "--namespace",
+                "test-flags",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                "memory",
+            ])
+            .output()
+            .expect("run the binary");
+        assert!(!output.status.success(), "{args:?} must be refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
+
+/// Without any host limit the server warns at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_host_limit_is_warned_about_at_start_up() {
+    if !docker_ready() {
+        return;
+    }
+    let guard = NamespaceGuard::random();
+    let server = start(guard.namespace(), &["--store", "memory"]);
+    assert!(
+        server.log_text().contains("no host capacity limit"),
+        "{}",
+        server.log_text()
+    );
 }
