@@ -5,7 +5,8 @@
 //!   `get` at a time;
 //! - then a summary, in one run against the same server: insert / get / CAS
 //!   update / claim_expired throughput with 16 concurrent tasks (one
-//!   multiplexed connection), next to `redis-benchmark` SET, GET, ZADD and
+//!   multiplexed connection), and insert with no limit vs every admission
+//!   limit set, next to `redis-benchmark` SET, GET, ZADD and
 //!   EVALSHA with 16 clients, and the ratios.
 //!
 //! ```text
@@ -23,7 +24,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use criterion::Criterion;
 use lease_core::testing::conformance::sample_lease;
-use lease_core::{Lease, LeaseId, LeaseStore, Status};
+use lease_core::{Admission, Lease, LeaseId, LeaseStore, Money, Status};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use tokio::runtime::Runtime;
 
@@ -98,7 +99,10 @@ async fn fill(store: &Arc<RedisStore>) -> (Vec<Lease>, f64) {
         throughput(BIG, move |i| {
             let (store, leases) = (Arc::clone(&store), Arc::clone(&leases));
             async move {
-                store.insert(&leases[i]).await.expect("insert");
+                store
+                    .insert(&leases[i], &Admission::default())
+                    .await
+                    .expect("insert");
             }
         })
         .await
@@ -109,6 +113,47 @@ async fn fill(store: &Arc<RedisStore>) -> (Vec<Lease>, f64) {
         .cloned()
         .collect();
     (due, rate)
+}
+
+/// Insert throughput into an empty store, 20,000 leases of 500 owners, with
+/// no limit set and with every limit set (none reached: the script gathers
+/// and compares every figure); two fresh prefixes in one run.
+async fn admission_rates(url: &str) -> (f64, f64) {
+    const INSERTS: usize = 20_000;
+    let every_limit = Admission {
+        max_leases_per_owner: Some(1_000_000),
+        max_daily_spend: Some(Money::from_nanos(i64::MAX / 2)),
+        max_leases: Some(u32::MAX),
+        max_nano_cpus: Some(i64::MAX / 2),
+        max_memory_mb: Some(u64::MAX / 2),
+        ..Admission::today(Utc::now())
+    };
+    let mut rates = Vec::new();
+    for (tag, admission) in [
+        ("free", Admission::today(Utc::now())),
+        ("limited", every_limit),
+    ] {
+        let store = connect(url, tag).await;
+        let leases: Arc<Vec<Lease>> = Arc::new(
+            (0..INSERTS)
+                .map(|n| sample_lease(&format!("owner-{}", n % 500), Duration::hours(2)))
+                .collect(),
+        );
+        let rate = {
+            let (store, admission) = (Arc::clone(&store), Arc::new(admission));
+            throughput(INSERTS, move |i| {
+                let (store, leases) = (Arc::clone(&store), Arc::clone(&leases));
+                let admission = Arc::clone(&admission);
+                async move {
+                    store.insert(&leases[i], &admission).await.expect("insert");
+                }
+            })
+            .await
+        };
+        store.delete_all().await.expect("cleanup");
+        rates.push(rate);
+    }
+    (rates[0], rates[1])
 }
 
 fn criterion_benches(c: &mut Criterion, rt: &Runtime, store: &Arc<RedisStore>, due: &[Lease]) {
@@ -230,7 +275,10 @@ fn main() {
                 let mut next = lease.clone();
                 next.status = Status::Running;
                 next.provision_attempts = next.provision_attempts.wrapping_add(1);
-                *lease = store.update(&next).await.expect("update");
+                *lease = store
+                    .update(&next, &Admission::default())
+                    .await
+                    .expect("update");
             }
         })
         .await
@@ -245,7 +293,9 @@ fn main() {
             let pool = Arc::clone(&pool);
             async move {
                 for lease in chunk {
-                    pool.insert(lease).await.expect("insert");
+                    pool.insert(lease, &Admission::default())
+                        .await
+                        .expect("insert");
                 }
             }
         }))
@@ -268,6 +318,7 @@ fn main() {
         rate
     });
     rt.block_on(big.delete_all()).expect("cleanup");
+    let (free_rate, limited_rate) = rt.block_on(admission_rates(&url));
 
     let set = redis_benchmark(&url, &["-t", "set"]);
     let get = redis_benchmark(&url, &["-t", "get"]);
@@ -314,6 +365,8 @@ fn main() {
     );
     for (name, ours, theirs_name, theirs) in [
         ("insert (Lua, 6 keys)", insert_rate, "SET", set),
+        ("insert, 20k, no limit set", free_rate, "SET", set),
+        ("insert, 20k, every limit set", limited_rate, "SET", set),
         ("get (HGET+GET pipelined)", get_rate, "GET", get),
         ("CAS update (Lua)", update_rate, "EVALSHA (1 SET)", evalsha),
         (

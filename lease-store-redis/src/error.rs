@@ -23,6 +23,12 @@ pub(crate) enum RedisStoreError {
     /// The revision cannot grow any more.
     #[error("revision {0} cannot be incremented")]
     RevisionOverflow(u64),
+    /// The active leases kept changing while the admission counters were
+    /// being started (a replica of the previous version still writing).
+    #[error(
+        "the active leases changed during each of {0} attempts; stop the replicas of the previous version"
+    )]
+    KeptMoving(u32),
 }
 
 /// Whether `error` means Redis cannot be reached or cannot serve right now

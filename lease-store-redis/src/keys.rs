@@ -101,6 +101,24 @@ impl Keys {
     pub(crate) fn usage(&self, owner: &str) -> String {
         format!("{}usage:{owner}", self.base)
     }
+
+    /// Hash of the host's totals over the active leases: `nano_cpus`,
+    /// `memory_mb` (see `admission.rs`).
+    pub(crate) fn capacity(&self) -> String {
+        format!("{}capacity", self.base)
+    }
+
+    /// Hash of one owner's spend per UTC day: day number → nano-dollars
+    /// charged for the owner's leases created that day (see `admission.rs`).
+    pub(crate) fn spend(&self, owner: &str) -> String {
+        format!("{}spend:{owner}", self.base)
+    }
+
+    /// The layout's version (`2`: the admission counters are kept; absent:
+    /// written by a version that kept none, see `upgrade.rs`).
+    pub(crate) fn layout(&self) -> String {
+        format!("{}layout", self.base)
+    }
 }
 
 /// Nanoseconds since the epoch, exactly.
@@ -216,6 +234,8 @@ mod tests {
         let keys = Keys::new("cl-test");
         assert_eq!(keys.lease("container-x"), "{cl-test}:lease:container-x");
         assert_eq!(keys.owner("a:b{c}"), "{cl-test}:owner:a:b{c}");
+        assert_eq!(keys.spend("ada"), "{cl-test}:spend:ada");
+        assert_eq!(keys.capacity(), "{cl-test}:capacity");
         let id = LeaseId::generate();
         let m = member(Utc.timestamp_opt(1, 0).unwrap(), &id);
         assert_eq!(member_id(&m), Some(id.as_str()));

@@ -4,7 +4,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use chrono::{Duration, Utc};
-//! use lease_core::{Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
+//! use lease_core::{Admission, Lease, LeaseId, LeaseStore, ListQuery, Money, Status};
 //! use lease_store_redis::{RedisStore, RedisStoreConfig};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -18,15 +18,15 @@
 //! let rate = "0.01".parse()?;
 //! let lease = Lease::new(LeaseId::generate(), "alice", "alpine", rate, now, now + Duration::minutes(5));
 //! assert_eq!(lease.estimated_cost, Money::from_nanos(833_333));
-//! let stored = store.insert(&lease).await?;
+//! let stored = store.insert(&lease, &Admission::default()).await?;
 //! assert_eq!(stored.revision, 1);
 //!
 //! // Every change is a compare-and-set on the revision.
 //! let mut running = stored.clone();
 //! running.status = Status::Running;
-//! let running = store.update(&running).await?;
+//! let running = store.update(&running, &Admission::default()).await?;
 //! assert_eq!(running.revision, 2);
-//! assert!(store.update(&stored).await.is_err()); // stale revision: Conflict
+//! assert!(store.update(&stored, &Admission::default()).await.is_err()); // stale revision: Conflict
 //!
 //! let page = store.list(&ListQuery::owner("alice")).await?;
 //! assert_eq!(page.items, vec![running]);
@@ -43,7 +43,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{p}:lease:<id>` | hash | an active lease: `data` (JSON), `rev`, `due_ms`, `due_ns`, `idx`, `owner` |
+//! | `{p}:lease:<id>` | hash | an active lease: `data` (JSON), `rev`, `due_ms`, `due_ns`, `idx`, `owner`, and its admission weights `charge`, `day`, `cpus`, `memory` |
 //! | `{p}:due` | sorted set | active lease ids scored by *claimable time* (ms): max(due time, claim deadline) |
 //! | `{p}:claims` | hash | lease id → claim deadline (ms) of leases a reaper holds |
 //! | `{p}:active` | sorted set | `<created>:<id>` of every active lease (lexicographic; list paging) |
@@ -52,6 +52,9 @@
 //! | `{p}:ended` | sorted set | `<ended>:<id>` of finished leases, pruned by the retention |
 //! | `{p}:ended-by:<owner>` | sorted set | the same, for one owner |
 //! | `{p}:usage:<owner>` | hash | `count` and `cost` (nano-dollars) of the owner's finished leases |
+//! | `{p}:capacity` | hash | `nano_cpus` and `memory_mb` summed over the active leases |
+//! | `{p}:spend:<owner>` | hash | UTC day number → nano-dollars charged for the owner's leases created that day, active and finished |
+//! | `{p}:layout` | string | `2` once the admission counters are kept |
 //!
 //! `<created>`/`<ended>` are times written so that they sort as text (`p` and
 //! 25 digits of nanoseconds since the epoch).
@@ -76,6 +79,27 @@
 //! Paging order: `list` returns the oldest `created_at` first, ties by id
 //! ascending; `history` the newest `ended_at` first, ties by id descending.
 //!
+//! # Admission
+//!
+//! [`LeaseStore::insert`](lease_core::LeaseStore::insert) and
+//! [`update`](lease_core::LeaseStore::update) check their
+//! [`Admission`](lease_core::Admission) in the same script as the write, so
+//! replicas racing at a limit cannot all pass it. The figures are counters
+//! the write scripts keep: the owner's and all active leases are the sizes
+//! of the `owner:<owner>` and `active` indexes, the host's CPUs and memory
+//! the `capacity` hash, an owner's spend today the sum of the `spend:<owner>`
+//! days from the admission's `day_start` on (whole UTC days: exact for the
+//! engine's `day_start`, a UTC midnight). Each active lease keeps what it
+//! added (its weights), so an update or finish moves exactly that out.
+//! Arithmetic on nano-dollars and nano-CPUs is exact (Lua's doubles are
+//! not used for it past 2^53).
+//!
+//! A database written by the previous version of this store has no
+//! counters: the first [`RedisStore::connect`] (or first write) of this
+//! version counts its active leases and the finished ones still in history
+//! once, and marks the layout. Stop replicas of the previous version first:
+//! what they write afterwards is not counted.
+//!
 //! # Errors
 //!
 //! Connection failures, timeouts, `LOADING`, `READONLY`, `MASTERDOWN` and
@@ -94,6 +118,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admission;
 mod config;
 mod error;
 mod keys;

@@ -11,10 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lease_core::{
-    HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, StoreError, UsageTotals,
+    Admission, HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, StoreError,
+    UsageTotals,
 };
 use redis::Script;
+use tokio::sync::OnceCell;
 
+use crate::admission::{
+    Admitted, InsertLimits, Weights, insert_refusal, update_limits, update_refusal,
+};
 use crate::config::RedisStoreConfig;
 use crate::error::{RedisStoreError, other};
 use crate::keys::{Keys, ceil_millis, due_time, member};
@@ -22,6 +27,7 @@ use crate::link::Link;
 use crate::record::{ActiveFields, Outcome, counter, decode, encode};
 
 mod paging;
+mod upgrade;
 
 use paging::Index;
 
@@ -34,18 +40,31 @@ struct Scripts {
     release: Script,
     next_due: Script,
     page: Script,
+    upgrade: Script,
+}
+
+/// A script that keeps the admission counters: `lua/lib/admission.lua`
+/// (Lua has no `require` in Redis), then its own file.
+macro_rules! admitting_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/lib/admission.lua"),
+            include_str!($file)
+        ))
+    };
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            insert: Script::new(include_str!("lua/insert.lua")),
-            update: Script::new(include_str!("lua/update.lua")),
-            finish: Script::new(include_str!("lua/finish.lua")),
+            insert: admitting_script!("lua/insert.lua"),
+            update: admitting_script!("lua/update.lua"),
+            finish: admitting_script!("lua/finish.lua"),
             claim: Script::new(include_str!("lua/claim.lua")),
             release: Script::new(include_str!("lua/release.lua")),
             next_due: Script::new(include_str!("lua/next_due.lua")),
             page: Script::new(include_str!("lua/page.lua")),
+            upgrade: Script::new(include_str!("lua/upgrade.lua")),
         }
     }
 }
@@ -64,6 +83,8 @@ pub struct RedisStore {
     /// How long a finished lease stays in history after its `ended_at`.
     retention_ms: i64,
     scripts: Scripts,
+    /// Set once the admission counters are known to be kept (`upgrade.rs`).
+    upgraded: OnceCell<()>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -77,16 +98,20 @@ impl fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to Redis and checks it answers; fails with
-    /// [`StoreError::Unavailable`] if it cannot be reached.
+    /// [`StoreError::Unavailable`] if it cannot be reached. On a database
+    /// written by a version of this store that kept no admission counters,
+    /// starts them (see the crate docs).
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
         let store = Self::connect_lazy(config)?;
         store.ping().await?;
+        store.counters_ready().await?;
         Ok(store)
     }
 
     /// Prepares the store without connecting: the first call connects (and
-    /// fails with [`StoreError::Unavailable`] while Redis is down). Must be
-    /// called inside a Tokio runtime.
+    /// fails with [`StoreError::Unavailable`] while Redis is down), and the
+    /// first write starts the admission counters if needed. Must be called
+    /// inside a Tokio runtime.
     pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, StoreError> {
         config.validate().map_err(|error| StoreError::Other {
             operation: "configure the Redis store".to_owned(),
@@ -98,6 +123,7 @@ impl RedisStore {
             retention_ms: i64::try_from(config.history_retention.as_millis()).unwrap_or(i64::MAX),
             prefix: config.prefix,
             scripts: Scripts::new(),
+            upgraded: OnceCell::new(),
         })
     }
 
@@ -153,19 +179,36 @@ impl LeaseStore for RedisStore {
         Ok(())
     }
 
-    async fn insert(&self, lease: &Lease) -> Result<Lease, StoreError> {
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.counters_ready().await?;
         let stored = Lease {
             revision: 1,
             ..lease.clone()
         };
-        let (id, owner) = (stored.id.as_str(), &stored.owner);
-        let keys = (self.keys.active_lease(id, owner), self.keys.history(id));
-        let args = (id, ActiveFields::of(&stored)?);
-        let outcome: Outcome = self
+        let (k, id, owner) = (&self.keys, stored.id.as_str(), &stored.owner);
+        let keys = (
+            k.active_lease(id, owner),
+            k.history(id),
+            (k.capacity(), k.spend(owner), k.layout()),
+        );
+        let args = (
+            id,
+            ActiveFields::of(&stored)?,
+            Weights::of(&stored),
+            InsertLimits::new(admission, &stored),
+        );
+        let admitted: Admitted = self
             .link
             .run_script("insert a lease", &self.scripts.insert, keys, args)
             .await?;
-        outcome.check(&stored.id, None)?;
+        match admitted {
+            Admitted::Outcome(outcome) => outcome.check(&stored.id, None)?,
+            Admitted::Refused(figures) => {
+                let error = insert_refusal(&figures, admission, &stored);
+                tracing::debug!(lease_id = %stored.id, owner = %stored.owner, %error, "lease refused");
+                return Err(error);
+            }
+        }
         tracing::debug!(lease_id = %stored.id, owner = %stored.owner, "lease stored");
         Ok(stored)
     }
@@ -184,21 +227,26 @@ impl LeaseStore for RedisStore {
         }
     }
 
-    async fn update(&self, lease: &Lease) -> Result<Lease, StoreError> {
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        self.counters_ready().await?;
         let stored = next_revision(lease)?;
-        let (id, owner) = (stored.id.as_str(), &stored.owner);
-        let keys = self.keys.active_lease(id, owner);
+        let (k, id, owner) = (&self.keys, stored.id.as_str(), &stored.owner);
+        let keys = (k.active_lease(id, owner), k.capacity(), k.spend(owner));
         let args = (
-            id,
-            lease.revision,
-            ActiveFields::of(&stored)?,
-            self.keys.base(),
+            (id, lease.revision, ActiveFields::of(&stored)?, k.base()),
+            Weights::of(&stored),
+            update_limits(admission, &stored),
         );
-        let outcome: Outcome = self
+        let admitted: Admitted = self
             .link
             .run_script("update a lease", &self.scripts.update, keys, args)
             .await?;
-        outcome.check(&stored.id, Some(lease.revision))?;
+        match admitted {
+            Admitted::Outcome(outcome) => outcome.check(&stored.id, Some(lease.revision))?,
+            Admitted::Refused(figures) => {
+                return Err(update_refusal(&figures, admission, k.lease(id), lease));
+            }
+        }
         Ok(stored)
     }
 
@@ -272,6 +320,7 @@ impl LeaseStore for RedisStore {
     }
 
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        self.counters_ready().await?;
         let stored = next_revision(lease)?;
         let (k, id, owner) = (&self.keys, stored.id.as_str(), &stored.owner);
         let ended = stored.ended_at.unwrap_or_else(Utc::now);
@@ -281,10 +330,19 @@ impl LeaseStore for RedisStore {
         let keys = (
             (k.lease(id), k.due(), k.claims(), k.active()),
             (k.history(id), k.ended(), k.ended_by(owner), k.usage(owner)),
+            (k.capacity(), k.spend(owner)),
         );
         let json = encode(&stored)?;
         let record = (json, member(ended, &stored.id), cost, kept_until_ms);
-        let args = (id, lease.revision, record, self.retention_ms, k.base());
+        let spend = Weights::of(&stored).spend();
+        let args = (
+            id,
+            lease.revision,
+            record,
+            self.retention_ms,
+            k.base(),
+            spend,
+        );
         let outcome: Outcome = self
             .link
             .run_script("finish a lease", &self.scripts.finish, keys, args)

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::{finished, sample_lease, unique_owner};
-use lease_core::{HistoryQuery, LeaseId, LeaseStore, ListQuery, Money, StoreError};
+use lease_core::{Admission, HistoryQuery, LeaseId, LeaseStore, ListQuery, Money, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 
 /// A loopback port nothing listens on (bound, then released).
@@ -42,8 +42,14 @@ async fn unreachable_redis_is_unavailable() {
     let results: Vec<(&str, Result<(), StoreError>)> = vec![
         ("ping", store.ping().await),
         ("get", store.get(&id).await.map(drop)),
-        ("insert", store.insert(&lease).await.map(drop)),
-        ("update", store.update(&lease).await.map(drop)),
+        (
+            "insert",
+            store.insert(&lease, &Admission::default()).await.map(drop),
+        ),
+        (
+            "update",
+            store.update(&lease, &Admission::default()).await.map(drop),
+        ),
         ("list", store.list(&ListQuery::default()).await.map(drop)),
         (
             "claim",
@@ -120,11 +126,17 @@ async fn corrupt_records_are_reported_with_their_key() {
     let owner = unique_owner("corrupt");
 
     let bad = store
-        .insert(&sample_lease(&owner, Duration::minutes(-2)))
+        .insert(
+            &sample_lease(&owner, Duration::minutes(-2)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let good = store
-        .insert(&sample_lease(&owner, Duration::minutes(-1)))
+        .insert(
+            &sample_lease(&owner, Duration::minutes(-1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let key = format!("{{{prefix}}}:lease:{}", bad.id);
@@ -221,11 +233,17 @@ async fn claims_follow_the_server_clock_not_the_callers() {
     };
     let owner = unique_owner("skew");
     let soon = store
-        .insert(&sample_lease(&owner, Duration::seconds(20)))
+        .insert(
+            &sample_lease(&owner, Duration::seconds(20)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let due = store
-        .insert(&sample_lease(&owner, Duration::seconds(-1)))
+        .insert(
+            &sample_lease(&owner, Duration::seconds(-1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     for skew in [Duration::seconds(30), Duration::days(1)] {
@@ -243,7 +261,10 @@ async fn claims_follow_the_server_clock_not_the_callers() {
     }
     // A caller whose clock lags still claims what is due by the server.
     let late = store
-        .insert(&sample_lease(&owner, Duration::seconds(-1)))
+        .insert(
+            &sample_lease(&owner, Duration::seconds(-1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let claimed = store
@@ -265,7 +286,10 @@ async fn prefixes_do_not_see_each_other() {
         return;
     };
     let lease = a
-        .insert(&sample_lease("shared-name", Duration::seconds(-5)))
+        .insert(
+            &sample_lease("shared-name", Duration::seconds(-5)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     assert!(matches!(
@@ -287,9 +311,12 @@ async fn prefixes_do_not_see_each_other() {
     );
     assert_eq!(b.next_due().await.expect("next_due"), None);
     // delete_all removes only its own prefix.
-    b.insert(&sample_lease("shared-name", Duration::minutes(5)))
-        .await
-        .expect("insert");
+    b.insert(
+        &sample_lease("shared-name", Duration::minutes(5)),
+        &Admission::default(),
+    )
+    .await
+    .expect("insert");
     assert!(b.delete_all().await.expect("delete_all") > 0);
     assert_eq!(a.get(&lease.id).await.expect("still there"), lease);
     assert!(a.delete_all().await.expect("delete_all") > 0);
@@ -312,7 +339,10 @@ async fn history_honours_retention() {
     };
     let owner = unique_owner("retention");
     let lease = store
-        .insert(&sample_lease(&owner, Duration::minutes(5)))
+        .insert(
+            &sample_lease(&owner, Duration::minutes(5)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let done = store

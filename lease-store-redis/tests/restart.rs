@@ -10,7 +10,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
-use lease_core::{LeaseStore, ListQuery, Status, StoreError};
+use lease_core::{Admission, LeaseStore, ListQuery, Status, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_testkit::redis::{Persistence, PrivateRedis};
 use tokio::sync::Mutex;
@@ -44,11 +44,11 @@ async fn restart_with_aof_always_loses_no_acknowledged_write() {
             let mut errors = Vec::new();
             while !stop.is_cancelled() {
                 let lease = sample_lease(&owner, Duration::minutes(30));
-                match store.insert(&lease).await {
+                match store.insert(&lease, &Admission::default()).await {
                     Ok(stored) => {
                         let mut running = stored.clone();
                         running.status = Status::Running;
-                        match store.update(&running).await {
+                        match store.update(&running, &Admission::default()).await {
                             Ok(updated) => acknowledged.lock().await.push(updated),
                             Err(error) => {
                                 acknowledged.lock().await.push(stored);
@@ -145,7 +145,10 @@ async fn restart_with_aof_always_loses_no_acknowledged_write() {
 
     // Scripts work again after the restart emptied the script cache.
     let due = store
-        .insert(&sample_lease(&owner, Duration::seconds(-1)))
+        .insert(
+            &sample_lease(&owner, Duration::seconds(-1)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
     let claimed = store
@@ -174,7 +177,10 @@ async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
     let store = RedisStore::connect(config).await.expect("connect");
     let owner = unique_owner("demoted");
     let kept = store
-        .insert(&sample_lease(&owner, Duration::minutes(5)))
+        .insert(
+            &sample_lease(&owner, Duration::minutes(5)),
+            &Admission::default(),
+        )
         .await
         .expect("insert");
 
@@ -193,7 +199,10 @@ async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
         .expect("REPLICAOF");
     for _ in 0..2 {
         match store
-            .insert(&sample_lease(&owner, Duration::minutes(5)))
+            .insert(
+                &sample_lease(&owner, Duration::minutes(5)),
+                &Admission::default(),
+            )
             .await
         {
             Err(StoreError::Unavailable(source)) => {
@@ -214,7 +223,10 @@ async fn a_demoted_primary_is_unavailable_for_writes_until_promoted() {
         .await
         .expect("promote");
     let again = store
-        .insert(&sample_lease(&owner, Duration::minutes(5)))
+        .insert(
+            &sample_lease(&owner, Duration::minutes(5)),
+            &Admission::default(),
+        )
         .await
         .expect("insert after promotion");
     assert_eq!(store.get(&again.id).await.expect("get"), again);

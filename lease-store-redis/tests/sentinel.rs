@@ -8,7 +8,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use lease_core::testing::conformance::{sample_lease, unique_owner};
-use lease_core::{LeaseStore, StoreError};
+use lease_core::{Admission, LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_testkit::free_port;
 use lease_testkit::redis::{Persistence, PrivateRedis, scratch_dir};
@@ -99,7 +99,10 @@ async fn follows_a_sentinel_failover() {
     for _ in 0..20 {
         leases.push(
             store
-                .insert(&sample_lease(&owner, Duration::minutes(5)))
+                .insert(
+                    &sample_lease(&owner, Duration::minutes(5)),
+                    &Admission::default(),
+                )
                 .await
                 .expect("insert"),
         );
@@ -119,7 +122,7 @@ async fn follows_a_sentinel_failover() {
     let mut failures = 0;
     let due = sample_lease(&owner, Duration::seconds(-1));
     loop {
-        match store.insert(&due).await {
+        match store.insert(&due, &Admission::default()).await {
             Ok(_) => break,
             Err(StoreError::Unavailable(_)) => {
                 failures += 1;

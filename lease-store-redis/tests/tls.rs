@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use lease_core::testing::conformance::{sample_lease, unique_owner};
-use lease_core::{LeaseStore, StoreError};
+use lease_core::{Admission, LeaseStore, StoreError};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_testkit::redis::{PrivateRedis, scratch_dir};
 
@@ -92,7 +92,10 @@ async fn rediss_with_a_configured_ca() {
         .tls_root_certificate(ca);
     let store = RedisStore::connect(config).await.expect("connect over TLS");
     let lease = store
-        .insert(&sample_lease(&unique_owner("tls"), Duration::minutes(5)))
+        .insert(
+            &sample_lease(&unique_owner("tls"), Duration::minutes(5)),
+            &Admission::default(),
+        )
         .await
         .expect("insert over TLS");
     assert_eq!(store.get(&lease.id).await.expect("get over TLS"), lease);
