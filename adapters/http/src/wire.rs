@@ -331,6 +331,21 @@ pub struct OfferingJson {
     pub default_minutes: u32,
     /// Longest lifetime in minutes, extensions included.
     pub max_minutes: u32,
+    /// The network its containers are on: `none`, `isolated` (the
+    /// server reaches it, it reaches nothing) or `egress` (outbound too);
+    /// never one lease to another.
+    pub network: String,
+    /// Whether the root filesystem is read-only (writes only to `/tmp`).
+    pub read_only: bool,
+    /// Size of the writable `/tmp` scratch in MiB, for a read-only root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_mb: Option<u32>,
+    /// The numeric `uid` or `uid:gid` it runs as, when not the image's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Limit of its writable disk layer in MiB, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u32>,
 }
 
 impl OfferingJson {
@@ -344,6 +359,15 @@ impl OfferingJson {
             memory_mb: offering.memory_mb,
             default_minutes: offering.default_minutes.min(max_minutes),
             max_minutes: offering.max_minutes.min(max_minutes),
+            network: offering.network.as_str().to_owned(),
+            read_only: offering.read_only,
+            scratch_mb: offering.read_only.then(|| {
+                offering
+                    .scratch_mb
+                    .unwrap_or(lease_core::catalog::DEFAULT_SCRATCH_MB)
+            }),
+            user: offering.user.clone(),
+            disk_mb: offering.disk_mb,
         }
     }
 }

@@ -250,7 +250,9 @@ async fn catalog_lists_offerings_for_the_cost_estimate() {
             "cpus",
             "memoryMb",
             "defaultMinutes",
-            "maxMinutes"
+            "maxMinutes",
+            "network",
+            "readOnly"
         ]
         .into_iter()
         .map(String::from)
@@ -259,6 +261,8 @@ async fn catalog_lists_offerings_for_the_cost_estimate() {
     assert_eq!(alpine["key"], "alpine");
     assert_eq!(alpine["hourlyRate"], 0.01);
     assert_eq!(alpine["cpus"], 0.5);
+    assert_eq!(alpine["network"], "egress");
+    assert_eq!(alpine["readOnly"], false);
     assert_eq!(offerings[1]["hourlyRate"], 0.04);
 }
 
