@@ -72,9 +72,11 @@ mod events;
 pub mod extract;
 mod health;
 mod leases;
+pub mod limits;
 mod logs;
 mod metrics;
 mod openapi;
+pub mod serve;
 mod ui;
 pub mod wire;
 
@@ -96,7 +98,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
 pub use error::ApiError;
+pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
+pub use serve::{ServeConfig, serve};
 
 /// Default limit on request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -120,6 +124,9 @@ pub struct ApiConfig {
     /// e.g. `http://localhost:5173` for the seed's dev frontend. Default
     /// none: only same-origin pages (and non-browser clients).
     pub cors_origins: Vec<HeaderValue>,
+    /// Per-caller limits: request timeout, rate limit, stream cap
+    /// ([`Limits`]).
+    pub limits: Limits,
 }
 
 impl Default for ApiConfig {
@@ -131,6 +138,7 @@ impl Default for ApiConfig {
             sse_keep_alive: Duration::from_secs(15),
             ready_timeout: Duration::from_secs(2),
             cors_origins: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -160,6 +168,12 @@ impl ApiConfig {
         self
     }
 
+    /// Uses these per-caller limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -179,6 +193,8 @@ pub(crate) struct Shared {
     pub(crate) sse_keep_alive: Duration,
     pub(crate) ready_timeout: Duration,
     pub(crate) openapi_json: String,
+    pub(crate) limits: Limits,
+    pub(crate) streams: Arc<limits::StreamLimiter>,
 }
 
 impl Deref for AppState {
@@ -198,6 +214,14 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.spawn_listener(manager.subscribe(), config.shutdown.clone());
     let openapi_json = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
+    // Single-user mode has no token to tell callers apart: limits go per IP.
+    let per_ip = matches!(config.auth, Auth::SingleUser(_));
+    let limits = &config.limits;
+    let rate_limiter = limits
+        .rate
+        .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
+    let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
+    let timeout = from_fn_with_state(limits.request_timeout, limits::request_timeout);
     let state = AppState(Arc::new(Shared {
         manager,
         metrics,
@@ -205,6 +229,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         sse_keep_alive: config.sse_keep_alive,
         ready_timeout: config.ready_timeout,
         openapi_json,
+        limits: config.limits.clone(),
+        streams,
     }));
     let protected = Router::new()
         .route("/api/provision", post(leases::provision))
@@ -215,16 +241,20 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
+        .route("/metrics", get(metrics::metrics))
+        // Streams take no request timeout (a StreamPermit caps them).
+        .route_layer(timeout.clone())
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
-        .route("/metrics", get(metrics::metrics))
+        .route_layer(from_fn_with_state(rate_limiter, limits::rate_limit))
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         // The portal page (`/`, `/ui/…`): open, it asks for a token itself.
-        .merge(ui::routes());
+        .merge(ui::routes())
+        .route_layer(timeout);
     let app = protected
         .merge(open)
         .fallback(not_found)
