@@ -284,7 +284,8 @@ impl Connection {
         });
         let connection = self.builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
-        let mut checks = tokio::time::interval(self.idle_timeout / IDLE_CHECKS);
+        let period = (self.idle_timeout / IDLE_CHECKS).max(Duration::from_millis(1));
+        let mut checks = tokio::time::interval(period);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut quiet = 0_u32;
         let mut shutting_down = false;

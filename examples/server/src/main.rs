@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod cli;
+mod limits;
 mod serve;
 
 use std::process::ExitCode;

@@ -221,15 +221,18 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         ApiConfig::default()
             .auth(auth)
             .cors_origins(args.cors_origins.clone())
+            .limits(args.limits.limits())
             .shutdown(streams_stop.clone()),
     );
     let signalled = CancellationToken::new();
     let server = {
         let signalled = signalled.clone();
+        let connections = args.limits.serve_config();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signalled.cancelled().await })
-                .await
+            lease_http::serve(listener, app, connections, async move {
+                signalled.cancelled().await;
+            })
+            .await
         })
     };
     let mut server = server;
