@@ -27,7 +27,7 @@
 //!     .body(Body::from(r#"{"imageType":"alpine","durationMinutes":2}"#))?;
 //! let response = app.oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::ACCEPTED); // a pending lease
-//! // In a binary: axum::serve(listener, app).await
+//! // In a binary: lease_http::serve(listener, app, ServeConfig::default(), shutdown).await
 //! # Ok(())
 //! # }
 //! ```
@@ -54,6 +54,15 @@
 //! error, axum's own rejections included, is
 //! `{"error":{"code","message"}}` ([`error::ErrorBody`]) with a 4xx status
 //! for what the caller got wrong and a 5xx only for the server's faults.
+//!
+//! # Limits
+//!
+//! [`serve()`] serves the router with connection limits (header-read and
+//! idle timeouts, connection caps overall and per client IP, graceful
+//! shutdown); [`Limits`] ([`ApiConfig::limits`]) bounds what one caller may
+//! take: a request timeout on non-streaming routes, a rate limit on POST and
+//! DELETE (429 `rate_limited` with `Retry-After`), a cap on open streams
+//! ([`StreamPermit`]) and on WebSocket client messages.
 //!
 //! # Auth
 //!
