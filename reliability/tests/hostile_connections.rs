@@ -96,7 +96,7 @@ fn slow_header_connections_are_cut_while_healthz_stays_fast() {
     let addresses: u8 = scale.pick(2, 10);
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let Some(server) = Server::start(server::config(&namespace)) else {
+    let Some(mut server) = Server::start(server::config(&namespace)) else {
         return;
     };
     let address = server.address();
@@ -180,7 +180,11 @@ fn slow_header_connections_are_cut_while_healthz_stays_fast() {
         ms(cut_times.iter().max().copied().unwrap_or_default()),
     );
 
-    assert!(server.is_running(), "lease-server died:\n{}", server.log_text());
+    assert!(
+        server.is_running(),
+        "lease-server died:\n{}",
+        server.log_text()
+    );
     assert!(
         failures.is_empty(),
         "/healthz failed during the slow connections: {:?}",
@@ -281,7 +285,7 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
         "--max-streams-per-caller".to_owned(),
         CAP.to_string(),
     ]);
-    let Some(server) = Server::start(config) else {
+    let Some(mut server) = Server::start(config) else {
         return;
     };
     let address = server.address();
@@ -302,13 +306,17 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
     let rss_flood = rss_kb(pid);
     // Bob and the health check are served meanwhile.
     let (bob_status, _bob) = open_stream(address, &tokens.bob);
-    let health = server.api().request("GET", "/healthz", None).expect("/healthz");
+    let health = server
+        .api()
+        .request("GET", "/healthz", None)
+        .expect("/healthz");
     // Alice closes her streams: she may open new ones.
     let held = open.len();
     drop(open);
-    let reopened = lease_reliability::wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        (open_stream(address, &tokens.alice).0 == 200).then_some(())
-    });
+    let reopened =
+        lease_reliability::wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            (open_stream(address, &tokens.alice).0 == 200).then_some(())
+        });
     let rss_end = rss_kb(pid);
 
     eprintln!(
@@ -321,12 +329,19 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
     figure("scenario15.stream_flood.rss_flood_kib", rss_flood);
     figure("scenario15.stream_flood.rss_end_kib", rss_end);
 
-    assert!(server.is_running(), "lease-server died:\n{}", server.log_text());
+    assert!(
+        server.is_running(),
+        "lease-server died:\n{}",
+        server.log_text()
+    );
     assert_eq!(held, CAP, "streams open for one token");
     assert_eq!(refused, attempts - CAP, "streams refused with 429");
     assert_eq!(bob_status, 200, "another token's stream");
     assert_eq!(health.status, 200);
-    assert!(reopened.is_some(), "alice could not open a stream after closing hers");
+    assert!(
+        reopened.is_some(),
+        "alice could not open a stream after closing hers"
+    );
     let growth = rss_end.max(rss_flood).saturating_sub(rss_start);
     assert!(
         growth < 64 * 1024,

@@ -241,12 +241,23 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         limits: config.limits.clone(),
         streams,
     }));
+    // The rate limit spends only on the routes that change something.
+    let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
     let protected = Router::new()
-        .route("/api/provision", post(leases::provision))
+        .route(
+            "/api/provision",
+            post(leases::provision).layer(rated.clone()),
+        )
         .route("/api/containers", get(leases::list))
         .route("/api/containers/{id}/status", get(leases::status))
-        .route("/api/containers/{id}", delete(leases::delete))
-        .route("/api/containers/{id}/extend", post(leases::extend))
+        .route(
+            "/api/containers/{id}",
+            delete(leases::delete).layer(rated.clone()),
+        )
+        .route(
+            "/api/containers/{id}/extend",
+            post(leases::extend).layer(rated),
+        )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
@@ -255,7 +266,6 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route_layer(timeout.clone())
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
-        .route_layer(from_fn_with_state(rate_limiter, limits::rate_limit))
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

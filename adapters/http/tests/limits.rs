@@ -110,9 +110,8 @@ impl Answer {
     }
 
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn error_code(&self) -> String {
@@ -267,7 +266,10 @@ async fn the_per_ip_cap_refuses_one_more_connection_while_others_are_served() {
     // The fourth from the same address is closed at accept, unanswered.
     let mut fourth = connect_from(local, served.address).await;
     let answer = exchange(&mut fourth, "GET", "/healthz", None, None).await;
-    assert!(answer.is_none(), "the 4th connection was served: {answer:?}");
+    assert!(
+        answer.is_none(),
+        "the 4th connection was served: {answer:?}"
+    );
     // Another client address is served, and so are the three held ones.
     let mut other = connect_from([127, 0, 0, 2].into(), served.address).await;
     let answer = exchange(&mut other, "GET", "/healthz", None, None).await;
@@ -385,25 +387,57 @@ async fn the_rate_limit_answers_429_with_retry_after_and_changes_nothing() {
         per_second: NonZeroU32::new(1).unwrap(),
         burst: NonZeroU32::new(3).unwrap(),
     };
-    let served = start(true, Limits::default().rate(Some(rate)), ServeConfig::default()).await;
+    let served = start(
+        true,
+        Limits::default().rate(Some(rate)),
+        ServeConfig::default(),
+    )
+    .await;
     let mut alice = connect(served.address).await;
     for _ in 0..3 {
-        let answer = exchange(&mut alice, "POST", "/api/provision", Some(&served.alice), Some(PROVISION))
-            .await
-            .unwrap();
-        assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
-    }
-    let refused = exchange(&mut alice, "POST", "/api/provision", Some(&served.alice), Some(PROVISION))
+        let answer = exchange(
+            &mut alice,
+            "POST",
+            "/api/provision",
+            Some(&served.alice),
+            Some(PROVISION),
+        )
         .await
         .unwrap();
+        assert_eq!(
+            answer.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    let refused = exchange(
+        &mut alice,
+        "POST",
+        "/api/provision",
+        Some(&served.alice),
+        Some(PROVISION),
+    )
+    .await
+    .unwrap();
     assert_eq!(refused.status, 429);
     assert_eq!(refused.error_code(), "rate_limited");
-    let retry: u64 = refused.header("retry-after").expect("Retry-After").parse().unwrap();
+    let retry: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     // Nothing was created by the refused request: exactly three leases.
-    let list = exchange(&mut alice, "GET", "/api/containers", Some(&served.alice), None)
-        .await
-        .unwrap();
+    let list = exchange(
+        &mut alice,
+        "GET",
+        "/api/containers",
+        Some(&served.alice),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(list.status, 200, "reads are not rate limited");
     let ids: Vec<String> = list.json()["containers"]
         .as_array()
@@ -419,16 +453,28 @@ async fn the_rate_limit_answers_429_with_retry_after_and_changes_nothing() {
         .unwrap();
     assert_eq!(answer.status, 429);
     assert_eq!(answer.error_code(), "rate_limited");
-    let status = exchange(&mut alice, "GET", &format!("{path}/status"), Some(&served.alice), None)
-        .await
-        .unwrap();
+    let status = exchange(
+        &mut alice,
+        "GET",
+        &format!("{path}/status"),
+        Some(&served.alice),
+        None,
+    )
+    .await
+    .unwrap();
     assert_ne!(status.json()["status"], "deleting");
     assert_ne!(status.json()["status"], "deleted");
     // Bob's budget is his own.
     let mut bob = connect(served.address).await;
-    let answer = exchange(&mut bob, "POST", "/api/provision", Some(&served.bob), Some(PROVISION))
-        .await
-        .unwrap();
+    let answer = exchange(
+        &mut bob,
+        "POST",
+        "/api/provision",
+        Some(&served.bob),
+        Some(PROVISION),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status, 202);
     // After Retry-After, alice may go on.
     tokio::time::sleep(Duration::from_secs(retry)).await;
@@ -444,7 +490,12 @@ async fn single_user_mode_rate_limits_per_client_ip() {
         per_second: NonZeroU32::new(1).unwrap(),
         burst: NonZeroU32::new(2).unwrap(),
     };
-    let served = start(false, Limits::default().rate(Some(rate)), ServeConfig::default()).await;
+    let served = start(
+        false,
+        Limits::default().rate(Some(rate)),
+        ServeConfig::default(),
+    )
+    .await;
     let mut one = connect_from([127, 0, 0, 1].into(), served.address).await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -454,7 +505,11 @@ async fn single_user_mode_rate_limits_per_client_ip() {
     assert_eq!(statuses, [202, 202, 429]);
     let mut two = connect_from([127, 0, 0, 2].into(), served.address).await;
     let answer = exchange(&mut two, "POST", "/api/provision", None, Some(PROVISION)).await;
-    assert_eq!(answer.unwrap().status, 202, "another address has its own budget");
+    assert_eq!(
+        answer.unwrap().status,
+        202,
+        "another address has its own budget"
+    );
 }
 
 /// Opens the log WebSocket of a lease that stays pending (its container

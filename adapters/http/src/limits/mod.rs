@@ -25,8 +25,8 @@ use axum::http::Extensions;
 use crate::auth::Caller;
 
 pub(crate) use rate::{RateLimiter, rate_limit};
-pub use streams::StreamPermit;
 pub(crate) use streams::StreamLimiter;
+pub use streams::StreamPermit;
 pub(crate) use timeout::request_timeout;
 
 /// Per-caller limits of the router. The defaults never bother a person at
