@@ -64,7 +64,7 @@ fn minutes(field: &str, value: i64, max: u32) -> Result<u32, ApiError> {
         (status = 413, description = "Body over 64 KiB", body = crate::error::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown imageType or bad durationMinutes", body = crate::error::ErrorBody),
-        (status = 429, description = "Over a quota", body = crate::error::ErrorBody),
+        (status = 429, description = "Over a quota (`quota_exceeded`), or over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
         (status = 503, description = "Store unavailable", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
@@ -175,6 +175,7 @@ pub(crate) async fn status(
         (status = 202, description = "Deletion under way (status `deleting`, or `deleted` if already gone)", body = LeaseJson),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -205,7 +206,7 @@ pub(crate) async fn delete(
         (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
         (status = 409, description = "The lease is not live", body = crate::error::ErrorBody),
         (status = 422, description = "Bad minutes or past the max lifetime", body = crate::error::ErrorBody),
-        (status = 429, description = "Over the daily-spend quota", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the daily-spend quota (`quota_exceeded`), or over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]

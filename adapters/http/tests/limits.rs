@@ -604,3 +604,18 @@ async fn a_client_that_stops_reading_an_event_stream_is_dropped_and_its_slot_fre
     // the end finds EOF (what it buffered, then nothing more).
     closed_after(&mut stalled, Duration::from_secs(10)).await;
 }
+
+#[test]
+fn openapi_documents_429_on_mutating_and_stream_routes() {
+    let doc = serde_json::to_value(lease_http::openapi()).unwrap();
+    for (path, method) in [
+        ("/api/provision", "post"),
+        ("/api/containers/{id}", "delete"),
+        ("/api/containers/{id}/extend", "post"),
+        ("/api/events", "get"),
+        ("/ws/logs/{id}", "get"),
+    ] {
+        let answer = &doc["paths"][path][method]["responses"]["429"];
+        assert!(answer.is_object(), "{method} {path} documents no 429");
+    }
+}
