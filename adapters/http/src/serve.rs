@@ -26,10 +26,12 @@
 //!
 //! ```no_run
 //! # use lease_http::serve::{ServeConfig, serve};
-//! # async fn run(app: axum::Router) -> std::io::Result<()> {
+//! # use tokio_util::sync::CancellationToken;
+//! # async fn run(app: axum::Router, stop: CancellationToken) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! serve(listener, app, ServeConfig::default(), async {
-//!     let _ = tokio::signal::ctrl_c().await;
+//! // Returns once `stop` is cancelled and the open connections are done.
+//! serve(listener, app, ServeConfig::default(), async move {
+//!     stop.cancelled().await
 //! })
 //! .await
 //! # }
