@@ -286,35 +286,80 @@ impl Connection {
         });
         let connection = self.builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
-        let period = (self.idle_timeout / IDLE_CHECKS).max(Duration::from_millis(1));
-        let mut checks = tokio::time::interval(period);
-        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut quiet = 0_u32;
-        let mut shutting_down = false;
+        // The watchdog runs as its own task, woken only by its timer and
+        // the shutdown: the connection's hot path polls one channel only.
+        let (tell, mut told) = tokio::sync::mpsc::channel(2);
+        let watchdog = tokio::spawn(watch(active, self.idle_timeout, self.closing, tell));
         loop {
             tokio::select! {
+                biased;
                 finished = connection.as_mut() => {
                     if let Err(error) = finished {
                         debug!(peer = %peer, error = %error, "connection ended with an error");
                     }
-                    return;
+                    break;
                 }
-                () = self.closing.cancelled(), if !shutting_down => {
-                    shutting_down = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                _ = checks.tick() => {
-                    quiet = if active.swap(false, Ordering::Relaxed) { 0 } else { quiet + 1 };
-                    if quiet == IDLE_CHECKS && !shutting_down {
-                        debug!(peer = %peer, "idle connection: shutting it down");
-                        shutting_down = true;
-                        connection.as_mut().graceful_shutdown();
-                    } else if quiet >= 2 * IDLE_CHECKS {
+                verdict = told.recv() => match verdict {
+                    Some(Verdict::ShutDown) => connection.as_mut().graceful_shutdown(),
+                    Some(Verdict::Drop) => {
                         debug!(peer = %peer, "connection still idle: dropping it");
-                        return;
+                        break;
                     }
-                }
+                    // The watchdog is gone (it cannot end otherwise): serve on.
+                    None => {
+                        let _ = connection.as_mut().await;
+                        break;
+                    }
+                },
             }
+        }
+        watchdog.abort();
+    }
+}
+
+/// What the watchdog tells a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Close once the request in flight (if any) is answered.
+    ShutDown,
+    /// Close now.
+    Drop,
+}
+
+/// Watches a connection's activity: tells it to shut down when the server
+/// does or when no byte moved for `idle_timeout`, and to drop when still
+/// nothing moved after as long again.
+async fn watch(
+    active: Arc<AtomicBool>,
+    idle_timeout: Duration,
+    closing: CancellationToken,
+    tell: tokio::sync::mpsc::Sender<Verdict>,
+) {
+    let period = (idle_timeout / IDLE_CHECKS).max(Duration::from_millis(1));
+    let mut checks = tokio::time::interval(period);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = 0_u32;
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            () = closing.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                let _ = tell.send(Verdict::ShutDown).await;
+                continue;
+            }
+            _ = checks.tick() => {}
+        }
+        quiet = if active.swap(false, Ordering::Relaxed) {
+            0
+        } else {
+            quiet + 1
+        };
+        if quiet == IDLE_CHECKS && !shutting_down {
+            shutting_down = true;
+            let _ = tell.send(Verdict::ShutDown).await;
+        } else if quiet >= 2 * IDLE_CHECKS {
+            let _ = tell.send(Verdict::Drop).await;
+            return;
         }
     }
 }
