@@ -8,6 +8,13 @@
 //!    a temporary directory on `TMPDIR`'s disk) and with Redis — run when
 //!    `LEASE_TEST_REDIS_URL` is set).
 //!
+//! The API runs as `lease-server` runs it: on `lease_http::serve` with the
+//! default connection limits (header-read and idle timeouts, connection
+//! caps) and the router's default limits (request timeout, stream cap), the
+//! rate limit raised out of the way (the provision run sends thousands of
+//! POSTs from one client: it measures the limiter's cost, not its refusals).
+//! The hello-world baseline runs on plain `axum::serve`.
+//!
 //! `cargo bench -p lease-http --bench http_api`; `BENCH_SECONDS` sets the
 //! length of each throughput run (default 3).
 
@@ -24,7 +31,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use lease_core::testing::fake_runtime::FakeRuntime;
 use lease_core::{LeaseManager, LeaseStore, ManagerConfig, ProvisionRequest, Status};
-use lease_http::{ApiConfig, router};
+use lease_http::{ApiConfig, Limits, RateLimit, ServeConfig, router};
 use lease_store_memory::MemoryStore;
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig, Synchronous};
@@ -46,6 +53,28 @@ async fn serve(app: Router) -> Result<SocketAddr, Error> {
     let address = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(address)
+}
+
+/// Serves the API with every limit on, as the server binary does.
+async fn serve_api(app: Router) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(lease_http::serve(
+        listener,
+        app,
+        ServeConfig::default(),
+        std::future::pending(),
+    ));
+    Ok(address)
+}
+
+/// The router's default limits, with a rate limit no run reaches.
+fn limits() -> Limits {
+    let rate = RateLimit {
+        per_second: std::num::NonZeroU32::new(1_000_000).unwrap_or(std::num::NonZeroU32::MIN),
+        burst: std::num::NonZeroU32::new(1_000_000).unwrap_or(std::num::NonZeroU32::MIN),
+    };
+    Limits::default().rate(Some(rate))
 }
 
 async fn connect(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>, Error> {
@@ -128,7 +157,7 @@ async fn status_vs_hello(seconds: f64) -> Result<(), Error> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let api = serve(router(manager, ApiConfig::default())).await?;
+    let api = serve_api(router(manager, ApiConfig::default().limits(limits()))).await?;
     let hello = serve(Router::new().route("/", get(|| async { "Hello, World!" }))).await?;
     let status_path = format!("/api/containers/{}/status", lease.id);
 
@@ -252,9 +281,11 @@ async fn provision_latency(
     let manager = manager(store, runtime.clone())?;
     let shutdown = CancellationToken::new();
     let background = manager.start(shutdown.clone());
-    let api = serve(router(
+    let api = serve_api(router(
         manager.clone(),
-        ApiConfig::default().shutdown(shutdown.clone()),
+        ApiConfig::default()
+            .limits(limits())
+            .shutdown(shutdown.clone()),
     ))
     .await?;
 

@@ -64,7 +64,7 @@ fn minutes(field: &str, value: i64, max: u32) -> Result<u32, ApiError> {
         (status = 413, description = "Body over 64 KiB", body = crate::error::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 422, description = "Unknown imageType or bad durationMinutes", body = crate::error::ErrorBody),
-        (status = 429, description = "Over an owner's quota (`quota_exceeded`, `limit`: max_leases_per_owner or max_daily_spend)", body = crate::error::ErrorBody),
+        (status = 429, description = "Over an owner's quota (`quota_exceeded`, `limit`: max_leases_per_owner or max_daily_spend), or over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
         (status = 503, description = "The host is at capacity (`capacity_exhausted`, `limit`: max_leases, max_cpus or max_memory; with Retry-After), or the store is unavailable", body = crate::error::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying, on capacity_exhausted"))),
     ),
@@ -176,6 +176,7 @@ pub(crate) async fn status(
         (status = 202, description = "Deletion under way (status `deleting`, or `deleted` if already gone)", body = LeaseJson),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -206,7 +207,7 @@ pub(crate) async fn delete(
         (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
         (status = 409, description = "The lease is not live", body = crate::error::ErrorBody),
         (status = 422, description = "Bad minutes or past the max lifetime", body = crate::error::ErrorBody),
-        (status = 429, description = "Over the daily-spend quota", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the daily-spend quota (`quota_exceeded`), or over the caller's rate limit (`rate_limited`, with `Retry-After`; nothing done)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]

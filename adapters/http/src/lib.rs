@@ -29,7 +29,7 @@
 //!     .body(Body::from(r#"{"imageType":"alpine","durationMinutes":2}"#))?;
 //! let response = app.oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::ACCEPTED); // a pending lease
-//! // In a binary: axum::serve(listener, app).await
+//! // In a binary: lease_http::serve(listener, app, ServeConfig::default(), shutdown).await
 //! # Ok(())
 //! # }
 //! ```
@@ -57,6 +57,15 @@
 //! `{"error":{"code","message"}}` ([`error::ErrorBody`]) with a 4xx status
 //! for what the caller got wrong and a 5xx only for the server's faults.
 //!
+//! # Limits
+//!
+//! [`serve()`] serves the router with connection limits (header-read and
+//! idle timeouts, connection caps overall and per client IP, graceful
+//! shutdown); [`Limits`] ([`ApiConfig::limits`]) bounds what one caller may
+//! take: a request timeout on non-streaming routes, a rate limit on POST and
+//! DELETE (429 `rate_limited` with `Retry-After`), a cap on open streams
+//! ([`StreamPermit`]) and on WebSocket client messages.
+//!
 //! # Auth
 //!
 //! [`auth::Auth::Tokens`]: every `/api/*` and `/ws/*` request needs
@@ -80,11 +89,13 @@ mod events;
 pub mod extract;
 mod health;
 mod leases;
+pub mod limits;
 mod local_only;
 mod logs;
 mod metrics;
 mod metrics_token;
 mod openapi;
+pub mod serve;
 mod ui;
 pub mod wire;
 
@@ -106,7 +117,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
 pub use error::ApiError;
+pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
+pub use serve::{ServeConfig, serve};
 
 /// Default limit on request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -138,6 +151,9 @@ pub struct ApiConfig {
     /// Anyone who can reach the server then acts as the local user. Default
     /// false.
     pub insecure_open: bool,
+    /// Per-caller limits: request timeout, rate limit, stream cap
+    /// ([`Limits`]).
+    pub limits: Limits,
 }
 
 impl Default for ApiConfig {
@@ -151,6 +167,7 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             metrics_token: None,
             insecure_open: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -192,6 +209,12 @@ impl ApiConfig {
         self
     }
 
+    /// Uses these per-caller limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -213,6 +236,8 @@ pub(crate) struct Shared {
     pub(crate) sse_keep_alive: Duration,
     pub(crate) ready_timeout: Duration,
     pub(crate) openapi_json: String,
+    pub(crate) limits: Limits,
+    pub(crate) streams: Arc<limits::StreamLimiter>,
 }
 
 impl Deref for AppState {
@@ -232,6 +257,14 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.spawn_listener(manager.subscribe(), config.shutdown.clone());
     let openapi_json = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
+    // Single-user mode has no token to tell callers apart: limits go per IP.
+    let per_ip = matches!(config.auth, Auth::SingleUser(_));
+    let limits = &config.limits;
+    let rate_limiter = limits
+        .rate
+        .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
+    let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
+    let timeout = from_fn_with_state(limits.request_timeout, limits::request_timeout);
     let state = AppState(Arc::new(Shared {
         manager,
         auth: config.auth.clone(),
@@ -241,16 +274,32 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         sse_keep_alive: config.sse_keep_alive,
         ready_timeout: config.ready_timeout,
         openapi_json,
+        limits: config.limits.clone(),
+        streams,
     }));
+    // The rate limit spends only on the routes that change something.
+    let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
     let protected = Router::new()
-        .route("/api/provision", post(leases::provision))
+        .route(
+            "/api/provision",
+            post(leases::provision).layer(rated.clone()),
+        )
         .route("/api/containers", get(leases::list))
         .route("/api/containers/{id}/status", get(leases::status))
-        .route("/api/containers/{id}", delete(leases::delete))
-        .route("/api/containers/{id}/extend", post(leases::extend))
+        .route(
+            "/api/containers/{id}",
+            delete(leases::delete).layer(rated.clone()),
+        )
+        .route(
+            "/api/containers/{id}/extend",
+            post(leases::extend).layer(rated),
+        )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
+        .route("/metrics", get(metrics::metrics))
+        // Streams take no request timeout (a StreamPermit caps them).
+        .route_layer(timeout.clone())
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
@@ -261,7 +310,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         // The portal page (`/`, `/ui/…`): open, it asks for a token itself.
-        .merge(ui::routes());
+        .merge(ui::routes())
+        .route_layer(timeout);
     let app = protected
         .merge(open)
         .fallback(not_found)

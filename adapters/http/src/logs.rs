@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, LeasePath};
 use crate::leases::find_lease;
+use crate::limits::StreamPermit;
 use crate::wire::LogsParams;
 
 /// Default number of past lines sent first.
@@ -32,13 +33,17 @@ const PENDING_POLL: Duration = Duration::from_secs(1);
 const CLOSE_NORMAL: u16 = 1000;
 /// The server is going away.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// The client sent a message over the size limit (or a malformed one).
+const CLOSE_TOO_BIG: u16 = 1009;
 /// The server failed.
 const CLOSE_ERROR: u16 = 1011;
 
 /// Streams a lease's container logs: the last `tail` lines, then new ones
 /// as they come, one text frame per line. Waits while the lease is pending.
 /// Ends with a normal close whose reason says why (`lease ended`,
-/// `container stopped`, `log stream ended`).
+/// `container stopped`, `log stream ended`). A client message over the size
+/// limit closes the socket with 1009; a client that does not take a line
+/// within the stream send timeout is disconnected.
 #[utoipa::path(
     get,
     path = "/ws/logs/{id}",
@@ -49,12 +54,14 @@ const CLOSE_ERROR: u16 = 1011;
         (status = 400, description = "Not a WebSocket request", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or invalid token", body = crate::error::ErrorBody),
         (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
+        (status = 429, description = "The caller has too many streams open (`too_many_streams`)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn logs(
     State(state): State<AppState>,
     caller: Caller,
+    permit: StreamPermit,
     LeasePath(id): LeasePath,
     ApiQuery(params): ApiQuery<LogsParams>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -68,7 +75,14 @@ pub(crate) async fn logs(
         )
     })?;
     let tail = params.tail.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL);
-    Ok(upgrade.on_upgrade(move |socket| stream_logs(state, lease.id, tail, socket)))
+    let max_message = state.limits.ws_max_message;
+    Ok(upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| async move {
+            stream_logs(state, lease.id, tail, socket).await;
+            drop(permit);
+        }))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -80,6 +94,35 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
+}
+
+/// How the client ended the socket, seen from its last message.
+enum ClientEnded {
+    /// Closed, or gone.
+    Gone,
+    /// Sent a message over the limit or one that is not valid.
+    Refused,
+}
+
+impl ClientEnded {
+    async fn close(self, sink: &mut Sink) {
+        if let ClientEnded::Refused = self {
+            close(sink, CLOSE_TOO_BIG, "message too big or not valid").await;
+        }
+    }
+}
+
+/// `Some` if the client's `message` ends the stream (the log stream reads
+/// nothing from its client but pings and the close).
+fn client_ended(message: Option<Result<Message, axum::Error>>) -> Option<ClientEnded> {
+    match message {
+        None | Some(Ok(Message::Close(_))) => Some(ClientEnded::Gone),
+        Some(Err(error)) => {
+            debug!(error = %error, "log client sent a message that is refused");
+            Some(ClientEnded::Refused)
+        }
+        Some(Ok(_)) => None,
+    }
 }
 
 /// Whether a lease is over (its logs will not come back).
@@ -115,8 +158,8 @@ async fn stream_logs(state: AppState, id: LeaseId, tail: u32, socket: WebSocket)
             }
             () = tokio::time::sleep(PENDING_POLL) => {}
             message = incoming.next() => {
-                if matches!(message, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
-                    return;
+                if let Some(ended) = client_ended(message) {
+                    return ended.close(&mut sink).await;
                 }
             }
             () = shutdown.cancelled() => {
@@ -150,8 +193,18 @@ async fn stream_logs(state: AppState, id: LeaseId, tail: u32, socket: WebSocket)
         tokio::select! {
             line = lines.next() => match line {
                 Some(Ok(line)) => {
-                    if sink.send(Message::Text(line.text.into())).await.is_err() {
-                        return;
+                    let sent = tokio::time::timeout(
+                        state.limits.stream_send_timeout,
+                        sink.send(Message::Text(line.text.into())),
+                    )
+                    .await;
+                    match sent {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            debug!(lease_id = %id, "log client not reading: disconnected");
+                            return;
+                        }
                     }
                 }
                 Some(Err(error)) => {
@@ -161,8 +214,8 @@ async fn stream_logs(state: AppState, id: LeaseId, tail: u32, socket: WebSocket)
                 None => break false,
             },
             message = incoming.next() => {
-                if matches!(message, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
-                    return;
+                if let Some(ended) = client_ended(message) {
+                    return ended.close(&mut sink).await;
                 }
             }
             () = shutdown.cancelled() => {

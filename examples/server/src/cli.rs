@@ -172,6 +172,10 @@ pub struct ServeArgs {
     /// provisioning in flight before exiting.
     #[arg(long, env = "LEASE_SHUTDOWN_GRACE", default_value = "30s")]
     pub shutdown_grace: humantime::Duration,
+
+    /// Connection and per-caller limits.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {

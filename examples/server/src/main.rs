@@ -15,6 +15,7 @@
 mod capacity;
 mod cli;
 mod credentials;
+mod limits;
 mod serve;
 
 use std::process::ExitCode;

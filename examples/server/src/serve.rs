@@ -243,6 +243,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         .auth(credentials.auth())
         .insecure_open(args.insecure_open)
         .cors_origins(args.cors_origins.clone())
+        .limits(args.limits.limits())
         .shutdown(streams_stop.clone());
     if let Some(token) = credentials.metrics_token() {
         api_config = api_config.metrics_token(token);
@@ -251,10 +252,12 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let signalled = CancellationToken::new();
     let server = {
         let signalled = signalled.clone();
+        let connections = args.limits.serve_config();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signalled.cancelled().await })
-                .await
+            lease_http::serve(listener, app, connections, async move {
+                signalled.cancelled().await;
+            })
+            .await
         })
     };
     let mut server = server;

@@ -409,6 +409,11 @@ fn rejects_bad_flags() {
         ["--max-daily-spend", "-1"].as_slice(),
         ["--log-format", "xml"].as_slice(),
         ["--sweep-interval", "soon"].as_slice(),
+        ["--header-read-timeout", "0s"].as_slice(),
+        ["--idle-timeout", "0s"].as_slice(),
+        ["--request-timeout", "0s"].as_slice(),
+        ["--rate-limit-burst", "0"].as_slice(),
+        ["--max-connections-per-ip", "-1"].as_slice(),
     ] {
         let output = Command::new(BINARY)
             .args(args)
