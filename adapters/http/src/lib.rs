@@ -297,7 +297,6 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
-        .route("/metrics", get(metrics::metrics))
         // Streams take no request timeout (a StreamPermit caps them).
         .route_layer(timeout.clone())
         .route("/api/events", get(events::events))
