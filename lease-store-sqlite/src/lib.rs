@@ -21,24 +21,15 @@
 //! let store: Arc<dyn LeaseStore> = Arc::new(SqliteStore::open(SqliteStoreConfig::new(&path)).await?);
 //!
 //! let now = Utc::now();
-//! let lease = Lease {
-//!     id: LeaseId::generate(),
-//!     owner: "ada".into(),
-//!     offering: "alpine".into(),
-//!     container_id: None,
-//!     status: Status::Pending,
-//!     created_at: now - chrono::Duration::minutes(2),
-//!     expires_at: now, // its time is up
-//!     ended_at: None,
-//!     end_reason: None,
-//!     hourly_rate: "0.01".parse()?,
-//!     estimated_cost: Money::from_nanos(333_333),
-//!     final_cost: None,
-//!     error: None,
-//!     provision_attempts: 0,
-//!     removal_failures: 0,
-//!     revision: 0,
-//! };
+//! // Two minutes booked at $0.01/h, and its time is up.
+//! let lease = Lease::new(
+//!     LeaseId::generate(),
+//!     "ada",
+//!     "alpine",
+//!     "0.01".parse()?,
+//!     now - chrono::Duration::minutes(2),
+//!     now,
+//! );
 //! let stored = store.insert(&lease, &Admission::default()).await?;
 //! assert_eq!(stored.revision, 1);
 //!
