@@ -103,6 +103,10 @@ fn is_configured_for(network: &Network, mode: NetworkMode) -> bool {
         && network.internal.unwrap_or(false) == (mode == NetworkMode::Isolated)
 }
 
+/// How long a runtime that has just created a namespace network waits for
+/// a racing replica's creation to show before it picks the earliest.
+const NETWORK_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// When a network was created; unknown sorts last.
 fn created_at(network: &Network) -> DateTime<Utc> {
     network
@@ -168,6 +172,12 @@ impl DockerRuntime {
             return Ok(id);
         }
         let created = self.create_network(namespace, &name, mode).await?;
+        if created.is_some() {
+            // On an engine that allows duplicate names, another replica's
+            // creation may have started first and be listed only later: let
+            // it land before choosing (once per namespace and mode).
+            tokio::time::sleep(NETWORK_SETTLE).await;
+        }
         // Whether this call or another replica's made it, the listing decides.
         let chosen = self
             .find_network(namespace, &name, mode)

@@ -104,10 +104,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn_with_state, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use lease_core::LeaseManager;
@@ -264,7 +264,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .rate
         .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
     let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
-    let timeout = from_fn_with_state(limits.request_timeout, limits::request_timeout);
+    let timeout = limits::request_timeout(limits.request_timeout);
     let state = AppState(Arc::new(Shared {
         manager,
         auth: config.auth.clone(),
@@ -317,7 +317,10 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit))
         // A panicking handler answers 500 (as JSON, below); the server goes on.
         .layer(CatchPanicLayer::new())
-        .layer(map_response(json_errors))
+        .layer(map_response_with_state(
+            config.limits.request_timeout,
+            json_errors,
+        ))
         .with_state(state);
     let app = if config.auth.is_single_user() && !config.insecure_open {
         let allowed = local_only::LocalOnly {
@@ -349,7 +352,7 @@ async fn not_found(uri: Uri) -> ApiError {
 
 /// Turns any error response without a JSON body (axum's 405, rejections
 /// of extractors, …) into the API's error JSON.
-async fn json_errors(response: Response) -> Response {
+async fn json_errors(State(request_timeout): State<Duration>, response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || error::is_json(&response) {
         return response;
@@ -359,7 +362,13 @@ async fn json_errors(response: Response) -> Response {
         .await
         .ok()
         .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
-    let mut converted = ApiError::from_status(status, text).into_response();
+    // Our own 503s are JSON: an empty one is the request timeout's.
+    let error = if status == StatusCode::SERVICE_UNAVAILABLE && text.as_deref() == Some("") {
+        limits::timed_out(request_timeout)
+    } else {
+        ApiError::from_status(status, text)
+    };
+    let mut converted = error.into_response();
     for name in [ALLOW, WWW_AUTHENTICATE, RETRY_AFTER] {
         if let Some(value) = parts.headers.get(&name) {
             converted.headers_mut().insert(name, value.clone());

@@ -20,8 +20,10 @@ use lease_store_memory::MemoryStore;
 const UP: u8 = 0;
 const DOWN: u8 = 1;
 const CORRUPT: u8 = 2;
+const HANGING: u8 = 3;
 
-/// A memory store that can be made unreachable or corrupt.
+/// A memory store that can be made unreachable, corrupt or hanging (every
+/// call waits forever).
 #[derive(Debug, Default)]
 struct FailingStore {
     inner: MemoryStore,
@@ -29,8 +31,9 @@ struct FailingStore {
 }
 
 impl FailingStore {
-    fn check(&self) -> Result<(), StoreError> {
+    async fn check(&self) -> Result<(), StoreError> {
         match self.mode.load(Ordering::SeqCst) {
+            HANGING => std::future::pending().await,
             DOWN => Err(StoreError::Unavailable("injected outage".into())),
             CORRUPT => Err(StoreError::Corrupt {
                 key: "lease:x".into(),
@@ -44,23 +47,23 @@ impl FailingStore {
 #[async_trait]
 impl LeaseStore for FailingStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.ping().await
     }
     async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.insert(lease, admission).await
     }
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.get(id).await
     }
     async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.update(lease, admission).await
     }
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.list(query).await
     }
     async fn claim_expired(
@@ -69,27 +72,27 @@ impl LeaseStore for FailingStore {
         limit: usize,
         claim_ttl: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.claim_expired(now, limit, claim_ttl).await
     }
     async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.release(id, retry_at).await
     }
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.next_due().await
     }
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.finish(lease).await
     }
     async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.history(query).await
     }
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
-        self.check()?;
+        self.check().await?;
         self.inner.usage(owner).await
     }
 }
@@ -144,4 +147,35 @@ async fn an_unreachable_store_is_503_and_a_corrupt_one_500() {
     store.mode.store(UP, Ordering::SeqCst);
     assert_eq!(h.get(&status_uri, None).await.status, StatusCode::OK);
     assert_eq!(h.get("/readyz", None).await.status, StatusCode::OK);
+}
+
+/// A request the store never answers is cut at the request timeout with
+/// `503 request_timeout` (JSON like every error); streams are not timed.
+#[tokio::test]
+async fn a_request_the_store_never_answers_times_out() {
+    let store = Arc::new(FailingStore::default());
+    let h = Harness::with(Options {
+        store: Some(store.clone()),
+        limits: Some(lease_http::Limits::default().request_timeout(Duration::from_millis(200))),
+        ..Options::default()
+    });
+    let lease = h.provision(None, r#"{"imageType":"alpine"}"#).await;
+    let id = lease["id"].as_str().unwrap();
+
+    store.mode.store(HANGING, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let reply = h.get(&format!("/api/containers/{id}/status"), None).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.error_code(), "request_timeout");
+    assert!(reply.text().contains("0.2 s"), "{}", reply.text());
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    store.mode.store(UP, Ordering::SeqCst);
+    let again = h.get(&format!("/api/containers/{id}/status"), None).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
 }

@@ -27,7 +27,7 @@ use crate::auth::Caller;
 pub(crate) use rate::{RateLimiter, rate_limit};
 pub(crate) use streams::StreamLimiter;
 pub use streams::StreamPermit;
-pub(crate) use timeout::request_timeout;
+pub(crate) use timeout::{request_timeout, timed_out};
 
 /// Per-caller limits of the router. The defaults never bother a person at
 /// a browser or a script that waits for its answers.

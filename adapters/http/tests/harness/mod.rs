@@ -52,6 +52,8 @@ pub struct Options {
     pub insecure_open: bool,
     /// `ApiConfig::cors_origins`.
     pub cors_origins: Vec<&'static str>,
+    /// `ApiConfig::limits` (default: `Limits::default()`).
+    pub limits: Option<lease_http::Limits>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             metrics_token: None,
             insecure_open: false,
             cors_origins: Vec::new(),
+            limits: None,
         }
     }
 }
@@ -163,6 +166,9 @@ impl Harness {
                     .map(|origin| origin.parse().expect("an origin"))
                     .collect(),
             );
+        if let Some(limits) = options.limits.clone() {
+            config = config.limits(limits);
+        }
         if let Some(token) = &options.metrics_token {
             config = config.metrics_token(MetricsToken::new(token).expect("a scrape token"));
         }
