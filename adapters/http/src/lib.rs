@@ -298,7 +298,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
         // Streams take no request timeout (a StreamPermit caps them).
-        .route_layer(timeout.clone())
+        .route_layer(timeout)
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
