@@ -164,8 +164,16 @@ impl NamespaceGuard {
     }
 }
 
-impl Drop for NamespaceGuard {
-    fn drop(&mut self) {
+/// How long a guard waits before its second sweep: a server killed just
+/// before may still have a create (container or network) in flight at the
+/// engine, which lands after the first sweep listed the namespace.
+const LATE_CREATE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl NamespaceGuard {
+    /// Removes the namespace's containers, then its networks (and the
+    /// extra ones registered). Never panics: it runs during a test's panic
+    /// too.
+    fn sweep(&self) {
         let extra = std::mem::take(
             &mut *self
                 .extra
@@ -173,7 +181,6 @@ impl Drop for NamespaceGuard {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         remove_containers(&extra);
-        // Never panics: a drop may run during a test's panic.
         let filter = format!("label={}={}", labels::NAMESPACE, self.namespace);
         let ids = match try_ps(&[&filter], "{{.ID}}") {
             Ok(ids) => ids,
@@ -198,13 +205,25 @@ impl Drop for NamespaceGuard {
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
         remove_networks(&extra_networks);
-        match try_networks_of(&self.namespace) {
-            Ok(networks) => remove_networks(&networks),
-            Err(error) => eprintln!(
-                "NamespaceGuard: cannot list the networks of {}: {error}",
-                self.namespace
-            ),
-        }
+        let networks = match try_networks_of(&self.namespace) {
+            Ok(networks) => networks,
+            Err(error) => {
+                eprintln!(
+                    "NamespaceGuard: cannot list the networks of {}: {error}",
+                    self.namespace
+                );
+                Vec::new()
+            }
+        };
+        remove_networks(&networks);
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        self.sweep();
+        std::thread::sleep(LATE_CREATE_GRACE);
+        self.sweep();
     }
 }
 
