@@ -166,8 +166,9 @@ impl NamespaceGuard {
 
 /// How long a guard waits before its second sweep: a server killed just
 /// before may still have a create (container or network) in flight at the
-/// engine, which lands after the first sweep listed the namespace.
-const LATE_CREATE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// engine, which lands after the first sweep listed the namespace (a
+/// bridge network's iptables set-up takes over a second on a loaded host).
+const LATE_CREATE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl NamespaceGuard {
     /// Removes the namespace's containers, then its networks (and the
