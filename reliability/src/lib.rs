@@ -86,3 +86,18 @@ pub fn figure(name: &str, value: impl std::fmt::Display) {
         println!("FIGURE {name}={value}");
     }
 }
+
+/// The resident set of process `pid` in KiB, from `/proc/<pid>/status`.
+///
+/// # Panics
+///
+/// If the process is gone or the file has no `VmRSS` line.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}

@@ -796,17 +796,6 @@ fn generate(seed: u64, index: usize) -> HostileRequest {
 // ---------------------------------------------------------------------------
 // Running it.
 
-/// The resident set of `pid` in KiB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// What the corpus got back.
 #[derive(Default)]
 struct Tally {
@@ -940,18 +929,18 @@ fn hostile_corpus_gets_no_5xx_creates_nothing_and_memory_stays_bounded() {
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
 
-    let rss_start = rss_kb(pid);
+    let rss_start = lease_reliability::rss_kb(pid);
     let warm = total / 10;
     let half = total / 2;
     send_range(address, seed, 0..warm, &tally);
-    let rss_warm = rss_kb(pid);
+    let rss_warm = lease_reliability::rss_kb(pid);
     send_range(address, seed, warm..half, &tally);
-    let rss_half = rss_kb(pid);
+    let rss_half = lease_reliability::rss_kb(pid);
     send_range(address, seed, half..total, &tally);
-    let rss_end = rss_kb(pid);
+    let rss_end = lease_reliability::rss_kb(pid);
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
-    let rss_settled = rss_kb(pid);
+    let rss_settled = lease_reliability::rss_kb(pid);
 
     let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
     let five_xx: usize = tally.statuses.range(500..).map(|(_, n)| n).sum();

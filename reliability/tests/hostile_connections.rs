@@ -39,17 +39,6 @@ fn connect_from(from: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(socket.into())
 }
 
-/// The resident set of `pid` in KiB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// Sends a request head a byte at a time (one byte per connection per
 /// second) on `connections`, never finishing it; returns when every
 /// connection is closed by the server or `limit` has passed, with how long
@@ -290,7 +279,7 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
     };
     let address = server.address();
     let pid = server.pid().expect("running");
-    let rss_start = rss_kb(pid);
+    let rss_start = lease_reliability::rss_kb(pid);
 
     let mut open = Vec::new();
     let mut refused = 0;
@@ -303,7 +292,7 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
         }
     }
     let flood_time = started.elapsed();
-    let rss_flood = rss_kb(pid);
+    let rss_flood = lease_reliability::rss_kb(pid);
     // Bob and the health check are served meanwhile.
     let (bob_status, _bob) = open_stream(address, &tokens.bob);
     let health = server
@@ -317,7 +306,7 @@ fn a_stream_flood_from_one_token_is_capped_and_others_are_served() {
         lease_reliability::wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
             (open_stream(address, &tokens.alice).0 == 200).then_some(())
         });
-    let rss_end = rss_kb(pid);
+    let rss_end = lease_reliability::rss_kb(pid);
 
     eprintln!(
         "{TEST}: {attempts} streams asked for by one token in {flood_time:.1?}: {held} open, {refused} refused"

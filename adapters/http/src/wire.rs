@@ -361,11 +361,10 @@ impl OfferingJson {
             max_minutes: offering.max_minutes.min(max_minutes),
             network: offering.network.as_str().to_owned(),
             read_only: offering.read_only,
-            scratch_mb: offering.read_only.then(|| {
-                offering
-                    .scratch_mb
-                    .unwrap_or(lease_core::catalog::DEFAULT_SCRATCH_MB)
-            }),
+            scratch_mb: offering
+                .confinement()
+                .scratch_bytes
+                .and_then(|bytes| u32::try_from(bytes >> 20).ok()),
             user: offering.user.clone(),
             disk_mb: offering.disk_mb,
         }
