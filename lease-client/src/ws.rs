@@ -1,0 +1,52 @@
+//! Opening a WebSocket to the server with the bearer token in the header.
+
+use reqwest::Url;
+use reqwest::header::AUTHORIZATION;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::client::{Client, without_query};
+use crate::error::ClientError;
+
+/// A WebSocket to the server.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Largest message accepted from the server (the attach protocol sends at
+/// most 64 KiB of output per message, a log line is shorter).
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// Connects to `url` (`http(s)` turned into `ws(s)`), sending the token as
+/// `Authorization: Bearer`. A refusal before the upgrade (401, 404, 429, …)
+/// comes back as [`ClientError::Api`] with the server's code and message.
+pub(crate) async fn connect(client: &Client, mut url: Url) -> Result<Socket, ClientError> {
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    // Only fails for special/non-special mismatches, which http→ws is not.
+    let _ = url.set_scheme(scheme);
+    let shown = without_query(&url);
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ClientError::websocket(&shown, e))?;
+    if let Some(value) = client.authorization() {
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response.body().clone().unwrap_or_default();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            Err(ClientError::from_answer(status, &body, retry_after))
+        }
+        Err(other) => Err(ClientError::websocket(&shown, other)),
+    }
+}
