@@ -205,25 +205,27 @@ fn output_frame(data: Bytes) -> Result<Frame, ClientError> {
 fn control_frame(text: &str) -> Result<Frame, ClientError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ClientError::Protocol(format!("a control message that is not JSON: {e}")))?;
-    Ok(match serde_json::from_value::<ServerMessage>(value.clone()) {
-        Ok(ServerMessage::Attached {
-            session_id,
-            tty,
-            offset,
-            missed,
-        }) => Frame::Attached {
-            session_id,
-            tty,
-            offset,
-            missed,
+    Ok(
+        match serde_json::from_value::<ServerMessage>(value.clone()) {
+            Ok(ServerMessage::Attached {
+                session_id,
+                tty,
+                offset,
+                missed,
+            }) => Frame::Attached {
+                session_id,
+                tty,
+                offset,
+                missed,
+            },
+            Ok(ServerMessage::Exit { code }) => Frame::Exit { code },
+            Ok(ServerMessage::Ended { reason, message }) => Frame::Ended { reason, message },
+            Ok(ServerMessage::Detached { reason }) => Frame::Detached { reason },
+            Ok(ServerMessage::Pong) => Frame::Pong,
+            Ok(ServerMessage::Error { code, message }) => Frame::Error { code, message },
+            Err(_) => Frame::Unknown(value),
         },
-        Ok(ServerMessage::Exit { code }) => Frame::Exit { code },
-        Ok(ServerMessage::Ended { reason, message }) => Frame::Ended { reason, message },
-        Ok(ServerMessage::Detached { reason }) => Frame::Detached { reason },
-        Ok(ServerMessage::Pong) => Frame::Pong,
-        Ok(ServerMessage::Error { code, message }) => Frame::Error { code, message },
-        Err(_) => Frame::Unknown(value),
-    })
+    )
 }
 
 /// An attached session: its output and control frames, and a sender for
@@ -449,8 +451,10 @@ mod tests {
     #[test]
     fn decodes_control_messages() {
         assert_eq!(
-            control_frame(r#"{"type":"attached","sessionId":"s","tty":true,"offset":5,"missed":2}"#)
-                .expect("frame"),
+            control_frame(
+                r#"{"type":"attached","sessionId":"s","tty":true,"offset":5,"missed":2}"#
+            )
+            .expect("frame"),
             Frame::Attached {
                 session_id: "s".into(),
                 tty: true,
@@ -462,8 +466,8 @@ mod tests {
             control_frame(r#"{"type":"exit","code":3}"#).expect("frame"),
             Frame::Exit { code: 3 }
         );
-        let ended = control_frame(r#"{"type":"ended","reason":"expired","message":"m"}"#)
-            .expect("frame");
+        let ended =
+            control_frame(r#"{"type":"ended","reason":"expired","message":"m"}"#).expect("frame");
         assert!(ended.is_final());
         assert!(matches!(
             control_frame(r#"{"type":"future","x":1}"#),
@@ -476,7 +480,10 @@ mod tests {
     fn encodes_control_messages() {
         let text = |m: &ClientMessage| serde_json::to_string(m).expect("json");
         assert_eq!(
-            text(&ClientMessage::Resize { cols: 100, rows: 30 }),
+            text(&ClientMessage::Resize {
+                cols: 100,
+                rows: 30
+            }),
             r#"{"type":"resize","cols":100,"rows":30}"#
         );
         assert_eq!(

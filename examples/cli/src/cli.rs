@@ -22,7 +22,9 @@ use crate::duration::parse_minutes;
     args_override_self = true,
     after_help = "Durations are written like 90m, 2h or 1h30m (whole minutes).\n\
                   Every option has an environment variable: LEASE_STORE, LEASE_NAMESPACE, \
-                  LEASE_OWNER, LEASE_OUTPUT, …"
+                  LEASE_OWNER, LEASE_OUTPUT, LEASE_SERVER, …\n\
+                  With --server URL (or LEASE_SERVER) every lease command goes through \
+                  that lease-server, with the token in LEASE_TOKEN or stored by `lease login`."
 )]
 pub struct Cli {
     /// Settings shared by every command.
@@ -104,6 +106,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "LEASE_MAX_DAILY_SPEND", value_parser = Money::parse_non_negative, global = true, hide_short_help = true)]
     pub max_daily_spend: Option<Money>,
 
+    /// A lease-server to work through (`https://leases.example`): the
+    /// commands then go over its HTTP API — no Docker socket, no store on
+    /// this machine. The token comes from LEASE_TOKEN, else from
+    /// `lease login`.
+    #[arg(long, env = "LEASE_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+
     /// More diagnostics on stderr (-v: info, -vv: debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -142,6 +151,10 @@ pub enum Command {
     /// Manage lease-server API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Store a token for --server (asked for on the terminal, or read from stdin).
+    Login,
+    /// Forget the token `lease login` stored.
+    Logout,
     /// Print shell completions.
     Completions(CompletionsArgs),
 }

@@ -85,6 +85,30 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The lease-server refused or failed a call.
+    #[error("lease-server")]
+    Remote(#[from] lease_client::ClientError),
+    /// The lease-server refused the token (or there is none).
+    #[error(
+        "the lease-server at {server} refused the request: {message}; set LEASE_TOKEN or run \
+         `lease login --server {server}`"
+    )]
+    Unauthorized {
+        /// The server.
+        server: String,
+        /// What it said.
+        message: String,
+    },
+    /// An operator command was pointed at a lease-server.
+    #[error(
+        "`lease {command}` is an operator command: it works on the store, Docker and tokens \
+         of the host it runs on and never goes through a lease-server; run it there without \
+         --server (and LEASE_SERVER)"
+    )]
+    LocalOnly {
+        /// The command's name.
+        command: &'static str,
+    },
     /// Ctrl-C or a termination signal.
     #[error("interrupted")]
     Interrupted,
@@ -108,7 +132,7 @@ impl CliError {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Usage(_) | CliError::LocalOnly { .. } => ExitCode::from(2),
             CliError::Interrupted => ExitCode::from(130),
             CliError::BrokenPipe => ExitCode::SUCCESS,
             _ => ExitCode::from(1),

@@ -69,7 +69,7 @@ pub enum ExecEnd {
 
 /// Reads stdin on a thread of its own (a blocking read cannot be cancelled,
 /// so it must not hold up the async runtime's shutdown) and hands the bytes over.
-fn stdin_channel() -> mpsc::Receiver<Vec<u8>> {
+pub fn stdin_channel() -> mpsc::Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel(16);
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
@@ -98,7 +98,7 @@ fn stdin_channel() -> mpsc::Receiver<Vec<u8>> {
     receiver
 }
 
-async fn next_input(keys: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+pub async fn next_input(keys: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
     match keys {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

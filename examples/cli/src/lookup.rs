@@ -35,15 +35,7 @@ pub async fn find(
             Err(other) => Err(other.into()),
         };
     }
-    let prefix = text.strip_prefix(LEASE_ID_PREFIX).unwrap_or(text);
-    let valid = !prefix.is_empty()
-        && prefix.len() <= 64
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid {
-        return Err(CliError::UnknownLease(text.to_owned()));
-    }
+    let prefix = id_prefix(text)?;
     let matches_prefix =
         |lease: &Lease| lease.id.as_str()[LEASE_ID_PREFIX.len()..].starts_with(prefix);
     let mut found: Vec<Lease> = manager
@@ -59,16 +51,37 @@ pub async fn find(
             .filter(|lease| matches_prefix(lease))
             .collect();
     }
+    choose(text, found, |lease| lease.id.short(SHORT_ID + 4).to_owned())
+}
+
+/// The random part `text` starts with (`container-` taken off), if it can
+/// be the start of a lease id.
+pub fn id_prefix(text: &str) -> Result<&str, CliError> {
+    let prefix = text.strip_prefix(LEASE_ID_PREFIX).unwrap_or(text);
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(prefix)
+    } else {
+        Err(CliError::UnknownLease(text.to_owned()))
+    }
+}
+
+/// The one lease among those `text` matched.
+pub fn choose<T>(
+    text: &str,
+    mut found: Vec<T>,
+    short: impl Fn(&T) -> String,
+) -> Result<T, CliError> {
     match found.len() {
         0 => Err(CliError::UnknownLease(text.to_owned())),
         1 => Ok(found.remove(0)),
         _ => Err(CliError::AmbiguousLease {
             prefix: text.to_owned(),
-            matches: found
-                .iter()
-                .map(|lease| lease.id.short(SHORT_ID + 4).to_owned())
-                .collect::<Vec<_>>()
-                .join(", "),
+            matches: found.iter().map(short).collect::<Vec<_>>().join(", "),
         }),
     }
 }

@@ -32,6 +32,7 @@ mod offline;
 mod output;
 mod provisioning;
 mod reconcile_plan;
+mod remote;
 mod removal;
 mod signals;
 mod terminal;

@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use chrono::{DateTime, Local, Utc};
+use lease_core::id::LEASE_ID_PREFIX;
 use lease_core::{Lease, LeaseManager, Money};
 use lease_http::wire::LeaseJson;
 use serde::Serialize;
@@ -146,57 +147,91 @@ pub fn local_time(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// Time left on a lease at `now`, or `-` once it has ended.
-pub fn expires_in(lease: &Lease, now: DateTime<Utc>) -> String {
-    if lease.ended_at.is_some() || !lease.status.is_live() {
+/// The first `len` characters of a lease id's random part (the whole id
+/// if it is not a lease id).
+pub fn short_id(id: &str, len: usize) -> String {
+    let random = id.strip_prefix(LEASE_ID_PREFIX).unwrap_or(id);
+    random.chars().take(len).collect()
+}
+
+/// Whether a lease (as JSON) is pending or running.
+fn is_live(lease: &LeaseJson) -> bool {
+    matches!(lease.status.as_str(), "pending" | "running")
+}
+
+/// Time left on a lease, or `-` once it has ended.
+pub fn expires_in(lease: &LeaseJson) -> String {
+    if lease.ended_at.is_some() || !is_live(lease) {
         "-".to_owned()
-    } else if lease.expires_at <= now {
+    } else if lease.expires_in <= 0 {
         "expired".to_owned()
     } else {
-        compact(lease.expires_in(now))
+        compact(lease.expires_in)
     }
 }
 
+/// An RFC 3339 time of the API in the local zone (as given if it does not parse).
+pub fn local_time_text(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .map_or_else(|_| text.to_owned(), |at| local_time(at.to_utc()))
+}
+
+/// The table of leases `lease ls` prints.
+pub fn lease_table(leases: &[LeaseJson]) -> Table {
+    let mut table = Table::new(&["ID", "IMAGE", "STATUS", "COST", "ACCRUED", "EXPIRES IN"]);
+    for lease in leases {
+        table.row(vec![
+            short_id(&lease.id, SHORT_ID),
+            lease.image_type.clone(),
+            lease.status.clone(),
+            dollars(lease.cost),
+            dollars(lease.accrued_cost),
+            expires_in(lease),
+        ]);
+    }
+    table
+}
+
 /// The table form of one lease.
-pub fn print_lease_fields(manager: &LeaseManager, lease: &Lease) -> Result<(), CliError> {
-    let now = manager.clock().now();
+pub fn print_lease_fields(lease: &LeaseJson) -> Result<(), CliError> {
     let mut fields = vec![
-        ("ID", lease.id.to_string()),
-        ("OFFERING", lease.offering.clone()),
-        ("STATUS", lease.status.to_string()),
+        ("ID", lease.id.clone()),
+        ("OFFERING", lease.image_type.clone()),
+        ("STATUS", lease.status.clone()),
         ("OWNER", lease.owner.clone()),
         (
             "COST",
             format!(
                 "{} ({} at {}/h)",
-                dollars(lease.estimated_cost),
+                dollars(lease.cost),
                 crate::duration::minutes_text(
-                    u32::try_from(lease.booked_minutes()).unwrap_or(u32::MAX)
+                    u32::try_from(lease.duration_minutes).unwrap_or(u32::MAX)
                 ),
                 dollars(lease.hourly_rate)
             ),
         ),
-        ("ACCRUED", dollars(lease.accrued_cost(now))),
-        ("CREATED", local_time(lease.created_at)),
+        ("ACCRUED", dollars(lease.accrued_cost)),
+        ("CREATED", local_time_text(&lease.created_at)),
         (
             "EXPIRES",
-            match expires_in(lease, now) {
+            match expires_in(lease) {
                 left if left.starts_with(|c: char| c.is_ascii_digit()) => {
-                    format!("{} (in {left})", local_time(lease.expires_at))
+                    format!("{} (in {left})", local_time_text(&lease.expiry_at))
                 }
-                other => format!("{} ({other})", local_time(lease.expires_at)),
+                other => format!("{} ({other})", local_time_text(&lease.expiry_at)),
             },
         ),
     ];
-    if let Some(container) = &lease.container_id {
+    if let Some(container) = &lease.docker_id {
         fields.push(("CONTAINER", container.chars().take(12).collect()));
     }
-    if let Some(ended) = lease.ended_at {
+    if let Some(ended) = &lease.ended_at {
         let reason = lease
             .end_reason
-            .map(|r| format!(" ({})", format!("{r:?}").to_lowercase()))
+            .as_ref()
+            .map(|r| format!(" ({r})"))
             .unwrap_or_default();
-        fields.push(("ENDED", format!("{}{reason}", local_time(ended))));
+        fields.push(("ENDED", format!("{}{reason}", local_time_text(ended))));
     }
     if let Some(cost) = lease.final_cost {
         fields.push(("FINAL COST", dollars(cost)));
@@ -204,8 +239,8 @@ pub fn print_lease_fields(manager: &LeaseManager, lease: &Lease) -> Result<(), C
     if let Some(error) = &lease.error {
         fields.push(("ERROR", error.clone()));
     }
-    if let Some(progress) = manager.pull_progress(&lease.id) {
-        fields.push(("PULL", progress.status));
+    if let Some(progress) = &lease.pull_progress {
+        fields.push(("PULL", progress.status.clone()));
     }
     print_fields(&fields)
 }

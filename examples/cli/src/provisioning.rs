@@ -40,21 +40,17 @@ pub async fn provision(
     Ok(manager.provision(request).await?)
 }
 
-fn spinner(lease: &Lease) -> ProgressBar {
+pub fn spinner(offering: &str, short: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
         bar.set_style(style);
     }
     bar.enable_steady_tick(Duration::from_millis(100));
-    bar.set_message(format!(
-        "{} {}: waiting",
-        lease.offering,
-        lease.id.short(12)
-    ));
+    bar.set_message(format!("{offering} {short}: waiting"));
     bar
 }
 
-fn progress_text(image: &str, progress: Option<PullProgress>) -> String {
+pub fn progress_text(image: &str, progress: Option<PullProgress>) -> String {
     match progress {
         Some(p) if p.layers_total > 0 => {
             let bytes = if p.bytes_total > 0 {
@@ -89,7 +85,7 @@ pub async fn wait_until_running(
         .catalog()
         .get(&lease.offering)
         .map_or_else(|| lease.offering.clone(), |o| o.image.clone());
-    let bar = spinner(&lease);
+    let bar = spinner(&lease.offering, lease.id.short(12));
     let mut events = manager.subscribe();
     let id = lease.id.clone();
     let outcome = loop {

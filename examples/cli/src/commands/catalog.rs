@@ -3,29 +3,13 @@
 use std::process::ExitCode;
 
 use clap::CommandFactory;
-use lease_core::{Money, pricing};
-use serde::Serialize;
+use lease_core::pricing;
 
-use crate::cli::{Cli, CompletionsArgs, Output, PricesArgs};
+use crate::cli::{Cli, CompletionsArgs, PricesArgs};
+use crate::commands::shapes::{PriceJson, print_prices};
 use crate::context::Context;
-use crate::duration::minutes_text;
 use crate::error::CliError;
-use crate::output::{Table, dollars, print_json, write_stdout};
-
-/// One offering's prices, as JSON.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PriceJson<'a> {
-    image_type: &'a str,
-    image: &'a str,
-    hourly_rate: Money,
-    cpus: f64,
-    memory_mb: u32,
-    minutes: u32,
-    cost: Money,
-    default_minutes: u32,
-    max_minutes: u32,
-}
+use crate::output::write_stdout;
 
 /// `lease prices`.
 pub fn prices(context: &Context, args: PricesArgs) -> Result<ExitCode, CliError> {
@@ -47,26 +31,7 @@ pub fn prices(context: &Context, args: PricesArgs) -> Result<ExitCode, CliError>
             }
         })
         .collect();
-    match context.output() {
-        Output::Json => print_json(&rows)?,
-        Output::Table => {
-            let mut table = Table::new(&[
-                "OFFERING", "IMAGE", "PER HOUR", "CPUS", "MEMORY", "FOR", "COST",
-            ]);
-            for row in &rows {
-                table.row(vec![
-                    row.image_type.to_owned(),
-                    row.image.to_owned(),
-                    dollars(row.hourly_rate),
-                    row.cpus.to_string(),
-                    format!("{} MiB", row.memory_mb),
-                    minutes_text(row.minutes),
-                    dollars(row.cost),
-                ]);
-            }
-            table.print()?;
-        }
-    }
+    print_prices(context.output(), &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

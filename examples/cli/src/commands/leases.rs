@@ -5,17 +5,16 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use lease_core::error::error_chain;
-use lease_core::{HistoryQuery, Lease, LeaseManager, ListQuery, Status, Usage};
-use serde::Serialize;
+use lease_core::{HistoryQuery, Lease, LeaseManager, ListQuery, Status};
 
 use crate::cli::{ExtendArgs, IdArgs, LsArgs, Output, RmArgs, UsageArgs};
+use crate::commands::shapes::{UsageRow, print_usage};
 use crate::context::{Context, Docker};
 use crate::duration::{compact, minutes_text};
 use crate::error::CliError;
 use crate::lookup::{Scope, find, history};
 use crate::output::{
-    SHORT_ID, Table, dollars, expires_in, lease_json, local_time, note, print, print_json,
-    print_lease_fields,
+    dollars, lease_json, lease_table, local_time, note, print, print_json, print_lease_fields,
 };
 use crate::removal::remove_now;
 
@@ -32,25 +31,12 @@ pub async fn ls(context: &Context, args: LsArgs) -> Result<ExitCode, CliError> {
             let json: Vec<_> = leases.iter().map(|l| lease_json(&manager, l)).collect();
             print_json(&json)?;
         }
-        Output::Table => lease_table(&manager, &leases).print()?,
+        Output::Table => {
+            let json: Vec<_> = leases.iter().map(|l| lease_json(&manager, l)).collect();
+            lease_table(&json).print()?;
+        }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn lease_table(manager: &LeaseManager, leases: &[Lease]) -> Table {
-    let now = manager.clock().now();
-    let mut table = Table::new(&["ID", "IMAGE", "STATUS", "COST", "ACCRUED", "EXPIRES IN"]);
-    for lease in leases {
-        table.row(vec![
-            lease.id.short(SHORT_ID).to_owned(),
-            lease.offering.clone(),
-            lease.status.to_string(),
-            dollars(lease.estimated_cost),
-            dollars(lease.accrued_cost(now)),
-            expires_in(lease, now),
-        ]);
-    }
-    table
 }
 
 /// `lease status`.
@@ -60,7 +46,7 @@ pub async fn status(context: &Context, args: IdArgs) -> Result<ExitCode, CliErro
     let lease = find(&manager, &context.owner, &args.id, Scope::WithHistory).await?;
     match context.output() {
         Output::Json => print_json(&lease_json(&manager, &lease))?,
-        Output::Table => print_lease_fields(&manager, &lease)?,
+        Output::Table => print_lease_fields(&lease_json(&manager, &lease))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -139,15 +125,6 @@ async fn remove_one(
     remove_now(manager, &lease.id).await
 }
 
-/// One owner's `lease usage` as JSON.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageJson {
-    owner: String,
-    #[serde(flatten)]
-    usage: Usage,
-}
-
 /// `lease usage`: one row per owner; JSON is always an array.
 pub async fn usage(context: &Context, args: UsageArgs) -> Result<ExitCode, CliError> {
     context.require_shared_store("usage")?;
@@ -160,36 +137,9 @@ pub async fn usage(context: &Context, args: UsageArgs) -> Result<ExitCode, CliEr
     let mut rows = Vec::with_capacity(owners.len());
     for owner in owners {
         let usage = manager.usage(&owner).await?;
-        rows.push(UsageJson { owner, usage });
+        rows.push(UsageRow { owner, usage });
     }
-    match context.output() {
-        Output::Json => print_json(&rows)?,
-        Output::Table => {
-            let mut table = Table::new(&[
-                "OWNER",
-                "ACTIVE",
-                "LIVE",
-                "ACCRUED",
-                "BOOKED",
-                "ENDED",
-                "ENDED COST",
-                "TOTAL SPEND",
-            ]);
-            for UsageJson { owner, usage } in &rows {
-                table.row(vec![
-                    owner.clone(),
-                    usage.active.to_string(),
-                    usage.live.to_string(),
-                    dollars(usage.accrued),
-                    dollars(usage.estimated),
-                    usage.ended_count.to_string(),
-                    dollars(usage.ended_cost),
-                    dollars(usage.total_spend),
-                ]);
-            }
-            table.print()?;
-        }
-    }
+    print_usage(context.output(), &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

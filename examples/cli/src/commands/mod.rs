@@ -4,6 +4,7 @@ mod catalog;
 mod leases;
 mod maintenance;
 mod session;
+pub mod shapes;
 mod token;
 mod up;
 
@@ -18,21 +19,38 @@ use crate::error::CliError;
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let context = Context::new(cli.global)?;
-    match cli.command {
-        Command::Up(args) => up::up(&context, args).await,
-        Command::Ls(args) => leases::ls(&context, args).await,
-        Command::Status(args) => leases::status(&context, args).await,
-        Command::Extend(args) => leases::extend(&context, args).await,
-        Command::Rm(args) => leases::rm(&context, args).await,
-        Command::Usage(args) => leases::usage(&context, args).await,
-        Command::Logs(args) => session::logs(&context, args).await,
-        Command::Shell(args) => session::shell(&context, args).await,
-        Command::Run(args) => session::run(&context, args).await,
-        Command::Prices(args) => catalog::prices(&context, args),
-        Command::Reap(args) => maintenance::reap(&context, args).await,
-        Command::Reconcile(args) => maintenance::reconcile(&context, args).await,
-        Command::Token(TokenCommand::New(args)) => token::new(&context, args),
+    match (cli.command, context.args.server.clone()) {
+        (Command::Login, Some(server)) => crate::remote::credentials::login(&server).await,
+        (Command::Login, None) => Err(CliError::Usage(
+            "`lease login` needs the server: lease login --server URL (or LEASE_SERVER)".to_owned(),
+        )),
+        (Command::Logout, server) => crate::remote::credentials::logout(server.as_deref()),
+        (Command::Completions(args), _) => catalog::completions(args),
+        (command, Some(server)) => crate::remote::dispatch(&context, &server, command).await,
+        (command, None) => local(&context, command).await,
+    }
+}
+
+/// Runs a command on this host's store and Docker.
+async fn local(context: &Context, command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Up(args) => up::up(context, args).await,
+        Command::Ls(args) => leases::ls(context, args).await,
+        Command::Status(args) => leases::status(context, args).await,
+        Command::Extend(args) => leases::extend(context, args).await,
+        Command::Rm(args) => leases::rm(context, args).await,
+        Command::Usage(args) => leases::usage(context, args).await,
+        Command::Logs(args) => session::logs(context, args).await,
+        Command::Shell(args) => session::shell(context, args).await,
+        Command::Run(args) => session::run(context, args).await,
+        Command::Prices(args) => catalog::prices(context, args),
+        Command::Reap(args) => maintenance::reap(context, args).await,
+        Command::Reconcile(args) => maintenance::reconcile(context, args).await,
+        Command::Token(TokenCommand::New(args)) => token::new(context, args),
         Command::Completions(args) => catalog::completions(args),
+        Command::Login | Command::Logout => Err(CliError::Usage(
+            "login and logout are about a lease-server: pass --server URL".to_owned(),
+        )),
     }
 }
 
