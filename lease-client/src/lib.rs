@@ -7,9 +7,9 @@
 //! are a [`ClientError`], which keeps the API's error code, message and
 //! HTTP status.
 //!
-//! The JSON shapes of leases, the catalog, usage and history are
-//! lease-http's own [`wire`] types (re-exported), so client and server
-//! cannot drift apart; the shell-session shapes are in [`session`].
+//! The JSON shapes are lease-http's own types, re-exported ([`wire`] for
+//! leases, the catalog, usage and history; [`session`] for shell
+//! sessions), so client and server cannot drift apart.
 //!
 //! ```no_run
 //! use lease_client::{Client, Frame, SessionRequest};
@@ -54,8 +54,8 @@ pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ClientError;
 pub use logs::LogStream;
 pub use session::{
-    Attachment, Channel, Frame, SessionInfo, SessionJson, SessionRequest, SessionSender,
-    SessionStream, Signal,
+    Attachment, Channel, EndReason, Frame, SessionInfo, SessionJson, SessionRequest,
+    SessionSender, SessionStream, Signal,
 };
 
 /// The API's JSON shapes (lease-http's, shared with the server).

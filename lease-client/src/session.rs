@@ -10,7 +10,10 @@
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
+pub use lease_http::shell::{
+    ClientMessage, EndReason, ServerMessage, SessionJson, SessionRequest, SessionsJson,
+    SessionSummaryJson as SessionInfo, SignalName as Signal,
+};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::client::{Client, without_query};
@@ -19,66 +22,6 @@ use crate::ws::{self, Socket};
 
 /// Most stdin bytes in one message (the server closes with 1009 above).
 pub const MAX_STDIN_MESSAGE: usize = 64 * 1024;
-
-/// `POST /api/containers/{id}/sessions` body.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SessionRequest {
-    /// Program and arguments; `None` for the image's login shell.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    /// With a terminal (server default: true).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tty: Option<bool>,
-    /// Terminal columns, 1..=1000 (server default 80).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cols: Option<u16>,
-    /// Terminal rows, 1..=1000 (server default 24).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<u16>,
-}
-
-/// A created session (201).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionJson {
-    /// The session id (26 lowercase base32 characters).
-    pub session_id: String,
-    /// Its lease.
-    pub lease_id: String,
-    /// What runs.
-    pub command: Vec<String>,
-    /// Whether it has a terminal.
-    pub tty: bool,
-    /// When it was made (RFC 3339).
-    pub created_at: String,
-    /// Where to attach (a path on the server).
-    pub attach_path: String,
-}
-
-/// One session as `GET /api/containers/{id}/sessions` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionInfo {
-    /// The session id.
-    pub session_id: String,
-    /// What runs.
-    pub command: Vec<String>,
-    /// Whether it has a terminal.
-    pub tty: bool,
-    /// When it was made (RFC 3339).
-    pub created_at: String,
-    /// Whether a client is attached now.
-    pub attached: bool,
-    /// The exit code, once the process has ended.
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-}
-
-/// `GET /api/containers/{id}/sessions` answer.
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct SessionsJson {
-    pub(crate) sessions: Vec<SessionInfo>,
-}
 
 /// Which output stream bytes came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,8 +61,8 @@ pub enum Frame {
     },
     /// The session ended without an exit code of ours to report.
     Ended {
-        /// `expired`, `deleted`, `closed`, `timeout`, `shutdown` or `error`.
-        reason: String,
+        /// Why.
+        reason: EndReason,
         /// For people.
         message: String,
     },
@@ -149,38 +92,6 @@ impl Frame {
             Frame::Exit { .. } | Frame::Ended { .. } | Frame::Detached { .. }
         )
     }
-}
-
-/// A server control message as JSON.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ServerMessage {
-    #[serde(rename_all = "camelCase")]
-    Attached {
-        session_id: String,
-        tty: bool,
-        offset: u64,
-        #[serde(default)]
-        missed: u64,
-    },
-    Exit {
-        code: i64,
-    },
-    Ended {
-        reason: String,
-        #[serde(default)]
-        message: String,
-    },
-    Detached {
-        #[serde(default)]
-        reason: String,
-    },
-    Pong,
-    Error {
-        code: String,
-        #[serde(default)]
-        message: String,
-    },
 }
 
 /// Decodes one output message: channel byte, then the bytes.
@@ -326,45 +237,6 @@ impl SessionStream {
     }
 }
 
-/// A signal for a session's processes (mostly for sessions without a
-/// terminal; with one, Ctrl-C is the byte 0x03 on stdin).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT.
-    Int,
-    /// SIGTERM.
-    Term,
-    /// SIGKILL.
-    Kill,
-    /// SIGHUP.
-    Hup,
-    /// SIGQUIT.
-    Quit,
-}
-
-impl Signal {
-    /// The protocol's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Int => "INT",
-            Signal::Term => "TERM",
-            Signal::Kill => "KILL",
-            Signal::Hup => "HUP",
-            Signal::Quit => "QUIT",
-        }
-    }
-}
-
-/// A control message to the server.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientMessage {
-    Resize { cols: u16, rows: u16 },
-    Signal { name: &'static str },
-    Eof,
-    Ping,
-}
-
 /// The input half of an attached session.
 #[derive(Debug)]
 pub struct SessionSender {
@@ -400,12 +272,10 @@ impl SessionSender {
         self.control(&ClientMessage::Resize { cols, rows }).await
     }
 
-    /// Sends a signal to the session's processes.
+    /// Sends a signal to the session's processes (mostly for sessions
+    /// without a terminal; with one, Ctrl-C is the byte 0x03 on stdin).
     pub async fn signal(&mut self, signal: Signal) -> Result<(), ClientError> {
-        self.control(&ClientMessage::Signal {
-            name: signal.name(),
-        })
-        .await
+        self.control(&ClientMessage::Signal { name: signal }).await
     }
 
     /// Closes the process's stdin.
@@ -487,16 +357,11 @@ mod tests {
             r#"{"type":"resize","cols":100,"rows":30}"#
         );
         assert_eq!(
-            text(&ClientMessage::Signal { name: "INT" }),
+            text(&ClientMessage::Signal { name: Signal::Int }),
             r#"{"type":"signal","name":"INT"}"#
         );
         assert_eq!(text(&ClientMessage::Eof), r#"{"type":"eof"}"#);
         assert_eq!(text(&ClientMessage::Ping), r#"{"type":"ping"}"#);
     }
 
-    #[test]
-    fn session_request_leaves_defaults_to_the_server() {
-        let body = serde_json::to_string(&SessionRequest::default()).expect("json");
-        assert_eq!(body, "{}");
-    }
 }

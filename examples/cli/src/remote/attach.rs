@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lease_client::{Attachment, Channel, ClientError, Frame, SessionRequest};
+use lease_client::{Attachment, Channel, ClientError, EndReason, Frame, SessionRequest};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,11 +30,11 @@ const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(4);
 pub enum SessionEnd {
     /// The process exited with this code.
     Exited(i64),
-    /// The server ended it: `expired`, `deleted`, `closed`, `timeout`,
-    /// `shutdown` or `error`.
+    /// The server ended it (the lease expired or was deleted, DELETE on
+    /// the session, server shutdown, a failed exec, …).
     Ended {
         /// The reason.
-        reason: String,
+        reason: EndReason,
         /// For people.
         message: String,
     },

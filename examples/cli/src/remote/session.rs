@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use lease_client::EndReason;
 use lease_core::Status;
 use lease_core::error::error_chain;
 use tokio_util::sync::CancellationToken;
@@ -87,7 +88,10 @@ pub async fn shell(remote: &Remote, args: ShellArgs) -> Result<ExitCode, CliErro
 fn note_end(end: &SessionEnd) {
     match end {
         SessionEnd::Ended { reason, message } => {
-            note(&format!("lease: the session ended ({reason}): {message}"));
+            note(&format!(
+                "lease: the session ended ({}): {message}",
+                reason.as_str()
+            ));
         }
         SessionEnd::Detached(reason) => note(&format!(
             "lease: the session was taken over ({reason}); it goes on there"
@@ -124,10 +128,16 @@ pub async fn run(remote: &Remote, args: RunArgs) -> Result<ExitCode, CliError> {
     // The terminal is restored when this returns.
     let ended = attach::run(remote, &id, plan, &interrupt).await;
     match &ended {
-        Ok(SessionEnd::Ended { reason, .. }) if reason == "expired" => {
+        Ok(SessionEnd::Ended {
+            reason: EndReason::Expired,
+            ..
+        }) => {
             note("lease: the lease expired; removing its container");
         }
-        Ok(SessionEnd::Ended { reason, .. }) if reason == "deleted" => {
+        Ok(SessionEnd::Ended {
+            reason: EndReason::Deleted,
+            ..
+        }) => {
             note("lease: the lease was ended elsewhere (deleted)");
         }
         Ok(SessionEnd::Cancelled) => note("lease: interrupted; removing the container"),
@@ -144,9 +154,10 @@ pub async fn run(remote: &Remote, args: RunArgs) -> Result<ExitCode, CliError> {
         SessionEnd::Exited(code) => process_code(code),
         SessionEnd::Cancelled => ExitCode::from(130),
         // Like timeout(1): the command was cut off by the lease's end.
-        SessionEnd::Ended { reason, .. } if reason == "expired" || reason == "deleted" => {
-            ExitCode::from(124)
-        }
+        SessionEnd::Ended {
+            reason: EndReason::Expired | EndReason::Deleted,
+            ..
+        } => ExitCode::from(124),
         SessionEnd::Ended { .. } | SessionEnd::Detached(_) => ExitCode::from(1),
     })
 }
