@@ -54,8 +54,8 @@ pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ClientError;
 pub use logs::LogStream;
 pub use session::{
-    Attachment, Channel, EndReason, Frame, SessionInfo, SessionJson, SessionRequest,
-    SessionSender, SessionStream, Signal,
+    Attachment, Channel, EndReason, Frame, SessionInfo, SessionJson, SessionRequest, SessionSender,
+    SessionStream, Signal,
 };
 
 /// The API's JSON shapes (lease-http's, shared with the server).

@@ -9,11 +9,11 @@
 
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use reqwest::Url;
 pub use lease_http::shell::{
-    ClientMessage, EndReason, ServerMessage, SessionJson, SessionRequest, SessionsJson,
-    SessionSummaryJson as SessionInfo, SignalName as Signal,
+    ClientMessage, EndReason, ServerMessage, SessionJson, SessionRequest,
+    SessionSummaryJson as SessionInfo, SessionsJson, SignalName as Signal,
 };
+use reqwest::Url;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::client::{Client, without_query};
@@ -363,5 +363,4 @@ mod tests {
         assert_eq!(text(&ClientMessage::Eof), r#"{"type":"eof"}"#);
         assert_eq!(text(&ClientMessage::Ping), r#"{"type":"ping"}"#);
     }
-
 }

@@ -11,7 +11,7 @@ use lease_testkit::docker::{self, NamespaceGuard, docker_ready};
 
 /// Every environment variable the binary reads, removed so the caller's
 /// shell cannot leak into a test.
-pub const LEASE_ENV: [&str; 11] = [
+pub const LEASE_ENV: [&str; 13] = [
     "LEASE_STORE",
     "LEASE_REDIS_PREFIX",
     "LEASE_NAMESPACE",
@@ -22,6 +22,8 @@ pub const LEASE_ENV: [&str; 11] = [
     "LEASE_MAX_LEASES_PER_OWNER",
     "LEASE_MAX_DAILY_SPEND",
     "LEASE_TOKENS",
+    "LEASE_SERVER",
+    "LEASE_TOKEN",
     "RUST_LOG",
 ];
 
