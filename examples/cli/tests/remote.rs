@@ -104,6 +104,24 @@ impl Remote {
         command
     }
 
+    /// `lease <args>` as alice through `url`, as a child process with
+    /// stdout and stderr piped and no stdin.
+    fn spawn(&self, url: &str, args: &[&str]) -> Child {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LEASE_SERVER", url)
+            .env("LEASE_TOKEN", &self.alice)
+            .env("DOCKER_HOST", NO_DOCKER)
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lease")
+    }
+
     /// `lease up busybox` as alice; the lease id.
     fn up(&self) -> String {
         common::stdout_of(self.lease().args(["up", "busybox", "--for", "5m"]))
@@ -321,6 +339,23 @@ fn run_and_shell_through_exec_sessions() {
         .assert()
         .success()
         .stdout("42\n");
+    // Without a terminal, Ctrl-C reaches the remote process as SIGINT.
+    let script = "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.2; done";
+    let mut child = remote.spawn(
+        &remote.url(),
+        &["shell", short(&id), "--", "sh", "-c", script],
+    );
+    let stdout = collect(&mut child);
+    stdout.wait_for("ready\n", 0, Duration::from_secs(20));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let (status, stderr) = finish(&mut child, &stdout);
+    assert_eq!(stdout.text(), "ready\ngot-int\n", "stderr: {stderr}");
+    assert_eq!(status.code(), Some(9), "stderr: {stderr}");
+
     // A lease that is not running: the local message.
     remote.lease().args(["rm", short(&id)]).assert().success();
     remote
@@ -522,6 +557,28 @@ fn relay(client: TcpStream, server: TcpStream, links: &Mutex<Vec<TcpStream>>) {
     }
 }
 
+/// Waits (30 s at most) for `child` to end; its status and stderr.
+fn finish(child: &mut Child, stdout: &Screen) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lease did not end; stdout so far: {}", stdout.text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    // The reader thread may still be copying the last bytes.
+    std::thread::sleep(Duration::from_millis(100));
+    (status, stderr)
+}
+
 /// Reads a child's stdout on a thread into a shared buffer.
 fn collect(child: &mut Child) -> Screen {
     let screen = Screen::default();
@@ -550,46 +607,16 @@ fn a_dropped_connection_is_reattached_without_losing_output() {
     };
     let id = remote.up();
     let proxy = CuttableProxy::start(remote.server.address());
-    let mut child = std::process::Command::new(common::bin())
-        .args([
-            "shell",
-            short(&id),
-            "--",
-            "sh",
-            "-c",
-            "echo before; sleep 1; echo meanwhile; sleep 2; echo after; exit 4",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LEASE_SERVER", format!("http://{}", proxy.address))
-        .env("LEASE_TOKEN", &remote.alice)
-        .env("DOCKER_HOST", NO_DOCKER)
-        .env("XDG_CONFIG_HOME", remote.config.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lease shell");
+    let script = "echo before; sleep 1; echo meanwhile; sleep 2; echo after; exit 4";
+    let mut child = remote.spawn(
+        &format!("http://{}", proxy.address),
+        &["shell", short(&id), "--", "sh", "-c", script],
+    );
     let stdout = collect(&mut child);
     stdout.wait_for("before\n", 0, Duration::from_secs(20));
     // Down for 2 s: `meanwhile` is written while nobody is attached.
     proxy.cut(Duration::from_millis(2000));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("lease shell did not end; stdout so far: {}", stdout.text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    let (status, stderr) = finish(&mut child, &stdout);
     assert_eq!(
         stdout.text(),
         "before\nmeanwhile\nafter\n",

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use lease_client::{Attachment, Channel, ClientError, EndReason, Frame, SessionRequest};
+use lease_client::{Attachment, Channel, ClientError, EndReason, Frame, SessionRequest, Signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::exec::{ExecPlan, next_input, stdin_channel};
 use crate::output::{write_stderr, write_stdout};
 use crate::remote::Remote;
-use crate::signals::WindowChanges;
+use crate::signals::{Interrupts, WindowChanges};
 use crate::terminal::{self, RawMode};
 
 /// WebSocket pings to the server this often (a dead link shows up).
@@ -52,6 +52,8 @@ struct Wiring {
     /// End of input read but not delivered.
     eof_pending: bool,
     windows: WindowChanges,
+    /// Ctrl-C, passed on as a signal (`None`: they do what they do to us).
+    interrupts: Option<Interrupts>,
     tty: bool,
     /// Raw mode is on: notes need `\r\n`.
     raw: bool,
@@ -70,6 +72,16 @@ enum Pumped {
     Dropped(String),
 }
 
+/// What Ctrl-C does during a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtrlC {
+    /// Passed on to the session's processes as SIGINT (without a terminal;
+    /// with one, Ctrl-C is a key like any other).
+    Forward,
+    /// Left to the caller (who watches `cancel`).
+    Caller,
+}
+
 /// Creates a session running `plan` in lease `lease_id` and attaches it to
 /// this terminal until it ends or `cancel` fires. The terminal is restored
 /// before this returns, however it returns.
@@ -77,6 +89,7 @@ pub async fn run(
     remote: &Remote,
     lease_id: &str,
     plan: ExecPlan,
+    ctrl_c: CtrlC,
     cancel: &CancellationToken,
 ) -> Result<SessionEnd, CliError> {
     let size = if plan.tty { terminal::size() } else { None };
@@ -102,19 +115,43 @@ pub async fn run(
         unsent: None,
         eof_pending: !plan.stdin,
         windows: WindowChanges::new(),
+        interrupts: (ctrl_c == CtrlC::Forward && raw.is_none()).then(Interrupts::new),
         tty: plan.tty,
         raw: raw.is_some(),
     };
+    let end = attach_until_over(remote, lease_id, &session.session_id, &mut wiring, cancel).await;
+    if matches!(end, Ok(SessionEnd::Cancelled)) {
+        // Nobody will come back for it: end it now rather than at the detach timeout.
+        let deleted = tokio::time::timeout(
+            Duration::from_secs(5),
+            remote.client.delete_session(lease_id, &session.session_id),
+        )
+        .await;
+        if !matches!(deleted, Ok(Ok(()))) {
+            tracing::debug!(lease_id, session_id = %session.session_id, "could not end the session");
+        }
+    }
+    end
+}
+
+/// Attaches (and re-attaches after drops) until the session is over.
+async fn attach_until_over(
+    remote: &Remote,
+    lease_id: &str,
+    session_id: &str,
+    wiring: &mut Wiring,
+    cancel: &CancellationToken,
+) -> Result<SessionEnd, CliError> {
     let mut offset = 0u64;
     let mut failures = 0u32;
     loop {
         let attached = tokio::select! {
-            attached = remote.client.attach(lease_id, &session.session_id, offset) => attached,
+            attached = remote.client.attach(lease_id, session_id, offset) => attached,
             () = cancel.cancelled() => return Ok(SessionEnd::Cancelled),
         };
         let why = match attached {
             Ok(attachment) => {
-                match pump(attachment, &mut wiring, &mut offset, &mut failures, cancel).await? {
+                match pump(attachment, wiring, &mut offset, &mut failures, cancel).await? {
                     Pumped::Over(end) => return Ok(end),
                     Pumped::Dropped(why) => why,
                 }
@@ -231,6 +268,11 @@ async fn pump(
                     return dropped(error);
                 }
             }
+            () = next_interrupt(&mut wiring.interrupts) => {
+                if let Err(error) = sender.signal(Signal::Int).await {
+                    return dropped(error);
+                }
+            }
             _ = keepalive.tick() => {
                 if let Err(error) = sender.ws_ping().await {
                     return dropped(error);
@@ -241,6 +283,13 @@ async fn pump(
                 return Ok(Pumped::Over(SessionEnd::Cancelled));
             }
         }
+    }
+}
+
+async fn next_interrupt(interrupts: &mut Option<Interrupts>) {
+    match interrupts {
+        Some(interrupts) => interrupts.next().await,
+        None => std::future::pending().await,
     }
 }
 

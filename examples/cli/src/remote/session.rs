@@ -16,7 +16,7 @@ use crate::exec::{ExecPlan, process_code};
 use crate::lookup::Scope;
 use crate::output::{SHORT_ID, dollars, note, print, short_id};
 use crate::remote::Remote;
-use crate::remote::attach::{self, SessionEnd};
+use crate::remote::attach::{self, CtrlC, SessionEnd};
 use crate::remote::leases::{provision, remove_now, wait_until_running};
 use crate::remote::lookup::find;
 
@@ -75,9 +75,21 @@ pub async fn shell(remote: &Remote, args: ShellArgs) -> Result<ExitCode, CliErro
     let lease = find(remote, &args.id, Scope::Active).await?;
     require_running(&lease)?;
     let plan = ExecPlan::new(args.command, args.tty);
-    let end = attach::run(remote, &lease.id, plan, &CancellationToken::new()).await?;
-    Ok(match end {
+    // SIGTERM/SIGHUP end the session (its processes are killed); Ctrl-C
+    // goes to them (as a key with a terminal, as SIGINT without).
+    let terminated = CancellationToken::new();
+    let watch = {
+        let terminated = terminated.clone();
+        tokio::spawn(async move {
+            crate::signals::terminated().await;
+            terminated.cancel();
+        })
+    };
+    let end = attach::run(remote, &lease.id, plan, CtrlC::Forward, &terminated).await;
+    watch.abort();
+    Ok(match end? {
         SessionEnd::Exited(code) => process_code(code),
+        SessionEnd::Cancelled => ExitCode::from(130),
         other => {
             note_end(&other);
             ExitCode::from(1)
@@ -126,7 +138,7 @@ pub async fn run(remote: &Remote, args: RunArgs) -> Result<ExitCode, CliError> {
     ));
     let plan = ExecPlan::new(args.command, args.tty);
     // The terminal is restored when this returns.
-    let ended = attach::run(remote, &id, plan, &interrupt).await;
+    let ended = attach::run(remote, &id, plan, CtrlC::Caller, &interrupt).await;
     match &ended {
         Ok(SessionEnd::Ended {
             reason: EndReason::Expired,
