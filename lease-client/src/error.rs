@@ -6,7 +6,7 @@ use lease_http::error::ErrorBody;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error (`{"error":{"code","message"}}`).
-    #[error("{message} (HTTP {status}, {code})")]
+    #[error("the lease-server answered HTTP {status} ({code}): {message}")]
     Api {
         /// The HTTP status.
         status: u16,
@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(error.status(), Some(404));
         assert_eq!(error.code(), Some("not_found"));
         assert!(error.is_not_found());
-        assert_eq!(error.to_string(), "no lease x (HTTP 404, not_found)");
+        assert_eq!(
+            error.to_string(),
+            "the lease-server answered HTTP 404 (not_found): no lease x"
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// The lease-server refused or failed a call.
-    #[error("lease-server")]
+    #[error(transparent)]
     Remote(#[from] lease_client::ClientError),
     /// The lease-server refused the token (or there is none).
     #[error(
