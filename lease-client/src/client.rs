@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ClientError;
+use crate::events::EventStream;
 use crate::logs::LogStream;
 use crate::session::{SessionInfo, SessionJson, SessionRequest, SessionsJson};
 
@@ -26,6 +27,8 @@ const HISTORY_PAGE: u32 = 1000;
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// For long-lived responses (the event stream): no overall time limit.
+    streams: reqwest::Client,
     base: Url,
     token: Option<String>,
 }
@@ -64,16 +67,23 @@ impl Client {
                 reason: "the token holds characters an HTTP header cannot carry".to_owned(),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("lease-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ClientError::Transport {
-                url: base.to_string(),
-                source,
-            })?;
-        Ok(Client { http, base, token })
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(timeout.min(Duration::from_secs(10)))
+                .user_agent(concat!("lease-client/", env!("CARGO_PKG_VERSION")))
+        };
+        let failed = |source| ClientError::Transport {
+            url: base.to_string(),
+            source,
+        };
+        let http = builder().timeout(timeout).build().map_err(failed)?;
+        let streams = builder().build().map_err(failed)?;
+        Ok(Client {
+            http,
+            streams,
+            base,
+            token,
+        })
     }
 
     /// The server's base URL.
@@ -270,6 +280,32 @@ impl Client {
             url.query_pairs_mut().append_pair("tail", &tail.to_string());
         }
         LogStream::open(self, url).await
+    }
+
+    /// `GET /api/events`: the caller's lease events (an admin's: everyone's)
+    /// from now on, as they happen.
+    pub async fn events(&self) -> Result<EventStream, ClientError> {
+        let url = self.url(&["api", "events"]);
+        let mut request = self
+            .streams
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(value) = self.authorization() {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: without_query(&url),
+                source,
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(ClientError::from_answer(status.as_u16(), &bytes, None));
+        }
+        Ok(EventStream::new(response))
     }
 
     /// `POST /api/containers/{id}/sessions`: starts a process in the

@@ -1,7 +1,8 @@
 //! A typed async client for the ContainerLease HTTP API (lease-server).
 //!
-//! Every REST route has a method on [`Client`]; the WebSocket streams come
-//! back typed: a container's log lines ([`LogStream`]) and an attached
+//! Every REST route has a method on [`Client`]; the streams come back
+//! typed: lease events ([`EventStream`], Server-Sent Events), a container's
+//! log lines ([`LogStream`]) and an attached
 //! shell session ([`Attachment`]: decoded [`Frame`]s and a
 //! [`SessionSender`] for stdin, resize, signals and end of input). Failures
 //! are a [`ClientError`], which keeps the API's error code, message and
@@ -46,12 +47,14 @@
 
 mod client;
 mod error;
+mod events;
 mod logs;
 pub mod session;
 mod ws;
 
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ClientError;
+pub use events::{Event, EventStream};
 pub use logs::LogStream;
 pub use session::{
     Attachment, Channel, EndReason, Frame, SessionInfo, SessionJson, SessionRequest, SessionSender,
@@ -61,7 +64,7 @@ pub use session::{
 /// The API's JSON shapes (lease-http's, shared with the server).
 pub mod wire {
     pub use lease_http::wire::{
-        CapacityJson, CatalogJson, HistoryJson, HostUseJson, LeaseJson, LimitsJson, OfferingJson,
-        PullProgressJson, UsageJson,
+        CapacityJson, CatalogJson, EventJson, HistoryJson, HostUseJson, LeaseJson, LimitsJson,
+        OfferingJson, PullProgressJson, UsageJson,
     };
 }

@@ -21,10 +21,13 @@ async fn https_and_wss_fail_cleanly_at_a_peer_without_tls() {
         }
         count
     });
-    let client = Client::new(&format!("https://127.0.0.1:{port}"), Some("t".into()))
-        .expect("a valid URL");
+    let client =
+        Client::new(&format!("https://127.0.0.1:{port}"), Some("t".into())).expect("a valid URL");
     let rest = client.catalog().await;
-    assert!(matches!(rest, Err(ClientError::Transport { .. })), "{rest:?}");
+    assert!(
+        matches!(rest, Err(ClientError::Transport { .. })),
+        "{rest:?}"
+    );
     let ws = client.logs("container-x", None).await;
     assert!(matches!(ws, Err(ClientError::WebSocket { .. })), "{ws:?}");
     // Both really connected: the failure is the handshake, not the dial.
