@@ -727,3 +727,32 @@ async fn oversized_messages_close_and_streams_are_counted() {
         other => panic!("bob attaching to alice's session: {other:?}"),
     }
 }
+
+#[test]
+fn shell_flags_refuse_zero() {
+    for args in [
+        ["--max-sessions-per-lease", "0"],
+        ["--max-sessions-per-owner", "0"],
+        ["--shell-detach-timeout", "0s"],
+        ["--shell-keepalive", "0s"],
+        ["--shell-keepalive", "soon"],
+    ] {
+        let output = std::process::Command::new(BINARY)
+            .args(args)
+            .args(["--namespace", "test-flags", "--listen", "127.0.0.1:0"])
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+    // The environment variables are read too.
+    let output = std::process::Command::new(BINARY)
+        .env("LEASE_SHELL_DETACH_TIMEOUT", "0s")
+        .args(["--namespace", "test-flags", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("shell-detach-timeout"), "{stderr}");
+}
