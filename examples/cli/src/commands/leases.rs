@@ -26,15 +26,11 @@ pub async fn ls(context: &Context, args: LsArgs) -> Result<ExitCode, CliError> {
     if args.all {
         leases.extend(history(&manager, &context.owner).await?);
     }
+    // One shape for both forms (and for remote mode, which gets it from the server).
+    let json: Vec<_> = leases.iter().map(|l| lease_json(&manager, l)).collect();
     match context.output() {
-        Output::Json => {
-            let json: Vec<_> = leases.iter().map(|l| lease_json(&manager, l)).collect();
-            print_json(&json)?;
-        }
-        Output::Table => {
-            let json: Vec<_> = leases.iter().map(|l| lease_json(&manager, l)).collect();
-            lease_table(&json).print()?;
-        }
+        Output::Json => print_json(&json)?,
+        Output::Table => lease_table(&json).print()?,
     }
     Ok(ExitCode::SUCCESS)
 }
