@@ -393,6 +393,26 @@ impl Screen {
     }
 }
 
+/// Collects what a reader (a PTY master) shows, on a thread.
+fn pty_screen(mut reader: Box<dyn Read + Send>) -> Screen {
+    let screen = Screen::default();
+    let shared = screen.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            shared
+                .0
+                .lock()
+                .expect("screen")
+                .extend_from_slice(&buffer[..n]);
+        }
+    });
+    screen
+}
+
 fn pty_size(rows: u16, cols: u16) -> PtySize {
     PtySize {
         rows,
@@ -423,25 +443,8 @@ fn interactive_shell_in_a_terminal_through_the_server() {
     command.env("XDG_CONFIG_HOME", remote.config.path());
     let mut child = pair.slave.spawn_command(command).expect("spawn in the pty");
     drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let screen = pty_screen(pair.master.try_clone_reader().expect("reader"));
     let mut writer = pair.master.take_writer().expect("writer");
-    let screen = Screen::default();
-    {
-        let screen = screen.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                screen
-                    .0
-                    .lock()
-                    .expect("screen")
-                    .extend_from_slice(&buffer[..n]);
-            }
-        });
-    }
     let mut type_line = |line: &str| {
         writer
             .write_all(format!("{line}\r").as_bytes())
@@ -692,6 +695,33 @@ fn login_stores_a_private_token_and_logout_forgets_it() {
         .stderr(contains("forgot the token"));
     assert!(!file.exists());
     remote.bare(&remote.url()).arg("ls").assert().code(1);
+
+    // On a terminal the token is asked for and not echoed.
+    let pair = native_pty_system()
+        .openpty(pty_size(24, 80))
+        .expect("open a pty");
+    let mut command = CommandBuilder::new(common::bin());
+    command.arg("login");
+    for name in common::LEASE_ENV {
+        command.env_remove(name);
+    }
+    command.env("LEASE_SERVER", remote.url());
+    command.env("XDG_CONFIG_HOME", remote.config.path());
+    let mut child = pair.slave.spawn_command(command).expect("spawn in the pty");
+    drop(pair.slave);
+    let screen = pty_screen(pair.master.try_clone_reader().expect("reader"));
+    let mut writer = pair.master.take_writer().expect("writer");
+    let at = screen.wait_for("Token for", 0, Duration::from_secs(10));
+    writer
+        .write_all(format!("{}\r", remote.bob).as_bytes())
+        .expect("type");
+    writer.flush().expect("flush");
+    screen.wait_for("as `bob`", at, Duration::from_secs(10));
+    let status = child.wait().expect("login ends");
+    assert!(status.success());
+    assert!(!screen.text().contains(&remote.bob), "{}", screen.text());
+    assert_eq!(mode_of(&file), 0o600);
+    remote.bare(&remote.url()).arg("logout").assert().success();
 }
 
 #[test]
