@@ -394,7 +394,10 @@ pub(crate) fn without_query(url: &Url) -> String {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|source| ClientError::Decode {
+        what: "a JSON answer",
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use lease_http::error::ErrorBody;
 
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error (`{"error":{"code","message"}}`).
     #[error("the lease-server answered HTTP {status} ({code}): {message}")]
@@ -45,7 +46,20 @@ pub enum ClientError {
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
-    /// The server answered something this client does not understand.
+    /// The server's JSON is not the shape this client knows.
+    #[error("unexpected answer from the lease-server: {what}")]
+    Decode {
+        /// What was being read.
+        what: &'static str,
+        /// Why it did not fit.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A message could not be encoded as JSON.
+    #[error("cannot encode a message for the lease-server")]
+    Encode(#[source] serde_json::Error),
+    /// The server broke the protocol in another way (an output message on
+    /// an unknown channel, a close for an error).
     #[error("unexpected answer from the lease-server: {0}")]
     Protocol(String),
 }

@@ -100,10 +100,9 @@ impl Parser {
                 _ => Some(
                     serde_json::from_str::<EventJson>(&data)
                         .map(|json| Event::Lease(Box::new(json)))
-                        .map_err(|e| {
-                            ClientError::Protocol(format!(
-                                "an event that is not a lease event: {e}"
-                            ))
+                        .map_err(|source| ClientError::Decode {
+                            what: "a lease event",
+                            source,
                         }),
                 ),
             };
@@ -161,7 +160,7 @@ mod tests {
             .extend_from_slice(b"event: created\ndata: {\n\n");
         assert!(matches!(
             parser.next_event(),
-            Some(Err(ClientError::Protocol(_)))
+            Some(Err(ClientError::Decode { .. }))
         ));
     }
 }

@@ -34,6 +34,7 @@ pub enum Channel {
 
 /// One message from an attached session, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// Output bytes, unchanged (any bytes, not necessarily UTF-8).
     Output {
@@ -114,8 +115,11 @@ fn output_frame(data: Bytes) -> Result<Frame, ClientError> {
 
 /// Decodes one control message.
 fn control_frame(text: &str) -> Result<Frame, ClientError> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| ClientError::Protocol(format!("a control message that is not JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|source| ClientError::Decode {
+            what: "a control message",
+            source,
+        })?;
     Ok(
         match serde_json::from_value::<ServerMessage>(value.clone()) {
             Ok(ServerMessage::Attached {
@@ -253,8 +257,10 @@ impl SessionSender {
     }
 
     async fn control(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
-        let text = serde_json::to_string(message)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode a message: {e}")))?;
+        let text = serde_json::to_string(message).map_err(|source| ClientError::Decode {
+            what: "a message to send",
+            source,
+        })?;
         self.send(Message::text(text)).await
     }
 

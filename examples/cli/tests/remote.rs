@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::Screen;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -367,52 +369,6 @@ fn run_and_shell_through_exec_sessions() {
         .stderr(contains(format!("lease {id} is deleted")));
 }
 
-/// Everything a pseudo-terminal has shown so far.
-#[derive(Clone, Default)]
-struct Screen(Arc<Mutex<Vec<u8>>>);
-
-impl Screen {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("screen")).into_owned()
-    }
-
-    /// Waits until `needle` appears after byte `from`; returns where it ends.
-    fn wait_for(&self, needle: &str, from: usize, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text();
-            if let Some(at) = text.get(from..).and_then(|rest| rest.find(needle)) {
-                return from + at + needle.len();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{needle}` did not appear; the terminal shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Collects what a reader (a PTY master) shows, on a thread.
-fn pty_screen(mut reader: Box<dyn Read + Send>) -> Screen {
-    let screen = Screen::default();
-    let shared = screen.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            shared
-                .0
-                .lock()
-                .expect("screen")
-                .extend_from_slice(&buffer[..n]);
-        }
-    });
-    screen
-}
-
 fn pty_size(rows: u16, cols: u16) -> PtySize {
     PtySize {
         rows,
@@ -443,7 +399,7 @@ fn interactive_shell_in_a_terminal_through_the_server() {
     command.env("XDG_CONFIG_HOME", remote.config.path());
     let mut child = pair.slave.spawn_command(command).expect("spawn in the pty");
     drop(pair.slave);
-    let screen = pty_screen(pair.master.try_clone_reader().expect("reader"));
+    let screen = Screen::collect(pair.master.try_clone_reader().expect("reader"));
     let mut writer = pair.master.take_writer().expect("writer");
     let mut type_line = |line: &str| {
         writer
@@ -582,25 +538,9 @@ fn finish(child: &mut Child, stdout: &Screen) -> (std::process::ExitStatus, Stri
     (status, stderr)
 }
 
-/// Reads a child's stdout on a thread into a shared buffer.
+/// Reads a child's stdout on a thread.
 fn collect(child: &mut Child) -> Screen {
-    let screen = Screen::default();
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let shared = screen.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            shared
-                .0
-                .lock()
-                .expect("screen")
-                .extend_from_slice(&buffer[..n]);
-        }
-    });
-    screen
+    Screen::collect(child.stdout.take().expect("piped stdout"))
 }
 
 #[test]
@@ -709,7 +649,7 @@ fn login_stores_a_private_token_and_logout_forgets_it() {
     command.env("XDG_CONFIG_HOME", remote.config.path());
     let mut child = pair.slave.spawn_command(command).expect("spawn in the pty");
     drop(pair.slave);
-    let screen = pty_screen(pair.master.try_clone_reader().expect("reader"));
+    let screen = Screen::collect(pair.master.try_clone_reader().expect("reader"));
     let mut writer = pair.master.take_writer().expect("writer");
     let at = screen.wait_for("Token for", 0, Duration::from_secs(10));
     writer

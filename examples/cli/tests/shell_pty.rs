@@ -5,38 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{TestNamespace, stdout_of};
+use common::{Screen, TestNamespace, stdout_of};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-/// Everything the terminal has shown so far.
-#[derive(Clone, Default)]
-struct Screen(Arc<Mutex<Vec<u8>>>);
-
-impl Screen {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("screen")).into_owned()
-    }
-
-    /// Waits until `needle` appears after byte `from`; returns where it ends.
-    fn wait_for(&self, needle: &str, from: usize, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text();
-            if let Some(at) = text.get(from..).and_then(|rest| rest.find(needle)) {
-                return from + at + needle.len();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{needle}` did not appear; the terminal shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 fn size(rows: u16, cols: u16) -> PtySize {
     PtySize {
@@ -76,25 +49,8 @@ fn interactive_shell_in_a_terminal() {
     }
     let mut child = pair.slave.spawn_command(command).expect("spawn in the pty");
     drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let screen = Screen::collect(pair.master.try_clone_reader().expect("reader"));
     let mut writer = pair.master.take_writer().expect("writer");
-    let screen = Screen::default();
-    {
-        let screen = screen.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                screen
-                    .0
-                    .lock()
-                    .expect("screen")
-                    .extend_from_slice(&buffer[..n]);
-            }
-        });
-    }
     let mut keys = |bytes: &[u8]| {
         writer.write_all(bytes).expect("type");
         writer.flush().expect("flush");

@@ -185,7 +185,7 @@ fn retryable(error: &ClientError) -> bool {
     match error {
         ClientError::Transport { .. } | ClientError::WebSocket { .. } => true,
         ClientError::Api { status, .. } => matches!(status, 502..=504),
-        ClientError::InvalidUrl { .. } | ClientError::Protocol(_) => false,
+        _ => false,
     }
 }
 
@@ -234,9 +234,9 @@ async fn pump(
                             return Ok(Pumped::Over(end));
                         }
                     }
-                    Some(Err(ClientError::Protocol(message))) => {
-                        return Err(CliError::Remote(ClientError::Protocol(message)));
-                    }
+                    Some(Err(
+                        error @ (ClientError::Protocol(_) | ClientError::Decode { .. }),
+                    )) => return Err(CliError::Remote(error)),
                     Some(Err(error)) => return dropped(error),
                     None => return Ok(match stream.close_frame() {
                         Some((4001, reason)) => Pumped::Over(SessionEnd::Detached(reason.to_owned())),
@@ -323,7 +323,8 @@ fn on_frame(
         Frame::Error { code, message } => {
             tracing::warn!(code = %code, message = %message, "the server refused a message");
         }
-        Frame::Pong | Frame::Unknown(_) => {}
+        // Pong, and whatever a newer server sends that this one does not know.
+        _ => {}
     }
     Ok(None)
 }

@@ -3,8 +3,10 @@
 //! whose guard removes every container carrying its label, even on failure.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use lease_testkit::docker::{self, NamespaceGuard, docker_ready};
@@ -132,4 +134,51 @@ pub fn json_of(command: &mut Command) -> serde_json::Value {
 pub fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
     lease_testkit::wait_for(limit, Duration::from_millis(200), check)
         .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Everything a terminal (or a pipe) has shown so far, filled by a thread.
+#[derive(Clone, Default)]
+pub struct Screen(Arc<Mutex<Vec<u8>>>);
+
+impl Screen {
+    /// Collects what `reader` (a PTY master, a child's stdout) gives, on a thread.
+    pub fn collect(mut reader: impl Read + Send + 'static) -> Screen {
+        let screen = Screen::default();
+        let shared = screen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                shared
+                    .0
+                    .lock()
+                    .expect("screen")
+                    .extend_from_slice(&buffer[..n]);
+            }
+        });
+        screen
+    }
+
+    /// The text so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("screen")).into_owned()
+    }
+
+    /// Waits until `needle` appears after byte `from`; returns where it ends.
+    pub fn wait_for(&self, needle: &str, from: usize, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.text();
+            if let Some(at) = text.get(from..).and_then(|rest| rest.find(needle)) {
+                return from + at + needle.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` did not appear; the terminal shows:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
