@@ -11,12 +11,18 @@
 //! lease ls                                           # your leases
 //! lease shell k3x9q2m7v1b8                           # a shell in it
 //! lease extend k3x9 30m && lease rm k3x9
+//!
+//! # from another machine, through a lease-server's API (no Docker, no store here)
+//! export LEASE_SERVER=https://leases.example.com
+//! lease login                                        # or LEASE_TOKEN
+//! lease up alpine && lease shell k3x9                # the same commands and output
 //! ```
 //!
 //! It wires the same engine as lease-server — `lease_core::LeaseManager`
 //! over a SQLite, memory or Redis store and the Docker runtime — so on the same
 //! Redis and namespace both see the same leases. Every flag has a `LEASE_*`
-//! environment variable (`lease --help`).
+//! environment variable (`lease --help`). With `--server` the lease commands
+//! go through [`lease_client`] instead (`remote`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
