@@ -763,7 +763,11 @@ async fn server_shutdown_ends_sessions_and_kills_their_processes() {
         return;
     };
     let (_, lease) = fixture
-        .call("GET", &format!("/api/containers/{}/status", fixture.lease), None)
+        .call(
+            "GET",
+            &format!("/api/containers/{}/status", fixture.lease),
+            None,
+        )
         .await;
     let container = lease["dockerId"].as_str().expect("dockerId").to_owned();
     let attached = fixture
@@ -777,7 +781,11 @@ async fn server_shutdown_ends_sessions_and_kills_their_processes() {
     assert_eq!(processes(&fixture, "sleep 433[12]").await, 2);
 
     let exit = fixture.server.terminate(Duration::from_secs(30));
-    assert!(exit.success(), "exit {exit}:\n{}", fixture.server.log_text());
+    assert!(
+        exit.success(),
+        "exit {exit}:\n{}",
+        fixture.server.log_text()
+    );
     let (_, end) = socket.read_to_end().await;
     assert_eq!(end["type"], "ended", "{end}");
     assert_eq!(end["reason"], "shutdown", "{end}");
