@@ -756,3 +756,45 @@ fn shell_flags_refuse_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("shell-detach-timeout"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_ends_sessions_and_kills_their_processes() {
+    let Some(mut fixture) = Fixture::start(&[]).await else {
+        return;
+    };
+    let (_, lease) = fixture
+        .call(
+            "GET",
+            &format!("/api/containers/{}/status", fixture.lease),
+            None,
+        )
+        .await;
+    let container = lease["dockerId"].as_str().expect("dockerId").to_owned();
+    let attached = fixture
+        .session(json!({"command": ["sh", "-c", "sleep 4331"], "tty": false}))
+        .await;
+    let _detached = fixture
+        .session(json!({"command": ["sh", "-c", "sleep 4332"], "tty": true}))
+        .await;
+    let mut socket = fixture.attach(&attached, 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(processes(&fixture, "sleep 433[12]").await, 2);
+
+    let exit = fixture.server.terminate(Duration::from_secs(30));
+    assert!(
+        exit.success(),
+        "exit {exit}:\n{}",
+        fixture.server.log_text()
+    );
+    let (_, end) = socket.read_to_end().await;
+    assert_eq!(end["type"], "ended", "{end}");
+    assert_eq!(end["reason"], "shutdown", "{end}");
+    // The container outlives the server (its lease goes on); the sessions' processes do not.
+    let ps = std::process::Command::new("docker")
+        .args(["exec", &container, "ps", "-o", "args"])
+        .output()
+        .expect("docker exec");
+    let listing = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.status.success(), "{listing}");
+    assert!(!listing.contains("sleep 433"), "{listing}");
+}
