@@ -48,6 +48,7 @@
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
 //! | GET | `/api/events` | Server-Sent Events of the caller's leases |
+//! | POST | `/api/tickets` | a single-use ticket for one stream (browsers) → 201 |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (`{"ready":…}`; details for operators) |
 //! | GET | `/metrics` | Prometheus text (admins or the scrape token) |
 //! | GET | `/openapi.json` | the OpenAPI document ([`openapi`]) |
@@ -69,9 +70,12 @@
 //! # Auth
 //!
 //! [`auth::Auth::Tokens`]: every `/api/*` and `/ws/*` request needs
-//! `Authorization: Bearer <token>` (WebSocket and SSE may pass `?token=`);
-//! callers see only their own leases (another owner's id answers 404),
-//! admins see all. `/metrics` takes an admin token or the scrape token
+//! `Authorization: Bearer <token>`; callers see only their own leases
+//! (another owner's id answers 404). A token in a URL (`?token=`) is
+//! refused everywhere. Browsers, which cannot set headers on an
+//! `EventSource` or a `WebSocket`, open those streams with `?ticket=`: a
+//! single-use ticket for that one stream, minted by `POST /api/tickets`,
+//! valid 30 s ([`ApiConfig::ticket_ttl`]). Admins see all leases. `/metrics` takes an admin token or the scrape token
 //! ([`ApiConfig::metrics_token`]); `/readyz` gives its details to admins only.
 //! The tokens can be replaced while serving ([`auth::TokenSet`]).
 //!
@@ -96,6 +100,7 @@ mod metrics;
 mod metrics_token;
 mod openapi;
 pub mod serve;
+mod tickets;
 mod ui;
 pub mod wire;
 
@@ -120,6 +125,7 @@ pub use error::ApiError;
 pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
+pub use tickets::{DEFAULT_TICKET_TTL, MAX_TICKET_TTL, MAX_TICKETS_PER_CALLER};
 
 /// Default limit on request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -154,6 +160,9 @@ pub struct ApiConfig {
     /// Per-caller limits: request timeout, rate limit, stream cap
     /// ([`Limits`]).
     pub limits: Limits,
+    /// How long a stream ticket (`POST /api/tickets`) stays valid. Default
+    /// [`DEFAULT_TICKET_TTL`] (30 s); at most [`MAX_TICKET_TTL`] (60 s).
+    pub ticket_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -168,6 +177,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             insecure_open: false,
             limits: Limits::default(),
+            ticket_ttl: DEFAULT_TICKET_TTL,
         }
     }
 }
@@ -215,6 +225,13 @@ impl ApiConfig {
         self
     }
 
+    /// Sets how long a stream ticket stays valid (capped at
+    /// [`MAX_TICKET_TTL`]).
+    pub fn ticket_ttl(mut self, ttl: Duration) -> Self {
+        self.ticket_ttl = ttl;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -238,6 +255,7 @@ pub(crate) struct Shared {
     pub(crate) openapi_json: String,
     pub(crate) limits: Limits,
     pub(crate) streams: Arc<limits::StreamLimiter>,
+    pub(crate) tickets: Arc<tickets::Tickets>,
 }
 
 impl Deref for AppState {
@@ -265,6 +283,14 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
     let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
     let timeout = limits::request_timeout(limits.request_timeout);
+    let tickets = Arc::new(tickets::Tickets::new(
+        config.ticket_ttl,
+        manager.clock().clone(),
+    ));
+    let gate = auth::Gate {
+        auth: config.auth.clone(),
+        tickets: tickets.clone(),
+    };
     let state = AppState(Arc::new(Shared {
         manager,
         auth: config.auth.clone(),
@@ -276,6 +302,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         openapi_json,
         limits: config.limits.clone(),
         streams,
+        tickets,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -292,8 +319,9 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         )
         .route(
             "/api/containers/{id}/extend",
-            post(leases::extend).layer(rated),
+            post(leases::extend).layer(rated.clone()),
         )
+        .route("/api/tickets", post(tickets::mint).layer(rated))
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
@@ -301,7 +329,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route_layer(timeout)
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
-        .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
+        .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

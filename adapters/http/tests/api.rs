@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 15] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -472,6 +472,7 @@ const ROUTES: [(&str, &str); 14] = [
     ("get", "/api/history"),
     ("get", "/api/events"),
     ("get", "/ws/logs/{id}"),
+    ("post", "/api/tickets"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -268,7 +268,7 @@ async fn websocket_of_an_ended_lease_says_so() {
 }
 
 #[tokio::test]
-async fn websocket_takes_a_token_by_header_or_query() {
+async fn websocket_takes_a_token_by_header_or_a_ticket_by_query() {
     let h = Harness::with_auth();
     let address = serve(&h).await;
     let alice = h.tokens.alice.clone();
@@ -304,13 +304,25 @@ async fn websocket_takes_a_token_by_header_or_query() {
         .insert("authorization", format!("Bearer {alice}").parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(read_logs(&mut socket).await.0.len(), 3);
-    // Alice by query (browsers).
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?token={alice}"))
+    // Alice by ticket (browsers); her token in the URL is refused.
+    let ticket = h
+        .ticket(&alice, &format!(r#"{{"route":"logs","leaseId":"{id}"}}"#))
+        .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?ticket={ticket}"))
         .await
         .unwrap();
     assert_eq!(read_logs(&mut socket).await.0.len(), 3);
+    match tokio_tungstenite::connect_async(format!("{url}?token={alice}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
     // A client that closes first is fine.
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?token={alice}"))
+    let ticket = h
+        .ticket(&alice, &format!(r#"{{"route":"logs","leaseId":"{id}"}}"#))
+        .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?ticket={ticket}"))
         .await
         .unwrap();
     socket.send(Message::Close(None)).await.unwrap();
