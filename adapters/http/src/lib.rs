@@ -44,6 +44,9 @@
 //! | DELETE | `/api/containers/{id}` | early removal → 202 |
 //! | POST | `/api/containers/{id}/extend` | `{"minutes":30}` → the lease, new expiry and cost |
 //! | GET | `/ws/logs/{id}` | WebSocket, one text frame per log line |
+//! | POST, GET | `/api/containers/{id}/sessions` | start / list shell sessions ([`shell`]) |
+//! | DELETE | `/api/containers/{id}/sessions/{sid}` | end a shell session |
+//! | GET | `/api/containers/{id}/sessions/{sid}/attach` | WebSocket: the session's terminal |
 //! | GET | `/api/catalog` | the offerings, prices and limits |
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
@@ -100,6 +103,7 @@ mod metrics;
 mod metrics_token;
 mod openapi;
 pub mod serve;
+pub mod shell;
 mod tickets;
 mod ui;
 pub mod wire;
@@ -125,6 +129,7 @@ pub use error::ApiError;
 pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
+pub use shell::ShellConfig;
 pub use tickets::{DEFAULT_TICKET_TTL, MAX_TICKET_TTL, MAX_TICKETS_PER_CALLER};
 
 /// Default limit on request bodies: 64 KiB.
@@ -163,6 +168,9 @@ pub struct ApiConfig {
     /// How long a stream ticket (`POST /api/tickets`) stays valid. Default
     /// [`DEFAULT_TICKET_TTL`] (30 s); at most [`MAX_TICKET_TTL`] (60 s).
     pub ticket_ttl: Duration,
+    /// Shell sessions: limits, detach timeout, keepalive, replay buffer
+    /// ([`ShellConfig`]).
+    pub shell: ShellConfig,
 }
 
 impl Default for ApiConfig {
@@ -178,6 +186,7 @@ impl Default for ApiConfig {
             insecure_open: false,
             limits: Limits::default(),
             ticket_ttl: DEFAULT_TICKET_TTL,
+            shell: ShellConfig::default(),
         }
     }
 }
@@ -232,6 +241,12 @@ impl ApiConfig {
         self
     }
 
+    /// Uses these shell session settings.
+    pub fn shell(mut self, shell: ShellConfig) -> Self {
+        self.shell = shell;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -256,6 +271,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) streams: Arc<limits::StreamLimiter>,
     pub(crate) tickets: Arc<tickets::Tickets>,
+    pub(crate) shell: Arc<shell::Registry>,
 }
 
 impl Deref for AppState {
@@ -291,6 +307,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         auth: config.auth.clone(),
         tickets: tickets.clone(),
     };
+    let shell = shell::Registry::start(
+        manager.clone(),
+        config.shell.clone(),
+        config.shutdown.clone(),
+    );
     let state = AppState(Arc::new(Shared {
         manager,
         auth: config.auth.clone(),
@@ -303,6 +324,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         limits: config.limits.clone(),
         streams,
         tickets,
+        shell,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -321,6 +343,16 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/extend",
             post(leases::extend).layer(rated.clone()),
         )
+        .route(
+            "/api/containers/{id}/sessions",
+            post(shell::routes::create)
+                .layer(rated.clone())
+                .get(shell::routes::list),
+        )
+        .route(
+            "/api/containers/{id}/sessions/{sid}",
+            delete(shell::routes::delete).layer(rated.clone()),
+        )
         .route("/api/tickets", post(tickets::mint).layer(rated))
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
@@ -329,6 +361,10 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route_layer(timeout)
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
+        .route(
+            "/api/containers/{id}/sessions/{sid}/attach",
+            get(shell::routes::attach),
+        )
         .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

@@ -418,8 +418,15 @@ pub(crate) async fn mint(
         TicketRoute::Logs(lease) => {
             find_lease(&state.manager, &caller, lease.as_str()).await?;
         }
-        TicketRoute::Attach(lease, _session) => {
-            find_lease(&state.manager, &caller, lease.as_str()).await?;
+        TicketRoute::Attach(lease, session) => {
+            let lease = find_lease(&state.manager, &caller, lease.as_str()).await?;
+            if state.shell.get(&lease.id, session).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no session {session}"),
+                ));
+            }
         }
     }
     let minted = state.tickets.mint(&caller, route).map_err(|error| {

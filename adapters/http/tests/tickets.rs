@@ -4,10 +4,14 @@
 
 mod harness;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use futures::StreamExt;
 use harness::{Harness, Options};
 use lease_http::{Limits, MAX_TICKETS_PER_CALLER};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// A well-formed lease id that no lease has.
 const NO_LEASE: &str = "container-zzzzzzzzzzzzzzzzzzzz";
@@ -44,6 +48,33 @@ async fn alice_lease(h: &Harness) -> String {
     let id = lease["id"].as_str().unwrap().to_owned();
     h.wait_status(&id, Some(&alice), "running").await;
     id
+}
+
+fn attach_ticket(lease: &str, session: &str) -> String {
+    format!(r#"{{"route":"attach","leaseId":"{lease}","sessionId":"{session}"}}"#)
+}
+
+/// A shell session of alice's on `lease` (the fake runtime echoes its command).
+async fn alice_session(h: &Harness, lease: &str) -> String {
+    let reply = h
+        .call(
+            Method::POST,
+            &format!("/api/containers/{lease}/sessions"),
+            Some(&h.tokens.alice),
+            Some(r#"{"command":["echo","hi"],"tty":false}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    reply.json()["sessionId"].as_str().unwrap().to_owned()
+}
+
+/// The HTTP status a WebSocket upgrade to `url` was refused with.
+async fn refused_upgrade(url: &str) -> StatusCode {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(WsError::Http(response)) => response.status(),
+        Ok(_) => panic!("{url}: the upgrade was accepted"),
+        Err(other) => panic!("{url}: {other}"),
+    }
 }
 
 #[tokio::test]
@@ -139,12 +170,8 @@ async fn a_ticket_opens_only_its_route_and_lease() {
     assert_eq!(list.status, StatusCode::UNAUTHORIZED);
     assert!(list.text().contains("Authorization"), "{}", list.text());
     // An attach ticket does not open the lease's logs.
-    let ticket = h
-        .ticket(
-            &alice,
-            &format!(r#"{{"route":"attach","leaseId":"{first}","sessionId":"{SESSION}"}}"#),
-        )
-        .await;
+    let session = alice_session(&h, &first).await;
+    let ticket = h.ticket(&alice, &attach_ticket(&first, &session)).await;
     let logs = h
         .get(&format!("/ws/logs/{first}?ticket={ticket}"), None)
         .await;
@@ -166,7 +193,7 @@ async fn tickets_are_for_the_callers_own_leases_admins_any() {
     // Bob cannot get one for alice's lease: 404, as everywhere.
     for body in [
         logs_ticket(&lease),
-        format!(r#"{{"route":"attach","leaseId":"{lease}","sessionId":"{SESSION}"}}"#),
+        attach_ticket(&lease, &alice_session(&h, &lease).await),
     ] {
         let reply = h
             .call(
@@ -214,9 +241,11 @@ async fn tokens_in_urls_are_refused_on_every_stream_route() {
     let h = Harness::with_auth();
     let alice = h.tokens.alice.clone();
     let lease = alice_lease(&h).await;
+    let session = alice_session(&h, &lease).await;
     for uri in [
         format!("/api/events?token={alice}"),
         format!("/ws/logs/{lease}?token={alice}"),
+        format!("/api/containers/{lease}/sessions/{session}/attach?token={alice}"),
         // With a valid ticket beside it, too.
         format!(
             "/api/events?ticket={}&token={alice}",
@@ -423,4 +452,84 @@ async fn single_user_streams_need_no_ticket_but_take_one() {
         open_status(&h, &format!("/api/events?ticket={ticket}")).await,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn attach_tickets_open_that_session_once() {
+    let h = Harness::with_auth();
+    let address = h.serve().await;
+    let alice = h.tokens.alice.clone();
+    let lease = alice_lease(&h).await;
+    let session = alice_session(&h, &lease).await;
+    let url = format!("ws://{address}/api/containers/{lease}/sessions/{session}/attach");
+    let ticket = h.ticket(&alice, &attach_ticket(&lease, &session)).await;
+    let with_ticket = format!("{url}?offset=0&ticket={ticket}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(with_ticket.as_str())
+        .await
+        .expect("the ticket opens the attach socket");
+    let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("socket open")
+        .expect("a frame");
+    let Message::Text(text) = first else {
+        panic!("expected the attached message, got {first:?}")
+    };
+    let attached: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(attached["type"], "attached");
+    assert_eq!(attached["sessionId"], session.as_str());
+    drop(socket);
+    // Spent.
+    assert_eq!(
+        refused_upgrade(&with_ticket).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The token in the URL, no credential, a logs ticket: refused.
+    assert_eq!(
+        refused_upgrade(&format!("{url}?token={alice}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(refused_upgrade(&url).await, StatusCode::UNAUTHORIZED);
+    let logs = h.ticket(&alice, &logs_ticket(&lease)).await;
+    assert_eq!(
+        refused_upgrade(&format!("{url}?ticket={logs}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A ticket for another session of the same lease does not open this one.
+    let other = alice_session(&h, &lease).await;
+    let ticket = h.ticket(&alice, &attach_ticket(&lease, &other)).await;
+    assert_eq!(
+        refused_upgrade(&format!("{url}?ticket={ticket}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn attach_tickets_need_the_callers_session() {
+    let h = Harness::with_auth();
+    let lease = alice_lease(&h).await;
+    let session = alice_session(&h, &lease).await;
+    let mint = |token: String, body: String| {
+        let h = &h;
+        async move {
+            h.call(Method::POST, "/api/tickets", Some(&token), Some(&body))
+                .await
+        }
+    };
+    // A well-formed session id that is not there: 404.
+    let reply = mint(h.tokens.alice.clone(), attach_ticket(&lease, SESSION)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "not_found");
+    // Bob: 404 for alice's session.
+    let reply = mint(h.tokens.bob.clone(), attach_ticket(&lease, &session)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    // A session of another lease: 404.
+    let second = alice_lease(&h).await;
+    let reply = mint(h.tokens.alice.clone(), attach_ticket(&second, &session)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    // Alice and the admin: 201.
+    for token in [h.tokens.alice.clone(), h.tokens.admin.clone()] {
+        let reply = mint(token, attach_ticket(&lease, &session)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
 }

@@ -270,6 +270,17 @@ impl Harness {
         reply.json()
     }
 
+    /// Serves the router on a loopback port (for WebSocket clients).
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let app = self.app.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    }
+
     /// Mints a stream ticket for `token`'s owner (asserting 201).
     pub async fn ticket(&self, token: &str, body: &str) -> String {
         let reply = self
