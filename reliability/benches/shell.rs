@@ -12,7 +12,9 @@
 //!   WebSocket (binary stdin frames, output frames). Direct: a bollard exec
 //!   attached over the engine's socket. Both terminals stay open and the
 //!   two take turns in blocks of 100, so both see the same machine load.
-//!   p50 and p99 of the round trip.
+//!   p50 and p99 of the round trip. For scale, the same turns include a
+//!   bare loopback TCP round trip of one byte to an echo thread: the least
+//!   any extra hop (the server's) can add.
 //! - **Throughput**: `cat` of a 50 MiB file (written into the container's
 //!   `/tmp` first) without a terminal, timed from the byte that starts it to
 //!   the last output byte; median and best of `SHELL_BENCH_RUNS` (default
@@ -34,8 +36,9 @@ use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{quantile, skip_or_fail};
 use lease_testkit::docker::{NamespaceGuard, docker_ready};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Size of the file `cat` streams.
 const FILE_BYTES: u64 = 50 * 1024 * 1024;
@@ -81,8 +84,7 @@ fn main() {
     let runs = env_number("SHELL_BENCH_RUNS", 5).max(1);
     let docker = Docker::connect_with_defaults().expect("the Docker engine");
     let report = runtime.block_on(async {
-        let (server_echo, direct_echo) =
-            echoes_in_turn(&api, &lease, &docker, &container, echoes).await;
+        let echo = echoes_in_turn(&api, &lease, &docker, &container, echoes).await;
         write_file(&docker, &container).await;
         let mut server_rates = Vec::new();
         let mut direct_rates = Vec::new();
@@ -92,8 +94,7 @@ fn main() {
         }
         Report {
             echoes,
-            server_echo,
-            direct_echo,
+            echo,
             server_rates,
             direct_rates,
         }
@@ -140,10 +141,13 @@ async fn attach(api: &Api, lease: &str, command: &str, tty: bool) -> Socket {
         .expect("a session");
     let path = created["attachPath"].as_str().expect("its attach path");
     let url = format!("ws://{}{path}", api.address());
-    // Nagle off, as a terminal client has it.
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
-        .await
-        .expect("the attach WebSocket");
+    // Nagle off, as a terminal client has it; a small read buffer, as
+    // tungstenite clears the whole of it before every read attempt.
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
+            .await
+            .expect("the attach WebSocket");
     match next(&mut socket).await {
         Message::Text(text) => {
             let first: Value = serde_json::from_str(&text).expect("JSON");
@@ -191,36 +195,90 @@ async fn server_keystroke(socket: &mut Socket) -> Duration {
     started.elapsed()
 }
 
-/// `n` echo round trips each way, the two paths taking turns.
+/// Round trip times of each path.
+struct Echoes {
+    server: Vec<Duration>,
+    direct: Vec<Duration>,
+    loopback: Vec<Duration>,
+}
+
+/// `n` echo round trips each way, the paths taking turns.
 async fn echoes_in_turn(
     api: &Api,
     lease: &str,
     docker: &Docker,
     container: &str,
     n: usize,
-) -> (Vec<Duration>, Vec<Duration>) {
+) -> Echoes {
     let mut socket = server_terminal(api, lease).await;
     let (mut output, mut input) = exec(docker, container, ECHO_COMMAND, true).await;
     direct_wait_for(&mut output, b'R').await;
+    let mut bare = loopback_echo().await;
     for _ in 0..WARM_UP {
         server_keystroke(&mut socket).await;
         direct_keystroke(&mut output, &mut input).await;
+        loopback_keystroke(&mut bare).await;
     }
-    let mut server = Vec::with_capacity(n);
-    let mut direct = Vec::with_capacity(n);
-    while server.len() < n {
-        let block = ECHO_BLOCK.min(n - server.len());
+    let mut echoes = Echoes {
+        server: Vec::with_capacity(n),
+        direct: Vec::with_capacity(n),
+        loopback: Vec::with_capacity(n),
+    };
+    while echoes.server.len() < n {
+        let block = ECHO_BLOCK.min(n - echoes.server.len());
         for _ in 0..block {
-            server.push(server_keystroke(&mut socket).await);
+            echoes.server.push(server_keystroke(&mut socket).await);
         }
         for _ in 0..block {
-            direct.push(direct_keystroke(&mut output, &mut input).await);
+            echoes
+                .direct
+                .push(direct_keystroke(&mut output, &mut input).await);
+        }
+        for _ in 0..block {
+            echoes.loopback.push(loopback_keystroke(&mut bare).await);
         }
     }
     let _ = socket.close(None).await;
     let _ = input.write_all(&[0x04]).await; // ^D: cat ends
     let _ = input.shutdown().await;
-    (server, direct)
+    echoes
+}
+
+/// A connection to a thread that echoes every byte back over loopback TCP
+/// (Nagle off both ends); the thread ends when the connection closes.
+async fn loopback_echo() -> tokio::net::TcpStream {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut byte = [0u8; 1];
+        while matches!(stream.read(&mut byte), Ok(1)) {
+            if stream.write_all(&byte).is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the echo thread");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+}
+
+/// One byte to the echo thread and back.
+async fn loopback_keystroke(stream: &mut tokio::net::TcpStream) -> Duration {
+    let started = Instant::now();
+    stream.write_all(b"x").await.expect("sent");
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(LIMIT, stream.read_exact(&mut byte))
+        .await
+        .expect("the echo in time")
+        .expect("the echo");
+    started.elapsed()
 }
 
 async fn server_cat(api: &Api, lease: &str) -> f64 {
@@ -370,8 +428,7 @@ fn mib_per_second(bytes: u64, elapsed: Duration) -> f64 {
 
 struct Report {
     echoes: usize,
-    server_echo: Vec<Duration>,
-    direct_echo: Vec<Duration>,
+    echo: Echoes,
     server_rates: Vec<f64>,
     direct_rates: Vec<f64>,
 }
@@ -392,14 +449,10 @@ fn best(values: &[f64]) -> f64 {
 
 impl Report {
     fn print(&self) {
-        let (s50, s99) = (
-            micros(&self.server_echo, 0.5),
-            micros(&self.server_echo, 0.99),
-        );
-        let (d50, d99) = (
-            micros(&self.direct_echo, 0.5),
-            micros(&self.direct_echo, 0.99),
-        );
+        let echo = &self.echo;
+        let (s50, s99) = (micros(&echo.server, 0.5), micros(&echo.server, 0.99));
+        let (d50, d99) = (micros(&echo.direct, 0.5), micros(&echo.direct, 0.99));
+        let (l50, l99) = (micros(&echo.loopback, 0.5), micros(&echo.loopback, 0.99));
         let (s_med, s_best) = (median(&self.server_rates), best(&self.server_rates));
         let (d_med, d_best) = (median(&self.direct_rates), best(&self.direct_rates));
         println!(
@@ -415,6 +468,10 @@ impl Report {
             "| ratio server / direct (goal ≤ 1.2) | {:.2} | {:.2} |",
             s50 / d50,
             s99 / d99
+        );
+        println!("| server − direct | {:.0} | {:.0} |", s50 - d50, s99 - d99);
+        println!(
+            "| for scale: a bare loopback TCP round trip (the least one more hop adds) | {l50:.0} | {l99:.0} |"
         );
         println!();
         println!(

@@ -396,6 +396,7 @@ pub(crate) async fn attach(
     let max_message = state.limits.ws_max_message;
     let offset = params.offset.unwrap_or(0);
     Ok(upgrade
+        .read_buffer_size(crate::limits::WS_READ_BUFFER)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
