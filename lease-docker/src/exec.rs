@@ -7,6 +7,11 @@ use futures::StreamExt;
 use lease_core::RuntimeError;
 use lease_core::runtime::{ExecChunk, ExecRequest, ExecSession, LogSource};
 
+/// An exec's output as the runtime port gives it.
+type ExecOutput = futures::stream::BoxStream<'static, Result<ExecChunk, RuntimeError>>;
+/// An exec's input.
+type ExecInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
 use crate::container::{check_namespace_arg, check_reference};
 use crate::error::{DockerError, status_of};
 use crate::runtime::DockerRuntime;
@@ -61,6 +66,11 @@ impl DockerRuntime {
             tty: Some(request.tty),
             cmd: Some(request.command.clone()),
             env: (!request.env.is_empty()).then(|| request.env.clone()),
+            // Engines from API 1.42 size the terminal at once (older ones
+            // ignore it and get the resize below).
+            console_size: request
+                .size
+                .map(|(columns, rows)| vec![usize::from(rows), usize::from(columns)]),
             privileged: Some(false),
             ..ExecConfig::default()
         };
@@ -75,18 +85,44 @@ impl DockerRuntime {
                 })
             })?;
         let exec_id = created.id;
+        let (output, input) = self.start(&exec_id).await?;
+        if let Some((columns, rows)) = request.size {
+            // The process may not have its terminal yet; the caller can resize again.
+            if let Err(error) = self.resize(&exec_id, columns, rows).await {
+                tracing::debug!(exec = %exec_id, error = %error.chain(), "initial exec resize failed");
+            }
+        }
+        tracing::debug!(namespace, container, exec = %exec_id, tty = request.tty, "exec started");
+        Ok(ExecSession {
+            id: exec_id,
+            output,
+            input: request.stdin.then_some(input),
+        })
+    }
+
+    /// Starts an exec, attached.
+    ///
+    /// Always with `tty: false` in the start request, even for an exec that
+    /// has a terminal (which it keeps: that comes from its creation). The
+    /// flag only chooses how the engine sends the output: framed
+    /// (stdout/stderr headers) or raw. bollard's decoder reads raw output
+    /// whose read begins with byte 0, 1 or 2 as a frame header — eight bytes
+    /// lost, and a wait for a "payload" as long as the next four bytes say —
+    /// so a terminal's raw output such as `printf '\001…'` lost bytes or
+    /// stalled. Framed, every byte arrives as written.
+    async fn start(&self, exec_id: &str) -> Result<(ExecOutput, ExecInput), RuntimeError> {
         let start = StartExecOptions {
             detach: false,
-            tty: request.tty,
+            tty: false,
             output_capacity: None,
         };
         let started = self
             .docker
-            .start_exec(&exec_id, Some(start))
+            .start_exec(exec_id, Some(start))
             .await
             .map_err(|source| {
                 self.fail(DockerError::StartExec {
-                    exec: exec_id.clone(),
+                    exec: exec_id.to_owned(),
                     source,
                 })
             })?;
@@ -96,14 +132,8 @@ impl DockerRuntime {
                 "the engine detached an attached exec",
             ));
         };
-        if let Some((columns, rows)) = request.size {
-            // The process may not have its terminal yet; the caller can resize again.
-            if let Err(error) = self.resize(&exec_id, columns, rows).await {
-                tracing::debug!(exec = %exec_id, error = %error.chain(), "initial exec resize failed");
-            }
-        }
         let runtime = self.clone();
-        let output_exec = exec_id.clone();
+        let output_exec = exec_id.to_owned();
         let output = output
             .filter_map(move |item| {
                 let item = match item {
@@ -126,12 +156,7 @@ impl DockerRuntime {
                 futures::future::ready(item)
             })
             .boxed();
-        tracing::debug!(namespace, container, exec = %exec_id, tty = request.tty, "exec started");
-        Ok(ExecSession {
-            id: exec_id,
-            output,
-            input: request.stdin.then_some(input),
-        })
+        Ok((output, input))
     }
 
     /// See [`lease_core::ContainerRuntime::exec_resize`].

@@ -438,6 +438,35 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
     assert!(chunks.iter().all(|c| c.source == LogSource::Stdout));
     assert_eq!(text.trim(), "40 120", "{text:?}");
 
+    // A terminal's output is raw: output that starts with bytes 0, 1 or 2
+    // (which stream headers start with without a terminal) comes through
+    // whole, and at once, not when more output arrives.
+    let request = ExecRequest {
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            r"sleep 0.5; printf '\001\002\003\004\005\006\007\010hi'; sleep 30".into(),
+        ],
+        tty: true,
+        ..ExecRequest::default()
+    };
+    let mut session = test
+        .runtime
+        .exec(&test.namespace, &id, request)
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    while !raw.ends_with(b"hi") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), session.output.next())
+            .await
+            .expect("the output in time, not held back")
+            .expect("output")
+            .unwrap();
+        raw.extend(chunk.bytes);
+    }
+    assert_eq!(raw, b"\x01\x02\x03\x04\x05\x06\x07\x08hi");
+    drop(session);
+
     let unknown = test
         .runtime
         .exec_exit_code(&test.namespace, &"ab".repeat(32))

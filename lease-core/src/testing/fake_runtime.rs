@@ -4,6 +4,8 @@
 //! It honours the port's contract: containers are scoped by the namespace
 //! label, creation is idempotent by name, removal is idempotent, and a
 //! container of another namespace is reported as `NotManaged` and left alone.
+//! An exec prints its command line and its extra environment, one line
+//! each; with stdin it then behaves as `cat` until its input is closed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -401,10 +403,35 @@ impl ContainerRuntime for FakeRuntime {
             source: LogSource::Stdout,
             bytes: text.into_bytes(),
         };
+        let head = futures::stream::iter([Ok(chunk)]);
+        if !request.stdin {
+            return Ok(ExecSession {
+                id: "fake-exec".into(),
+                output: head.boxed(),
+                input: None,
+            });
+        }
+        // With stdin, the fake is `cat`: what is written comes back as
+        // output, and the output ends when the input is closed.
+        let (input, reader) = tokio::io::duplex(64 * 1024);
+        let echoed = futures::stream::unfold(reader, |mut reader| async move {
+            let mut buffer = vec![0; 8192];
+            match tokio::io::AsyncReadExt::read(&mut reader, &mut buffer).await {
+                Ok(0) | Err(_) => None,
+                Ok(read) => {
+                    buffer.truncate(read);
+                    let chunk = ExecChunk {
+                        source: LogSource::Stdout,
+                        bytes: buffer,
+                    };
+                    Some((Ok(chunk), reader))
+                }
+            }
+        });
         Ok(ExecSession {
             id: "fake-exec".into(),
-            output: futures::stream::iter([Ok(chunk)]).boxed(),
-            input: None,
+            output: head.chain(echoed).boxed(),
+            input: Some(Box::pin(input)),
         })
     }
 

@@ -136,7 +136,12 @@ async fn serve(
             }
             message = incoming.next() => {
                 match message {
-                    None | Some(Ok(Message::Close(_))) => return Stop::Detached,
+                    None => return Stop::Detached,
+                    Some(Ok(Message::Close(_))) => {
+                        // Sends the close reply the WebSocket layer queued.
+                        let _ = tokio::time::timeout(settings.send_timeout, sink.close()).await;
+                        return Stop::Detached;
+                    }
                     Some(Err(error)) => {
                         debug!(session_id = %session.info.id, error = %error, "shell client message refused");
                         close(sink, CLOSE_TOO_BIG, "message too big or not valid").await;

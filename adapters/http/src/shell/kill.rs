@@ -23,10 +23,16 @@ pub(crate) const SESSION_ENV: &str = "CONTAINERLEASE_SESSION";
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The script of the kill exec: `$1` the session id, `$2` the signal name.
+///
+/// It finds every process first and signals them all with one `kill`, in
+/// pid order (parents before their children, as a rule): signalling while
+/// walking `/proc` would let a shell whose child was killed first run on
+/// before its own turn came.
 const KILL_SCRIPT: &str = concat!(
-    r#"for p in /proc/[0-9]*; do "#,
-    r#"tr "\0" "\n" < "$p/environ" 2>/dev/null | grep -qx "CONTAINERLEASE_SESSION=$1" "#,
-    r#"&& kill -"$2" "${p#/proc/}"; done"#,
+    r#"pids=; for p in /proc/[0-9]*; do "#,
+    r#"tr "\0" "\n" 2>/dev/null < "$p/environ" | grep -qx "CONTAINERLEASE_SESSION=$1" "#,
+    r#"&& pids="$pids ${p#/proc/}"; done; "#,
+    r#"[ -z "$pids" ] || kill -"$2" $(echo $pids | tr " " "\n" | sort -n) 2>/dev/null; true"#,
 );
 
 /// The kill exec's command line.

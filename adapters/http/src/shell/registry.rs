@@ -12,7 +12,7 @@ use rand::RngCore;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::ShellConfig;
 use super::frames::EndReason;
@@ -129,7 +129,12 @@ impl Registry {
             }
         };
         session.start(exec, self.manager.clone());
-        tokio::spawn(self.clone().watch_detached(session.clone()));
+        let span = session.span();
+        tokio::spawn(
+            self.clone()
+                .watch_detached(session.clone())
+                .instrument(span),
+        );
         info!(
             lease_id = %lease.id,
             owner = %caller.owner,

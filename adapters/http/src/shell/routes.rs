@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use lease_core::{Lease, Status};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use super::attach::{self, SocketSettings};
@@ -399,9 +400,13 @@ pub(crate) async fn attach(
         .read_buffer_size(crate::limits::WS_READ_BUFFER)
         .max_message_size(max_message)
         .max_frame_size(max_message)
-        .on_upgrade(move |socket| async move {
-            attach::run(session, registry, socket, offset, settings).await;
-            drop(permit);
+        .on_upgrade(move |socket| {
+            let span = session.span();
+            async move {
+                attach::run(session, registry, socket, offset, settings).await;
+                drop(permit);
+            }
+            .instrument(span)
         }))
 }
 

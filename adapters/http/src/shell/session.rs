@@ -18,7 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::frames::{EndReason, ServerMessage, SignalName};
 use super::kill;
@@ -237,10 +237,22 @@ impl Session {
         let (stdin, commands) = mpsc::channel(STDIN_QUEUE);
         // `start` runs once per session: a second call would find it set.
         let _ = self.started.set(Started { exec_id: id, stdin });
+        let span = self.span();
         if let Some(input) = input {
-            tokio::spawn(write_stdin(input, commands, self.stopped.clone()));
+            let writer = write_stdin(input, commands, self.stopped.clone());
+            tokio::spawn(writer.instrument(span.clone()));
         }
-        tokio::spawn(self.clone().pump(output, manager));
+        tokio::spawn(self.clone().pump(output, manager).instrument(span));
+    }
+
+    /// A span carrying the session's fields, for its tasks.
+    pub(crate) fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "shell_session",
+            lease_id = %self.info.lease_id,
+            owner = %self.info.owner,
+            session_id = %self.info.id,
+        )
     }
 
     /// The runtime's exec id (empty before the exec started).

@@ -54,6 +54,8 @@ pub struct Options {
     pub cors_origins: Vec<&'static str>,
     /// `ApiConfig::limits` (default: `Limits::default()`).
     pub limits: Option<lease_http::Limits>,
+    /// `ApiConfig::shell` (default: `ShellConfig::default()`).
+    pub shell: Option<lease_http::ShellConfig>,
 }
 
 impl Default for Options {
@@ -67,6 +69,7 @@ impl Default for Options {
             insecure_open: false,
             cors_origins: Vec::new(),
             limits: None,
+            shell: None,
         }
     }
 }
@@ -168,6 +171,9 @@ impl Harness {
             );
         if let Some(limits) = options.limits.clone() {
             config = config.limits(limits);
+        }
+        if let Some(shell) = options.shell.clone() {
+            config = config.shell(shell);
         }
         if let Some(token) = &options.metrics_token {
             config = config.metrics_token(MetricsToken::new(token).expect("a scrape token"));
