@@ -5,6 +5,7 @@
 #   BENCH_RELIABILITY=quick scripts/bench.sh  # benches + the quick (CI) form
 #   BENCH_RELIABILITY=skip scripts/bench.sh   # benches only
 #   BENCH_ONLY="lease-store-memory lease-http" scripts/bench.sh   # a subset
+#   BENCH_ONLY=shell scripts/bench.sh         # the shell benchmark alone
 #   BENCH_RELIABILITY_TESTS="scale crash" scripts/bench.sh   # some suite targets
 #
 # It builds the local Docker test image (scripts/test-images.sh) and starts a
@@ -19,6 +20,10 @@
 #   cargo bench -p lease-docker                (lifecycle, on the real engine)
 #   cargo bench -p lease-store-redis           (redis_store, on the private Redis)
 #   cargo bench -p lease-http --bench http_api
+#   cargo bench -p lease-reliability --bench shell   (shell sessions through the
+#                                               server vs a direct docker exec:
+#                                               keystroke echo p50/p99, cat of
+#                                               50 MiB; on the real engine)
 #   cargo test -p lease-reliability --release  (LEASE_RELIABILITY=long unless
 #                                               BENCH_RELIABILITY says otherwise,
 #                                               LEASE_FIGURES=1)
@@ -39,7 +44,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 logs="${CARGO_TARGET_DIR:-target}/bench-logs/$stamp"
 mkdir -p "$logs"
 reliability="${BENCH_RELIABILITY:-long}"
-only="${BENCH_ONLY:-lease-store-memory lease-store-sqlite lease-docker lease-store-redis lease-http lease-reliability}"
+only="${BENCH_ONLY:-lease-store-memory lease-store-sqlite lease-docker lease-store-redis lease-http shell lease-reliability}"
 wanted() { [[ " $only " == *" $1 "* ]]; }
 
 step "local Docker test image (scripts/test-images.sh)"
@@ -75,6 +80,7 @@ if wanted lease-store-sqlite; then run lease-store-sqlite cargo bench -p lease-s
 if wanted lease-docker; then run lease-docker cargo bench -p lease-docker; fi
 if wanted lease-store-redis; then run lease-store-redis cargo bench -p lease-store-redis; fi
 if wanted lease-http; then run lease-http cargo bench -p lease-http --bench http_api; fi
+if wanted shell; then run shell cargo bench -p lease-reliability --bench shell; fi
 if wanted lease-reliability && [[ "$reliability" != skip ]]; then
     targets=()
     for target in ${BENCH_RELIABILITY_TESTS:-}; do targets+=(--test "$target"); done

@@ -77,6 +77,7 @@ pub(crate) async fn logs(
     let tail = params.tail.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL);
     let max_message = state.limits.ws_max_message;
     Ok(upgrade
+        .read_buffer_size(crate::limits::WS_READ_BUFFER)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {

@@ -13,6 +13,8 @@
 //! - **Connection caps**, overall and per client IP: a connection over
 //!   either is closed right at accept, before anything is read; the
 //!   connections already open are served as usual.
+//! - **No Nagle**: `TCP_NODELAY` on every connection, so small writes (a
+//!   terminal's echo, an event) leave at once.
 //! - **Graceful shutdown**: once `shutdown` resolves no connection is
 //!   accepted, idle connections close, requests in flight finish, and
 //!   `serve` returns when every connection is gone (bound that wait with a
@@ -157,6 +159,11 @@ where
             drop(stream);
             continue;
         };
+        // Small writes go out at once: a terminal's keystroke echo or an
+        // event must not wait for the ACK of the previous segment (Nagle).
+        if let Err(error) = stream.set_nodelay(true) {
+            debug!(peer = %peer, error = %error, "cannot set TCP_NODELAY");
+        }
         let connection = Connection {
             builder: builder.clone(),
             app: app.clone(),

@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 18] = [
+const ROUTES: [(&str, &str); 19] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -472,6 +472,7 @@ const ROUTES: [(&str, &str); 18] = [
     ("get", "/api/history"),
     ("get", "/api/events"),
     ("get", "/ws/logs/{id}"),
+    ("post", "/api/tickets"),
     ("post", "/api/containers/{id}/sessions"),
     ("get", "/api/containers/{id}/sessions"),
     ("delete", "/api/containers/{id}/sessions/{sid}"),
@@ -492,7 +493,7 @@ async fn openapi_document_parses_and_lists_every_route() {
     let parsed: utoipa::openapi::OpenApi =
         serde_json::from_slice(&reply.body).expect("an OpenAPI document");
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|(_, path)| *path).collect();
+    let paths: std::collections::BTreeSet<&str> = ROUTES.iter().map(|(_, path)| *path).collect();
     assert_eq!(parsed.paths.paths.len(), paths.len());
     // ...and lists every route with its method.
     for (method, path) in ROUTES {

@@ -29,6 +29,13 @@ pub(crate) use streams::StreamLimiter;
 pub use streams::StreamPermit;
 pub(crate) use timeout::{request_timeout, timed_out};
 
+/// Most bytes a WebSocket reads from its socket at once. tungstenite
+/// zero-fills this much of its read buffer before every read attempt, even
+/// one that finds nothing to read (its default is 128 KiB): a small buffer
+/// keeps a keystroke's round trip from paying for clearing 128 KiB several
+/// times. Larger messages (a paste) are still read whole, a few reads each.
+pub(crate) const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// Per-caller limits of the router. The defaults never bother a person at
 /// a browser or a script that waits for its answers.
 #[derive(Clone, Debug, PartialEq, Eq)]

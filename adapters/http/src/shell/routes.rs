@@ -101,6 +101,9 @@ pub struct SessionsJson {
 pub struct AttachParams {
     /// Output bytes the client already has (default 0): the replay starts there.
     pub offset: Option<u64>,
+    /// A single-use ticket from `POST /api/tickets` (`route: attach`), for
+    /// browsers, which cannot set headers on a WebSocket.
+    pub ticket: Option<String>,
 }
 
 /// The `{id}` and `{sid}` path parameters.
@@ -394,6 +397,7 @@ pub(crate) async fn attach(
     let max_message = state.limits.ws_max_message;
     let offset = params.offset.unwrap_or(0);
     Ok(upgrade
+        .read_buffer_size(crate::limits::WS_READ_BUFFER)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| {
