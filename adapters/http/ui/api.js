@@ -1,6 +1,8 @@
 // The HTTP API of lease-http: JSON requests with the bearer token, errors
 // as ApiError (the server's {"error":{"code","message","field","limit"}}),
-// and URLs for the event stream and log WebSockets (which take ?token=).
+// and URLs for the streams (events, log and terminal WebSockets), which take
+// a single-use ?ticket= from POST /api/tickets: the bearer token itself never
+// goes into a URL (URLs end up in logs and history).
 
 const TOKEN_KEY = 'containerlease.token';
 
@@ -109,17 +111,31 @@ export async function api(method, path, body = undefined, options = {}) {
   return data;
 }
 
-/** `path` with `?token=` added when signed in (for EventSource and WebSocket). */
-export function withToken(path) {
+/**
+ * `path` with a fresh single-use `?ticket=` (or `&ticket=`) added, for an
+ * EventSource or WebSocket. `request` is the ticket's body for
+ * POST /api/tickets: `{route: 'events'}`, `{route: 'logs', leaseId}` or
+ * `{route: 'attach', leaseId, sessionId}`. Without a token (single-user
+ * mode) streams need no ticket: `path` comes back unchanged. A ticket
+ * expires after about 30 s and is spent by its first use, so call this right
+ * before opening each connection (reconnects included). Rejects with an
+ * ApiError (404: not the caller's lease or session; 401 signs the page out).
+ */
+export async function ticketed(path, request) {
   if (!memoryToken) return path;
+  const answer = await api('POST', '/api/tickets', request);
+  const ticket = answer?.ticket;
+  if (typeof ticket !== 'string' || !ticket) {
+    throw new ApiError(0, 'bad_ticket', 'The server did not return a ticket.');
+  }
   const separator = path.includes('?') ? '&' : '?';
-  return `${path}${separator}token=${encodeURIComponent(memoryToken)}`;
+  return `${path}${separator}ticket=${encodeURIComponent(ticket)}`;
 }
 
-/** The absolute ws:// or wss:// URL of `path` on this server, with the token. */
-export function webSocketUrl(path) {
+/** The absolute ws:// or wss:// URL of `path` (a path with any query) on this server. */
+export function wsUrl(path) {
   const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${window.location.host}${withToken(path)}`;
+  return `${scheme}//${window.location.host}${path}`;
 }
 
 /** A lease id (`container-` and random characters) shortened to 12 of its random characters. */

@@ -1,12 +1,13 @@
 // Follows GET /api/events (Server-Sent Events) and recovers by itself.
 //
-// The browser's EventSource retries on its own after a dropped connection;
-// when the server refuses the stream (an HTTP error, e.g. 401, or a restart
-// caught mid-way) it gives up, so this reconnects with backoff (1 s doubling
-// to 30 s), and asks the caller to resynchronise after every (re)connect,
-// since events sent while disconnected are lost.
+// Each connection takes a fresh single-use ticket (api.js `ticketed`). The
+// browser's EventSource would retry a dropped connection by itself with the
+// same URL, whose ticket is spent, so on any stream error this closes it and
+// reconnects itself with a new ticket, with backoff (1 s doubling to 30 s),
+// and asks the caller to resynchronise after every (re)connect, since events
+// sent while disconnected are lost.
 
-import { api, withToken } from './api.js';
+import { api, ticketed } from './api.js';
 
 /** The event names the server sends (EventJson.kind). */
 export const EVENT_KINDS = [
@@ -27,6 +28,7 @@ export function followEvents({ onEvent, onConnected, onState }) {
   let timer = null;
   let attempts = 0;
   let stopped = false;
+  let fetching = false; // a ticket is on its way: connect() is under way
 
   function schedule() {
     clearTimeout(timer);
@@ -48,11 +50,24 @@ export function followEvents({ onEvent, onConnected, onState }) {
     }, delay);
   }
 
-  function connect() {
-    if (stopped) return;
+  async function connect() {
+    if (stopped || fetching) return;
     source?.close();
+    source = null;
     onState(attempts === 0 ? 'connecting' : 'reconnecting');
-    const stream = new EventSource(withToken('/api/events'));
+    let url;
+    fetching = true;
+    try {
+      url = await ticketed('/api/events', { route: 'events' });
+    } catch (error) {
+      // A 401 has signed the page out (api.js); anything else: try again later.
+      if (error.status !== 401 && !stopped) schedule();
+      return;
+    } finally {
+      fetching = false;
+    }
+    if (stopped) return;
+    const stream = new EventSource(url);
     source = stream;
     stream.addEventListener('open', () => {
       attempts = 0;
@@ -77,18 +92,15 @@ export function followEvents({ onEvent, onConnected, onState }) {
       // messages with data: those are handled above, not a broken stream.
       if (event instanceof MessageEvent) return;
       if (stopped || source !== stream) return;
-      if (stream.readyState === EventSource.CLOSED) {
-        stream.close();
-        schedule();
-      } else {
-        onState('reconnecting'); // the browser retries by itself
-      }
+      // Do not let the browser retry: its retry would present the spent ticket.
+      stream.close();
+      schedule();
     });
   }
 
   function reconnectNow() {
     if (stopped) return;
-    if (!source || source.readyState === EventSource.CLOSED) {
+    if (!fetching && (!source || source.readyState === EventSource.CLOSED)) {
       attempts = 0;
       clearTimeout(timer);
       connect();

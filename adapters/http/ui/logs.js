@@ -1,7 +1,8 @@
 // The logs panel: a lease's container output from /ws/logs/{id}, one text
 // frame per line, auto-scrolling, with a clear end when the stream closes.
+// Each (re)connection takes a fresh single-use ticket (api.js `ticketed`).
 
-import { api, shortId, webSocketUrl } from './api.js';
+import { api, shortId, ticketed, wsUrl } from './api.js';
 
 const MAX_LINES = 5000;
 const TAIL = 200;
@@ -35,6 +36,7 @@ export class LogsPanel {
     this.socket = null;
     this.lease = null;
     this.lines = 0;
+    this.opening = 0; // counts open() calls: a late ticket for an older one is dropped
     this.el.close.addEventListener('click', () => this.close());
     this.el.reconnect.addEventListener('click', () => this.lease && this.open(this.lease));
     this.el.follow.addEventListener('change', () => {
@@ -54,8 +56,10 @@ export class LogsPanel {
   }
 
   /** Opens (or reopens) the panel on `lease` and starts streaming. */
-  open(lease) {
+  async open(lease) {
     this.disconnect();
+    this.opening += 1;
+    const opening = this.opening;
     this.lease = lease;
     this.lines = 0;
     this.el.output.textContent = '';
@@ -67,7 +71,21 @@ export class LogsPanel {
     this.el.follow.checked = true;
     this.el.panel.hidden = false;
     this.setState(lease.status === 'pending' ? 'Waiting for the container to start…' : 'Connecting…');
-    const socket = new WebSocket(webSocketUrl(`/ws/logs/${encodeURIComponent(lease.id)}?tail=${TAIL}`));
+    this.el.panel.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    let url;
+    try {
+      url = await ticketed(`/ws/logs/${encodeURIComponent(lease.id)}?tail=${TAIL}`, {
+        route: 'logs',
+        leaseId: lease.id,
+      });
+    } catch (error) {
+      if (opening !== this.opening || this.lease !== lease) return;
+      this.setState('');
+      this.showEnd(`Cannot stream logs: ${error.message}`, false, true);
+      return;
+    }
+    if (opening !== this.opening || this.lease !== lease) return;
+    const socket = new WebSocket(wsUrl(url));
     this.socket = socket;
     socket.addEventListener('open', () => {
       if (this.socket === socket) this.setState('Streaming — new lines appear as the container writes them.');
@@ -82,7 +100,6 @@ export class LogsPanel {
       this.socket = null;
       this.ended(event);
     });
-    this.el.panel.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
   }
 
   append(text) {
@@ -120,10 +137,15 @@ export class LogsPanel {
     }
     if (this.lines === 0 && normal) text = `${text} No output was written.`;
     this.setState('');
+    this.showEnd(text, normal, !normal || event.reason === 'log stream ended');
+  }
+
+  /** Shows how the stream ended, and the Reconnect button if `reconnect`. */
+  showEnd(text, normal, reconnect) {
     this.el.end.textContent = `■ ${text}`;
     this.el.end.className = normal ? 'logs-end logs-end-normal' : 'logs-end logs-end-error';
     this.el.end.hidden = false;
-    this.el.reconnect.hidden = normal && event.reason !== 'log stream ended';
+    this.el.reconnect.hidden = !reconnect;
   }
 
   setState(text) {
@@ -139,6 +161,7 @@ export class LogsPanel {
   /** Stops streaming and hides the panel. */
   close() {
     this.disconnect();
+    this.opening += 1;
     this.lease = null;
     this.el.panel.hidden = true;
   }
