@@ -140,9 +140,11 @@ export class TerminalView {
   /** A line of text of the page's own (a notice like "reconnecting…"),
    * written on its own line in the terminal, dim. */
   notice(text) {
-    const s = this.terminal.screen;
-    const start = s.x > 0 ? '\r\n' : '';
+    const screen = this.terminal.screen;
+    const attr = screen.attr; // the program's colours stay as they were
+    const start = screen.x > 0 || screen.pendingWrap ? '\r\n' : '';
     this.write(`${start}\x1b[0;2;3m${text}\x1b[0m\r\n`);
+    screen.attr = attr;
   }
 
   schedule() {
