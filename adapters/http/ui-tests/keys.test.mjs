@@ -57,6 +57,8 @@ test('keys left to the browser', () => {
   assert.equal(key('C', { ctrlKey: true, shiftKey: true }), null, 'copy');
   assert.equal(key('V', { ctrlKey: true, shiftKey: true }), null, 'paste');
   assert.equal(key('v', { ctrlKey: true }), null, 'paste');
+  assert.equal(key('Insert', { shiftKey: true }), null, 'paste');
+  assert.equal(key('Insert', { ctrlKey: true }), '\x1b[2;5~');
 });
 
 test('paste: newlines become CR; bracketed when asked; no early end marker', () => {
