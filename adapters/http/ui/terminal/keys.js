@@ -34,8 +34,7 @@ function controlByte(key) {
  * The bytes (as a string of characters, UTF-8 encoded later) a key press
  * sends, or null when the terminal leaves the key to the browser (Meta
  * combinations, Ctrl+Shift+C/V for copy and paste, Ctrl+V and Shift+Insert
- * for paste,
- * dead keys and IME input, which arrive as text instead). `modes` is the
+ * for paste, dead keys and IME input, which arrive as text instead). `modes` is the
  * screen's: `cursorKeys` (DECCKM) picks the application cursor keys.
  */
 export function keyBytes(event, modes = {}) {
