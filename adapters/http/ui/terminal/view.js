@@ -243,6 +243,8 @@ export class TerminalView {
     const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
     const cols = Math.max(2, Math.floor((this.scroller.clientWidth - padding) / this.cellWidth));
     const rows = Math.max(1, Math.floor(this.scroller.clientHeight / this.cellHeight));
+    this.host.dataset.cols = String(cols);
+    this.host.dataset.rows = String(rows);
     if (cols === this.terminal.cols && rows === this.terminal.rows) return;
     this.terminal.resize(cols, rows);
     this.buildRows();
