@@ -88,6 +88,7 @@ export class ShellPanel {
     });
     session.view = new TerminalView(this.el.screen, session.terminal, {
       onResize: () => this.resized(session),
+      onLeave: () => this.el.close.focus(),
       label: `Terminal of lease ${shortId(lease.id)}`,
     });
     this.el.panel.scrollIntoView({ block: 'nearest', behavior: 'smooth' });

@@ -1194,7 +1194,10 @@ async fn session_count(b: &Browser, id: &str) -> usize {
             vec![json!(id)],
         )
         .await;
-    count.as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(usize::MAX)
+    count
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(usize::MAX)
 }
 
 /// The terminal in the page against a real shell in a real container:
@@ -1227,8 +1230,10 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
         // end), then the one the checks use.
         let short = b.rent("busybox", "1").await;
         let lease = b.rent("busybox", "30").await;
-        b.wait_status(&short, "running", Duration::from_secs(30)).await;
-        b.wait_status(&lease, "running", Duration::from_secs(30)).await;
+        b.wait_status(&short, "running", Duration::from_secs(30))
+            .await;
+        b.wait_status(&lease, "running", Duration::from_secs(30))
+            .await;
 
         b.click(&card(&lease, ".act-terminal")).await;
         terminal_ready(b).await;
@@ -1261,14 +1266,13 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
 
         // The panel's size in cells is the shell's; a narrower window
         // changes it.
-        let size = |b: &Browser| {
-            b.js(
+        let before = b
+            .js(
                 "const host = document.getElementById('shell-screen');
                  return `${host.dataset.rows} ${host.dataset.cols}`;",
                 vec![],
             )
-        };
-        let before = size(b).await;
+            .await;
         let before = before.as_str().expect("size").to_owned();
         terminal_type(b, "stty size\u{e007}").await;
         terminal_line(b, &before, Duration::from_secs(5)).await;
@@ -1301,8 +1305,11 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
         )
         .await;
         terminal_line(b, "tick5", Duration::from_secs(5)).await;
-        b.js("window.containerLeaseDebug.dropTerminalConnection();", vec![])
-            .await;
+        b.js(
+            "window.containerLeaseDebug.dropTerminalConnection();",
+            vec![],
+        )
+        .await;
         terminal_line(b, "tick30", Duration::from_secs(15)).await;
         let text = terminal_text(b).await;
         let lines: Vec<&str> = text.lines().collect();
@@ -1334,7 +1341,10 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
         .await;
         let deadline = Instant::now() + Duration::from_secs(5);
         while session_count(b, &lease).await != 0 {
-            assert!(Instant::now() < deadline, "the closed panel's session is still listed");
+            assert!(
+                Instant::now() < deadline,
+                "the closed panel's session is still listed"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 

@@ -156,7 +156,7 @@ export class Screen {
     for (const char of text) {
       const code = char.codePointAt(0);
       if (code >= 0x80 && code <= 0x9f) continue; // C1 controls: not printed
-      if (COMBINING.test(char)) {
+      if (code >= 0x300 && COMBINING.test(char)) {
         this.combine(char);
         continue;
       }

@@ -50,13 +50,15 @@ function lineSpans(line, cursorX) {
 
 /**
  * The view of `terminal` inside `host` (an element sized by the page).
- * `onResize(cols, rows)` is called when the size in cells changes.
+ * `onResize(cols, rows)` is called when the size in cells changes,
+ * `onLeave()` when the user asks to leave the terminal (Ctrl+Shift+L).
  */
 export class TerminalView {
-  constructor(host, terminal, { onResize = () => {}, label = 'Terminal' } = {}) {
+  constructor(host, terminal, { onResize = () => {}, onLeave = () => {}, label = 'Terminal' } = {}) {
     this.host = host;
     this.terminal = terminal;
     this.onResize = onResize;
+    this.onLeave = onLeave;
     this.frame = 0;
     this.cursorRow = -1;
     host.classList.add('term');
@@ -92,6 +94,13 @@ export class TerminalView {
     const { host, input, terminal } = this;
     host.addEventListener('keydown', (event) => {
       if (event.isComposing || event.key === 'Process') return;
+      // Every other key goes to the program (Tab and Escape too), so this
+      // one gives the keyboard back to the page: no keyboard trap.
+      if (event.ctrlKey && event.shiftKey && (event.key === 'L' || event.key === 'l')) {
+        event.preventDefault();
+        this.onLeave();
+        return;
+      }
       const copying = (event.ctrlKey || event.metaKey) && (event.key === 'c' || event.key === 'C') && this.hasSelection();
       if (copying) return; // the browser copies the selection
       if (terminal.key(event)) {
