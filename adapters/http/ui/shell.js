@@ -257,6 +257,7 @@ export class ShellPanel {
     this.stop(session);
     if (this.session !== session) return;
     session.view.notice(text);
+    session.view.write('\x1b[?25l'); // no cursor: nothing more can be typed
     this.setState('');
     this.el.end.textContent = `■ ${text}`;
     this.el.end.className = normal ? 'shell-end shell-end-normal' : 'shell-end shell-end-error';

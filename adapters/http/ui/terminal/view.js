@@ -192,7 +192,7 @@ export class TerminalView {
     if (gone.length) {
       const rows = gone.map((line) => {
         const row = document.createElement('div');
-        row.className = 'term-row';
+        row.className = 'term-row term-scrollback';
         row.replaceChildren(...lineSpans(line, -1));
         return row;
       });
