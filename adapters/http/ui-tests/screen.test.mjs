@@ -107,7 +107,7 @@ test('scrolling past the bottom fills a bounded scrollback', () => {
   const { t, s } = term(6, 3, 4);
   for (let i = 1; i <= 9; i += 1) t.write(`line${i}\r\n`);
   assert.deepEqual(rows(s), ['line8', 'line9', '']);
-  assert.deepEqual(s.scrollback.map((l) => l.text()), ['line4', 'line5', 'line6', 'line7']);
+  assert.deepEqual(s.scrollbackLines().map((l) => l.text()), ['line4', 'line5', 'line6', 'line7']);
   assert.equal(s.takeScrolledOut().length, 4, 'at most the limit is pending for the view');
   assert.equal(s.takeScrolledOut().length, 0);
   t.write('\x1b[3J');
@@ -118,7 +118,7 @@ test('scrolling past the bottom fills a bounded scrollback', () => {
 test('the default scrollback keeps 5000 lines', () => {
   const t = new Terminal({ cols: 10, rows: 2 });
   t.write('x\r\n'.repeat(6000));
-  assert.equal(t.screen.scrollback.length, 5000);
+  assert.equal(t.screen.scrollbackLines().length, 5000);
 });
 
 test('scroll region: LF at its bottom scrolls only the region, keeps no scrollback', () => {
@@ -282,7 +282,7 @@ test('resize cuts or pads, keeps the cursor row on screen, resets the region', (
   t.write('\x1b[2;3r\x1b[4;6H');
   t.resize(3, 2);
   assert.deepEqual(rows(s), ['3', '4ab']);
-  assert.deepEqual(s.scrollback.map((l) => l.text()), ['1', '2']);
+  assert.deepEqual(s.scrollbackLines().map((l) => l.text()), ['1', '2']);
   assert.deepEqual([s.x, s.y, s.top, s.bottom], [2, 1, 0, 1]);
   t.resize(5, 3);
   assert.deepEqual(rows(s), ['3', '4ab', '']);

@@ -261,9 +261,17 @@ export class Screen {
   scrollUp(n, keep = true) {
     n = Math.min(n, this.bottom - this.top + 1);
     const blank = eraseAttr(this.attr);
-    const removed = this.lines.splice(this.top, n);
-    const fresh = Array.from({ length: n }, () => new Line(this.cols, blank));
-    this.lines.splice(this.bottom - n + 1, 0, ...fresh);
+    const { lines } = this;
+    let removed;
+    if (n === 1 && this.top === 0 && this.bottom === lines.length - 1) {
+      // The common case (a line feed at the bottom of the whole screen).
+      removed = [lines.shift()];
+      lines.push(new Line(this.cols, blank));
+    } else {
+      removed = lines.splice(this.top, n);
+      const fresh = Array.from({ length: n }, () => new Line(this.cols, blank));
+      lines.splice(this.bottom - n + 1, 0, ...fresh);
+    }
     if (keep && this.buffer === this.main && this.top === 0) this.keep(removed);
     this.markRange(this.top, this.bottom);
   }
@@ -281,16 +289,29 @@ export class Screen {
   /** Adds lines to the scrollback, dropping the oldest beyond the limit. */
   keep(lines) {
     if (this.scrollbackLimit <= 0) return;
-    this.scrollback.push(...lines);
-    this.scrolledOut.push(...lines);
-    const excess = this.scrollback.length - this.scrollbackLimit;
-    if (excess > 0) this.scrollback.splice(0, excess);
-    const pending = this.scrolledOut.length - this.scrollbackLimit;
-    if (pending > 0) this.scrolledOut.splice(0, pending);
+    for (const line of lines) {
+      this.scrollback.push(line);
+      this.scrolledOut.push(line);
+    }
+    // Trimmed in batches: removing from the front of an array moves it all.
+    const slack = Math.ceil(this.scrollbackLimit / 4);
+    if (this.scrollback.length > this.scrollbackLimit + slack) this.trim(this.scrollback);
+    if (this.scrolledOut.length > this.scrollbackLimit + slack) this.trim(this.scrolledOut);
+  }
+
+  trim(lines) {
+    lines.splice(0, lines.length - this.scrollbackLimit);
+  }
+
+  /** The scrollback's lines (at most the limit), oldest first. */
+  scrollbackLines() {
+    if (this.scrollback.length > this.scrollbackLimit) this.trim(this.scrollback);
+    return this.scrollback;
   }
 
   /** The lines scrolled out since the last call (for the view). */
   takeScrolledOut() {
+    if (this.scrolledOut.length > this.scrollbackLimit) this.trim(this.scrolledOut);
     const lines = this.scrolledOut;
     this.scrolledOut = [];
     return lines;
