@@ -41,9 +41,10 @@ export function endOf(message) {
     return { text: 'This session was opened somewhere else (another tab or client).', normal: true };
   }
   const reason = String(message.reason ?? '');
-  if (END_TEXT[reason]) return { text: END_TEXT[reason], normal: reason !== 'shutdown' };
+  if (Object.hasOwn(END_TEXT, reason)) return { text: END_TEXT[reason], normal: reason !== 'shutdown' };
   const detail = message.message ? `: ${message.message}` : '';
-  return { text: `The session failed${detail}.`, normal: false };
+  if (reason === 'error') return { text: `The session failed${detail}.`, normal: false };
+  return { text: `The session ended (${reason || 'no reason given'})${detail}.`, normal: false };
 }
 
 /** The terminal panel; `elements` are its DOM nodes. */
