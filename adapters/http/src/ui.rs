@@ -70,6 +70,7 @@ const ASSETS: &[Asset] = &[
     asset!("terminal/sgr.js", JS),
     asset!("terminal/terminal.js", JS),
     asset!("terminal/view.js", JS),
+    asset!("terminal/width.js", JS),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];

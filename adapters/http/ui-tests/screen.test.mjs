@@ -320,3 +320,21 @@ test('hostile output does not break the screen', () => {
   for (const line of s.lines) assert.equal(line.chars.length, 8);
   assert.ok(s.x >= 0 && s.x < 8 && s.y >= 0 && s.y < 3);
 });
+
+test('wide characters take two cells and wrap whole', () => {
+  const { t, s } = term(5, 3);
+  t.write('a中b');
+  assert.deepEqual(s.lines[0].chars, ['a', '中', '', 'b', ' ']);
+  assert.equal(s.x, 4);
+  assert.equal(s.lineText(0), 'a中b');
+  t.write('😀');
+  assert.deepEqual(s.lines[0].chars.slice(4), [' '], 'no room in the last column: it wraps');
+  assert.deepEqual(s.lines[1].chars.slice(0, 2), ['😀', '']);
+  assert.deepEqual([s.x, s.y], [2, 1]);
+  t.write('\x1b[1;3Hx');
+  assert.deepEqual(s.lines[0].chars.slice(0, 4), ['a', ' ', 'x', 'b'], 'writing over half of it blanks the other half');
+  t.write('\x1b[2;1Hy');
+  assert.deepEqual(s.lines[1].chars.slice(0, 2), ['y', ' ']);
+  t.write('\x1b[3;1H한\u0301');
+  assert.equal(s.lines[2].chars[0], '한\u0301', 'a combining mark joins the wide character');
+});

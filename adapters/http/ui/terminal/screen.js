@@ -5,11 +5,14 @@
 // changed (`dirty` rows, lines `scrolledOut` to the scrollback).
 
 import { DEFAULT_ATTR, applySgr, eraseAttr } from './sgr.js';
+import { charWidth } from './width.js';
 
 /** Lines kept above the screen by default. */
 export const SCROLLBACK_LINES = 5000;
 
 const BLANK = ' ';
+/** The second cell of a wide character holds this (nothing to draw). */
+export const WIDE_TAIL = '';
 /** DEC special graphics (ESC ( 0): line drawing for 0x5f..0x7e. */
 const DEC_GRAPHICS = {
   _: ' ', '`': '◆', a: '▒', b: '␉', c: '␌', d: '␍', e: '␊', f: '°', g: '±', h: '␤', i: '␋',
@@ -18,7 +21,8 @@ const DEC_GRAPHICS = {
 };
 const COMBINING = /^\p{M}$/u;
 
-/** One row of cells; `wrapped` when its text goes on in the next row. */
+/** One row of cells; `wrapped` when its text goes on in the next row. A
+ * wide character takes two cells: itself, then WIDE_TAIL. */
 export class Line {
   constructor(cols, attr = DEFAULT_ATTR) {
     this.chars = new Array(cols).fill(BLANK);
@@ -160,32 +164,59 @@ export class Screen {
         this.combine(char);
         continue;
       }
-      this.printChar(this.charsets[this.shift] === '0' ? DEC_GRAPHICS[char] ?? char : char);
+      this.printChar(this.charsets[this.shift] === '0' ? DEC_GRAPHICS[char] ?? char : char, code);
     }
   }
 
-  printChar(char) {
-    if (this.pendingWrap && this.modes.autowrap) {
-      this.lines[this.y].wrapped = true;
-      this.x = 0;
-      this.index();
+  printChar(char, code = char.codePointAt(0)) {
+    const width = this.cols > 1 ? charWidth(code) : 1;
+    if (this.pendingWrap && this.modes.autowrap) this.wrap();
+    // A wide character that does not fit in the last column goes to the next row.
+    if (width === 2 && this.x === this.cols - 1) {
+      if (this.modes.autowrap) this.wrap();
+      else this.x -= 1;
     }
     this.pendingWrap = false;
     const line = this.lines[this.y];
-    if (this.modes.insert) this.insertBlanks(1);
+    if (this.modes.insert) this.insertBlanks(width);
+    this.clearWide(line, this.x);
+    if (width === 2) this.clearWide(line, this.x + 1);
     line.chars[this.x] = char;
     line.attrs[this.x] = this.attr;
+    if (width === 2) {
+      line.chars[this.x + 1] = WIDE_TAIL;
+      line.attrs[this.x + 1] = this.attr;
+    }
     this.dirty.add(this.y);
     this.lastChar = char;
-    if (this.x >= this.cols - 1) this.pendingWrap = this.modes.autowrap;
-    else this.x += 1;
+    const last = this.x + width - 1;
+    if (last >= this.cols - 1) {
+      this.x = this.cols - 1;
+      this.pendingWrap = this.modes.autowrap;
+    } else {
+      this.x = last + 1;
+    }
+  }
+
+  wrap() {
+    this.lines[this.y].wrapped = true;
+    this.x = 0;
+    this.index();
+  }
+
+  /** Before cell `x` is written: the other half of a wide character there becomes a blank. */
+  clearWide(line, x) {
+    if (line.chars[x] === WIDE_TAIL && x > 0) line.chars[x - 1] = BLANK;
+    if (line.chars[x + 1] === WIDE_TAIL) line.chars[x + 1] = BLANK;
   }
 
   /** A combining mark joins the character before the cursor. */
   combine(mark) {
-    const x = this.pendingWrap ? this.x : this.x - 1;
+    let x = this.pendingWrap ? this.x : this.x - 1;
+    const line = this.lines[this.y];
+    if (line.chars[x] === WIDE_TAIL) x -= 1;
     if (x < 0) return;
-    this.lines[this.y].chars[x] += mark;
+    line.chars[x] += mark;
     this.dirty.add(this.y);
   }
 

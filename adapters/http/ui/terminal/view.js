@@ -5,18 +5,20 @@
 // selection for copying, paste, and the size in cells from the box's size
 // (ResizeObserver and a measured cell).
 
+import { WIDE_TAIL } from './screen.js';
 import { BOLD, DIM, HIDDEN, INVERSE, ITALIC, STRIKE, UNDERLINE, cssColour, sameAttr } from './sgr.js';
 
 const FLAG_CLASSES = [
   [BOLD, 'tb'], [DIM, 'td'], [ITALIC, 'ti'], [UNDERLINE, 'tu'], [STRIKE, 'ts'], [HIDDEN, 'th'],
 ];
 
-/** A span of `text` drawn with `attr`. */
-function styledSpan(text, attr, cursor) {
+/** A span of `text` drawn with `attr` (`wide`: one character two cells wide). */
+function styledSpan(text, attr, cursor, wide) {
   const span = document.createElement('span');
   span.textContent = text;
   const classes = FLAG_CLASSES.filter(([flag]) => attr.flags & flag).map(([, name]) => name);
   if (cursor) classes.push('term-cursor');
+  if (wide) classes.push('tw');
   if (classes.length) span.className = classes.join(' ');
   let fg = cssColour(attr.fg);
   let bg = cssColour(attr.bg);
@@ -29,7 +31,9 @@ function styledSpan(text, attr, cursor) {
   return span;
 }
 
-/** The spans of a line; `cursorX` (or -1) marks the cursor's cell. */
+/** The spans of a line; `cursorX` (or -1) marks the cursor's cell. Runs of
+ * cells with the same look share a span; the cursor's cell and each wide
+ * character have their own. */
 function lineSpans(line, cursorX) {
   const { chars, attrs } = line;
   // Trailing blanks in the default look are left out (so copied text has no
@@ -38,13 +42,31 @@ function lineSpans(line, cursorX) {
   while (end > 0 && chars[end - 1] === ' ' && attrs[end - 1].bg === null && !(attrs[end - 1].flags & INVERSE)) end -= 1;
   end = Math.max(end, cursorX + 1);
   const spans = [];
-  let start = 0;
-  for (let x = 1; x <= end; x += 1) {
-    const boundary = x === end || x === cursorX || x - 1 === cursorX || !sameAttr(attrs[x], attrs[start]);
-    if (!boundary) continue;
-    spans.push(styledSpan(chars.slice(start, x).join(''), attrs[start], start === cursorX));
-    start = x;
+  let text = '';
+  let runAttr = null;
+  const flush = () => {
+    if (text) spans.push(styledSpan(text, runAttr, false, false));
+    text = '';
+  };
+  for (let x = 0; x < end; x += 1) {
+    let char = chars[x];
+    const wide = char !== WIDE_TAIL && chars[x + 1] === WIDE_TAIL;
+    if (char === WIDE_TAIL) {
+      if (x > 0 && chars[x - 1] !== WIDE_TAIL) continue; // drawn with its character
+      char = ' '; // a stray half
+    }
+    if (wide || x === cursorX) {
+      flush();
+      spans.push(styledSpan(char, attrs[x], x === cursorX, wide));
+      continue;
+    }
+    if (runAttr === null || !sameAttr(attrs[x], runAttr)) {
+      flush();
+      runAttr = attrs[x];
+    }
+    text += char;
   }
+  flush();
   return spans;
 }
 
