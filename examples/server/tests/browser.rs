@@ -1189,7 +1189,9 @@ async fn terminal_end(b: &Browser, limit: Duration) -> String {
 async fn session_count(b: &Browser, id: &str) -> usize {
     let count = b
         .js(
-            "return fetch(`/api/containers/${arguments[0]}/sessions`)
+            "const token = localStorage.getItem('containerlease.token');
+             return fetch(`/api/containers/${arguments[0]}/sessions`,
+                     { headers: { Authorization: `Bearer ${token}` } })
                  .then((r) => r.json()).then((list) => list.sessions.length);",
             vec![json!(id)],
         )
@@ -1210,13 +1212,28 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    // With tokens: the page attaches with single-use tickets.
+    let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
     let guard = NamespaceGuard::random();
     let dir = TempDir::new("lease-browser-terminal");
-    let server = start_server(&guard, &dir, &[], None);
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, &minted.toml_entry).expect("tokens file");
+    let extra = ["--tokens".to_owned(), tokens_file.display().to_string()];
+    let server = start_server(&guard, &dir, &extra, None);
     let browser = Browser::launch(&tools, "terminal").await;
     let url = server.url();
     with_browser(browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the sign-in form",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        b.type_into("#token-input", &minted.token).await;
+        b.click("#signin-submit").await;
         b.wait_for(
             "the portal with the catalog",
             Duration::from_secs(15),
@@ -1225,7 +1242,6 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
             vec![],
         )
         .await;
-        b.watch_page().await;
         // A one-minute lease first (it expires under an open terminal at the
         // end), then the one the checks use.
         let short = b.rent("busybox", "1").await;
