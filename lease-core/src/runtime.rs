@@ -237,6 +237,8 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Initial terminal size (columns, rows), with `tty`.
     pub size: Option<(u16, u16)>,
+    /// Extra environment variables of the command, each `KEY=VALUE`.
+    pub env: Vec<String>,
 }
 
 /// A chunk of an exec's output.

@@ -23,6 +23,15 @@ fn check_exec_id(exec_id: &str) -> Result<(), RuntimeError> {
     }
 }
 
+/// Whether an exec environment entry is `KEY=VALUE` with a non-empty key
+/// and no NUL anywhere.
+fn valid_env_entry(entry: &str) -> bool {
+    !entry.contains('\0')
+        && entry
+            .split_once('=')
+            .is_some_and(|(key, _)| !key.is_empty())
+}
+
 impl DockerRuntime {
     /// See [`lease_core::ContainerRuntime::exec`].
     pub(crate) async fn exec_impl(
@@ -39,6 +48,11 @@ impl DockerRuntime {
                 "a terminal size needs `tty`".to_owned(),
             ));
         }
+        if let Some(bad) = request.env.iter().find(|entry| !valid_env_entry(entry)) {
+            return Err(RuntimeError::Invalid(format!(
+                "exec environment entry `{bad}` is not KEY=VALUE"
+            )));
+        }
         let id = self.require_ours(namespace, container).await?;
         let config = ExecConfig {
             attach_stdin: Some(request.stdin),
@@ -46,6 +60,7 @@ impl DockerRuntime {
             attach_stderr: Some(true),
             tty: Some(request.tty),
             cmd: Some(request.command.clone()),
+            env: (!request.env.is_empty()).then(|| request.env.clone()),
             privileged: Some(false),
             ..ExecConfig::default()
         };

@@ -327,6 +327,30 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         "hello world\n"
     );
 
+    // Extra environment reaches the command; a malformed entry is refused.
+    let request = ExecRequest {
+        command: vec!["sh".into(), "-c".into(), "echo \"$GREETING\"".into()],
+        env: vec!["GREETING=hi there".into()],
+        ..ExecRequest::default()
+    };
+    let session = test
+        .runtime
+        .exec(&test.namespace, &id, request)
+        .await
+        .unwrap();
+    let chunks: Vec<_> = session.output.try_collect().await.unwrap();
+    let text: Vec<u8> = chunks.into_iter().flat_map(|c| c.bytes).collect();
+    assert_eq!(text, b"hi there\n");
+    let request = ExecRequest {
+        command: vec!["true".into()],
+        env: vec!["=no key".into()],
+        ..ExecRequest::default()
+    };
+    assert!(matches!(
+        test.runtime.exec(&test.namespace, &id, request).await,
+        Err(RuntimeError::Invalid(_))
+    ));
+
     // stderr is tagged, and the exit code comes back.
     let request = ExecRequest {
         command: vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],

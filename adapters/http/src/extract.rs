@@ -4,9 +4,9 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -21,7 +21,12 @@ use crate::error::ApiError;
 pub struct ApiJson<T>(pub T);
 
 fn is_json_content_type(request: &Request) -> bool {
-    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+    is_json_headers(request.headers())
+}
+
+/// Whether `headers` say the body is JSON (`application/json` or `+json`).
+pub(crate) fn is_json_headers(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
         return false;
     };
     let Ok(text) = value.to_str() else {

@@ -44,6 +44,9 @@
 //! | DELETE | `/api/containers/{id}` | early removal → 202 |
 //! | POST | `/api/containers/{id}/extend` | `{"minutes":30}` → the lease, new expiry and cost |
 //! | GET | `/ws/logs/{id}` | WebSocket, one text frame per log line |
+//! | POST, GET | `/api/containers/{id}/sessions` | start / list shell sessions ([`shell`]) |
+//! | DELETE | `/api/containers/{id}/sessions/{sid}` | end a shell session |
+//! | GET | `/api/containers/{id}/sessions/{sid}/attach` | WebSocket: the session's terminal |
 //! | GET | `/api/catalog` | the offerings, prices and limits |
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
@@ -96,6 +99,7 @@ mod metrics;
 mod metrics_token;
 mod openapi;
 pub mod serve;
+pub mod shell;
 mod ui;
 pub mod wire;
 
@@ -120,6 +124,7 @@ pub use error::ApiError;
 pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
+pub use shell::ShellConfig;
 
 /// Default limit on request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -154,6 +159,9 @@ pub struct ApiConfig {
     /// Per-caller limits: request timeout, rate limit, stream cap
     /// ([`Limits`]).
     pub limits: Limits,
+    /// Shell sessions: limits, detach timeout, keepalive, replay buffer
+    /// ([`ShellConfig`]).
+    pub shell: ShellConfig,
 }
 
 impl Default for ApiConfig {
@@ -168,6 +176,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             insecure_open: false,
             limits: Limits::default(),
+            shell: ShellConfig::default(),
         }
     }
 }
@@ -215,6 +224,12 @@ impl ApiConfig {
         self
     }
 
+    /// Uses these shell session settings.
+    pub fn shell(mut self, shell: ShellConfig) -> Self {
+        self.shell = shell;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -238,6 +253,7 @@ pub(crate) struct Shared {
     pub(crate) openapi_json: String,
     pub(crate) limits: Limits,
     pub(crate) streams: Arc<limits::StreamLimiter>,
+    pub(crate) shell: Arc<shell::Registry>,
 }
 
 impl Deref for AppState {
@@ -265,6 +281,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
     let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
     let timeout = limits::request_timeout(limits.request_timeout);
+    let shell = shell::Registry::start(
+        manager.clone(),
+        config.shell.clone(),
+        config.shutdown.clone(),
+    );
     let state = AppState(Arc::new(Shared {
         manager,
         auth: config.auth.clone(),
@@ -276,6 +297,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         openapi_json,
         limits: config.limits.clone(),
         streams,
+        shell,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -292,7 +314,17 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         )
         .route(
             "/api/containers/{id}/extend",
-            post(leases::extend).layer(rated),
+            post(leases::extend).layer(rated.clone()),
+        )
+        .route(
+            "/api/containers/{id}/sessions",
+            post(shell::routes::create)
+                .layer(rated.clone())
+                .get(shell::routes::list),
+        )
+        .route(
+            "/api/containers/{id}/sessions/{sid}",
+            delete(shell::routes::delete).layer(rated),
         )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
@@ -301,6 +333,10 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route_layer(timeout)
         .route("/api/events", get(events::events))
         .route("/ws/logs/{id}", get(logs::logs))
+        .route(
+            "/api/containers/{id}/sessions/{sid}/attach",
+            get(shell::routes::attach),
+        )
         .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

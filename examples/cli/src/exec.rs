@@ -131,6 +131,7 @@ pub async fn run(
         tty: plan.tty,
         stdin: plan.stdin,
         size,
+        ..ExecRequest::default()
     };
     let ExecSession {
         id: exec_id,

@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// Connection and per-caller limits.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+
+    /// Shell sessions.
+    #[command(flatten)]
+    pub shell: crate::shell::ShellArgs,
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {

@@ -239,11 +239,14 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     info!(address = %local, "listening on http://{local}");
 
     let streams_stop = CancellationToken::new();
+    let shell = args.shell.config();
+    let shell_tasks = shell.tasks.clone();
     let mut api_config = ApiConfig::default()
         .auth(credentials.auth())
         .insecure_open(args.insecure_open)
         .cors_origins(args.cors_origins.clone())
         .limits(args.limits.limits())
+        .shell(shell)
         .shutdown(streams_stop.clone());
     if let Some(token) = credentials.metrics_token() {
         api_config = api_config.metrics_token(token);
@@ -275,6 +278,14 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if !server.is_finished() && tokio::time::timeout(grace, &mut server).await.is_err() {
         warn!("open requests did not finish within the grace period");
         server.abort();
+    }
+    // Shell sessions were ended with the streams: wait for their processes' kills.
+    shell_tasks.close();
+    if tokio::time::timeout(grace, shell_tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("shell sessions' processes were not all killed within the grace period");
     }
     background_stop.cancel();
     hangup_stop.cancel();

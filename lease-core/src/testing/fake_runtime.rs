@@ -391,7 +391,12 @@ impl ContainerRuntime for FakeRuntime {
             .ok_or_else(|| RuntimeError::NotFound {
                 container: container.into(),
             })?;
-        let text = format!("{}\n", request.command.join(" "));
+        let mut text = format!("{}\n", request.command.join(" "));
+        // The environment asked for is echoed too, so a test can see it was passed.
+        for entry in &request.env {
+            text.push_str(entry);
+            text.push('\n');
+        }
         let chunk = ExecChunk {
             source: LogSource::Stdout,
             bytes: text.into_bytes(),
