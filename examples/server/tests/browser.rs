@@ -1191,7 +1191,7 @@ async fn session_count(b: &Browser, id: &str) -> usize {
         .js(
             "const token = localStorage.getItem('containerlease.token');
              return fetch(`/api/containers/${arguments[0]}/sessions`,
-                     { headers: { Authorization: `Bearer ${token}` } })
+                     { headers: token ? { Authorization: `Bearer ${token}` } : {} })
                  .then((r) => r.json()).then((list) => list.sessions.length);",
             vec![json!(id)],
         )
