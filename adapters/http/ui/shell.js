@@ -17,8 +17,12 @@ const PING_MS = 20_000;
 const RESIZE_SETTLE_MS = 150;
 /** Waits before each reconnect attempt, ms (the last one repeats). */
 const BACKOFF_MS = [250, 1000, 2000, 4000, 8000];
-/** Input typed while disconnected that is kept to send on re-attach, bytes. */
-const MAX_QUEUED = 64 * 1024;
+/** Input kept to send (typed while disconnected, or a paste), bytes. */
+const MAX_QUEUED = 1024 * 1024;
+/** Keys typed within this long of the last message go together in the next, ms. */
+const COALESCE_MS = 8;
+/** Largest input message (the server refuses more than 64 KiB). */
+const MAX_MESSAGE = 32 * 1024;
 
 /** Why the server ended a session, in words. */
 const END_TEXT = {
@@ -73,6 +77,7 @@ export class ShellPanel {
       attempt: 0,
       queue: [],
       queued: 0,
+      lastSent: 0,
       end: null,
       done: false,
       timers: {},
@@ -181,9 +186,7 @@ export class ShellPanel {
     if (message.missed > 0) session.view.notice(`(${message.missed} bytes of output were lost while disconnected)`);
     this.setState('');
     this.sendResize(session);
-    for (const bytes of session.queue) session.socket?.send(bytes);
-    session.queue = [];
-    session.queued = 0;
+    this.flushInput(session);
   }
 
   /** The socket closed: the end the server announced, or a drop to recover from. */
@@ -228,14 +231,35 @@ export class ShellPanel {
     this.connect(session);
   }
 
+  /** Typed, pasted or answered bytes. A key goes at once; keys that follow
+   * within a few milliseconds (fast typing, automation, a key's repeat) go
+   * together in one message, so the server's input queue is not flooded
+   * with one-byte messages. */
   input(session, bytes) {
-    if (session.done) return;
-    if (session.attached && session.socket?.readyState === WebSocket.OPEN) {
-      session.socket.send(bytes);
-    } else if (session.queued + bytes.length <= MAX_QUEUED) {
-      session.queue.push(bytes);
-      session.queued += bytes.length;
+    if (session.done || session.queued + bytes.length > MAX_QUEUED) return;
+    session.queue.push(bytes);
+    session.queued += bytes.length;
+    if (session.timers.flush) return;
+    const wait = Math.max(0, session.lastSent + COALESCE_MS - performance.now());
+    session.timers.flush = setTimeout(() => this.flushInput(session), wait);
+  }
+
+  /** Sends what is queued, if attached (else it waits for the re-attach). */
+  flushInput(session) {
+    clearTimeout(session.timers.flush);
+    session.timers.flush = 0;
+    const socket = session.socket;
+    if (!session.attached || socket?.readyState !== WebSocket.OPEN || session.queued === 0) return;
+    const all = new Uint8Array(session.queued);
+    let at = 0;
+    for (const bytes of session.queue) {
+      all.set(bytes, at);
+      at += bytes.length;
     }
+    session.queue = [];
+    session.queued = 0;
+    for (let from = 0; from < all.length; from += MAX_MESSAGE) socket.send(all.subarray(from, from + MAX_MESSAGE));
+    session.lastSent = performance.now();
   }
 
   resized(session) {
@@ -269,6 +293,7 @@ export class ShellPanel {
     clearInterval(session.timers.ping);
     clearTimeout(session.timers.retry);
     clearTimeout(session.timers.resize);
+    clearTimeout(session.timers.flush);
     const socket = session.socket;
     session.socket = null;
     session.attached = false;
