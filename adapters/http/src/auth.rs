@@ -39,9 +39,11 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tracing::debug;
 
 use crate::error::ApiError;
 pub use crate::metrics_token::{MetricsToken, MetricsTokenError};
+use crate::tickets::{StreamPath, Tickets};
 
 /// The owner of every lease when the server runs without a tokens file.
 pub const LOCAL_OWNER: &str = "local";
@@ -415,47 +417,68 @@ pub(crate) fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, ApiErro
     Ok(Some(token.trim()))
 }
 
-/// The bearer token of a request: the `Authorization: Bearer` header, or,
-/// where `allow_query` (WebSocket and SSE, for browsers), `?token=`.
-fn presented_token(request: &Request, allow_query: bool) -> Option<String> {
-    if request.headers().contains_key(AUTHORIZATION) {
-        return bearer_header(request.headers())
-            .ok()
-            .flatten()
-            .map(str::to_owned);
+/// What the authentication middleware needs: the tokens (or single-user
+/// mode) and the stream tickets.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
+    pub(crate) auth: Auth,
+    pub(crate) tickets: Arc<Tickets>,
+}
+
+/// The answer to a bearer token in a URL.
+const TOKEN_IN_URL: &str = "tokens are not accepted in URLs (`?token=`): send `Authorization: Bearer <token>`, \
+                            or, for a browser stream, get a single-use ticket from POST /api/tickets \
+                            and pass it as `?ticket=`";
+
+/// The caller of a request in token mode: the `Authorization: Bearer`
+/// header, or on a stream route a `?ticket=` (spent here). A token in the
+/// URL is refused everywhere.
+fn token_caller(
+    tokens: &TokenSet,
+    tickets: &Tickets,
+    request: &Request,
+) -> Result<Caller, ApiError> {
+    let params = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|Query(params)| params)
+        .unwrap_or_default();
+    if params.contains_key("token") {
+        return Err(ApiError::unauthorized(TOKEN_IN_URL));
     }
-    if allow_query {
-        let Query(params) = Query::<HashMap<String, String>>::try_from_uri(request.uri()).ok()?;
-        return params.get("token").cloned();
+    if let Some(token) = bearer_header(request.headers())? {
+        return tokens
+            .verify(token)
+            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"));
     }
-    None
+    let Some(ticket) = params.get("ticket") else {
+        return Err(ApiError::unauthorized("a bearer token is required"));
+    };
+    let Some(stream) = StreamPath::of(request.uri().path()) else {
+        return Err(ApiError::unauthorized(
+            "tickets open only the event stream, log and attach WebSockets: send `Authorization: Bearer <token>`",
+        ));
+    };
+    tickets
+        .redeem(ticket, &stream)
+        .map_err(|refused| ApiError::unauthorized(refused.to_string()))
 }
 
 /// Middleware: resolves the caller and stores it in the request's extensions,
 /// or answers 401 with `WWW-Authenticate: Bearer`.
 pub(crate) async fn authenticate(
-    State(auth): State<Auth>,
+    State(gate): State<Gate>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match &auth {
+    let caller = match &gate.auth {
+        // One user, no token: streams need no ticket either.
         Auth::SingleUser(caller) => caller.clone(),
-        Auth::Tokens(tokens) => {
-            let path = request.uri().path();
-            let allow_query = path.starts_with("/ws/") || path == "/api/events";
-            match presented_token(&request, allow_query) {
-                None => {
-                    return ApiError::unauthorized("a bearer token is required").into_response();
-                }
-                Some(token) => match tokens.verify(&token) {
-                    Some(caller) => caller,
-                    None => {
-                        return ApiError::unauthorized("the bearer token is not valid")
-                            .into_response();
-                    }
-                },
+        Auth::Tokens(tokens) => match token_caller(tokens, &gate.tickets, &request) {
+            Ok(caller) => caller,
+            Err(error) => {
+                debug!(path = %request.uri().path(), reason = %error.detail.message, "request refused: not authenticated");
+                return error.into_response();
             }
-        }
+        },
     };
     request.extensions_mut().insert(caller);
     next.run(request).await

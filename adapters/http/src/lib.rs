@@ -51,6 +51,7 @@
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
 //! | GET | `/api/events` | Server-Sent Events of the caller's leases |
+//! | POST | `/api/tickets` | a single-use ticket for one stream (browsers) → 201 |
 //! | GET | `/healthz`, `/readyz` | liveness; readiness (`{"ready":…}`; details for operators) |
 //! | GET | `/metrics` | Prometheus text (admins or the scrape token) |
 //! | GET | `/openapi.json` | the OpenAPI document ([`openapi`]) |
@@ -72,9 +73,12 @@
 //! # Auth
 //!
 //! [`auth::Auth::Tokens`]: every `/api/*` and `/ws/*` request needs
-//! `Authorization: Bearer <token>` (WebSocket and SSE may pass `?token=`);
-//! callers see only their own leases (another owner's id answers 404),
-//! admins see all. `/metrics` takes an admin token or the scrape token
+//! `Authorization: Bearer <token>`; callers see only their own leases
+//! (another owner's id answers 404). A token in a URL (`?token=`) is
+//! refused everywhere. Browsers, which cannot set headers on an
+//! `EventSource` or a `WebSocket`, open those streams with `?ticket=`: a
+//! single-use ticket for that one stream, minted by `POST /api/tickets`,
+//! valid 30 s ([`ApiConfig::ticket_ttl`]). Admins see all leases. `/metrics` takes an admin token or the scrape token
 //! ([`ApiConfig::metrics_token`]); `/readyz` gives its details to admins only.
 //! The tokens can be replaced while serving ([`auth::TokenSet`]).
 //!
@@ -100,6 +104,7 @@ mod metrics_token;
 mod openapi;
 pub mod serve;
 pub mod shell;
+mod tickets;
 mod ui;
 pub mod wire;
 
@@ -125,6 +130,7 @@ pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
 pub use shell::ShellConfig;
+pub use tickets::{DEFAULT_TICKET_TTL, MAX_TICKET_TTL, MAX_TICKETS_PER_CALLER};
 
 /// Default limit on request bodies: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -159,6 +165,9 @@ pub struct ApiConfig {
     /// Per-caller limits: request timeout, rate limit, stream cap
     /// ([`Limits`]).
     pub limits: Limits,
+    /// How long a stream ticket (`POST /api/tickets`) stays valid. Default
+    /// [`DEFAULT_TICKET_TTL`] (30 s); at most [`MAX_TICKET_TTL`] (60 s).
+    pub ticket_ttl: Duration,
     /// Shell sessions: limits, detach timeout, keepalive, replay buffer
     /// ([`ShellConfig`]).
     pub shell: ShellConfig,
@@ -176,6 +185,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             insecure_open: false,
             limits: Limits::default(),
+            ticket_ttl: DEFAULT_TICKET_TTL,
             shell: ShellConfig::default(),
         }
     }
@@ -224,6 +234,13 @@ impl ApiConfig {
         self
     }
 
+    /// Sets how long a stream ticket stays valid (capped at
+    /// [`MAX_TICKET_TTL`]).
+    pub fn ticket_ttl(mut self, ttl: Duration) -> Self {
+        self.ticket_ttl = ttl;
+        self
+    }
+
     /// Uses these shell session settings.
     pub fn shell(mut self, shell: ShellConfig) -> Self {
         self.shell = shell;
@@ -253,6 +270,7 @@ pub(crate) struct Shared {
     pub(crate) openapi_json: String,
     pub(crate) limits: Limits,
     pub(crate) streams: Arc<limits::StreamLimiter>,
+    pub(crate) tickets: Arc<tickets::Tickets>,
     pub(crate) shell: Arc<shell::Registry>,
 }
 
@@ -281,6 +299,14 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .map(|rate| limits::RateLimiter::start(rate, per_ip, config.shutdown.clone()));
     let streams = limits::StreamLimiter::new(limits.max_streams_per_caller, per_ip);
     let timeout = limits::request_timeout(limits.request_timeout);
+    let tickets = Arc::new(tickets::Tickets::new(
+        config.ticket_ttl,
+        manager.clock().clone(),
+    ));
+    let gate = auth::Gate {
+        auth: config.auth.clone(),
+        tickets: tickets.clone(),
+    };
     let shell = shell::Registry::start(
         manager.clone(),
         config.shell.clone(),
@@ -297,6 +323,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         openapi_json,
         limits: config.limits.clone(),
         streams,
+        tickets,
         shell,
     }));
     // The rate limit spends only on the routes that change something.
@@ -324,8 +351,9 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         )
         .route(
             "/api/containers/{id}/sessions/{sid}",
-            delete(shell::routes::delete).layer(rated),
+            delete(shell::routes::delete).layer(rated.clone()),
         )
+        .route("/api/tickets", post(tickets::mint).layer(rated))
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
@@ -337,7 +365,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/sessions/{sid}/attach",
             get(shell::routes::attach),
         )
-        .route_layer(from_fn_with_state(config.auth.clone(), auth::authenticate));
+        .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -21,7 +21,8 @@ impl Modify for BearerScheme {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "A token from the server's tokens file (`lease-server token new`). \
-                         WebSocket and SSE also take it as `?token=`. \
+                         Never in a URL: browsers open the event stream and WebSockets with \
+                         `?ticket=`, a single-use ticket from `POST /api/tickets`. \
                          Not needed when the server runs single-user.",
                     ))
                     .build(),
@@ -51,6 +52,7 @@ impl Modify for BearerScheme {
         crate::account::history,
         crate::events::events,
         crate::logs::logs,
+        crate::tickets::mint,
         crate::shell::routes::create,
         crate::shell::routes::list,
         crate::shell::routes::delete,

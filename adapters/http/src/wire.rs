@@ -437,14 +437,16 @@ pub struct ChecksJson {
 pub struct LogsParams {
     /// Start with the last `tail` lines already written (default 100).
     pub tail: Option<u32>,
-    /// The bearer token, for browsers that cannot set headers on a WebSocket.
-    pub token: Option<String>,
+    /// A single-use ticket from `POST /api/tickets` (`route: logs`), for
+    /// browsers, which cannot set headers on a WebSocket.
+    pub ticket: Option<String>,
 }
 
 /// `GET /api/events` query.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
-    /// The bearer token, for `EventSource`, which cannot set headers.
-    pub token: Option<String>,
+    /// A single-use ticket from `POST /api/tickets` (`route: events`), for
+    /// `EventSource`, which cannot set headers.
+    pub ticket: Option<String>,
 }

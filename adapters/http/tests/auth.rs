@@ -162,29 +162,40 @@ async fn admins_see_and_manage_all() {
 }
 
 #[tokio::test]
-async fn query_tokens_only_for_events_and_websockets() {
+async fn tokens_in_urls_are_refused_everywhere() {
     let h = Harness::with_auth();
     let token = h.tokens.alice.clone();
-    // Not accepted on ordinary endpoints (tokens in URLs end up in logs).
-    let list = h.get(&format!("/api/containers?token={token}"), None).await;
-    assert_eq!(list.status, StatusCode::UNAUTHORIZED);
-    // Accepted on the event stream.
+    // Tokens in URLs end up in logs: refused, with a pointer to tickets.
+    for uri in [
+        format!("/api/containers?token={token}"),
+        format!("/api/events?token={token}"),
+        format!("/ws/logs/container-zzzzzzzzzzzzzzzzzzzz?token={token}"),
+    ] {
+        let reply = h.get(&uri, None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(reply.error_code(), "unauthorized");
+        assert!(
+            reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/tickets")
+        );
+    }
+    // Even beside a valid header.
+    let reply = h
+        .get(&format!("/api/containers?token={token}"), Some(&token))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // The header alone still works on the streams.
     let events = h
         .response(
-            Request::get(format!("/api/events?token={token}"))
+            Request::get("/api/events")
+                .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap(),
         )
         .await;
     assert_eq!(events.status(), StatusCode::OK);
-    // And on the log WebSocket (here: past auth, to the 404 of an unknown lease).
-    let ws = h
-        .get(
-            &format!("/ws/logs/container-zzzzzzzzzzzzzzzzzzzz?token={token}"),
-            None,
-        )
-        .await;
-    assert_eq!(ws.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -172,14 +172,6 @@ async fn shutdown_ends_event_streams() {
 }
 
 /// Serves the harness's router on a loopback port.
-async fn serve(h: &Harness) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = h.app.clone();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
-}
-
 /// Reads text frames until the close frame; returns (lines, close code, reason).
 async fn read_logs(
     socket: &mut tokio_tungstenite::WebSocketStream<
@@ -207,7 +199,7 @@ async fn read_logs(
 #[tokio::test]
 async fn websocket_streams_log_lines_then_closes_normally() {
     let h = Harness::new();
-    let address = serve(&h).await;
+    let address = h.serve().await;
     let lease = h.provision(None, r#"{"imageType":"alpine"}"#).await;
     let id = lease["id"].as_str().unwrap();
     h.wait_status(id, None, "running").await;
@@ -236,7 +228,7 @@ async fn websocket_streams_log_lines_then_closes_normally() {
 #[tokio::test]
 async fn websocket_waits_for_a_pending_lease() {
     let h = Harness::new();
-    let address = serve(&h).await;
+    let address = h.serve().await;
     h.runtime.hang_creates(true);
     let lease = h.provision(None, r#"{"imageType":"alpine"}"#).await;
     let id = lease["id"].as_str().unwrap().to_owned();
@@ -253,7 +245,7 @@ async fn websocket_waits_for_a_pending_lease() {
 #[tokio::test]
 async fn websocket_of_an_ended_lease_says_so() {
     let h = Harness::new();
-    let address = serve(&h).await;
+    let address = h.serve().await;
     let lease = h.provision(None, r#"{"imageType":"alpine"}"#).await;
     let id = lease["id"].as_str().unwrap();
     h.call(Method::DELETE, &format!("/api/containers/{id}"), None, None)
@@ -268,9 +260,9 @@ async fn websocket_of_an_ended_lease_says_so() {
 }
 
 #[tokio::test]
-async fn websocket_takes_a_token_by_header_or_query() {
+async fn websocket_takes_a_token_by_header_or_a_ticket_by_query() {
     let h = Harness::with_auth();
-    let address = serve(&h).await;
+    let address = h.serve().await;
     let alice = h.tokens.alice.clone();
     let lease = h.provision(Some(&alice), r#"{"imageType":"alpine"}"#).await;
     let id = lease["id"].as_str().unwrap();
@@ -304,13 +296,25 @@ async fn websocket_takes_a_token_by_header_or_query() {
         .insert("authorization", format!("Bearer {alice}").parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(read_logs(&mut socket).await.0.len(), 3);
-    // Alice by query (browsers).
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?token={alice}"))
+    // Alice by ticket (browsers); her token in the URL is refused.
+    let ticket = h
+        .ticket(&alice, &format!(r#"{{"route":"logs","leaseId":"{id}"}}"#))
+        .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?ticket={ticket}"))
         .await
         .unwrap();
     assert_eq!(read_logs(&mut socket).await.0.len(), 3);
+    match tokio_tungstenite::connect_async(format!("{url}?token={alice}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
     // A client that closes first is fine.
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?token={alice}"))
+    let ticket = h
+        .ticket(&alice, &format!(r#"{{"route":"logs","leaseId":"{id}"}}"#))
+        .await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?ticket={ticket}"))
         .await
         .unwrap();
     socket.send(Message::Close(None)).await.unwrap();

@@ -29,6 +29,31 @@ use lease_testkit::docker::{NamespaceGuard, containers_with, docker_ready};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
 use lease_testkit::{TempDir, free_port, labels, skip_or_fail, target_dir};
 
+/// chromedriver's `POST /session/{id}/se/log` for the `performance` log:
+/// the DevTools events recorded since the last read.
+#[derive(Debug)]
+struct PerformanceLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
+        (
+            hyper::Method::POST,
+            Some(r#"{"type":"performance"}"#.to_owned()),
+        )
+    }
+}
+
 /// The browser and driver binaries found.
 struct Tools {
     chromium: PathBuf,
@@ -238,6 +263,12 @@ impl Browser {
             "goog:chromeOptions".to_owned(),
             json!({ "binary": tools.chromium, "args": args }),
         );
+        // Chromium's network events (DevTools' `Network.*`), read by
+        // `Browser::request_urls`.
+        capabilities.insert(
+            "goog:loggingPrefs".to_owned(),
+            json!({ "performance": "ALL" }),
+        );
         // Plain HTTP to the local driver: fantoccini's own hyper-util
         // connector (it enables `client-legacy`), no TLS.
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -268,6 +299,34 @@ impl Browser {
 
     async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+
+    /// The URL of every request the page made (HTTP, EventSource, WebSocket)
+    /// since the last call, from Chromium's network log (DevTools protocol
+    /// events through chromedriver's performance log). Only the URLs: the
+    /// events also carry request headers, `Authorization` included.
+    async fn request_urls(&self) -> Vec<String> {
+        let entries = self
+            .client
+            .issue_cmd(PerformanceLog)
+            .await
+            .expect("chromedriver's performance log");
+        let mut urls = Vec::new();
+        for entry in entries.as_array().expect("log entries") {
+            let message = entry["message"].as_str().expect("a log message");
+            let event: Value = serde_json::from_str(message).expect("a DevTools event");
+            let params = &event["message"]["params"];
+            match event["message"]["method"].as_str() {
+                Some("Network.requestWillBeSent") => {
+                    urls.extend(params["request"]["url"].as_str().map(str::to_owned));
+                }
+                Some("Network.webSocketCreated") => {
+                    urls.extend(params["url"].as_str().map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+        urls
     }
 
     /// Runs `script` (a function body; `arguments[i]` are `args`) in the page.
@@ -475,6 +534,31 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Fails if any of `urls` holds `token` (or its URL-encoded form), or if
+/// the event stream and the logs of `lease` were not opened with tickets
+/// (so an empty or unrelated list cannot pass).
+fn assert_no_token_in_urls(urls: &[String], token: &str, lease: &str) {
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    for url in urls {
+        assert!(
+            !url.contains(token) && !url.contains(&encoded) && !url.contains("token="),
+            "the token is in a request URL: {url}"
+        );
+    }
+    let opened = |prefix: &str| {
+        urls.iter()
+            .any(|url| url.contains(prefix) && url.contains("ticket=tkt_"))
+    };
+    assert!(
+        opened("/api/events?"),
+        "no event stream with a ticket in {urls:?}"
+    );
+    assert!(
+        opened(&format!("/ws/logs/{lease}?")),
+        "no log WebSocket with a ticket in {urls:?}"
+    );
 }
 
 fn card(id: &str, part: &str) -> String {
@@ -974,7 +1058,9 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
         );
         b.shot("02-signin-refused").await;
 
-        // The right one opens the portal; events and logs take it as ?token=.
+        // The right one opens the portal; events and logs open with
+        // single-use tickets, never with the token in their URLs.
+        b.request_urls().await;
         b.type_into("#token-input", &token).await;
         b.click("#signin-submit").await;
         b.wait_for(
@@ -996,6 +1082,7 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
             vec![],
         )
         .await;
+        assert_no_token_in_urls(&b.request_urls().await, &token, &id);
         // An API error shows next to what caused it: a second lease is over
         // the quota of one.
         b.click("#provision-submit").await;

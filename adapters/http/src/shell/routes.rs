@@ -100,6 +100,9 @@ pub struct SessionsJson {
 pub struct AttachParams {
     /// Output bytes the client already has (default 0): the replay starts there.
     pub offset: Option<u64>,
+    /// A single-use ticket from `POST /api/tickets` (`route: attach`), for
+    /// browsers, which cannot set headers on a WebSocket.
+    pub ticket: Option<String>,
 }
 
 /// The `{id}` and `{sid}` path parameters.

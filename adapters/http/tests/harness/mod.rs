@@ -270,6 +270,29 @@ impl Harness {
         reply.json()
     }
 
+    /// Serves the router on a loopback port (for WebSocket clients).
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let app = self.app.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    }
+
+    /// Mints a stream ticket for `token`'s owner (asserting 201).
+    pub async fn ticket(&self, token: &str, body: &str) -> String {
+        let reply = self
+            .call(Method::POST, "/api/tickets", Some(token), Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        reply.json()["ticket"]
+            .as_str()
+            .expect("a ticket")
+            .to_owned()
+    }
+
     /// Polls a lease's status until it is `status` (2 s at most).
     pub async fn wait_status(&self, id: &str, token: Option<&str>, status: &str) -> Value {
         let uri = format!("/api/containers/{id}/status");
