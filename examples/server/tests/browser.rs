@@ -1400,6 +1400,36 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
         terminal_line(b, &after, Duration::from_secs(5)).await;
         b.shot("11-terminal-resized").await;
 
+        // Full-screen programs: busybox vi on the alternate screen and back,
+        // top redrawing its table.
+        terminal_type(b, "vi /tmp/note.txt\u{e007}").await;
+        let alternate = "return document.getElementById('shell-screen')
+                             .classList.contains('term-alt') === arguments[0];";
+        b.wait_for("vi on the alternate screen", Duration::from_secs(5), alternate, vec![json!(true)])
+            .await;
+        // As a person types: busybox vi drops the rest of a read that has
+        // an Escape followed by more keys (it takes it for a key sequence).
+        for keys in ["ihello from vi", "\u{e00c}", ":wq\u{e007}"] {
+            terminal_type(b, keys).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        b.wait_for("the shell's screen again", Duration::from_secs(5), alternate, vec![json!(false)])
+            .await;
+        terminal_type(b, "cat /tmp/note.txt\u{e007}").await;
+        terminal_line(b, "hello from vi", Duration::from_secs(5)).await;
+        terminal_type(b, "top\u{e007}").await;
+        b.wait_for(
+            "top's table",
+            Duration::from_secs(5),
+            &format!("return {TERMINAL_TEXT}.includes('PID') && {TERMINAL_TEXT}.includes('Load average');"),
+            vec![],
+        )
+        .await;
+        b.shot("11-terminal-top").await;
+        terminal_type(b, "q").await;
+        terminal_type(b, "echo top-done\u{e007}").await;
+        terminal_line(b, "top-done", Duration::from_secs(5)).await;
+
         // A dropped connection: output written while it is down arrives
         // after the automatic re-attach, every line exactly once.
         terminal_type(
