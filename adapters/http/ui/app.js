@@ -289,6 +289,8 @@ const shell = new ShellPanel({
   close: $('shell-close'),
 });
 
+window.addEventListener('pagehide', () => shell.abandon());
+
 // A hook for the browser tests: drop the terminal's connection as a network
 // failure would (the panel must re-attach by itself). Harmless: it only
 // closes this page's own socket.

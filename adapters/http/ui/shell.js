@@ -7,7 +7,7 @@
 // shown, so nothing is lost or repeated. Closing the panel ends the
 // session (DELETE).
 
-import { api, shortId, ticketed, wsUrl } from './api.js';
+import { api, shortId, ticketed, token, wsUrl } from './api.js';
 import { Terminal } from './terminal/terminal.js';
 import { TerminalView } from './terminal/view.js';
 
@@ -319,6 +319,19 @@ export class ShellPanel {
     }
     this.el.screen.replaceChildren();
     this.el.panel.hidden = true;
+  }
+
+  /** The page is going away (closed, reloaded, navigated): ends the
+   * session now rather than leaving it to the server's detach timeout,
+   * where it would count against the per-lease session limit meanwhile.
+   * A `keepalive` request outlives the page. */
+  abandon() {
+    const session = this.session;
+    if (!session?.id || session.done) return;
+    session.done = true;
+    const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
+    const path = `/api/containers/${encode(session.lease.id)}/sessions/${encode(session.id)}`;
+    fetch(path, { method: 'DELETE', headers, keepalive: true, credentials: 'omit' }).catch(() => {});
   }
 
   /** Drops the connection as a network failure would (for tests: the

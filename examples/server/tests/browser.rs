@@ -1481,6 +1481,27 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
+        // Leaving the page (a reload here) ends its session too.
+        b.click(&card(&lease, ".act-terminal")).await;
+        terminal_ready(b).await;
+        assert_eq!(session_count(b, &lease).await, 1);
+        b.assert_page_healthy().await;
+        b.client.refresh().await.expect("page reloads");
+        b.wait_for(
+            "the portal again",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#lease-list > li').length === 2;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while session_count(b, &lease).await != 0 {
+            assert!(Instant::now() < deadline, "the left page's session is still listed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // A lease expiring under an open terminal: the panel says so.
         b.click(&card(&short, ".act-terminal")).await;
         terminal_ready(b).await;
