@@ -15,6 +15,18 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+# (lease-http: the web terminal's emulator) Its unit tests are plain ES
+# modules run by Node's own test runner (no npm, no packages).
+step "node --test adapters/http/ui-tests/ (terminal emulator)"
+if command -v node >/dev/null 2>&1; then
+    node --test adapters/http/ui-tests/
+elif [ "${CI:-}" = "true" ]; then
+    echo "node is not installed; CI=true makes this fatal" >&2
+    exit 1
+else
+    echo "SKIPPED: node is not installed (the terminal emulator's unit tests need Node 20+)" >&2
+fi
+
 # --- services: each backend's section starts what its tests need ---------
 
 # (lease-docker: local test image)

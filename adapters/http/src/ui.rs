@@ -63,6 +63,14 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("logs.js", JS),
     asset!("money.js", JS),
+    asset!("shell.js", JS),
+    asset!("terminal/keys.js", JS),
+    asset!("terminal/parser.js", JS),
+    asset!("terminal/screen.js", JS),
+    asset!("terminal/sgr.js", JS),
+    asset!("terminal/terminal.js", JS),
+    asset!("terminal/view.js", JS),
+    asset!("terminal/width.js", JS),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
@@ -133,9 +141,12 @@ async fn index(headers: HeaderMap) -> Response {
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     let built = built();
+    // `/ui/<file>` (a file may be in a folder: `terminal/view.js`) or
+    // `/ui/<version>/<file>`.
+    let unversioned = ASSETS.iter().any(|asset| asset.name == path);
     let (version, name) = match path.split_once('/') {
-        Some((version, name)) => (Some(version), name),
-        None => (None, path.as_str()),
+        Some((version, name)) if !unversioned => (Some(version), name),
+        _ => (None, path.as_str()),
     };
     let Some(position) = ASSETS.iter().position(|asset| asset.name == name) else {
         return ApiError::new(
@@ -318,6 +329,20 @@ mod tests {
         assert_eq!(changed.status(), StatusCode::OK);
     }
 
+    /// The files under `dir` (recursively), as paths relative to `ui/`.
+    fn files_under(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("ui/").filter_map(Result::ok) {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                files.extend(files_under(&entry.path(), &format!("{name}/")));
+            } else {
+                files.push(name);
+            }
+        }
+        files
+    }
+
     /// The CSP forbids inline code, so the page must have none; and every
     /// file in `ui/` must be embedded, every module import must resolve.
     #[test]
@@ -337,12 +362,8 @@ mod tests {
         assert!(!handler, "inline event handler attribute");
 
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .expect("ui/")
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| name != "index.html" && name != "README.md")
-            .collect();
+        let mut files = files_under(&dir, "");
+        files.retain(|name| name != "index.html" && name != "README.md");
         files.sort();
         let mut embedded: Vec<String> = ASSETS.iter().map(|a| a.name.to_owned()).collect();
         embedded.sort();
@@ -351,11 +372,16 @@ mod tests {
         for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
             let text = std::str::from_utf8(asset.body).expect("utf-8");
             for line in text.lines().filter(|l| l.starts_with("import ")) {
-                let target = line
+                let relative = line
                     .split(['\'', '"'])
                     .nth(1)
                     .and_then(|t| t.strip_prefix("./"))
                     .unwrap_or_else(|| panic!("{}: import not relative: {line}", asset.name));
+                // Relative to the importing module's folder.
+                let target = match asset.name.rsplit_once('/') {
+                    Some((folder, _)) => format!("{folder}/{relative}"),
+                    None => relative.to_owned(),
+                };
                 assert!(
                     ASSETS.iter().any(|a| a.name == target),
                     "{}: imports missing {target}",

@@ -1,11 +1,12 @@
 // The ContainerLease portal: sign-in, the provision form with an exact
-// cost estimate, the live lease list, logs, usage and history.
+// cost estimate, the live lease list, logs, a terminal, usage and history.
 
 import { api, ApiError, onUnauthorized, setToken, shortId, token } from './api.js';
 import { followEvents } from './live.js';
 import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
 import { LogsPanel } from './logs.js';
 import { estimate, formatDollars, formatExact } from './money.js';
+import { ShellPanel } from './shell.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -279,6 +280,22 @@ const logs = new LogsPanel({
   reconnect: $('logs-reconnect'),
 });
 
+const shell = new ShellPanel({
+  panel: $('shell-panel'),
+  title: $('shell-title'),
+  state: $('shell-state'),
+  screen: $('shell-screen'),
+  end: $('shell-end'),
+  close: $('shell-close'),
+});
+
+window.addEventListener('pagehide', () => shell.abandon());
+
+// A hook for the browser tests: drop the terminal's connection as a network
+// failure would (the panel must re-attach by itself). Harmless: it only
+// closes this page's own socket.
+window.containerLeaseDebug = Object.freeze({ dropTerminalConnection: () => shell.dropConnection() });
+
 const leases = new LeaseList({
   list: $('lease-list'),
   empty: $('no-leases'),
@@ -286,6 +303,7 @@ const leases = new LeaseList({
   actions: {
     offering: (key) => state.offerings.get(key),
     logs: (lease) => logs.open(lease),
+    terminal: (lease) => shell.open(lease),
     async extend(lease) {
       const updated = await api('POST', `/api/containers/${encodeURIComponent(lease.id)}/extend`, {
         minutes: EXTEND_MINUTES,
@@ -472,6 +490,7 @@ function stopApp() {
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
   logs.close();
+  shell.close();
   leases.clear();
 }
 

@@ -47,7 +47,7 @@ function pullText(progress) {
 }
 
 /**
- * The list. `actions` has `logs(lease)`, `extend(lease)`, `remove(lease)`
+ * The list. `actions` has `logs(lease)`, `terminal(lease)`, `extend(lease)`, `remove(lease)`
  * (each may return a promise; a rejection is shown on the card), and
  * `offering(key)` for an offering's limits.
  */
@@ -156,6 +156,7 @@ export class LeaseList {
       }
     };
     q('.act-logs').addEventListener('click', () => this.actions.logs(this.leases.get(id)));
+    q('.act-terminal').addEventListener('click', () => this.actions.terminal(this.leases.get(id)));
     q('.act-extend').addEventListener('click', (event) => run(event.currentTarget, this.actions.extend));
     q('.act-delete').addEventListener('click', () => this.confirm(card, true));
     q('.act-cancel').addEventListener('click', () => this.confirm(card, false));
@@ -213,6 +214,8 @@ export class LeaseList {
     extend.hidden = !live;
     if (extend.getAttribute('aria-busy') !== 'true') extend.disabled = !room;
     extend.title = room ? `Add ${EXTEND_MINUTES} minutes to the booking` : `At most ${offering?.maxMinutes} minutes in all`;
+    // A shell needs a running container.
+    q('.act-terminal').hidden = lease.status !== 'running';
     const deleting = lease.status === 'deleting';
     q('.act-delete').disabled = deleting;
     q('.act-logs').disabled = deleting;

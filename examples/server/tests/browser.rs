@@ -1206,3 +1206,309 @@ async fn portal_shows_a_full_server_naming_the_limit() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------- the terminal
+
+/// A script expression: the text the terminal shows (scrollback and
+/// screen), one line per row, trailing blanks removed.
+const TERMINAL_TEXT: &str = "[...document.querySelectorAll('#shell-screen .term-row')]
+     .map((row) => row.textContent.trimEnd()).join('\\n')";
+
+/// Types `keys` into the terminal as keystrokes (WebDriver key codes allowed:
+/// `\u{e007}` Enter, `\u{e009}` Control, `\u{e000}` releases modifiers).
+async fn terminal_type(b: &Browser, keys: &str) {
+    b.client
+        .find(Locator::Css("#shell-screen .term-input"))
+        .await
+        .expect("the terminal's input")
+        .send_keys(keys)
+        .await
+        .expect("keys typed into the terminal");
+}
+
+/// The terminal's text now.
+async fn terminal_text(b: &Browser) -> String {
+    let text = b.js(&format!("return {TERMINAL_TEXT};"), vec![]).await;
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until a terminal row reads exactly `line`.
+async fn terminal_line(b: &Browser, line: &str, limit: Duration) {
+    b.wait_for(
+        &format!("a terminal line {line:?}"),
+        limit,
+        &format!("return {TERMINAL_TEXT}.split('\\n').includes(arguments[0]);"),
+        vec![json!(line)],
+    )
+    .await;
+}
+
+/// Waits for the terminal's shell prompt (attached, something on screen).
+async fn terminal_ready(b: &Browser) {
+    b.wait_for(
+        "the terminal attached with a prompt",
+        Duration::from_secs(15),
+        &format!(
+            "return !document.getElementById('shell-panel').hidden
+                && document.getElementById('shell-state').textContent === ''
+                && {TERMINAL_TEXT}.trim().length > 0;"
+        ),
+        vec![],
+    )
+    .await;
+}
+
+/// The panel's end message, once shown.
+async fn terminal_end(b: &Browser, limit: Duration) -> String {
+    let end = b
+        .wait_for(
+            "the terminal's end message",
+            limit,
+            "const end = document.getElementById('shell-end');
+             return end.hidden ? null : end.textContent;",
+            vec![],
+        )
+        .await;
+    end.as_str().unwrap_or_default().to_owned()
+}
+
+/// How many sessions lease `id` has, as the API lists them.
+async fn session_count(b: &Browser, id: &str) -> usize {
+    let count = b
+        .js(
+            "const token = localStorage.getItem('containerlease.token');
+             return fetch(`/api/containers/${arguments[0]}/sessions`,
+                     { headers: token ? { Authorization: `Bearer ${token}` } : {} })
+                 .then((r) => r.json()).then((list) => list.sessions.length);",
+            vec![json!(id)],
+        )
+        .await;
+    count
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// The terminal in the page against a real shell in a real container:
+/// arithmetic echoed, a colour drawn, Ctrl-C stopping `sleep`, the window's
+/// size reaching `stty size`, a dropped WebSocket re-attached with the
+/// output written meanwhile (once), an exit code, closing the panel ending
+/// the session, and a lease expiring under an open terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    // With tokens: the page attaches with single-use tickets.
+    let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser-terminal");
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, &minted.toml_entry).expect("tokens file");
+    let extra = ["--tokens".to_owned(), tokens_file.display().to_string()];
+    let server = start_server(&guard, &dir, &extra, None);
+    let browser = Browser::launch(&tools, "terminal").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the sign-in form",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        b.type_into("#token-input", &minted.token).await;
+        b.click("#signin-submit").await;
+        b.wait_for(
+            "the portal with the catalog",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#offering option').length > 0;",
+            vec![],
+        )
+        .await;
+        // A one-minute lease first (it expires under an open terminal at the
+        // end), then the one the checks use.
+        let short = b.rent("busybox", "1").await;
+        let lease = b.rent("busybox", "30").await;
+        b.wait_status(&short, "running", Duration::from_secs(30))
+            .await;
+        b.wait_status(&lease, "running", Duration::from_secs(30))
+            .await;
+
+        b.click(&card(&lease, ".act-terminal")).await;
+        terminal_ready(b).await;
+        b.shot("10-terminal").await;
+
+        // Typed keys reach the shell; its output comes back.
+        terminal_type(b, "echo $((6*7))\u{e007}").await;
+        terminal_line(b, "42", Duration::from_secs(10)).await;
+
+        // Colour: the span of the word is red (SGR 31).
+        terminal_type(b, "printf '\\033[31mred\\033[0m\\n'\u{e007}").await;
+        let colour = b
+            .wait_for(
+                "a red span",
+                Duration::from_secs(10),
+                "const span = [...document.querySelectorAll('#shell-screen .term-row span')]
+                     .find((s) => s.textContent === 'red');
+                 return span ? getComputedStyle(span).color : null;",
+                vec![],
+            )
+            .await;
+        assert_eq!(colour, json!("rgb(205, 49, 49)"));
+
+        // Ctrl-C (the byte 0x03) stops a long sleep at once.
+        terminal_type(b, "sleep 100\u{e007}").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        terminal_type(b, "\u{e009}c\u{e000}").await;
+        terminal_type(b, "echo after-$((1+1))\u{e007}").await;
+        terminal_line(b, "after-2", Duration::from_secs(5)).await;
+
+        // The panel's size in cells is the shell's; a narrower window
+        // changes it.
+        let before = b
+            .js(
+                "const host = document.getElementById('shell-screen');
+                 return `${host.dataset.rows} ${host.dataset.cols}`;",
+                vec![],
+            )
+            .await;
+        let before = before.as_str().expect("size").to_owned();
+        terminal_type(b, "stty size\u{e007}").await;
+        terminal_line(b, &before, Duration::from_secs(5)).await;
+        b.client
+            .set_window_size(900, 900)
+            .await
+            .expect("window resized");
+        let after = b
+            .wait_for(
+                "the terminal to get narrower",
+                Duration::from_secs(5),
+                "const host = document.getElementById('shell-screen');
+                 const size = `${host.dataset.rows} ${host.dataset.cols}`;
+                 return size !== arguments[0] ? size : null;",
+                vec![json!(before)],
+            )
+            .await;
+        let after = after.as_str().expect("size").to_owned();
+        // The resize message is sent once the size settles (150 ms).
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        terminal_type(b, "stty size\u{e007}").await;
+        terminal_line(b, &after, Duration::from_secs(5)).await;
+        b.shot("11-terminal-resized").await;
+
+        // Full-screen programs: busybox vi on the alternate screen and back,
+        // top redrawing its table.
+        terminal_type(b, "vi /tmp/note.txt\u{e007}").await;
+        let alternate = "return document.getElementById('shell-screen')
+                             .classList.contains('term-alt') === arguments[0];";
+        b.wait_for("vi on the alternate screen", Duration::from_secs(5), alternate, vec![json!(true)])
+            .await;
+        // As a person types: busybox vi drops the rest of a read that has
+        // an Escape followed by more keys (it takes it for a key sequence).
+        for keys in ["ihello from vi", "\u{e00c}", ":wq\u{e007}"] {
+            terminal_type(b, keys).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        b.wait_for("the shell's screen again", Duration::from_secs(5), alternate, vec![json!(false)])
+            .await;
+        terminal_type(b, "cat /tmp/note.txt\u{e007}").await;
+        terminal_line(b, "hello from vi", Duration::from_secs(5)).await;
+        terminal_type(b, "top\u{e007}").await;
+        b.wait_for(
+            "top's table",
+            Duration::from_secs(5),
+            &format!("return {TERMINAL_TEXT}.includes('PID') && {TERMINAL_TEXT}.includes('Load average');"),
+            vec![],
+        )
+        .await;
+        b.shot("11-terminal-top").await;
+        terminal_type(b, "q").await;
+        terminal_type(b, "echo top-done\u{e007}").await;
+        terminal_line(b, "top-done", Duration::from_secs(5)).await;
+
+        // A dropped connection: output written while it is down arrives
+        // after the automatic re-attach, every line exactly once.
+        terminal_type(
+            b,
+            "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo tick$i; sleep 0.1; done\u{e007}",
+        )
+        .await;
+        terminal_line(b, "tick5", Duration::from_secs(5)).await;
+        b.js(
+            "window.containerLeaseDebug.dropTerminalConnection();",
+            vec![],
+        )
+        .await;
+        terminal_line(b, "tick30", Duration::from_secs(15)).await;
+        let text = terminal_text(b).await;
+        let lines: Vec<&str> = text.lines().collect();
+        for i in 1..=30 {
+            let tick = format!("tick{i}");
+            let seen = lines.iter().filter(|line| **line == tick).count();
+            assert_eq!(seen, 1, "{tick} seen {seen} times:\n{text}");
+        }
+        assert!(lines.contains(&"reconnecting…"), "{text}");
+        assert!(lines.contains(&"reconnected"), "{text}");
+        b.shot("12-terminal-reconnected").await;
+
+        // The shell's exit code ends the session, said in the panel.
+        terminal_type(b, "exit 3\u{e007}").await;
+        let end = terminal_end(b, Duration::from_secs(10)).await;
+        assert_eq!(end, "■ The shell exited with code 3.");
+
+        // Closing the panel ends the session on the server.
+        b.click(&card(&lease, ".act-terminal")).await;
+        terminal_ready(b).await;
+        assert_eq!(session_count(b, &lease).await, 1);
+        b.click("#shell-close").await;
+        b.wait_for(
+            "the panel to close",
+            Duration::from_secs(5),
+            "return document.getElementById('shell-panel').hidden;",
+            vec![],
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while session_count(b, &lease).await != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the closed panel's session is still listed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Leaving the page (a reload here) ends its session too.
+        b.click(&card(&lease, ".act-terminal")).await;
+        terminal_ready(b).await;
+        assert_eq!(session_count(b, &lease).await, 1);
+        b.assert_page_healthy().await;
+        b.client.refresh().await.expect("page reloads");
+        b.wait_for(
+            "the portal again",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#lease-list > li').length === 2;",
+            vec![],
+        )
+        .await;
+        b.watch_page().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while session_count(b, &lease).await != 0 {
+            assert!(Instant::now() < deadline, "the left page's session is still listed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A lease expiring under an open terminal: the panel says so.
+        b.click(&card(&short, ".act-terminal")).await;
+        terminal_ready(b).await;
+        let end = terminal_end(b, Duration::from_secs(75)).await;
+        assert_eq!(end, "■ The lease expired: the session has ended.");
+        b.shot("13-terminal-expired").await;
+        b.assert_page_healthy().await;
+    })
+    .await;
+}
