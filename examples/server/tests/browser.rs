@@ -1346,6 +1346,17 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
         terminal_type(b, "echo $((6*7))\u{e007}").await;
         terminal_line(b, "42", Duration::from_secs(10)).await;
 
+        // A paste (the clipboard's text) is typed as is, its newline as Enter.
+        b.js(
+            "const data = new DataTransfer();
+             data.setData('text/plain', 'echo pasted-$((3*3))\\n');
+             document.querySelector('#shell-screen .term-input').dispatchEvent(
+                 new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));",
+            vec![],
+        )
+        .await;
+        terminal_line(b, "pasted-9", Duration::from_secs(10)).await;
+
         // Colour: the span of the word is red (SGR 31).
         terminal_type(b, "printf '\\033[31mred\\033[0m\\n'\u{e007}").await;
         let colour = b

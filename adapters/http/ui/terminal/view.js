@@ -114,6 +114,9 @@ export class TerminalView {
 
   listen() {
     const { host, input, terminal } = this;
+    // The host outlives the view (a new session gets a new view): dispose() removes these.
+    this.listening = new AbortController();
+    const options = { signal: this.listening.signal };
     host.addEventListener('keydown', (event) => {
       if (event.isComposing || event.key === 'Process') return;
       // Every other key goes to the program (Tab and Escape too), so this
@@ -129,27 +132,27 @@ export class TerminalView {
         event.preventDefault();
         this.scrollToEnd();
       }
-    });
+    }, options);
     // Text that came as input rather than as a key (IME, dead keys, phones).
     input.addEventListener('input', (event) => {
       if (event.isComposing) return;
       if (input.value) terminal.send(input.value);
       input.value = '';
-    });
+    }, options);
     input.addEventListener('compositionend', (event) => {
       if (event.data) terminal.send(event.data);
       input.value = '';
-    });
+    }, options);
     host.addEventListener('paste', (event) => {
       event.preventDefault();
       const text = event.clipboardData?.getData('text/plain') ?? '';
       if (text) terminal.paste(text);
       this.scrollToEnd();
-    });
+    }, options);
     // A click (not a selection) gives the keyboard to the terminal.
     host.addEventListener('mouseup', () => {
       if (!this.hasSelection()) this.focus();
-    });
+    }, options);
   }
 
   hasSelection() {
@@ -292,6 +295,7 @@ export class TerminalView {
   /** Stops observing and drawing. */
   dispose() {
     this.observer.disconnect();
+    this.listening.abort();
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
   }
