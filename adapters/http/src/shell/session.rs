@@ -3,6 +3,7 @@
 //! of its standard input, resize and signals, and how it ended.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -26,10 +27,13 @@ use super::replay::{Chunk, Replay, ReplayBuffer};
 
 /// Output chunks queued for the attached socket before the pump waits for it.
 const OUTPUT_QUEUE: usize = 32;
-/// Stdin messages queued for a process that has not read them yet; more are
+/// Stdin bytes queued for a process that has not read them yet. Far more
+/// than anyone types or pastes ahead of a busy shell; past it a message is
 /// refused (`input_overflow`) so a process that never reads its input
 /// cannot stall the socket (signals and output keep flowing).
-const STDIN_QUEUE: usize = 16;
+const STDIN_BUDGET: usize = 1 << 20;
+/// Stdin messages queued (each also counts against [`STDIN_BUDGET`]).
+const STDIN_QUEUE: usize = 4096;
 /// How long the exit code is waited for after the output ended.
 const EXIT_CODE_WAIT: Duration = Duration::from_secs(5);
 /// Between two reads of the exit code.
@@ -146,6 +150,8 @@ struct State {
 struct Started {
     exec_id: String,
     stdin: mpsc::Sender<StdinCommand>,
+    /// Bytes queued for stdin and not written yet.
+    pending: Arc<AtomicUsize>,
 }
 
 /// A socket's hold on a session, from [`Session::attach`].
@@ -235,11 +241,16 @@ impl Session {
     pub(crate) fn start(self: &Arc<Self>, exec: ExecSession, manager: LeaseManager) {
         let ExecSession { id, output, input } = exec;
         let (stdin, commands) = mpsc::channel(STDIN_QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
         // `start` runs once per session: a second call would find it set.
-        let _ = self.started.set(Started { exec_id: id, stdin });
+        let _ = self.started.set(Started {
+            exec_id: id,
+            stdin,
+            pending: pending.clone(),
+        });
         let span = self.span();
         if let Some(input) = input {
-            let writer = write_stdin(input, commands, self.stopped.clone());
+            let writer = write_stdin(input, commands, pending, self.stopped.clone());
             tokio::spawn(writer.instrument(span.clone()));
         }
         tokio::spawn(self.clone().pump(output, manager).instrument(span));
@@ -360,13 +371,26 @@ impl Session {
         let Some(started) = self.started.get() else {
             return Err(StdinRefused::Closed);
         };
-        started
-            .stdin
-            .try_send(command)
-            .map_err(|error| match error {
+        let size = match &command {
+            StdinCommand::Data(bytes) => bytes.len(),
+            StdinCommand::Eof => 0,
+        };
+        let reserved =
+            started
+                .pending
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                    (pending + size <= STDIN_BUDGET).then_some(pending + size)
+                });
+        if reserved.is_err() {
+            return Err(StdinRefused::Full);
+        }
+        started.stdin.try_send(command).map_err(|error| {
+            started.pending.fetch_sub(size, Ordering::AcqRel);
+            match error {
                 mpsc::error::TrySendError::Full(_) => StdinRefused::Full,
                 mpsc::error::TrySendError::Closed(_) => StdinRefused::Closed,
-            })
+            }
+        })
     }
 
     /// Resizes the terminal.
@@ -533,6 +557,7 @@ pub(crate) async fn lease_end(manager: &LeaseManager, id: &LeaseId) -> Option<Se
 async fn write_stdin(
     mut input: Pin<Box<dyn AsyncWrite + Send>>,
     mut commands: mpsc::Receiver<StdinCommand>,
+    pending: Arc<AtomicUsize>,
     stopped: CancellationToken,
 ) {
     loop {
@@ -553,6 +578,7 @@ async fn write_stdin(
                 if !written {
                     return;
                 }
+                pending.fetch_sub(bytes.len(), Ordering::AcqRel);
             }
             Some(StdinCommand::Eof) => {
                 let _ = input.shutdown().await;
