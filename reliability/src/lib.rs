@@ -26,6 +26,10 @@
 //!
 //! The suite has two sizes ([`Scale`]): quick by default (scripts/test.sh),
 //! long with `LEASE_RELIABILITY=long` (scripts/reliability.sh).
+//!
+//! `benches/shell.rs` (`cargo bench -p lease-reliability --bench shell`, in
+//! scripts/bench.sh) measures shell sessions through the server against a
+//! direct `docker exec` on the same lease: keystroke echo and throughput.
 
 // Modules, one per concept; add yours here (alphabetical).
 pub mod api;
