@@ -272,12 +272,22 @@ impl Client {
         }
     }
 
-    /// `GET /ws/logs/{id}?tail=N`: the container's last `tail` lines, then
-    /// new ones as they come, until the container stops or the lease ends.
-    pub async fn logs(&self, id: &str, tail: Option<u32>) -> Result<LogStream, ClientError> {
+    /// `GET /ws/logs/{id}?tail=N&follow=B`: the container's last `tail`
+    /// lines, then (with `follow`) new ones as they come, until the
+    /// container stops or the lease ends; without `follow` the stream ends
+    /// after the lines written so far.
+    pub async fn logs(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> Result<LogStream, ClientError> {
         let mut url = self.url(&["ws", "logs", id]);
         if let Some(tail) = tail {
             url.query_pairs_mut().append_pair("tail", &tail.to_string());
+        }
+        if !follow {
+            url.query_pairs_mut().append_pair("follow", "false");
         }
         LogStream::open(self, url).await
     }

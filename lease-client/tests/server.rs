@@ -188,7 +188,10 @@ async fn a_lease_and_its_sessions_through_the_client() {
     assert!(gone.is_not_found(), "{gone:?}");
 
     // The logs WebSocket: the container's first line.
-    let mut logs = client.logs(&lease.id, Some(1000)).await.expect("logs");
+    let mut logs = client
+        .logs(&lease.id, Some(1000), true)
+        .await
+        .expect("logs");
     let first = within("a log line", logs.next_line()).await;
     assert_eq!(first.expect("a line").expect("no error"), "ready");
     logs.close().await;

@@ -28,7 +28,7 @@ async fn https_and_wss_fail_cleanly_at_a_peer_without_tls() {
         matches!(rest, Err(ClientError::Transport { .. })),
         "{rest:?}"
     );
-    let ws = client.logs("container-x", None).await;
+    let ws = client.logs("container-x", None, true).await;
     assert!(matches!(ws, Err(ClientError::WebSocket { .. })), "{ws:?}");
     // Both really connected: the failure is the handshake, not the dial.
     assert_eq!(accepted.await.expect("accept task"), 2);

@@ -39,7 +39,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_ERROR: u16 = 1011;
 
 /// Streams a lease's container logs: the last `tail` lines, then new ones
-/// as they come, one text frame per line. Waits while the lease is pending.
+/// as they come (unless `follow=false`), one text frame per line. Waits while the lease is pending.
 /// Ends with a normal close whose reason says why (`lease ended`,
 /// `container stopped`, `log stream ended`). A client message over the size
 /// limit closes the socket with 1009; a client that does not take a line
@@ -74,14 +74,17 @@ pub(crate) async fn logs(
             format!("this endpoint speaks WebSocket: {}", rejection.body_text()),
         )
     })?;
-    let tail = params.tail.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL);
+    let options = LogOptions {
+        follow: params.follow.unwrap_or(true),
+        tail: Some(params.tail.unwrap_or(DEFAULT_TAIL).min(MAX_TAIL)),
+    };
     let max_message = state.limits.ws_max_message;
     Ok(upgrade
         .read_buffer_size(crate::limits::WS_READ_BUFFER)
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
-            stream_logs(state, lease.id, tail, socket).await;
+            stream_logs(state, lease.id, options, socket).await;
             drop(permit);
         }))
 }
@@ -131,7 +134,7 @@ fn ended(status: Status) -> bool {
     matches!(status, Status::Deleting | Status::Deleted)
 }
 
-async fn stream_logs(state: AppState, id: LeaseId, tail: u32, socket: WebSocket) {
+async fn stream_logs(state: AppState, id: LeaseId, options: LogOptions, socket: WebSocket) {
     let (mut sink, mut incoming) = socket.split();
     let mut events = state.manager.subscribe();
     let shutdown = state.shutdown.clone();
@@ -169,10 +172,6 @@ async fn stream_logs(state: AppState, id: LeaseId, tail: u32, socket: WebSocket)
         }
     }
 
-    let options = LogOptions {
-        follow: true,
-        tail: Some(tail),
-    };
     let mut lines = match state.manager.logs(&id, options).await {
         Ok(lines) => lines,
         Err(error) => {

@@ -437,6 +437,10 @@ pub struct ChecksJson {
 pub struct LogsParams {
     /// Start with the last `tail` lines already written (default 100).
     pub tail: Option<u32>,
+    /// Keep sending new lines as they come (default `true`); with `false`
+    /// the stream sends what is written so far and closes with `log stream
+    /// ended`.
+    pub follow: Option<bool>,
     /// A single-use ticket from `POST /api/tickets` (`route: logs`), for
     /// browsers, which cannot set headers on a WebSocket.
     pub ticket: Option<String>,

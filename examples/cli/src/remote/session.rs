@@ -1,7 +1,6 @@
 //! `logs`, `shell` and `run` through a lease-server.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use lease_client::EndReason;
 use lease_core::Status;
@@ -22,9 +21,6 @@ use crate::remote::lookup::find;
 
 /// Most lines the server replays (its cap on `tail`).
 const MAX_TAIL: u32 = 10_000;
-/// Without `--follow`: the output so far is taken to be complete once the
-/// server has sent nothing new for this long (its stream always follows).
-const QUIET: Duration = Duration::from_millis(1000);
 
 /// `lease logs`: the container's output (stdout and stderr together: the
 /// server's log stream does not tell them apart).
@@ -32,19 +28,11 @@ pub async fn logs(remote: &Remote, args: LogsArgs) -> Result<ExitCode, CliError>
     let lease = find(remote, &args.id, Scope::Active).await?;
     let mut lines = remote
         .client
-        .logs(&lease.id, Some(args.tail.unwrap_or(MAX_TAIL)))
+        .logs(&lease.id, Some(args.tail.unwrap_or(MAX_TAIL)), args.follow)
         .await
         .map_err(|e| remote.error(e))?;
     loop {
-        let next = if args.follow {
-            lines.next_line().await
-        } else {
-            match tokio::time::timeout(QUIET, lines.next_line()).await {
-                Ok(next) => next,
-                Err(_) => break,
-            }
-        };
-        match next {
+        match lines.next_line().await {
             Some(Ok(line)) => print(&line)?,
             Some(Err(error)) => return Err(remote.error(error)),
             None => break,
