@@ -57,6 +57,7 @@ pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod files;
 pub mod lease;
 mod manager;
 pub mod money;
