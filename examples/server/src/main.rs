@@ -17,6 +17,7 @@ mod cli;
 mod credentials;
 mod limits;
 mod serve;
+mod files;
 mod shell;
 
 use std::process::ExitCode;
