@@ -94,7 +94,7 @@ pub mod auth;
 pub mod error;
 mod events;
 pub mod extract;
-mod files;
+pub mod files;
 mod health;
 mod leases;
 pub mod limits;
