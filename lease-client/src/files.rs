@@ -152,7 +152,12 @@ impl Client {
         tokio::task::spawn_blocking(move || unpack(reader, &target, &remote_name, rename.as_deref()))
             .await
             .map_err(|join| ClientError::Protocol(format!("the unpacking task failed: {join}")))?
-            .map_err(|error| ClientError::Protocol(format!("cannot unpack the download: {error}")))?;
+            .map_err(|error| {
+                let cause = std::error::Error::source(&error)
+                    .map(|source| format!(": {source}"))
+                    .unwrap_or_default();
+                ClientError::Protocol(format!("cannot unpack the download: {error}{cause}"))
+            })?;
         Ok(landed)
     }
 
@@ -295,7 +300,11 @@ fn unpack(reader: impl Read, into: &Path, top: &str, rename: Option<&Path>) -> i
                 continue;
             }
         }
-        let destination = into.join(&new_top).join(relative);
+        let destination = if relative.as_os_str().is_empty() {
+            into.join(&new_top)
+        } else {
+            into.join(&new_top).join(relative)
+        };
         if let Some(parent) = destination.parent() {
             std::fs::create_dir_all(parent)?;
         }
