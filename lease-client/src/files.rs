@@ -146,18 +146,24 @@ impl Client {
                 .ok_or_else(|| local_error(local, "not a file name"))?;
             (parent, Some(name))
         };
-        let landed = into.join(rename.clone().unwrap_or_else(|| PathBuf::from(&remote_name)));
+        let landed = into.join(
+            rename
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&remote_name)),
+        );
         let reader = SyncIoBridge::new(StreamReader::new(download.archive));
         let target = into.clone();
-        tokio::task::spawn_blocking(move || unpack(reader, &target, &remote_name, rename.as_deref()))
-            .await
-            .map_err(|join| ClientError::Protocol(format!("the unpacking task failed: {join}")))?
-            .map_err(|error| {
-                let cause = std::error::Error::source(&error)
-                    .map(|source| format!(": {source}"))
-                    .unwrap_or_default();
-                ClientError::Protocol(format!("cannot unpack the download: {error}{cause}"))
-            })?;
+        tokio::task::spawn_blocking(move || {
+            unpack(reader, &target, &remote_name, rename.as_deref())
+        })
+        .await
+        .map_err(|join| ClientError::Protocol(format!("the unpacking task failed: {join}")))?
+        .map_err(|error| {
+            let cause = std::error::Error::source(&error)
+                .map(|source| format!(": {source}"))
+                .unwrap_or_default();
+            ClientError::Protocol(format!("cannot unpack the download: {error}{cause}"))
+        })?;
         Ok(landed)
     }
 
@@ -259,7 +265,10 @@ impl Write for ChannelWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
         futures::executor::block_on(futures::SinkExt::send(&mut self.sender, Ok(chunk)))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
@@ -289,8 +298,12 @@ fn unpack(reader: impl Read, into: &Path, top: &str, rename: Option<&Path>) -> i
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
-        let relative = inside(&path, top)
-            .ok_or_else(|| io_error(format!("refused an entry outside the copy: {}", path.display())))?;
+        let relative = inside(&path, top).ok_or_else(|| {
+            io_error(format!(
+                "refused an entry outside the copy: {}",
+                path.display()
+            ))
+        })?;
         let kind = entry.header().entry_type();
         if kind.is_hard_link() || kind.is_symlink() {
             let link = entry.link_name()?.unwrap_or_default();
@@ -339,7 +352,10 @@ mod tests {
 
     #[test]
     fn entries_outside_the_copy_are_refused() {
-        assert_eq!(inside(Path::new("./d/a/b"), "d"), Some(PathBuf::from("a/b")));
+        assert_eq!(
+            inside(Path::new("./d/a/b"), "d"),
+            Some(PathBuf::from("a/b"))
+        );
         assert_eq!(inside(Path::new("d"), "d"), Some(PathBuf::new()));
         assert_eq!(inside(Path::new("d/../x"), "d"), None);
         assert_eq!(inside(Path::new("/d/x"), "d"), None);

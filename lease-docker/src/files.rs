@@ -94,8 +94,12 @@ fn script(body: &str, args: &[&str]) -> Vec<String> {
 fn staging_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     // Two independently seeded hashers: 128 random bits, without a new dependency.
-    let a = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    let b = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let a = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let b = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     format!("{a:016x}{b:016x}")
 }
 
@@ -271,7 +275,13 @@ impl DockerRuntime {
                 .await;
             return Err(denied(dir, &stderr_reason(&finished.stderr)));
         }
-        tracing::debug!(namespace, container, dir, bytes = report.archive_bytes, "copied into a container");
+        tracing::debug!(
+            namespace,
+            container,
+            dir,
+            bytes = report.archive_bytes,
+            "copied into a container"
+        );
         Ok(report)
     }
 

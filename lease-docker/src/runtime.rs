@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use lease_core::files::{ArchiveInput, ArchiveOut, CopyReport};
 use lease_core::runtime::{
     ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
 };
-use lease_core::files::{ArchiveInput, ArchiveOut, CopyReport};
 use lease_core::{Catalog, ContainerRuntime, RuntimeError};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 

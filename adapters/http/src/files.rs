@@ -87,7 +87,9 @@ fn too_large(what: &str, limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
-        format!("the {what} is larger than this server's limit of {limit} bytes; nothing was copied"),
+        format!(
+            "the {what} is larger than this server's limit of {limit} bytes; nothing was copied"
+        ),
     )
 }
 
@@ -292,11 +294,7 @@ fn limited(body: Body, limit: u64, over: Arc<AtomicBool>) -> ArchiveInput {
 }
 
 /// A single file's bytes wrapped into a tar archive of one entry.
-fn wrap_in_tar(
-    name: &str,
-    size: u64,
-    body: ArchiveInput,
-) -> Result<ArchiveInput, ApiError> {
+fn wrap_in_tar(name: &str, size: u64, body: ArchiveInput) -> Result<ArchiveInput, ApiError> {
     let header = file_header(name, size)?;
     let padding = (512 - size % 512) % 512;
     let mut seen = 0u64;
@@ -381,13 +379,13 @@ pub(crate) async fn upload(
     // A task of its own: a client that goes away mid-upload still gets the
     // staged files cleaned up.
     let copy = tokio::spawn(async move {
-        let result = runtime.copy_to(&namespace, &container, &target, input).await;
+        let result = runtime
+            .copy_to(&namespace, &container, &target, input)
+            .await;
         drop(permit);
         result
     });
-    let result = copy
-        .await
-        .map_err(|join| ApiError::internal(&join))?;
+    let result = copy.await.map_err(|join| ApiError::internal(&join))?;
     if over.load(Ordering::SeqCst) {
         return Err(too_large("upload", limit));
     }

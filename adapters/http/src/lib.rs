@@ -127,11 +127,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
 pub use error::ApiError;
+pub use files::{DEFAULT_MAX_TRANSFER, FilesConfig};
 pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
 pub use shell::ShellConfig;
-pub use files::{DEFAULT_MAX_TRANSFER, FilesConfig};
 pub use tickets::{DEFAULT_TICKET_TTL, MAX_TICKET_TTL, MAX_TICKETS_PER_CALLER};
 
 /// Default limit on request bodies: 64 KiB.

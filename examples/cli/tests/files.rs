@@ -160,7 +160,10 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
         .assert()
         .success();
     eprintln!("3 MiB up and down in {:?}", started.elapsed());
-    assert!(std::fs::read(&back).expect("read back") == big, "the file changed on the way");
+    assert!(
+        std::fs::read(&back).expect("read back") == big,
+        "the file changed on the way"
+    );
     let size = fixture.run(&id, "wc -c < /tmp/big.bin");
     assert_eq!(size.trim(), big.len().to_string());
 
@@ -174,20 +177,33 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
     std::fs::write(tree_root.join("src/deep/data"), noise(1024 * 1024, 5)).expect("write");
     fixture
         .lease()
-        .args(["cp", &tree_root.display().to_string(), &format!("{id}:/tmp")])
+        .args([
+            "cp",
+            &tree_root.display().to_string(),
+            &format!("{id}:/tmp"),
+        ])
         .assert()
         .success();
     let listed = fixture.run(&id, "cd /tmp/proj && find . -type f | sort");
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),
-        ["./README", "./src/a b.txt", "./src/deep/data", "./src/deep/empty"],
+        [
+            "./README",
+            "./src/a b.txt",
+            "./src/deep/data",
+            "./src/deep/empty"
+        ],
         "{listed}"
     );
     let into = local.path().join("into");
     std::fs::create_dir(&into).expect("mkdir");
     fixture
         .lease()
-        .args(["cp", &format!("{id}:/tmp/proj"), &into.display().to_string()])
+        .args([
+            "cp",
+            &format!("{id}:/tmp/proj"),
+            &into.display().to_string(),
+        ])
         .assert()
         .success();
     assert_eq!(tree(&into.join("proj")), tree(&tree_root));
@@ -195,15 +211,18 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
     // Over the upload limit: refused, and nothing of it is left.
     let huge = local.path().join("huge.bin");
     std::fs::write(&huge, noise(MAX_UPLOAD as usize + 1024 * 1024, 11)).expect("write");
-    let error = failure_of(
-        fixture
-            .lease()
-            .args(["cp", &huge.display().to_string(), &format!("{id}:/tmp/huge.bin")]),
-    );
+    let error = failure_of(fixture.lease().args([
+        "cp",
+        &huge.display().to_string(),
+        &format!("{id}:/tmp/huge.bin"),
+    ]));
     eprintln!("over the limit: {error}");
     assert!(error.contains("413") && error.contains("limit"), "{error}");
     let left = fixture.run(&id, "ls -A /tmp");
-    assert!(!left.contains("huge") && !left.contains(".lease-upload"), "{left}");
+    assert!(
+        !left.contains("huge") && !left.contains(".lease-upload"),
+        "{left}"
+    );
 
     // A missing path, on both sides of the API.
     let error = failure_of(fixture.lease().args([
@@ -219,24 +238,53 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
         let bob = fixture.client(&fixture.bob);
         let empty = || futures::stream::empty::<std::io::Result<bytes::Bytes>>();
         let error = alice.download(&id, "/tmp/nope").await.expect_err("missing");
-        assert_eq!((error.status(), error.code()), (Some(404), Some("path_not_found")));
-        let error = alice.upload(&id, "/nope", empty()).await.expect_err("missing dir");
-        assert_eq!((error.status(), error.code()), (Some(404), Some("path_not_found")));
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(404), Some("path_not_found"))
+        );
+        let error = alice
+            .upload(&id, "/nope", empty())
+            .await
+            .expect_err("missing dir");
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(404), Some("path_not_found"))
+        );
         // Hostile paths: 400 before anything runs.
         for bad in ["tmp", "/tmp/../etc", "/tmp/./x", "/", "/tmp\0x"] {
             let error = alice.download(&id, bad).await.expect_err(bad);
-            assert_eq!((error.status(), error.code()), (Some(400), Some("invalid_path")), "{bad:?}");
+            assert_eq!(
+                (error.status(), error.code()),
+                (Some(400), Some("invalid_path")),
+                "{bad:?}"
+            );
             let error = alice.upload(&id, bad, empty()).await.expect_err(bad);
-            assert_eq!((error.status(), error.code()), (Some(400), Some("invalid_path")), "{bad:?}");
+            assert_eq!(
+                (error.status(), error.code()),
+                (Some(400), Some("invalid_path")),
+                "{bad:?}"
+            );
         }
         // Another owner: 404 on both routes, as for a lease that does not exist.
         let error = bob.download(&id, "/tmp/big.bin").await.expect_err("bob");
-        assert_eq!((error.status(), error.code()), (Some(404), Some("not_found")));
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(404), Some("not_found"))
+        );
         let error = bob.upload(&id, "/tmp", empty()).await.expect_err("bob");
-        assert_eq!((error.status(), error.code()), (Some(404), Some("not_found")));
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(404), Some("not_found"))
+        );
         // Not a directory to unpack into.
-        let error = alice.upload(&id, "/tmp/big.bin", empty()).await.expect_err("file");
-        assert_eq!((error.status(), error.code()), (Some(403), Some("path_not_allowed")));
+        let error = alice
+            .upload(&id, "/tmp/big.bin", empty())
+            .await
+            .expect_err("file");
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(403), Some("path_not_allowed"))
+        );
     });
 
     // A read-only lease (non-root user): /tmp works, anywhere else is
@@ -246,22 +294,36 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
     std::fs::write(&note, b"scratch\n").expect("write");
     fixture
         .lease()
-        .args(["cp", &note.display().to_string(), &format!("{sandboxed}:/tmp/")])
+        .args([
+            "cp",
+            &note.display().to_string(),
+            &format!("{sandboxed}:/tmp/"),
+        ])
         .assert()
         .success();
     let owner = fixture.run(&sandboxed, "cat /tmp/note.txt; stat -c %u /tmp/note.txt");
-    assert_eq!(owner, "scratch\n1000\n", "the file belongs to the lease's user");
-    let error = failure_of(
-        fixture
-            .lease()
-            .args(["cp", &note.display().to_string(), &format!("{sandboxed}:/etc/")]),
+    assert_eq!(
+        owner, "scratch\n1000\n",
+        "the file belongs to the lease's user"
     );
+    let error = failure_of(fixture.lease().args([
+        "cp",
+        &note.display().to_string(),
+        &format!("{sandboxed}:/etc/"),
+    ]));
     eprintln!("read-only: {error}");
-    assert!(error.contains("403") && error.contains("read-only"), "{error}");
+    assert!(
+        error.contains("403") && error.contains("read-only"),
+        "{error}"
+    );
     let fetched = local.path().join("fetched.txt");
     fixture
         .lease()
-        .args(["cp", &format!("{sandboxed}:/tmp/note.txt"), &fetched.display().to_string()])
+        .args([
+            "cp",
+            &format!("{sandboxed}:/tmp/note.txt"),
+            &fetched.display().to_string(),
+        ])
         .assert()
         .success();
     assert_eq!(std::fs::read(&fetched).expect("read"), b"scratch\n");

@@ -15,9 +15,9 @@
 mod capacity;
 mod cli;
 mod credentials;
+mod files;
 mod limits;
 mod serve;
-mod files;
 mod shell;
 
 use std::process::ExitCode;

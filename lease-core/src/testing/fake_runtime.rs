@@ -509,7 +509,8 @@ impl ContainerRuntime for FakeRuntime {
         let info = self.require(namespace, container).await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = archive.next().await {
-            let chunk = chunk.map_err(|error| RuntimeError::operation("receive the archive", error))?;
+            let chunk =
+                chunk.map_err(|error| RuntimeError::operation("receive the archive", error))?;
             bytes.extend_from_slice(&chunk);
         }
         let archive_bytes = bytes.len() as u64;
