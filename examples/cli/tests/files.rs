@@ -52,7 +52,7 @@ impl Fixture {
                 .ready_within(Duration::from_secs(30))
                 .args(["--tokens", &tokens.display().to_string()])
                 .args(["--max-upload", &MAX_UPLOAD.to_string()])
-                .args(["--max-download", "64MiB"]),
+                .args(["--max-download", "4MiB"]),
         )?;
         Some(Fixture {
             server,
@@ -276,6 +276,9 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
             (error.status(), error.code()),
             (Some(404), Some("not_found"))
         );
+        // /tmp now holds more than the download limit (4 MiB): refused up front.
+        let error = alice.download(&id, "/tmp").await.expect_err("too large");
+        assert_eq!((error.status(), error.code()), (Some(413), Some("too_large")), "{error}");
         // Not a directory to unpack into.
         let error = alice
             .upload(&id, "/tmp/big.bin", empty())
