@@ -278,7 +278,11 @@ fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
         );
         // /tmp now holds more than the download limit (4 MiB): refused up front.
         let error = alice.download(&id, "/tmp").await.expect_err("too large");
-        assert_eq!((error.status(), error.code()), (Some(413), Some("too_large")), "{error}");
+        assert_eq!(
+            (error.status(), error.code()),
+            (Some(413), Some("too_large")),
+            "{error}"
+        );
         // Not a directory to unpack into.
         let error = alice
             .upload(&id, "/tmp/big.bin", empty())

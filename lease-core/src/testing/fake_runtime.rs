@@ -523,3 +523,72 @@ impl ContainerRuntime for FakeRuntime {
         Ok(self.containers_in(namespace))
     }
 }
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+    use crate::id::LeaseId;
+    use crate::runtime::{ContainerSpec, Limits};
+
+    fn spec(namespace: &str) -> ContainerSpec {
+        let lease_id = LeaseId::generate();
+        let labels = BTreeMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NAMESPACE.to_owned(), namespace.to_owned()),
+        ]);
+        ContainerSpec {
+            name: crate::runtime::container_name(&lease_id),
+            lease_id,
+            namespace: namespace.to_owned(),
+            image: "busybox".to_owned(),
+            command: vec!["sleep".to_owned()],
+            labels,
+            limits: Limits {
+                nano_cpus: 1,
+                memory_bytes: 1,
+                pids: 1,
+            },
+            confinement: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn archives_copied_in_come_back_and_stay_in_their_namespace() {
+        let runtime = FakeRuntime::new(Arc::new(SystemClock));
+        let id = runtime.create_and_start(&spec("ns")).await.expect("create");
+        let input = futures::stream::iter([Ok(b"tar".to_vec()), Ok(b" bytes".to_vec())]).boxed();
+        let report = runtime
+            .copy_to("ns", &id, "/tmp/", input)
+            .await
+            .expect("copy in");
+        assert_eq!(report.archive_bytes, 9);
+        let out = runtime
+            .copy_from("ns", &id, "/tmp")
+            .await
+            .expect("copy out");
+        let bytes: Vec<Vec<u8>> = out
+            .archive
+            .map(|chunk| chunk.expect("chunk"))
+            .collect()
+            .await;
+        assert_eq!(bytes.concat(), b"tar bytes");
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "/etc").await,
+            Err(RuntimeError::PathNotFound { .. })
+        ));
+        assert!(matches!(
+            runtime.copy_from("other", &id, "/tmp").await,
+            Err(RuntimeError::NotManaged { .. })
+        ));
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "tmp/../x").await,
+            Err(RuntimeError::Invalid(_))
+        ));
+        let aborted = futures::stream::iter([Err("cut".into())]).boxed();
+        assert!(runtime.copy_to("ns", &id, "/var", aborted).await.is_err());
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "/var").await,
+            Err(RuntimeError::PathNotFound { .. })
+        ));
+    }
+}
