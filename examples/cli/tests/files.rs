@@ -135,6 +135,18 @@ fn failure_of(command: &mut Command) -> String {
 }
 
 #[test]
+fn cp_without_a_server_says_it_needs_one() {
+    let output = common::lease()
+        .env_remove("LEASE_SERVER")
+        .args(["cp", "./x", "abc:/tmp"])
+        .output()
+        .expect("run lease");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--server"), "{error}");
+}
+
+#[test]
 fn cp_round_trips_files_and_trees_and_refuses_what_it_must() {
     let Some(fixture) = Fixture::start() else {
         return;
