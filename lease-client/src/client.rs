@@ -28,7 +28,7 @@ const HISTORY_PAGE: u32 = 1000;
 pub struct Client {
     http: reqwest::Client,
     /// For long-lived responses (the event stream): no overall time limit.
-    streams: reqwest::Client,
+    pub(crate) streams: reqwest::Client,
     base: Url,
     token: Option<String>,
 }

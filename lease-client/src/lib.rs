@@ -48,6 +48,7 @@
 mod client;
 mod error;
 mod events;
+pub mod files;
 mod logs;
 pub mod session;
 mod ws;

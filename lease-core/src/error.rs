@@ -46,6 +46,21 @@ pub enum RuntimeError {
         /// Our namespace.
         namespace: String,
     },
+    /// A path inside a container does not exist (copying files).
+    #[error("{path} does not exist in the container")]
+    PathNotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// A path inside a container cannot be read or written as asked
+    /// (read-only filesystem, permissions, not a directory).
+    #[error("{path}: {reason}")]
+    PathNotAllowed {
+        /// The path asked for.
+        path: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The request is invalid for the runtime (bad spec, bad exec request).
     #[error("invalid runtime request: {0}")]
     Invalid(String),

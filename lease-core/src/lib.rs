@@ -56,6 +56,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod id;
 pub mod lease;
 mod manager;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWrite;
 
 use crate::error::RuntimeError;
+use crate::files::{ArchiveInput, ArchiveOut, CopyReport};
 use crate::id::LeaseId;
 
 /// Label keys every managed container carries (DESIGN.md invariant 1).
@@ -335,6 +336,46 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
         namespace: &str,
         exec_id: &str,
     ) -> Result<Option<i64>, RuntimeError>;
+
+    /// Streams `path` (absolute, see [`crate::files::check_container_path`];
+    /// a file or a directory tree) of a container as a tar archive.
+    ///
+    /// [`RuntimeError::PathNotFound`] when it does not exist,
+    /// [`RuntimeError::PathNotAllowed`] when it cannot be read. The default
+    /// answers [`RuntimeError::Invalid`]: a runtime that cannot copy files.
+    async fn copy_from(
+        &self,
+        namespace: &str,
+        container: &str,
+        path: &str,
+    ) -> Result<ArchiveOut, RuntimeError> {
+        let _ = (namespace, container, path);
+        Err(RuntimeError::Invalid(
+            "this container runtime cannot copy files".to_owned(),
+        ))
+    }
+
+    /// Unpacks the tar archive `archive` into the directory `dir` (absolute)
+    /// of a container, streaming, as the container's user. All or nothing:
+    /// when the archive fails (an `Err` item, a bad archive, a full disk)
+    /// nothing of it is left in `dir`.
+    ///
+    /// [`RuntimeError::PathNotFound`] when `dir` does not exist,
+    /// [`RuntimeError::PathNotAllowed`] when it is not a directory or cannot
+    /// be written (read-only filesystem, permissions). The default answers
+    /// [`RuntimeError::Invalid`]: a runtime that cannot copy files.
+    async fn copy_to(
+        &self,
+        namespace: &str,
+        container: &str,
+        dir: &str,
+        archive: ArchiveInput,
+    ) -> Result<CopyReport, RuntimeError> {
+        let _ = (namespace, container, dir, archive);
+        Err(RuntimeError::Invalid(
+            "this container runtime cannot copy files".to_owned(),
+        ))
+    }
 
     /// Every container carrying `namespace`'s label, stopped ones included.
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;

@@ -62,6 +62,7 @@ mod connection;
 mod container;
 mod error;
 mod exec;
+mod files;
 pub mod hardening;
 mod image;
 mod logs;

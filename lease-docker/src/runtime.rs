@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use lease_core::files::{ArchiveInput, ArchiveOut, CopyReport};
 use lease_core::runtime::{
     ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
 };
@@ -202,6 +203,25 @@ impl ContainerRuntime for DockerRuntime {
         exec_id: &str,
     ) -> Result<Option<i64>, RuntimeError> {
         self.exec_exit_code_impl(namespace, exec_id).await
+    }
+
+    async fn copy_from(
+        &self,
+        namespace: &str,
+        container: &str,
+        path: &str,
+    ) -> Result<ArchiveOut, RuntimeError> {
+        self.copy_from_impl(namespace, container, path).await
+    }
+
+    async fn copy_to(
+        &self,
+        namespace: &str,
+        container: &str,
+        dir: &str,
+        archive: ArchiveInput,
+    ) -> Result<CopyReport, RuntimeError> {
+        self.copy_to_impl(namespace, container, dir, archive).await
     }
 
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {

@@ -94,6 +94,7 @@ pub mod auth;
 pub mod error;
 mod events;
 pub mod extract;
+pub mod files;
 mod health;
 mod leases;
 pub mod limits;
@@ -126,6 +127,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Auth, Caller, LOCAL_OWNER};
 pub use error::ApiError;
+pub use files::{DEFAULT_MAX_TRANSFER, FilesConfig};
 pub use limits::{Limits, RateLimit, StreamPermit};
 pub use openapi::openapi;
 pub use serve::{ServeConfig, serve};
@@ -171,6 +173,8 @@ pub struct ApiConfig {
     /// Shell sessions: limits, detach timeout, keepalive, replay buffer
     /// ([`ShellConfig`]).
     pub shell: ShellConfig,
+    /// Size limits of file copies (`/api/containers/{id}/files`).
+    pub files: FilesConfig,
 }
 
 impl Default for ApiConfig {
@@ -187,6 +191,7 @@ impl Default for ApiConfig {
             limits: Limits::default(),
             ticket_ttl: DEFAULT_TICKET_TTL,
             shell: ShellConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -247,6 +252,12 @@ impl ApiConfig {
         self
     }
 
+    /// Uses these file copy limits.
+    pub fn files(mut self, files: FilesConfig) -> Self {
+        self.files = files;
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -272,6 +283,7 @@ pub(crate) struct Shared {
     pub(crate) streams: Arc<limits::StreamLimiter>,
     pub(crate) tickets: Arc<tickets::Tickets>,
     pub(crate) shell: Arc<shell::Registry>,
+    pub(crate) files: FilesConfig,
 }
 
 impl Deref for AppState {
@@ -325,6 +337,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         streams,
         tickets,
         shell,
+        files: config.files,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -353,7 +366,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/sessions/{sid}",
             delete(shell::routes::delete).layer(rated.clone()),
         )
-        .route("/api/tickets", post(tickets::mint).layer(rated))
+        .route("/api/tickets", post(tickets::mint).layer(rated.clone()))
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
@@ -364,6 +377,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         .route(
             "/api/containers/{id}/sessions/{sid}/attach",
             get(shell::routes::attach),
+        )
+        .route("/api/containers/{id}/files", get(files::download))
+        .route(
+            "/api/containers/{id}/files",
+            axum::routing::put(files::upload).layer(rated),
         )
         .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
@@ -400,7 +418,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     app.layer(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([AUTHORIZATION, CONTENT_TYPE])
             .max_age(Duration::from_secs(3600)),
     )

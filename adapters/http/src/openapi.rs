@@ -57,6 +57,8 @@ impl Modify for BearerScheme {
         crate::shell::routes::list,
         crate::shell::routes::delete,
         crate::shell::routes::attach,
+        crate::files::download,
+        crate::files::upload,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -75,6 +77,7 @@ impl Modify for BearerScheme {
         (name = "leases", description = "Rent, inspect, extend and end leases"),
         (name = "account", description = "Spend and history"),
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
+        (name = "files", description = "Copy files into and out of a running lease, as tar streams"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

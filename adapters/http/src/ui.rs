@@ -64,6 +64,7 @@ const ASSETS: &[Asset] = &[
     asset!("logs.js", JS),
     asset!("money.js", JS),
     asset!("shell.js", JS),
+    asset!("files.js", JS),
     asset!("terminal/keys.js", JS),
     asset!("terminal/parser.js", JS),
     asset!("terminal/screen.js", JS),

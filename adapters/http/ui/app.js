@@ -7,6 +7,7 @@ import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
 import { LogsPanel } from './logs.js';
 import { estimate, formatDollars, formatExact } from './money.js';
 import { ShellPanel } from './shell.js';
+import { FilesPanel } from './files.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -291,6 +292,18 @@ const shell = new ShellPanel({
 
 window.addEventListener('pagehide', () => shell.abandon());
 
+const files = new FilesPanel({
+  panel: $('files-panel'),
+  title: $('files-title'),
+  close: $('files-close'),
+  state: $('files-state'),
+  downloadForm: $('files-download'),
+  downloadPath: $('files-download-path'),
+  uploadForm: $('files-upload'),
+  uploadFiles: $('files-upload-files'),
+  uploadPath: $('files-upload-path'),
+});
+
 // A hook for the browser tests: drop the terminal's connection as a network
 // failure would (the panel must re-attach by itself). Harmless: it only
 // closes this page's own socket.
@@ -304,6 +317,7 @@ const leases = new LeaseList({
     offering: (key) => state.offerings.get(key),
     logs: (lease) => logs.open(lease),
     terminal: (lease) => shell.open(lease),
+    files: (lease) => files.open(lease),
     async extend(lease) {
       const updated = await api('POST', `/api/containers/${encodeURIComponent(lease.id)}/extend`, {
         minutes: EXTEND_MINUTES,
@@ -491,6 +505,7 @@ function stopApp() {
   state.timers = [];
   logs.close();
   shell.close();
+  files.close();
   leases.clear();
 }
 

@@ -138,6 +138,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Open a shell in a lease's container, or run one command there.
     Shell(ShellArgs),
+    /// Copy files and directories into or out of a lease (with --server).
+    Cp(crate::remote::copy::CpArgs),
     /// Rent a container for as long as a shell in it runs, then remove it.
     Run(RunArgs),
     /// The offerings, their hourly rates and what a booking costs.

@@ -20,6 +20,7 @@ fn help_lists_every_command_and_env_vars() {
         "logs",
         "shell",
         "run",
+        "cp",
         "prices",
         "usage",
         "reap",

@@ -180,6 +180,10 @@ pub struct ServeArgs {
     /// Shell sessions.
     #[command(flatten)]
     pub shell: crate::shell::ShellArgs,
+
+    /// File copy limits.
+    #[command(flatten)]
+    pub files: crate::files::FilesArgs,
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {

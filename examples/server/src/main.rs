@@ -15,6 +15,7 @@
 mod capacity;
 mod cli;
 mod credentials;
+mod files;
 mod limits;
 mod serve;
 mod shell;

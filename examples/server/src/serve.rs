@@ -247,6 +247,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         .cors_origins(args.cors_origins.clone())
         .limits(args.limits.limits())
         .shell(shell)
+        .files(args.files.config())
         .shutdown(streams_stop.clone());
     if let Some(token) = credentials.metrics_token() {
         api_config = api_config.metrics_token(token);

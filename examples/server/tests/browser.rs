@@ -1523,3 +1523,129 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
     })
     .await;
 }
+
+/// `docker exec`'s stdout of `script` in the container of lease `id`.
+fn in_container(id: &str, script: &str) -> String {
+    let output = Command::new("docker")
+        .args(["exec", &format!("containerlease-{id}"), "sh", "-c", script])
+        .output()
+        .expect("docker exec");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The Files panel against a real lease, with a token: a file chosen in the
+/// page is uploaded (and lands in the container byte for byte), a path is
+/// downloaded (the page reports the archive it saved), and a missing path
+/// is reported with the server's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_panel_uploads_into_and_downloads_from_a_lease() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser-files");
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, &minted.toml_entry).expect("tokens file");
+    let upload = dir.path().join("from the page.txt");
+    std::fs::write(&upload, "uploaded by the page\n").expect("upload file");
+    let extra = ["--tokens".to_owned(), tokens_file.display().to_string()];
+    let server = start_server(&guard, &dir, &extra, None);
+    let browser = Browser::launch(&tools, "files").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        b.client.goto(&url).await.expect("page loads");
+        b.wait_for(
+            "the sign-in form",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        b.type_into("#token-input", &minted.token).await;
+        b.click("#signin-submit").await;
+        b.wait_for(
+            "the portal with the catalog",
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.querySelectorAll('#offering option').length > 0;",
+            vec![],
+        )
+        .await;
+        let lease = b.rent("busybox", "30").await;
+        b.wait_status(&lease, "running", Duration::from_secs(30))
+            .await;
+        b.click(&card(&lease, ".act-files")).await;
+        b.wait_for(
+            "the files panel",
+            Duration::from_secs(5),
+            "return !document.getElementById('files-panel').hidden;",
+            vec![],
+        )
+        .await;
+
+        // Upload: the file input takes a local path, as a user's pick.
+        b.type_into("#files-upload-files", &upload.display().to_string())
+            .await;
+        b.click("#files-upload button[type=submit]").await;
+        let state = b
+            .wait_for(
+                "the upload to finish",
+                Duration::from_secs(15),
+                "const text = document.getElementById('files-state').textContent;
+                 return /Uploaded|failed/.test(text) ? text : null;",
+                vec![],
+            )
+            .await;
+        assert_eq!(state, json!("Uploaded 1 file into /tmp."));
+        assert_eq!(
+            in_container(&lease, "cat '/tmp/from the page.txt'"),
+            "uploaded by the page\n"
+        );
+        b.shot("30-files-uploaded").await;
+
+        // Download: the page fetches with the token and saves the archive.
+        b.js(
+            "document.getElementById('files-download-path').value = arguments[0];",
+            vec![json!("/tmp/from the page.txt")],
+        )
+        .await;
+        b.click("#files-download button[type=submit]").await;
+        let state = b
+            .wait_for(
+                "the download to finish",
+                Duration::from_secs(15),
+                "const text = document.getElementById('files-state').textContent;
+                 return /Downloaded|failed/.test(text) ? text : null;",
+                vec![],
+            )
+            .await;
+        let state = state.as_str().expect("text").to_owned();
+        assert!(
+            state.starts_with("Downloaded /tmp/from the page.txt as from_the_page.txt.tar ("),
+            "{state}"
+        );
+
+        // A missing path: the server's message.
+        b.js(
+            "document.getElementById('files-download-path').value = '/tmp/nope';",
+            vec![],
+        )
+        .await;
+        b.click("#files-download button[type=submit]").await;
+        let state = b
+            .wait_for(
+                "the refusal",
+                Duration::from_secs(15),
+                "const text = document.getElementById('files-state').textContent;
+                 return text.startsWith('Download failed') ? text : null;",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            state,
+            json!("Download failed: /tmp/nope does not exist in the lease")
+        );
+    })
+    .await;
+}

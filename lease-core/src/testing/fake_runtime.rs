@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::RuntimeError;
+use crate::files::{ArchiveInput, ArchiveOut, CopyReport, PathKind, check_container_path};
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ExecChunk, ExecRequest, ExecSession, LogLine,
     LogOptions, LogSource, LogStream, ProgressFn, PullProgress, labels,
@@ -48,6 +49,8 @@ struct State {
     create_latency: Duration,
     remove_latency: Duration,
     hang_creates: bool,
+    /// Archives copied in, by (container id, directory).
+    archives: BTreeMap<(String, String), Vec<u8>>,
 }
 
 /// The fake runtime. Cheap to share behind an `Arc`.
@@ -235,6 +238,21 @@ fn find(containers: &BTreeMap<String, ContainerInfo>, id_or_name: &str) -> Optio
         .values()
         .find(|c| c.id == id_or_name || c.name == id_or_name)
         .map(|c| c.id.clone())
+}
+
+impl FakeRuntime {
+    /// A container of `namespace`, or `NotFound`.
+    async fn require(
+        &self,
+        namespace: &str,
+        container: &str,
+    ) -> Result<ContainerInfo, RuntimeError> {
+        self.inspect(namespace, container)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                container: container.into(),
+            })
+    }
 }
 
 fn in_namespace(container: &ContainerInfo, namespace: &str) -> bool {
@@ -454,8 +472,123 @@ impl ContainerRuntime for FakeRuntime {
         Ok(Some(0))
     }
 
+    /// The archive last copied into `path` of this container, as it came
+    /// (the fake keeps archives whole; it unpacks nothing).
+    async fn copy_from(
+        &self,
+        namespace: &str,
+        container: &str,
+        path: &str,
+    ) -> Result<ArchiveOut, RuntimeError> {
+        let path = check_container_path(path)?;
+        let info = self.require(namespace, container).await?;
+        let archive = self
+            .state()
+            .archives
+            .get(&(info.id.clone(), path.to_owned()))
+            .cloned()
+            .ok_or_else(|| RuntimeError::PathNotFound {
+                path: path.to_owned(),
+            })?;
+        Ok(ArchiveOut {
+            kind: PathKind::Directory,
+            size: archive.len() as u64,
+            archive: futures::stream::iter([Ok(archive)]).boxed(),
+        })
+    }
+
+    /// Keeps the whole archive, under `dir`, once it has fully arrived.
+    async fn copy_to(
+        &self,
+        namespace: &str,
+        container: &str,
+        dir: &str,
+        mut archive: ArchiveInput,
+    ) -> Result<CopyReport, RuntimeError> {
+        let dir = check_container_path(dir)?.to_owned();
+        let info = self.require(namespace, container).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = archive.next().await {
+            let chunk =
+                chunk.map_err(|error| RuntimeError::operation("receive the archive", error))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let archive_bytes = bytes.len() as u64;
+        self.state().archives.insert((info.id, dir), bytes);
+        Ok(CopyReport { archive_bytes })
+    }
+
     async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.check_available()?;
         Ok(self.containers_in(namespace))
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+    use crate::id::LeaseId;
+    use crate::runtime::{ContainerSpec, Limits};
+
+    fn spec(namespace: &str) -> ContainerSpec {
+        let lease_id = LeaseId::generate();
+        let labels = BTreeMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NAMESPACE.to_owned(), namespace.to_owned()),
+        ]);
+        ContainerSpec {
+            name: crate::runtime::container_name(&lease_id),
+            lease_id,
+            namespace: namespace.to_owned(),
+            image: "busybox".to_owned(),
+            command: vec!["sleep".to_owned()],
+            labels,
+            limits: Limits {
+                nano_cpus: 1,
+                memory_bytes: 1,
+                pids: 1,
+            },
+            confinement: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn archives_copied_in_come_back_and_stay_in_their_namespace() {
+        let runtime = FakeRuntime::new(Arc::new(SystemClock));
+        let id = runtime.create_and_start(&spec("ns")).await.expect("create");
+        let input = futures::stream::iter([Ok(b"tar".to_vec()), Ok(b" bytes".to_vec())]).boxed();
+        let report = runtime
+            .copy_to("ns", &id, "/tmp/", input)
+            .await
+            .expect("copy in");
+        assert_eq!(report.archive_bytes, 9);
+        let out = runtime
+            .copy_from("ns", &id, "/tmp")
+            .await
+            .expect("copy out");
+        let bytes: Vec<Vec<u8>> = out
+            .archive
+            .map(|chunk| chunk.expect("chunk"))
+            .collect()
+            .await;
+        assert_eq!(bytes.concat(), b"tar bytes");
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "/etc").await,
+            Err(RuntimeError::PathNotFound { .. })
+        ));
+        assert!(matches!(
+            runtime.copy_from("other", &id, "/tmp").await,
+            Err(RuntimeError::NotManaged { .. })
+        ));
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "tmp/../x").await,
+            Err(RuntimeError::Invalid(_))
+        ));
+        let aborted = futures::stream::iter([Err("cut".into())]).boxed();
+        assert!(runtime.copy_to("ns", &id, "/var", aborted).await.is_err());
+        assert!(matches!(
+            runtime.copy_from("ns", &id, "/var").await,
+            Err(RuntimeError::PathNotFound { .. })
+        ));
     }
 }

@@ -43,6 +43,9 @@ async fn local(context: &Context, command: Command) -> Result<ExitCode, CliError
         Command::Logs(args) => session::logs(context, args).await,
         Command::Shell(args) => session::shell(context, args).await,
         Command::Run(args) => session::run(context, args).await,
+        Command::Cp(_) => Err(CliError::Usage(
+            "lease cp goes through a lease-server: pass --server URL (or LEASE_SERVER)".to_owned(),
+        )),
         Command::Prices(args) => catalog::prices(context, args),
         Command::Reap(args) => maintenance::reap(context, args).await,
         Command::Reconcile(args) => maintenance::reconcile(context, args).await,

@@ -3,6 +3,7 @@
 //! the same output, exit codes and `--output json` as the local commands.
 
 mod attach;
+pub mod copy;
 pub mod credentials;
 mod leases;
 mod lookup;
@@ -92,6 +93,7 @@ pub async fn dispatch(
         Command::Logs(args) => session::logs(&remote, args).await,
         Command::Shell(args) => session::shell(&remote, args).await,
         Command::Run(args) => session::run(&remote, args).await,
+        Command::Cp(args) => copy::cp(&remote, args).await,
         Command::Reap(_)
         | Command::Reconcile(_)
         | Command::Token(_)
