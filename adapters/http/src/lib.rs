@@ -102,6 +102,9 @@ mod logs;
 mod metrics;
 mod metrics_token;
 mod openapi;
+// Used by the proxy and the port-forward routes as they land.
+#[allow(dead_code)]
+mod ports;
 pub mod serve;
 pub mod shell;
 mod tickets;
@@ -272,6 +275,7 @@ pub(crate) struct Shared {
     pub(crate) streams: Arc<limits::StreamLimiter>,
     pub(crate) tickets: Arc<tickets::Tickets>,
     pub(crate) shell: Arc<shell::Registry>,
+    pub(crate) lease_ends: Arc<ports::LeaseEnds>,
 }
 
 impl Deref for AppState {
@@ -307,6 +311,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         auth: config.auth.clone(),
         tickets: tickets.clone(),
     };
+    let lease_ends = ports::LeaseEnds::start(
+        manager.clone(),
+        config.shutdown.clone(),
+        &config.shell.tasks,
+    );
     let shell = shell::Registry::start(
         manager.clone(),
         config.shell.clone(),
@@ -325,6 +334,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         streams,
         tickets,
         shell,
+        lease_ends,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);

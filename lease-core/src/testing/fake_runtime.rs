@@ -227,6 +227,7 @@ fn container_info(
         },
         exit_code: None,
         labels,
+        address: None,
     }
 }
 
