@@ -47,6 +47,7 @@
 //! | POST, GET | `/api/containers/{id}/sessions` | start / list shell sessions ([`shell`]) |
 //! | DELETE | `/api/containers/{id}/sessions/{sid}` | end a shell session |
 //! | GET | `/api/containers/{id}/sessions/{sid}/attach` | WebSocket: the session's terminal |
+//! | GET | `/api/containers/{id}/ports/{port}/tcp` | WebSocket: a TCP connection to the port ([`forward`]) |
 //! | GET | `/api/catalog` | the offerings, prices and limits |
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
@@ -94,6 +95,7 @@ pub mod auth;
 pub mod error;
 mod events;
 pub mod extract;
+pub mod forward;
 mod health;
 mod leases;
 pub mod limits;
@@ -375,6 +377,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/sessions/{sid}/attach",
             get(shell::routes::attach),
         )
+        .route("/api/containers/{id}/ports/{port}/tcp", get(forward::tcp))
         .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

@@ -57,6 +57,7 @@ impl Modify for BearerScheme {
         crate::shell::routes::list,
         crate::shell::routes::delete,
         crate::shell::routes::attach,
+        crate::forward::route::tcp,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -75,6 +76,7 @@ impl Modify for BearerScheme {
         (name = "leases", description = "Rent, inspect, extend and end leases"),
         (name = "account", description = "Spend and history"),
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
+        (name = "ports", description = "Reaching what runs in a lease: TCP port-forward"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
