@@ -43,6 +43,12 @@ async fn local(context: &Context, command: Command) -> Result<ExitCode, CliError
         Command::Logs(args) => session::logs(context, args).await,
         Command::Shell(args) => session::shell(context, args).await,
         Command::Run(args) => session::run(context, args).await,
+        Command::PortForward(_) => Err(CliError::Usage(
+            "port-forward goes through a lease-server: pass --server URL (or LEASE_SERVER). \
+             On the server's own host, a running lease's ports are also reachable directly \
+             at its container's address (docker inspect)"
+                .to_owned(),
+        )),
         Command::Prices(args) => catalog::prices(context, args),
         Command::Reap(args) => maintenance::reap(context, args).await,
         Command::Reconcile(args) => maintenance::reconcile(context, args).await,

@@ -4,6 +4,7 @@
 
 mod attach;
 pub mod credentials;
+pub mod forward;
 mod leases;
 mod lookup;
 mod session;
@@ -92,6 +93,7 @@ pub async fn dispatch(
         Command::Logs(args) => session::logs(&remote, args).await,
         Command::Shell(args) => session::shell(&remote, args).await,
         Command::Run(args) => session::run(&remote, args).await,
+        Command::PortForward(args) => forward::port_forward(&remote, args).await,
         Command::Reap(_)
         | Command::Reconcile(_)
         | Command::Token(_)
