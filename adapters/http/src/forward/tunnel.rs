@@ -132,7 +132,10 @@ async fn inbound(
             }
             Message::Binary(bytes) => {
                 if let Err(error) = port.write_all(&bytes).await {
-                    break Inbound::Fail(CLOSE_ERROR, format!("writing to the port failed: {error}"));
+                    break Inbound::Fail(
+                        CLOSE_ERROR,
+                        format!("writing to the port failed: {error}"),
+                    );
                 }
             }
             Message::Text(text) => match serde_json::from_str::<TunnelMessage>(text.as_str()) {
@@ -245,7 +248,12 @@ async fn lease_ended(sink: &mut Sink, ends: &Ends, settings: TunnelSettings) -> 
 }
 
 /// Sends a close frame (the reason cut to what a close frame holds).
-async fn close(sink: &mut Sink, code: u16, mut reason: String, settings: TunnelSettings) -> (u16, String) {
+async fn close(
+    sink: &mut Sink,
+    code: u16,
+    mut reason: String,
+    settings: TunnelSettings,
+) -> (u16, String) {
     // A close frame's reason has at most 123 bytes.
     while reason.len() > 123 {
         reason.pop();
