@@ -80,10 +80,18 @@ fn main() {
     download(through(forward.download), bytes);
     download(direct(DOWNLOAD), bytes);
     for _ in 0..runs {
-        report.down_forward.push(rate(bytes, download(through(forward.download), bytes)));
-        report.down_direct.push(rate(bytes, download(direct(DOWNLOAD), bytes)));
-        report.up_forward.push(rate(bytes, upload(through(forward.upload), bytes)));
-        report.up_direct.push(rate(bytes, upload(direct(UPLOAD), bytes)));
+        report
+            .down_forward
+            .push(rate(bytes, download(through(forward.download), bytes)));
+        report
+            .down_direct
+            .push(rate(bytes, download(direct(DOWNLOAD), bytes)));
+        report
+            .up_forward
+            .push(rate(bytes, upload(through(forward.upload), bytes)));
+        report
+            .up_direct
+            .push(rate(bytes, upload(direct(UPLOAD), bytes)));
     }
     report.print();
     forward.stop();
@@ -158,7 +166,9 @@ fn start_servers(container: &str, bytes: u64) {
     let up = format!("dd of=/dev/null bs={CHUNK} 2>/dev/null; echo done");
     for (port, script) in [(DOWNLOAD, down), (UPLOAD, up)] {
         let port = port.to_string();
-        docker(&["exec", "-d", container, "nc", "-ll", "-p", &port, "-e", "sh", "-c", &script]);
+        docker(&[
+            "exec", "-d", container, "nc", "-ll", "-p", &port, "-e", "sh", "-c", &script,
+        ]);
     }
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -202,7 +212,10 @@ impl PortForward {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LEASE_SERVER", server)
-            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("lease-forward-bench"))
+            .env(
+                "XDG_CONFIG_HOME",
+                std::env::temp_dir().join("lease-forward-bench"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -326,7 +339,9 @@ impl Report {
         ] {
             let (f_med, f_best) = (median(forward), best(forward));
             let (d_med, d_best) = (median(direct), best(direct));
-            println!("| {name} | lease port-forward (via lease-server) | {f_med:.0} | {f_best:.0} |");
+            println!(
+                "| {name} | lease port-forward (via lease-server) | {f_med:.0} | {f_best:.0} |"
+            );
             println!("| {name} | direct to the container address | {d_med:.0} | {d_best:.0} |");
             println!(
                 "| {name} | ratio forward / direct (goal ≥ 0.5) | {:.2} | {:.2} |",

@@ -32,6 +32,9 @@ use super::{
 
 type Sink = SplitSink<WebSocket, Message>;
 
+/// Longest wait for the client's close after ours.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// How a tunnel behaves.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TunnelSettings {
@@ -106,6 +109,14 @@ pub(crate) async fn run(
             close = &mut outbound => break close,
         }
     };
+    if !inbound_done {
+        // The closing handshake: read on until the client's close (or its
+        // end), so the socket is not dropped with the client's late bytes
+        // (pongs, its close) unread — the kernel would answer them with a
+        // reset, which can discard our last messages before the client
+        // reads them.
+        let _ = tokio::time::timeout(LINGER, &mut inbound).await;
+    }
     debug!(code = close.0, reason = %close.1, "tunnel closed");
 }
 
@@ -126,8 +137,7 @@ async fn inbound(
             Some(Ok(message)) => message,
         };
         match message {
-            Message::Binary(bytes) if eof => {
-                let _ = bytes;
+            Message::Binary(_) if eof => {
                 break Inbound::Fail(CLOSE_POLICY, "data after eof".to_owned());
             }
             Message::Binary(bytes) => {
