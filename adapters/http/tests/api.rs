@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 20] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -477,6 +477,7 @@ const ROUTES: [(&str, &str); 19] = [
     ("get", "/api/containers/{id}/sessions"),
     ("delete", "/api/containers/{id}/sessions/{sid}"),
     ("get", "/api/containers/{id}/sessions/{sid}/attach"),
+    ("get", "/api/containers/{id}/ports/{port}/tcp"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -66,6 +66,8 @@ pub(crate) async fn tcp(
     path: PortPath,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Another owner's lease is a 404 before anything else is looked at.
+    crate::leases::find_lease(&state.manager, &caller, &path.lease).await?;
     let port = parse_port(&path.port)?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
