@@ -76,7 +76,7 @@ pub async fn port_forward(remote: &Remote, args: PortForwardArgs) -> Result<Exit
         let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, pair.local));
         let listener = TcpListener::bind(wanted)
             .await
-            .map_err(|e| CliError::io(&format!("cannot listen on {wanted}"), e))?;
+            .map_err(|e| CliError::io(format!("cannot listen on {wanted}"), e))?;
         let bound = listener
             .local_addr()
             .map_err(|e| CliError::io("cannot read the listening address", e))?;
