@@ -24,6 +24,9 @@
 #                                               server vs a direct docker exec:
 #                                               keystroke echo p50/p99, cat of
 #                                               50 MiB; on the real engine)
+#   cargo bench -p lease-reliability --bench forward (lease port-forward vs a
+#                                               direct connection to the container:
+#                                               MiB/s both ways; on the real engine)
 #   cargo test -p lease-reliability --release  (LEASE_RELIABILITY=long unless
 #                                               BENCH_RELIABILITY says otherwise,
 #                                               LEASE_FIGURES=1)
@@ -44,7 +47,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 logs="${CARGO_TARGET_DIR:-target}/bench-logs/$stamp"
 mkdir -p "$logs"
 reliability="${BENCH_RELIABILITY:-long}"
-only="${BENCH_ONLY:-lease-store-memory lease-store-sqlite lease-docker lease-store-redis lease-http shell lease-reliability}"
+only="${BENCH_ONLY:-lease-store-memory lease-store-sqlite lease-docker lease-store-redis lease-http shell forward lease-reliability}"
 wanted() { [[ " $only " == *" $1 "* ]]; }
 
 step "local Docker test image (scripts/test-images.sh)"
@@ -81,6 +84,7 @@ if wanted lease-docker; then run lease-docker cargo bench -p lease-docker; fi
 if wanted lease-store-redis; then run lease-store-redis cargo bench -p lease-store-redis; fi
 if wanted lease-http; then run lease-http cargo bench -p lease-http --bench http_api; fi
 if wanted shell; then run shell cargo bench -p lease-reliability --bench shell; fi
+if wanted forward; then run forward cargo bench -p lease-reliability --bench forward; fi
 if wanted lease-reliability && [[ "$reliability" != skip ]]; then
     targets=()
     for target in ${BENCH_RELIABILITY_TESTS:-}; do targets+=(--test "$target"); done

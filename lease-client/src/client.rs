@@ -365,6 +365,18 @@ impl Client {
             .append_pair("offset", &offset.to_string());
         crate::session::Attachment::open(self, url).await
     }
+
+    /// `GET /api/containers/{id}/ports/{port}/tcp`: a TCP connection to
+    /// `port` of the lease's container, over a WebSocket. Nothing listening
+    /// there is a [`ClientError::Api`] 502 `upstream_unreachable`.
+    pub async fn forward(
+        &self,
+        id: &str,
+        port: u16,
+    ) -> Result<crate::forward::Tunnel, ClientError> {
+        let url = self.url(&["api", "containers", id, "ports", &port.to_string(), "tcp"]);
+        crate::forward::Tunnel::open(self, url).await
+    }
 }
 
 /// Checks and normalises a base URL: `http` or `https`, no query or

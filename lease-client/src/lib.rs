@@ -4,7 +4,8 @@
 //! typed: lease events ([`EventStream`], Server-Sent Events), a container's
 //! log lines ([`LogStream`]) and an attached
 //! shell session ([`Attachment`]: decoded [`Frame`]s and a
-//! [`SessionSender`] for stdin, resize, signals and end of input). Failures
+//! [`SessionSender`] for stdin, resize, signals and end of input), and a
+//! TCP tunnel to a lease's port ([`Tunnel`], [`Client::forward`]). Failures
 //! are a [`ClientError`], which keeps the API's error code, message and
 //! HTTP status.
 //!
@@ -49,6 +50,7 @@ mod client;
 mod error;
 mod events;
 pub mod files;
+pub mod forward;
 mod logs;
 pub mod session;
 mod ws;
@@ -56,6 +58,7 @@ mod ws;
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ClientError;
 pub use events::{Event, EventStream};
+pub use forward::{Tunnel, TunnelClose, TunnelEvent, TunnelSender, TunnelStream};
 pub use logs::LogStream;
 pub use session::{
     Attachment, Channel, EndReason, Frame, SessionInfo, SessionJson, SessionRequest, SessionSender,

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -179,6 +180,12 @@ pub struct ContainerInfo {
     pub exit_code: Option<i64>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its address on the namespace's network (else on any network it is
+    /// on), where the server reaches its ports; `None` without a network
+    /// (`network = none`), when stopped, or when the runtime does not say
+    /// (a listing).
+    #[serde(default)]
+    pub address: Option<IpAddr>,
 }
 
 impl ContainerInfo {

@@ -2,10 +2,12 @@
 //! list and remove it — always within one namespace.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    EndpointSettings, NetworkSettings,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -472,6 +474,12 @@ pub(crate) fn info_from_inspect(response: ContainerInspectResponse, asked: &str)
         status,
         ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
     );
+    let labels = sorted(response.config.and_then(|config| config.labels));
+    let address = if running {
+        address_of(response.network_settings.as_ref(), &labels)
+    } else {
+        None
+    };
     ContainerInfo {
         id: response.id.unwrap_or_else(|| asked.to_owned()),
         name: response
@@ -482,8 +490,35 @@ pub(crate) fn info_from_inspect(response: ContainerInspectResponse, asked: &str)
         running,
         state: status.to_string(),
         exit_code: if stopped { state.exit_code } else { None },
-        labels: sorted(response.config.and_then(|config| config.labels)),
+        labels,
+        address,
     }
+}
+
+/// The container's address on its namespace's network
+/// (`containerlease-<namespace>-…`), else on any network it is on.
+fn address_of(
+    settings: Option<&NetworkSettings>,
+    labels: &BTreeMap<String, String>,
+) -> Option<IpAddr> {
+    let networks = settings?.networks.as_ref()?;
+    let ours = labels
+        .get(labels::NAMESPACE)
+        .map(|namespace| format!("containerlease-{namespace}-"));
+    let address = |endpoint: &EndpointSettings| {
+        endpoint
+            .ip_address
+            .as_deref()
+            .filter(|ip| !ip.is_empty())
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+    };
+    let mut sorted: Vec<_> = networks.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let on_ours = sorted
+        .iter()
+        .filter(|(name, _)| ours.as_ref().is_some_and(|prefix| name.starts_with(prefix)))
+        .find_map(|(_, endpoint)| address(endpoint));
+    on_ours.or_else(|| sorted.iter().find_map(|(_, endpoint)| address(endpoint)))
 }
 
 /// Reports a listed container; the exit code comes from the status text
@@ -506,6 +541,8 @@ fn info_from_summary(summary: ContainerSummary) -> Option<ContainerInfo> {
         state,
         exit_code,
         labels: sorted(summary.labels),
+        // A listing does not say; `inspect` does.
+        address: None,
     })
 }
 

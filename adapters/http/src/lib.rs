@@ -47,6 +47,7 @@
 //! | POST, GET | `/api/containers/{id}/sessions` | start / list shell sessions ([`shell`]) |
 //! | DELETE | `/api/containers/{id}/sessions/{sid}` | end a shell session |
 //! | GET | `/api/containers/{id}/sessions/{sid}/attach` | WebSocket: the session's terminal |
+//! | GET | `/api/containers/{id}/ports/{port}/tcp` | WebSocket: a TCP connection to the port ([`forward`]) |
 //! | GET | `/api/catalog` | the offerings, prices and limits |
 //! | GET | `/api/usage` | the caller's spend and counts |
 //! | GET | `/api/history` | finished leases with final cost and end reason |
@@ -95,6 +96,7 @@ pub mod error;
 mod events;
 pub mod extract;
 pub mod files;
+pub mod forward;
 mod health;
 mod leases;
 pub mod limits;
@@ -103,6 +105,9 @@ mod logs;
 mod metrics;
 mod metrics_token;
 mod openapi;
+// Used by the proxy and the port-forward routes as they land.
+#[allow(dead_code)]
+mod ports;
 pub mod serve;
 pub mod shell;
 mod tickets;
@@ -284,6 +289,7 @@ pub(crate) struct Shared {
     pub(crate) tickets: Arc<tickets::Tickets>,
     pub(crate) shell: Arc<shell::Registry>,
     pub(crate) files: FilesConfig,
+    pub(crate) lease_ends: Arc<ports::LeaseEnds>,
 }
 
 impl Deref for AppState {
@@ -319,6 +325,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         auth: config.auth.clone(),
         tickets: tickets.clone(),
     };
+    let lease_ends = ports::LeaseEnds::start(
+        manager.clone(),
+        config.shutdown.clone(),
+        &config.shell.tasks,
+    );
     let shell = shell::Registry::start(
         manager.clone(),
         config.shell.clone(),
@@ -338,6 +349,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         tickets,
         shell,
         files: config.files,
+        lease_ends,
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -383,6 +395,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/files",
             axum::routing::put(files::upload).layer(rated),
         )
+        .route("/api/containers/{id}/ports/{port}/tcp", get(forward::tcp))
         .route_layer(from_fn_with_state(gate, auth::authenticate));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

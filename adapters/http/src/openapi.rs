@@ -59,6 +59,7 @@ impl Modify for BearerScheme {
         crate::shell::routes::attach,
         crate::files::download,
         crate::files::upload,
+        crate::forward::route::tcp,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -78,6 +79,7 @@ impl Modify for BearerScheme {
         (name = "account", description = "Spend and history"),
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
         (name = "files", description = "Copy files into and out of a running lease, as tar streams"),
+        (name = "ports", description = "Reaching what runs in a lease: TCP port-forward, HTTP proxy, preview links"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 22] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -479,6 +479,7 @@ const ROUTES: [(&str, &str); 21] = [
     ("get", "/api/containers/{id}/sessions/{sid}/attach"),
     ("get", "/api/containers/{id}/files"),
     ("put", "/api/containers/{id}/files"),
+    ("get", "/api/containers/{id}/ports/{port}/tcp"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -142,6 +142,8 @@ pub enum Command {
     Cp(crate::remote::copy::CpArgs),
     /// Rent a container for as long as a shell in it runs, then remove it.
     Run(RunArgs),
+    /// Forward local TCP ports to a lease's container (with --server).
+    PortForward(PortForwardArgs),
     /// The offerings, their hourly rates and what a booking costs.
     Prices(PricesArgs),
     /// Spend and lease counts per owner (yours, or everyone's with --all).
@@ -261,6 +263,18 @@ pub struct RunArgs {
     /// A command to run instead of a shell (after `--`); its exit code becomes ours.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `lease port-forward`.
+#[derive(Debug, Args)]
+pub struct PortForwardArgs {
+    /// Lease id, or a unique start of it.
+    pub id: String,
+    /// `REMOTE` (the same port on 127.0.0.1), `LOCAL:REMOTE`, or `:REMOTE`
+    /// / `0:REMOTE` (any free local port; the one chosen is printed).
+    #[arg(required = true, num_args = 1.., value_name = "[LOCAL:]REMOTE",
+          value_parser = crate::remote::forward::parse_pair)]
+    pub ports: Vec<crate::remote::forward::PortPair>,
 }
 
 /// `lease prices`.

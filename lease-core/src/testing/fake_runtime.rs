@@ -230,6 +230,7 @@ fn container_info(
         },
         exit_code: None,
         labels,
+        address: None,
     }
 }
 

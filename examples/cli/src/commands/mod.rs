@@ -46,6 +46,12 @@ async fn local(context: &Context, command: Command) -> Result<ExitCode, CliError
         Command::Cp(_) => Err(CliError::Usage(
             "lease cp goes through a lease-server: pass --server URL (or LEASE_SERVER)".to_owned(),
         )),
+        Command::PortForward(_) => Err(CliError::Usage(
+            "port-forward goes through a lease-server: pass --server URL (or LEASE_SERVER). \
+             On the server's own host, a running lease's ports are also reachable directly \
+             at its container's address (docker inspect)"
+                .to_owned(),
+        )),
         Command::Prices(args) => catalog::prices(context, args),
         Command::Reap(args) => maintenance::reap(context, args).await,
         Command::Reconcile(args) => maintenance::reconcile(context, args).await,

@@ -5,6 +5,7 @@
 mod attach;
 pub mod copy;
 pub mod credentials;
+pub mod forward;
 mod leases;
 mod lookup;
 mod session;
@@ -94,6 +95,7 @@ pub async fn dispatch(
         Command::Shell(args) => session::shell(&remote, args).await,
         Command::Run(args) => session::run(&remote, args).await,
         Command::Cp(args) => copy::cp(&remote, args).await,
+        Command::PortForward(args) => forward::port_forward(&remote, args).await,
         Command::Reap(_)
         | Command::Reconcile(_)
         | Command::Token(_)

@@ -43,7 +43,7 @@ pub async fn logs(remote: &Remote, args: LogsArgs) -> Result<ExitCode, CliError>
 }
 
 /// Fails unless the lease (as just read) is running.
-fn require_running(lease: &lease_client::wire::LeaseJson) -> Result<(), CliError> {
+pub(super) fn require_running(lease: &lease_client::wire::LeaseJson) -> Result<(), CliError> {
     match lease.status.parse::<Status>() {
         Ok(Status::Running) => Ok(()),
         Ok(status) => Err(CliError::NotRunning {
