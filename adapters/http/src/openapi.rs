@@ -57,6 +57,10 @@ impl Modify for BearerScheme {
         crate::shell::routes::list,
         crate::shell::routes::delete,
         crate::shell::routes::attach,
+        crate::ports::links::create,
+        crate::ports::links::list,
+        crate::ports::links::revoke,
+        crate::ports::routes::path_form,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -75,6 +79,7 @@ impl Modify for BearerScheme {
         (name = "leases", description = "Rent, inspect, extend and end leases"),
         (name = "account", description = "Spend and history"),
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
+        (name = "ports", description = "HTTP and WebSockets to a lease's ports (path form, preview hosts) and preview links"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -7,6 +7,7 @@ import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
 import { LogsPanel } from './logs.js';
 import { estimate, formatDollars, formatExact } from './money.js';
 import { ShellPanel } from './shell.js';
+import { PortsDialog } from './ports.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -296,6 +297,8 @@ window.addEventListener('pagehide', () => shell.abandon());
 // closes this page's own socket.
 window.containerLeaseDebug = Object.freeze({ dropTerminalConnection: () => shell.dropConnection() });
 
+const ports = new PortsDialog({ notify: (text, kind) => notify(text, kind) });
+
 const leases = new LeaseList({
   list: $('lease-list'),
   empty: $('no-leases'),
@@ -304,6 +307,7 @@ const leases = new LeaseList({
     offering: (key) => state.offerings.get(key),
     logs: (lease) => logs.open(lease),
     terminal: (lease) => shell.open(lease),
+    ports: (lease) => ports.open(lease),
     async extend(lease) {
       const updated = await api('POST', `/api/containers/${encodeURIComponent(lease.id)}/extend`, {
         minutes: EXTEND_MINUTES,

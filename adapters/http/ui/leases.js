@@ -157,6 +157,7 @@ export class LeaseList {
     };
     q('.act-logs').addEventListener('click', () => this.actions.logs(this.leases.get(id)));
     q('.act-terminal').addEventListener('click', () => this.actions.terminal(this.leases.get(id)));
+    q('.act-ports').addEventListener('click', () => this.actions.ports(this.leases.get(id)));
     q('.act-extend').addEventListener('click', (event) => run(event.currentTarget, this.actions.extend));
     q('.act-delete').addEventListener('click', () => this.confirm(card, true));
     q('.act-cancel').addEventListener('click', () => this.confirm(card, false));
@@ -216,6 +217,7 @@ export class LeaseList {
     extend.title = room ? `Add ${EXTEND_MINUTES} minutes to the booking` : `At most ${offering?.maxMinutes} minutes in all`;
     // A shell needs a running container.
     q('.act-terminal').hidden = lease.status !== 'running';
+    q('.act-ports').hidden = lease.status !== 'running';
     const deleting = lease.status === 'deleting';
     q('.act-delete').disabled = deleting;
     q('.act-logs').disabled = deleting;

@@ -79,7 +79,38 @@ fn split_path(uri: &Uri, segments: usize) -> Option<(String, String)> {
     Some((path[..cut].to_owned(), path[cut..].to_owned()))
 }
 
-async fn path_form(State(state): State<AppState>, request: Request) -> Response {
+/// Proxies any method (GET shown) to `port` of the lease at `/{rest}`,
+/// query included; WebSocket upgrades pass through byte for byte. The owner
+/// (or an admin) with `Authorization: Bearer <token>`; the page opens it
+/// with `?ticket=` (a `port` ticket, exchanged for a cookie scoped to this
+/// port's path, then redirected); a preview link's secret as the bearer or
+/// via `?link=`. Public links: `/p/{secret}/{rest}`. With a preview domain,
+/// `{port}-{shortid}.{domain}/{rest}` reaches the same place. Responses
+/// carry `Content-Security-Policy: sandbox …` (no `allow-same-origin`):
+/// the app runs in an opaque origin.
+#[utoipa::path(
+    get,
+    path = "/leases/{id}/ports/{port}/{rest}",
+    tag = "ports",
+    params(
+        ("id" = String, Path, description = "Lease id"),
+        ("port" = u16, Path, description = "1 to 65535"),
+        ("rest" = String, Path, description = "The app's path"),
+        ("ticket" = Option<String>, Query, description = "A `port` ticket (browsers): exchanged for a cookie"),
+        ("link" = Option<String>, Query, description = "A preview link's secret: exchanged for a cookie"),
+    ),
+    responses(
+        (status = 200, description = "Whatever the app answers (any status; its own errors pass as they are)"),
+        (status = 303, description = "A ticket or link was exchanged for the port's cookie: go to the same URL without it"),
+        (status = 400, description = "Port outside 1–65535 (`invalid_port`)", body = crate::error::ErrorBody),
+        (status = 401, description = "No or invalid credentials for this port", body = crate::error::ErrorBody),
+        (status = 404, description = "No such lease (or not the caller's)", body = crate::error::ErrorBody),
+        (status = 409, description = "The lease is not running (`not_running`) or has no network (`no_network`)", body = crate::error::ErrorBody),
+        (status = 502, description = "Nothing listens on the port (`upstream_unreachable`) or the app broke the exchange (`upstream_failed`)", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn path_form(State(state): State<AppState>, request: Request) -> Response {
     let uri = request.uri().clone();
     let Some((prefix, rest)) = split_path(&uri, 4) else {
         return ApiError::bad_request("not a port path").into_response();
