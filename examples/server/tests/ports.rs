@@ -550,7 +550,8 @@ async fn preview_links_and_tickets_open_one_port_only() {
         )
         .await;
     assert_eq!(api.status, 401, "the API: {}", api.text());
-    // In a browser: the link URL sets a cookie scoped to the port's path.
+    // In a browser: the link URL is exchanged for a grant in the path
+    // (`/p/…`: a sandboxed page sends no cookies with its own requests).
     let exchange = f
         .send(
             "GET",
@@ -560,29 +561,19 @@ async fn preview_links_and_tickets_open_one_port_only() {
         )
         .await;
     assert_eq!(exchange.status, 303, "{}", exchange.text());
-    assert_eq!(
-        exchange.header("location"),
-        Some(f.port_path(HTTP_PORT, "index.html?a=1").as_str())
-    );
-    let cookie = exchange.header("set-cookie").expect("a cookie").to_owned();
+    assert!(exchange.header("set-cookie").is_none());
+    let location = exchange.header("location").expect("location").to_owned();
     assert!(
-        cookie.contains(&format!("Path=/leases/{}/ports/{HTTP_PORT}/;", f.lease)),
-        "{cookie}"
+        location.starts_with("/p/prv_") && location.ends_with("/index.html?a=1"),
+        "{location}"
     );
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
+        !location.contains(&secret),
+        "a new grant, not the link's secret"
     );
-    let pair = cookie.split(';').next().expect("pair").to_owned();
-    let with_cookie = f
-        .send(
-            "GET",
-            &f.port_path(HTTP_PORT, "index.html"),
-            &[("cookie", &pair)],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(with_cookie.status, 200);
+    let derived = f.send("GET", &location, &[], Vec::new()).await;
+    assert_eq!(derived.status, 200, "{}", derived.text());
+    assert_eq!(derived.header("referrer-policy"), Some("no-referrer"));
     // A CORS preflight (no credentials) reaches the app while a link is live.
     let preflight = f
         .send(
@@ -616,15 +607,8 @@ async fn preview_links_and_tickets_open_one_port_only() {
         )
         .await;
     assert_eq!(after.status, 401);
-    let after_cookie = f
-        .send(
-            "GET",
-            &f.port_path(HTTP_PORT, "index.html"),
-            &[("cookie", &pair)],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(after_cookie.status, 401);
+    let after_derived = f.send("GET", &location, &[], Vec::new()).await;
+    assert_eq!(after_derived.status, 404, "revoked with its link");
     // A public link: the URL alone, until it expires.
     let public = f
         .api(
@@ -653,43 +637,30 @@ async fn preview_links_and_tickets_open_one_port_only() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let expired = f.send("GET", &path, &[], Vec::new()).await;
     assert_eq!(expired.status, 404, "expired: {}", expired.text());
-    // The page's way in: a port ticket, exchanged once for a cookie.
-    let ticket = f
-        .api(
-            &f.alice,
-            "POST",
-            "/api/tickets",
-            Some(json!({"route": "port", "leaseId": f.lease, "port": HTTP_PORT})),
-        )
-        .await;
-    assert_eq!(ticket.status, 201, "{}", ticket.text());
-    let ticket = ticket.json()["ticket"].as_str().expect("ticket").to_owned();
+    // The page's way in: a port ticket, exchanged once for a viewer grant.
+    let ticket = port_ticket(&f).await;
     let with_ticket = f.port_path(HTTP_PORT, &format!("?ticket={ticket}"));
     let exchanged = f.send("GET", &with_ticket, &[], Vec::new()).await;
     assert_eq!(exchanged.status, 303, "{}", exchanged.text());
-    let pair = exchanged
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_owned();
+    let viewer = exchanged.header("location").expect("location").to_owned();
+    assert!(
+        viewer.starts_with("/p/prv_") && viewer.ends_with('/'),
+        "{viewer}"
+    );
     let page = f
-        .send(
-            "GET",
-            &f.port_path(HTTP_PORT, "index.html"),
-            &[("cookie", &pair)],
-            Vec::new(),
-        )
+        .send("GET", &format!("{viewer}index.html"), &[], Vec::new())
         .await;
     assert_eq!(page.status, 200);
+    let grant = viewer.trim_start_matches("/p/").trim_end_matches('/');
     let elsewhere = f
         .send(
             "GET",
             &f.port_path(WS_PORT, ""),
-            &[("cookie", &pair)],
+            &[("authorization", &format!("Bearer {grant}"))],
             Vec::new(),
         )
         .await;
-    assert_eq!(elsewhere.status, 401, "the cookie opens its own port only");
+    assert_eq!(elsewhere.status, 401, "the grant opens its own port only");
     assert_eq!(
         f.send("GET", &with_ticket, &[], Vec::new()).await.status,
         401,
@@ -710,6 +681,36 @@ async fn preview_links_and_tickets_open_one_port_only() {
     assert_eq!(hosted.status, 200, "{}", hosted.text());
     assert_eq!(hosted.text(), "<h1>hello from the lease</h1>\n");
     assert!(hosted.header("content-security-policy").is_none());
+    // There a ticket becomes a host-only cookie.
+    let ticket = port_ticket(&f).await;
+    let exchanged = f
+        .send(
+            "GET",
+            &format!("/index.html?ticket={ticket}"),
+            &[("host", &host)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(exchanged.status, 303, "{}", exchanged.text());
+    assert_eq!(exchanged.header("location"), Some("/index.html"));
+    let cookie = exchanged.header("set-cookie").expect("cookie").to_owned();
+    assert!(
+        cookie.contains("Path=/;")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Domain"), "host-only: {cookie}");
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let with_cookie = f
+        .send(
+            "GET",
+            "/index.html",
+            &[("host", &host), ("cookie", &pair)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(with_cookie.status, 200);
     let bob = format!("Bearer {}", f.bob);
     let hosted_bob = f
         .send(
@@ -720,4 +721,12 @@ async fn preview_links_and_tickets_open_one_port_only() {
         )
         .await;
     assert_eq!(hosted_bob.status, 404);
+}
+
+/// A `port` ticket of alice's for [`HTTP_PORT`] of the fixture's lease.
+async fn port_ticket(f: &Fixture) -> String {
+    let body = json!({"route": "port", "leaseId": f.lease, "port": HTTP_PORT});
+    let reply = f.api(&f.alice, "POST", "/api/tickets", Some(body)).await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    reply.json()["ticket"].as_str().expect("ticket").to_owned()
 }

@@ -3,11 +3,16 @@
 //!
 //! - `Authorization: Bearer <api token>`: scripts, curl;
 //! - `?ticket=` (a `port` ticket from `POST /api/tickets`): the page's
-//!   browser navigation; exchanged for an `HttpOnly; SameSite=Lax` cookie
-//!   scoped to exactly that port's path (or host), then redirected without
-//!   the ticket;
-//! - `?link=<secret>` (a preview link): the same exchange, the cookie
-//!   lasting as long as the link;
+//!   browser navigation; exchanged for a viewer grant of that one port
+//!   (until the lease ends) and redirected without the ticket: on the path
+//!   form to `/p/{grant}/…` (a sandboxed page has an opaque origin, so the
+//!   browser treats every request it makes as cross-site and would send no
+//!   `SameSite=Lax` cookie with its own scripts and styles: the grant rides
+//!   in the path instead, where relative URLs keep it), on a preview host
+//!   as an `HttpOnly; SameSite=Lax` host-only cookie;
+//! - `?link=<secret>` (a preview link): the same exchange, the grant
+//!   lasting as long as the link and revoked with it;
+//! - the cookie of a preview host;
 //! - `Authorization: Bearer <link secret>`: a link from curl or `fetch`;
 //! - a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`,
 //!   which never carries credentials) on a port that has a live link goes
@@ -51,8 +56,9 @@ impl Viewer {
 pub(crate) enum Access {
     /// Serve it for this viewer.
     Serve(Viewer),
-    /// Set the cookie of this secret (until the time given) and redirect
-    /// to the same URL without the exchanged parameter.
+    /// A viewer grant was made (from a ticket or a link): send the browser
+    /// to it — `/p/{secret}/…` on the sandboxed forms, a cookie on a
+    /// preview host — without the exchanged parameter.
     Exchange(String, DateTime<Utc>),
 }
 
@@ -131,7 +137,8 @@ pub(crate) async fn resolve(
     }
     if let Some(secret) = params.get("link") {
         let grant = grant_for(state, secret, lease, port)?;
-        return Ok(Access::Exchange(secret.clone(), grant.expires_at));
+        let derived = state.grants.derive(&grant).ok_or_else(too_many)?;
+        return Ok(Access::Exchange(derived, grant.expires_at));
     }
     if let Some(bearer) = bearer_header(headers)? {
         if is_secret(bearer) {

@@ -142,6 +142,22 @@ impl Grants {
         Some((secret, grant))
     }
 
+    /// A viewer grant made from `parent` (a link opened in a browser):
+    /// same id (revoking the link ends it too), port and expiry.
+    pub(crate) fn derive(&self, parent: &Grant) -> Option<String> {
+        let (secret, _) = self.mint(
+            &parent.caller,
+            &parent.lease,
+            parent.port,
+            parent.expires_at,
+            GrantKind::Viewer,
+        )?;
+        if let Some(grant) = self.map().get_mut(&hash(&secret)) {
+            grant.id = parent.id.clone();
+        }
+        Some(secret)
+    }
+
     /// The live grant of `secret`, if any.
     pub(crate) fn find(&self, secret: &str) -> Option<Grant> {
         if !is_secret(secret) {
@@ -185,8 +201,8 @@ impl Grants {
             .collect()
     }
 
-    /// Revokes link `id` of `lease` (a cookie made from a private link
-    /// holds the link's own secret: it stops too); false when there is none.
+    /// Revokes link `id` of `lease`, with the viewer grants made from it;
+    /// false when there is none.
     pub(crate) fn revoke(&self, lease: &LeaseId, id: &str) -> bool {
         let mut map = self.map();
         let before = map.len();

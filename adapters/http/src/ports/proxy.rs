@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::http::header::{
     AUTHORIZATION, CONNECTION, CONTENT_SECURITY_POLICY, COOKIE, HOST, HeaderName, HeaderValue,
-    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, REFERRER_POLICY, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
 };
 use axum::http::{HeaderMap, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -212,6 +213,10 @@ pub(crate) async fn forward(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(SANDBOX_CSP),
         );
+        // `/p/{secret}/` URLs must not leak through `Referer`.
+        parts
+            .headers
+            .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     Ok(Response::from_parts(parts, Body::new(body)))
 }

@@ -142,7 +142,7 @@ async fn public_link(State(state): State<AppState>, request: Request) -> Respons
     let grant = state
         .grants
         .find(secret)
-        .filter(|grant| grant.kind == GrantKind::Link { public: true });
+        .filter(|grant| grant.kind != GrantKind::Link { public: false });
     let Some(grant) = grant else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -183,16 +183,16 @@ pub(crate) async fn serve(state: AppState, request: Request, target: Target) -> 
     }
 }
 
-/// Sets the grant cookie and redirects to the URL without `ticket`/`link`.
+/// Redirects to the URL without `ticket`/`link`: under `/p/{secret}` on the
+/// sandboxed forms, with the grant's host-only cookie on a preview host.
 fn exchange(request: &Request, target: &Target, secret: &str, seconds: i64) -> Response {
     let secure = if proto_of(request) == "https" {
         "; Secure"
     } else {
         ""
     };
-    let path = format!("{}/", target.prefix);
     let cookie = format!(
-        "{GRANT_COOKIE}={secret}; Path={path}; Max-Age={seconds}; HttpOnly; SameSite=Lax{secure}"
+        "{GRANT_COOKIE}={secret}; Path=/; Max-Age={seconds}; HttpOnly; SameSite=Lax{secure}"
     );
     let query: Vec<String> = request
         .uri()
@@ -210,17 +210,24 @@ fn exchange(request: &Request, target: &Target, secret: &str, seconds: i64) -> R
     } else {
         &target.rest
     };
-    let mut location = format!("{}{rest}", target.prefix);
+    // Sandboxed forms: the grant goes in the path (see `access`).
+    let prefix = if target.sandbox {
+        format!("/p/{secret}")
+    } else {
+        target.prefix.clone()
+    };
+    let mut location = format!("{prefix}{rest}");
     if !query.is_empty() {
         location = format!("{location}?{}", query.join("&"));
     }
     let mut response = StatusCode::SEE_OTHER.into_response();
-    if let (Ok(cookie), Ok(location)) = (
-        HeaderValue::from_str(&cookie),
-        HeaderValue::from_str(&location),
-    ) {
-        response.headers_mut().insert(SET_COOKIE, cookie);
+    if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(LOCATION, location);
+    }
+    if !target.sandbox
+        && let Ok(cookie) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().insert(SET_COOKIE, cookie);
     }
     response
         .headers_mut()
