@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 23] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -477,6 +477,10 @@ const ROUTES: [(&str, &str); 19] = [
     ("get", "/api/containers/{id}/sessions"),
     ("delete", "/api/containers/{id}/sessions/{sid}"),
     ("get", "/api/containers/{id}/sessions/{sid}/attach"),
+    ("post", "/api/containers/{id}/ports/{port}/links"),
+    ("get", "/api/containers/{id}/ports/{port}/links"),
+    ("delete", "/api/containers/{id}/links/{linkId}"),
+    ("get", "/leases/{id}/ports/{port}/{rest}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
