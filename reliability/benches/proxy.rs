@@ -189,11 +189,15 @@ async fn client(target: Arc<Target>, deadline: Instant) -> (Vec<Duration>, usize
             .headers()
             .get("connection")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        match response.into_body().collect().await {
-            Ok(body) if ok && body.to_bytes().len() == FILE_BYTES => {
-                latencies.push(started.elapsed());
-            }
-            _ => errors += 1,
+        let length = response
+            .into_body()
+            .collect()
+            .await
+            .map(|body| body.to_bytes().len());
+        if ok && length.is_ok_and(|length| length == FILE_BYTES) {
+            latencies.push(started.elapsed());
+        } else {
+            errors += 1;
         }
         if keep {
             sender = Some(current);
