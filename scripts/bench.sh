@@ -6,6 +6,7 @@
 #   BENCH_RELIABILITY=skip scripts/bench.sh   # benches only
 #   BENCH_ONLY="lease-store-memory lease-http" scripts/bench.sh   # a subset
 #   BENCH_ONLY=shell scripts/bench.sh         # the shell benchmark alone
+#   BENCH_ONLY=proxy scripts/bench.sh         # the port proxy benchmark alone
 #   BENCH_RELIABILITY_TESTS="scale crash" scripts/bench.sh   # some suite targets
 #
 # It builds the local Docker test image (scripts/test-images.sh) and starts a
@@ -85,6 +86,7 @@ if wanted lease-store-redis; then run lease-store-redis cargo bench -p lease-sto
 if wanted lease-http; then run lease-http cargo bench -p lease-http --bench http_api; fi
 if wanted shell; then run shell cargo bench -p lease-reliability --bench shell; fi
 if wanted forward; then run forward cargo bench -p lease-reliability --bench forward; fi
+if wanted proxy; then run proxy cargo bench -p lease-reliability --bench proxy; fi
 if wanted lease-reliability && [[ "$reliability" != skip ]]; then
     targets=()
     for target in ${BENCH_RELIABILITY_TESTS:-}; do targets+=(--test "$target"); done

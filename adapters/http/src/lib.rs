@@ -105,8 +105,6 @@ mod logs;
 mod metrics;
 mod metrics_token;
 mod openapi;
-// Used by the proxy and the port-forward routes as they land.
-#[allow(dead_code)]
 mod ports;
 pub mod serve;
 pub mod shell;
@@ -180,6 +178,10 @@ pub struct ApiConfig {
     pub shell: ShellConfig,
     /// Size limits of file copies (`/api/containers/{id}/files`).
     pub files: FilesConfig,
+    /// The preview domain (`leases.example.com`): requests for host
+    /// `{port}-{shortid}.{domain}` go to that port of that lease
+    /// ([`ports`]). Default none: the path form only.
+    pub preview_domain: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -197,6 +199,7 @@ impl Default for ApiConfig {
             ticket_ttl: DEFAULT_TICKET_TTL,
             shell: ShellConfig::default(),
             files: FilesConfig::default(),
+            preview_domain: None,
         }
     }
 }
@@ -263,6 +266,13 @@ impl ApiConfig {
         self
     }
 
+    /// Serves the host form of the port proxy under `domain`
+    /// (`leases.example.com`; lowercase, no dots around).
+    pub fn preview_domain(mut self, domain: Option<String>) -> Self {
+        self.preview_domain = domain.map(|d| d.trim_matches('.').to_ascii_lowercase());
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -290,6 +300,8 @@ pub(crate) struct Shared {
     pub(crate) shell: Arc<shell::Registry>,
     pub(crate) files: FilesConfig,
     pub(crate) lease_ends: Arc<ports::LeaseEnds>,
+    pub(crate) grants: Arc<ports::Grants>,
+    pub(crate) preview_domain: Option<String>,
 }
 
 impl Deref for AppState {
@@ -325,6 +337,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         auth: config.auth.clone(),
         tickets: tickets.clone(),
     };
+    let manager_clock = manager.clock().clone();
     let lease_ends = ports::LeaseEnds::start(
         manager.clone(),
         config.shutdown.clone(),
@@ -350,6 +363,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         shell,
         files: config.files,
         lease_ends,
+        grants: Arc::new(ports::Grants::new(manager_clock)),
+        preview_domain: config.preview_domain.clone(),
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
@@ -378,6 +393,7 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             "/api/containers/{id}/sessions/{sid}",
             delete(shell::routes::delete).layer(rated.clone()),
         )
+        .merge(ports::api_routes(rated.clone()))
         .route("/api/tickets", post(tickets::mint).layer(rated.clone()))
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
@@ -416,8 +432,9 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
             config.limits.request_timeout,
             json_errors,
         ))
-        .with_state(state);
-    let app = if config.auth.is_single_user() && !config.insecure_open {
+        .with_state(state.clone());
+    let guarded = config.auth.is_single_user() && !config.insecure_open;
+    let app = if guarded {
         let allowed = local_only::LocalOnly {
             extra_origins: config.cors_origins.clone().into(),
         };
@@ -425,12 +442,19 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     } else {
         app
     };
-    if config.cors_origins.is_empty() {
-        return app;
-    }
+    let app = if config.cors_origins.is_empty() {
+        app
+    } else {
+        with_cors(app, config.cors_origins)
+    };
+    // The port proxy: its own rules, outside the API's layers.
+    ports::mount(app, state, guarded)
+}
+
+fn with_cors(app: Router, origins: Vec<HeaderValue>) -> Router {
     app.layer(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(config.cors_origins))
+            .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([AUTHORIZATION, CONTENT_TYPE])
             .max_age(Duration::from_secs(3600)),

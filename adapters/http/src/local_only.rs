@@ -89,7 +89,7 @@ fn check(request: &Request, allowed: &LocalOnly) -> Result<(), ApiError> {
 /// (which takes precedence, RFC 9112 §3.2.2, and is where HTTP/2 carries
 /// it), else the one `Host` header. `None` when missing, repeated or not
 /// text.
-fn request_authority(request: &Request) -> Option<String> {
+pub(crate) fn request_authority(request: &Request) -> Option<String> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str().to_owned());
     }

@@ -60,6 +60,10 @@ impl Modify for BearerScheme {
         crate::files::download,
         crate::files::upload,
         crate::forward::route::tcp,
+        crate::ports::links::create,
+        crate::ports::links::list,
+        crate::ports::links::revoke,
+        crate::ports::routes::path_form,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -79,7 +83,7 @@ impl Modify for BearerScheme {
         (name = "account", description = "Spend and history"),
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
         (name = "files", description = "Copy files into and out of a running lease, as tar streams"),
-        (name = "ports", description = "Reaching what runs in a lease: TCP port-forward, HTTP proxy, preview links"),
+        (name = "ports", description = "Reaching what runs in a lease: HTTP and WebSockets to its ports (path form, preview hosts), preview links, TCP port-forward"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

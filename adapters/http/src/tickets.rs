@@ -65,6 +65,9 @@ pub(crate) enum TicketRoute {
     Logs(LeaseId),
     /// `GET /api/containers/{lease}/sessions/{session}/attach`.
     Attach(LeaseId, String),
+    /// `/leases/{lease}/ports/{port}/…` (and the preview host of that
+    /// port): exchanged for a cookie opening that one port.
+    Port(LeaseId, u16),
 }
 
 impl TicketRoute {
@@ -76,6 +79,9 @@ impl TicketRoute {
             (TicketRoute::Attach(lease, session), StreamPath::Attach(wanted, wanted_session)) => {
                 lease.as_str() == *wanted && session == wanted_session
             }
+            (TicketRoute::Port(lease, port), StreamPath::Port(wanted, wanted_port)) => {
+                lease.as_str() == *wanted && port == wanted_port
+            }
             _ => false,
         }
     }
@@ -86,6 +92,7 @@ impl TicketRoute {
             TicketRoute::Events => "events",
             TicketRoute::Logs(_) => "logs",
             TicketRoute::Attach(..) => "attach",
+            TicketRoute::Port(..) => "port",
         }
     }
 }
@@ -99,6 +106,9 @@ pub(crate) enum StreamPath<'a> {
     Logs(&'a str),
     /// `/api/containers/{lease}/sessions/{session}/attach`.
     Attach(&'a str, &'a str),
+    /// A port of a lease (the proxy redeems these itself; never from
+    /// [`StreamPath::of`]).
+    Port(&'a str, u16),
 }
 
 impl StreamPath<'_> {
@@ -317,6 +327,9 @@ pub(crate) struct TicketRequest {
     /// The shell session (for `attach`).
     #[serde(default)]
     session_id: Option<String>,
+    /// The port, 1–65535 (for `port`).
+    #[serde(default)]
+    port: Option<i64>,
 }
 
 /// The answer of `POST /api/tickets`.
@@ -361,6 +374,14 @@ fn session_field(id: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+fn port_field(port: Option<i64>) -> Result<u16, ApiError> {
+    let port = port.ok_or_else(|| invalid("port", "port: required for this route"))?;
+    u16::try_from(port)
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or_else(|| invalid("port", "port: must be 1 to 65535"))
+}
+
 /// The route a well-formed request asks for (ids checked for shape only).
 fn requested_route(request: &TicketRequest) -> Result<TicketRoute, ApiError> {
     let lease = request.lease_id.as_deref();
@@ -369,13 +390,17 @@ fn requested_route(request: &TicketRequest) -> Result<TicketRoute, ApiError> {
         "events" => TicketRoute::Events,
         "logs" => TicketRoute::Logs(lease_field(lease)?),
         "attach" => TicketRoute::Attach(lease_field(lease)?, session_field(session)?),
+        "port" => TicketRoute::Port(lease_field(lease)?, port_field(request.port)?),
         _ => {
             return Err(invalid(
                 "route",
-                "route: must be `events`, `logs` or `attach`",
+                "route: must be `events`, `logs`, `attach` or `port`",
             ));
         }
     };
+    if !matches!(route, TicketRoute::Port(..)) && request.port.is_some() {
+        return Err(invalid("port", "port: taken by the port route only"));
+    }
     if matches!(route, TicketRoute::Events) && lease.is_some() {
         return Err(invalid("leaseId", "leaseId: not taken by the events route"));
     }
@@ -395,7 +420,7 @@ fn requested_route(request: &TicketRequest) -> Result<TicketRoute, ApiError> {
     post,
     path = "/api/tickets",
     tag = "leases",
-    request_body(content = TicketRequest, description = "`{\"route\":\"events\"}`, `{\"route\":\"logs\",\"leaseId\":…}` or `{\"route\":\"attach\",\"leaseId\":…,\"sessionId\":…}`"),
+    request_body(content = TicketRequest, description = "`{\"route\":\"events\"}`, `{\"route\":\"logs\",\"leaseId\":…}`, `{\"route\":\"attach\",\"leaseId\":…,\"sessionId\":…}` or `{\"route\":\"port\",\"leaseId\":…,\"port\":8080}`"),
     responses(
         (status = 201, description = "The ticket: single use, for this route (and lease, session) only", body = TicketJson),
         (status = 400, description = "Unknown route, missing or malformed id, not a JSON object (`invalid_request`, `invalid_json`)", body = crate::error::ErrorBody),
@@ -415,7 +440,7 @@ pub(crate) async fn mint(
     let route = requested_route(&request)?;
     match &route {
         TicketRoute::Events => {}
-        TicketRoute::Logs(lease) => {
+        TicketRoute::Logs(lease) | TicketRoute::Port(lease, _) => {
             find_lease(&state.manager, &caller, lease.as_str()).await?;
         }
         TicketRoute::Attach(lease, session) => {

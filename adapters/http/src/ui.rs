@@ -63,6 +63,7 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("logs.js", JS),
     asset!("money.js", JS),
+    asset!("ports.js", JS),
     asset!("shell.js", JS),
     asset!("files.js", JS),
     asset!("terminal/keys.js", JS),

@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 26] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -480,6 +480,10 @@ const ROUTES: [(&str, &str); 22] = [
     ("get", "/api/containers/{id}/files"),
     ("put", "/api/containers/{id}/files"),
     ("get", "/api/containers/{id}/ports/{port}/tcp"),
+    ("post", "/api/containers/{id}/ports/{port}/links"),
+    ("get", "/api/containers/{id}/ports/{port}/links"),
+    ("delete", "/api/containers/{id}/links/{linkId}"),
+    ("get", "/leases/{id}/ports/{port}/{rest}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -8,6 +8,7 @@ import { LogsPanel } from './logs.js';
 import { estimate, formatDollars, formatExact } from './money.js';
 import { ShellPanel } from './shell.js';
 import { FilesPanel } from './files.js';
+import { PortsDialog } from './ports.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -309,6 +310,8 @@ const files = new FilesPanel({
 // closes this page's own socket.
 window.containerLeaseDebug = Object.freeze({ dropTerminalConnection: () => shell.dropConnection() });
 
+const ports = new PortsDialog({ notify: (text, kind) => notify(text, kind) });
+
 const leases = new LeaseList({
   list: $('lease-list'),
   empty: $('no-leases'),
@@ -318,6 +321,7 @@ const leases = new LeaseList({
     logs: (lease) => logs.open(lease),
     terminal: (lease) => shell.open(lease),
     files: (lease) => files.open(lease),
+    ports: (lease) => ports.open(lease),
     async extend(lease) {
       const updated = await api('POST', `/api/containers/${encodeURIComponent(lease.id)}/extend`, {
         minutes: EXTEND_MINUTES,

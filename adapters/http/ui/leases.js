@@ -158,6 +158,7 @@ export class LeaseList {
     q('.act-logs').addEventListener('click', () => this.actions.logs(this.leases.get(id)));
     q('.act-terminal').addEventListener('click', () => this.actions.terminal(this.leases.get(id)));
     q('.act-files').addEventListener('click', () => this.actions.files(this.leases.get(id)));
+    q('.act-ports').addEventListener('click', () => this.actions.ports(this.leases.get(id)));
     q('.act-extend').addEventListener('click', (event) => run(event.currentTarget, this.actions.extend));
     q('.act-delete').addEventListener('click', () => this.confirm(card, true));
     q('.act-cancel').addEventListener('click', () => this.confirm(card, false));
@@ -218,6 +219,7 @@ export class LeaseList {
     // A shell needs a running container.
     q('.act-terminal').hidden = lease.status !== 'running';
     q('.act-files').hidden = lease.status !== 'running';
+    q('.act-ports').hidden = lease.status !== 'running';
     const deleting = lease.status === 'deleting';
     q('.act-delete').disabled = deleting;
     q('.act-logs').disabled = deleting;

@@ -102,6 +102,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_INSECURE_OPEN")]
     pub insecure_open: bool,
 
+    /// Serve each lease port at its own origin too:
+    /// `{port}-{shortid}.<domain>` (point a wildcard DNS record and TLS
+    /// certificate at this server). Must not be the portal's own host.
+    #[arg(long, env = "LEASE_PREVIEW_DOMAIN")]
+    pub preview_domain: Option<String>,
+
     /// This deployment's namespace: the label value that scopes which
     /// containers it manages.
     #[arg(long, env = "LEASE_NAMESPACE", default_value = "default")]

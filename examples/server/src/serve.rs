@@ -244,6 +244,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let mut api_config = ApiConfig::default()
         .auth(credentials.auth())
         .insecure_open(args.insecure_open)
+        .preview_domain(args.preview_domain.clone())
         .cors_origins(args.cors_origins.clone())
         .limits(args.limits.limits())
         .shell(shell)

@@ -1649,3 +1649,199 @@ async fn files_panel_uploads_into_and_downloads_from_a_lease() {
     })
     .await;
 }
+
+/// A JSON API call over a fresh connection (`Connection: close`).
+fn api_call(
+    address: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Writes `text` to `path` in `container` (executable).
+fn put_file(container: &str, path: &str, text: &str) {
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", container, "sh", "-c"])
+        .arg(format!(
+            "mkdir -p \"$(dirname {path})\" && cat > {path} && chmod +x {path}"
+        ))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("docker exec");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("docker exec").success(), "put {path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_app_in_a_lease_cannot_act_as_its_viewer() {
+    let Some(tools) = prerequisites() else {
+        return;
+    };
+    let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
+    let token = minted.token;
+    let guard = NamespaceGuard::random();
+    let dir = TempDir::new("lease-browser");
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, &minted.toml_entry).expect("tokens file");
+    let server = start_server(
+        &guard,
+        &dir,
+        &["--tokens".to_owned(), tokens_file.display().to_string()],
+        None,
+    );
+    let address = server.address();
+    let (status, lease) = api_call(
+        address,
+        &token,
+        "POST",
+        "/api/provision",
+        r#"{"imageType":"alpine","durationMinutes":5}"#,
+    );
+    assert_eq!(status, 202, "{lease}");
+    let id = lease["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api_call(
+        address,
+        &token,
+        "GET",
+        &format!("/api/containers/{id}/status"),
+        "",
+    )
+    .1["status"]
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "the lease never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let container = lease_testkit::docker::containers_of_lease(guard.namespace(), &id)
+        .into_iter()
+        .next()
+        .expect("the container");
+    put_file(
+        &container,
+        "/tmp/www/index.html",
+        include_str!("ports_apps/hostile.html"),
+    );
+    put_file(
+        &container,
+        "/tmp/www/cgi-bin/echo",
+        include_str!("ports_apps/echo.cgi"),
+    );
+    put_file(
+        &container,
+        "/tmp/www/cgi-bin/log",
+        include_str!("ports_apps/log.cgi"),
+    );
+    put_file(
+        &container,
+        "/tmp/www/app.js",
+        "window.appScript = 'loaded';\n",
+    );
+    let started = Command::new("docker")
+        .args([
+            "exec", "-d", &container, "httpd", "-p", "8080", "-h", "/tmp/www",
+        ])
+        .status()
+        .expect("docker exec");
+    assert!(started.success());
+
+    let browser = Browser::launch(&tools, "hostile").await;
+    let url = server.url();
+    with_browser(browser, async |b| {
+        // The portal holds the viewer's token, as after signing in.
+        b.client.goto(&url).await.expect("page loads");
+        b.js(
+            "localStorage.setItem('containerlease.token', arguments[0]);",
+            vec![json!(token)],
+        )
+        .await;
+        // Opened as the page does: a port ticket, exchanged for a grant.
+        let (status, ticket) = api_call(
+            address,
+            &token,
+            "POST",
+            "/api/tickets",
+            &json!({"route": "port", "leaseId": id, "port": 8080}).to_string(),
+        );
+        assert_eq!(status, 201, "{ticket}");
+        let ticket = ticket["ticket"].as_str().expect("ticket");
+        let app = format!("{}/leases/{id}/ports/8080/?ticket={ticket}", url.trim_end_matches('/'));
+        b.client.goto(&app).await.expect("the app loads");
+        b.wait_for(
+            "the hostile page to finish",
+            Duration::from_secs(20),
+            "return document.getElementById('out') && document.getElementById('out').textContent === 'done';",
+            vec![],
+        )
+        .await;
+        b.shot("hostile-app").await;
+    })
+    .await;
+    // What the page sent its own server.
+    let exfil = Command::new("docker")
+        .args(["exec", &container, "cat", "/tmp/exfil"])
+        .output()
+        .expect("docker exec");
+    let report: Value = serde_json::from_slice(&exfil.stdout).unwrap_or_else(|_| {
+        panic!(
+            "the app reached its own server: {}",
+            String::from_utf8_lossy(&exfil.stdout)
+        )
+    });
+    println!("the hostile page learnt: {report}");
+    assert_eq!(
+        report["origin"], "null",
+        "the app runs in an opaque origin: {report}"
+    );
+    let storage = report["storage"].as_str().unwrap_or_default();
+    assert!(storage.starts_with("blocked:"), "{report}");
+    let frame = report["frame"].as_str().unwrap_or_default();
+    assert!(frame.starts_with("blocked:"), "{report}");
+    let api = report["api"].as_str().unwrap_or_default();
+    assert!(
+        api.starts_with("blocked:") || api.starts_with("status:401"),
+        "{report}"
+    );
+    assert!(
+        !report.to_string().contains(&token),
+        "the token leaked: {report}"
+    );
+    assert!(
+        !report["cookie"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("prv_"),
+        "{report}"
+    );
+    // The app itself works: its own script loaded, its own requests
+    // reached it (this report came that way).
+    assert_eq!(report["script"], "loaded", "{report}");
+    assert_eq!(report["own"], "sent:opaque", "{report}");
+}
