@@ -28,7 +28,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lease_reliability::api::{Api, lease_id};
 use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::skip_or_fail;
 use lease_testkit::docker::{NamespaceGuard, docker_ready};
@@ -63,7 +62,7 @@ fn main() {
         return;
     };
     let api = server.api();
-    let (lease, container) = running_lease(&api);
+    let (lease, container) = api.running_lease("ubuntu", LIMIT);
     let mib = env_number("FORWARD_BENCH_MIB", 256).max(1);
     let runs = env_number("FORWARD_BENCH_RUNS", 5).max(1);
     let bytes = (mib as u64) << 20;
@@ -125,28 +124,6 @@ fn cli_binary() -> Option<PathBuf> {
     let built = build.status().is_ok_and(|status| status.success());
     let path = dir.join("lease");
     (built || path.exists()).then_some(path)
-}
-
-/// Provisions an `ubuntu` lease and waits for it to run: (lease id, container id).
-fn running_lease(api: &Api) -> (String, String) {
-    let created = api
-        .provision("ubuntu", 30)
-        .and_then(|response| response.ok())
-        .expect("a lease");
-    let id = lease_id(&created).expect("its id");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let lease = api
-            .status(&id)
-            .and_then(|response| response.ok())
-            .expect("its status");
-        if lease["status"] == "running" {
-            let container = lease["dockerId"].as_str().expect("a container id");
-            return (id, container.to_owned());
-        }
-        assert!(Instant::now() < deadline, "lease never ran: {lease}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn docker(args: &[&str]) -> String {

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use lease_reliability::api::{Api, lease_id};
 use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{quantile, skip_or_fail};
 use lease_testkit::docker::{NamespaceGuard, docker_ready};
@@ -57,7 +56,7 @@ fn main() {
         return;
     };
     let api = server.api();
-    let (lease, container) = running_lease(&api);
+    let (lease, container) = api.running_lease("ubuntu", LIMIT);
     start_httpd(&container);
     let address: std::net::IpAddr = docker_inspect_ip(&container).parse().expect("an IP");
     let direct = Target {
@@ -243,28 +242,6 @@ fn print_report(clients: usize, direct: &Run, proxy: &Run) {
     );
     println!("FIGURE proxy_rps_ratio={ratio:.2}");
     println!("FIGURE proxy_added_p99_ms={added:.2}");
-}
-
-/// Provisions an `ubuntu` lease and waits for it to run: (lease id, container id).
-fn running_lease(api: &Api) -> (String, String) {
-    let created = api
-        .provision("ubuntu", 30)
-        .and_then(|response| response.ok())
-        .expect("a lease");
-    let id = lease_id(&created).expect("its id");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let lease = api
-            .status(&id)
-            .and_then(|response| response.ok())
-            .expect("its status");
-        if lease["status"] == "running" {
-            let container = lease["dockerId"].as_str().expect("a container id");
-            return (id, container.to_owned());
-        }
-        assert!(Instant::now() < deadline, "lease never ran: {lease}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// busybox httpd on [`PORT`] serving a [`FILE_BYTES`] file.

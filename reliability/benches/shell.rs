@@ -31,7 +31,7 @@ use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use futures::{SinkExt, StreamExt};
-use lease_reliability::api::{Api, lease_id};
+use lease_reliability::api::Api;
 use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{quantile, skip_or_fail};
 use lease_testkit::docker::{NamespaceGuard, docker_ready};
@@ -75,7 +75,7 @@ fn main() {
         return;
     };
     let api = server.api();
-    let (lease, container) = running_lease(&api);
+    let (lease, container) = api.running_lease("ubuntu", LIMIT);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,28 +103,6 @@ fn main() {
     let _ = api.delete(&lease);
     drop(server);
     drop(guard);
-}
-
-/// Provisions an `ubuntu` lease and waits for it to run: (lease id, container id).
-fn running_lease(api: &Api) -> (String, String) {
-    let created = api
-        .provision("ubuntu", 30)
-        .and_then(|response| response.ok())
-        .expect("a lease");
-    let id = lease_id(&created).expect("its id");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let lease = api
-            .status(&id)
-            .and_then(|response| response.ok())
-            .expect("its status");
-        if lease["status"] == "running" {
-            let container = lease["dockerId"].as_str().expect("a container id");
-            return (id, container.to_owned());
-        }
-        assert!(Instant::now() < deadline, "lease never ran: {lease}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `POST /api/containers/{id}/sessions` → the attach WebSocket, past its

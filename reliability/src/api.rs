@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -212,6 +212,30 @@ impl Api {
             }
         }
         Ok(deleted)
+    }
+
+    /// Provisions `offering` for 30 minutes and waits up to `limit` for it
+    /// to run: (lease id, container id). Panics (for benches and tests)
+    /// when it cannot.
+    pub fn running_lease(&self, offering: &str, limit: Duration) -> (String, String) {
+        let created = self
+            .provision(offering, 30)
+            .and_then(|response| response.ok())
+            .expect("a lease");
+        let id = lease_id(&created).expect("its id");
+        let deadline = Instant::now() + limit;
+        loop {
+            let lease = self
+                .status(&id)
+                .and_then(|response| response.ok())
+                .expect("its status");
+            if lease["status"] == "running" {
+                let container = lease["dockerId"].as_str().expect("a container id");
+                return (id, container.to_owned());
+            }
+            assert!(Instant::now() < deadline, "lease never ran: {lease}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
