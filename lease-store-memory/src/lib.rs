@@ -46,6 +46,7 @@
 //! `test-utils`), directly and through `Arc<dyn LeaseStore>`.
 #![forbid(unsafe_code)]
 
+mod credentials;
 mod index;
 mod store;
 

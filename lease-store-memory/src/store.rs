@@ -32,6 +32,8 @@ use crate::index::{Leases, nanos};
 /// [`MemoryStore::with_clock`].
 pub struct MemoryStore {
     leases: Mutex<Leases>,
+    /// Browser sessions and personal tokens ([`lease_core::CredentialStore`]).
+    pub(crate) credentials: Mutex<crate::credentials::Credentials>,
     /// History retention in nanoseconds (saturating).
     retention: i64,
     /// The store's now, for the history retention.
@@ -55,6 +57,7 @@ impl MemoryStore {
     pub fn with_history_retention(retention: Duration) -> Self {
         MemoryStore {
             leases: Mutex::default(),
+            credentials: Mutex::default(),
             retention: i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX),
             clock: Arc::new(SystemClock),
         }
