@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # (lease-http: the web terminal's emulator) Its unit tests are plain ES
 # modules run by Node's own test runner (no npm, no packages).
-step "node --test adapters/http/ui-tests/ (terminal emulator)"
+step "node --test adapters/http/ui-tests/ (the page's scripts)"
 if command -v node >/dev/null 2>&1; then
     node --test adapters/http/ui-tests/
 elif [ "${CI:-}" = "true" ]; then

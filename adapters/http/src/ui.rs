@@ -58,6 +58,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 /// Every file the page loads (a test checks that `ui/` has no other).
 const ASSETS: &[Asset] = &[
     asset!("app.js", JS),
+    asset!("boot.js", JS),
     asset!("api.js", JS),
     asset!("leases.js", JS),
     asset!("live.js", JS),

@@ -64,6 +64,30 @@ function noteServerDate(response) {
   }
 }
 
+/** Waits before each new try of a read that failed on the network, in ms. */
+const READ_RETRIES_MS = [200, 500, 1000];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `fetch`, with a read (GET/HEAD) tried again when the network failed (a
+ * dropped connection, a network change on the machine): reads are safe to
+ * repeat; a write is not, so it fails at once and the person decides.
+ */
+async function send(path, init) {
+  const retries = init.method === 'GET' || init.method === 'HEAD' ? READ_RETRIES_MS : [];
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fetch(path, init);
+    } catch {
+      if (attempt >= retries.length) {
+        throw new ApiError(0, 'network', 'The server cannot be reached. Is lease-server running?');
+      }
+      await sleep(retries[attempt]);
+    }
+  }
+}
+
 /**
  * Calls the API. `body` is sent as JSON. Resolves to the parsed answer;
  * rejects with an ApiError. `options.token` overrides the saved token and
@@ -74,18 +98,13 @@ export async function api(method, path, body = undefined, options = {}) {
   const headers = { Accept: 'application/json' };
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-      credentials: 'omit',
-    });
-  } catch {
-    throw new ApiError(0, 'network', 'The server cannot be reached. Is lease-server running?');
-  }
+  const response = await send(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+    credentials: 'omit',
+  });
   noteServerDate(response);
   const text = await response.text();
   let data = null;

@@ -560,4 +560,11 @@ window.addEventListener('unhandledrejection', (event) => {
   }
 });
 
+// Every module loaded: boot.js's automatic reloads start counting afresh.
+try {
+  window.sessionStorage.removeItem('containerlease.reloads');
+} catch {
+  // storage disabled: boot.js does not reload either
+}
+
 boot();

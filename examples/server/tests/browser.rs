@@ -29,12 +29,13 @@ use lease_testkit::docker::{NamespaceGuard, containers_with, docker_ready};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
 use lease_testkit::{TempDir, free_port, labels, skip_or_fail, target_dir};
 
-/// chromedriver's `POST /session/{id}/se/log` for the `performance` log:
-/// the DevTools events recorded since the last read.
+/// chromedriver's `POST /session/{id}/se/log` for one log (`performance`:
+/// the DevTools events, `browser`: the console), the entries recorded since
+/// the last read.
 #[derive(Debug)]
-struct PerformanceLog;
+struct SeLog(&'static str);
 
-impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+impl fantoccini::wd::WebDriverCompatibleCommand for SeLog {
     fn endpoint(
         &self,
         base_url: &url::Url,
@@ -49,7 +50,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
     fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
         (
             hyper::Method::POST,
-            Some(r#"{"type":"performance"}"#.to_owned()),
+            Some(json!({ "type": self.0 }).to_string()),
         )
     }
 }
@@ -264,10 +265,10 @@ impl Browser {
             json!({ "binary": tools.chromium, "args": args }),
         );
         // Chromium's network events (DevTools' `Network.*`), read by
-        // `Browser::request_urls`.
+        // `Browser::request_urls`, and its console, printed on a timeout.
         capabilities.insert(
             "goog:loggingPrefs".to_owned(),
-            json!({ "performance": "ALL" }),
+            json!({ "performance": "ALL", "browser": "ALL" }),
         );
         // Plain HTTP to the local driver: fantoccini's own hyper-util
         // connector (it enables `client-legacy`), no TLS.
@@ -306,27 +307,61 @@ impl Browser {
     /// events through chromedriver's performance log). Only the URLs: the
     /// events also carry request headers, `Authorization` included.
     async fn request_urls(&self) -> Vec<String> {
+        self.network_events()
+            .await
+            .into_iter()
+            .filter_map(|(method, params)| match method.as_str() {
+                "Network.requestWillBeSent" => params["request"]["url"].as_str().map(str::to_owned),
+                "Network.webSocketCreated" => params["url"].as_str().map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The DevTools events (method, params) recorded since the last read.
+    async fn network_events(&self) -> Vec<(String, Value)> {
         let entries = self
             .client
-            .issue_cmd(PerformanceLog)
+            .issue_cmd(SeLog("performance"))
             .await
             .expect("chromedriver's performance log");
-        let mut urls = Vec::new();
+        let mut events = Vec::new();
         for entry in entries.as_array().expect("log entries") {
             let message = entry["message"].as_str().expect("a log message");
             let event: Value = serde_json::from_str(message).expect("a DevTools event");
-            let params = &event["message"]["params"];
-            match event["message"]["method"].as_str() {
-                Some("Network.requestWillBeSent") => {
-                    urls.extend(params["request"]["url"].as_str().map(str::to_owned));
-                }
-                Some("Network.webSocketCreated") => {
-                    urls.extend(params["url"].as_str().map(str::to_owned));
-                }
-                _ => {}
+            let method = event["message"]["method"].as_str().unwrap_or_default();
+            events.push((method.to_owned(), event["message"]["params"].clone()));
+        }
+        events
+    }
+
+    /// What the page did, for a failure message: the console and each
+    /// request with its answer or failure.
+    async fn diagnosis(&self) -> String {
+        let mut lines = Vec::new();
+        if let Ok(console) = self.client.issue_cmd(SeLog("browser")).await {
+            for entry in console.as_array().into_iter().flatten() {
+                lines.push(format!("console {}: {}", entry["level"], entry["message"]));
             }
         }
-        urls
+        for (method, params) in self.network_events().await {
+            let line = match method.as_str() {
+                "Network.requestWillBeSent" => format!(
+                    "request {} {} {}",
+                    params["requestId"], params["request"]["method"], params["request"]["url"]
+                ),
+                "Network.responseReceived" => format!(
+                    "response {} {}",
+                    params["requestId"], params["response"]["status"]
+                ),
+                "Network.loadingFailed" => {
+                    format!("failed {} {}", params["requestId"], params["errorText"])
+                }
+                _ => continue,
+            };
+            lines.push(line);
+        }
+        lines.join("\n")
     }
 
     /// Runs `script` (a function body; `arguments[i]` are `args`) in the page.
@@ -362,7 +397,10 @@ impl Browser {
                     .js("return document.body.innerText", vec![])
                     .await
                     .to_string();
-                panic!("timed out after {limit:?} waiting for {what}; page text:\n{page}");
+                let diagnosis = self.diagnosis().await;
+                panic!(
+                    "timed out after {limit:?} waiting for {what}; page text:\n{page}\nwhat the page did:\n{diagnosis}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
