@@ -42,9 +42,9 @@ pub const MAX_DATA_MESSAGE: usize = 256 * 1024;
 /// Most bytes a tunnel's WebSocket (either end) reads from its socket at
 /// once. tungstenite zero-fills this much of its read buffer before every
 /// read attempt, even one that finds nothing to read: with 64 KiB a large
-/// message takes a few reads, and no attempt clears more than it can use
-/// (measured: less CPU per byte than 256 KiB, and than tungstenite's
-/// default of 128 KiB).
+/// message takes a few reads, and no attempt clears much more than it can
+/// use (measured with the forward bench: less CPU per byte than 256 KiB
+/// in both directions).
 pub const READ_BUFFER: usize = 64 * 1024;
 /// Close code: both sides closed their half of the connection.
 pub const CLOSE_NORMAL: u16 = 1000;
