@@ -106,9 +106,9 @@ impl Tunnel {
     }
 }
 
-/// A tunnel's WebSocket buffering: the server's read size (see
-/// [`READ_BUFFER`]: tungstenite zero-fills its read buffer before each
-/// read, and its default is 128 KiB).
+/// A tunnel's WebSocket buffering: socket reads of at most [`READ_BUFFER`]
+/// (tungstenite zero-fills that much before each read; its default is
+/// 128 KiB), as the server's end of the tunnel does.
 fn tunnel_config() -> WebSocketConfig {
     ws::config().read_buffer_size(READ_BUFFER)
 }

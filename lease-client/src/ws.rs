@@ -15,8 +15,9 @@ use crate::error::ClientError;
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server (the attach protocol sends at
-/// most 64 KiB of output per message, a log line is shorter).
-pub(crate) const MAX_MESSAGE: usize = 1 << 20;
+/// most 64 KiB of output per message, a tunnel 256 KiB, a log line is
+/// shorter).
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// Connects to `url` (`http(s)` turned into `ws(s)`), sending the token as
 /// `Authorization: Bearer`. A refusal before the upgrade (401, 404, 429, …)
