@@ -18,7 +18,10 @@
 //! connection from this process to the container's address on the
 //! namespace network (what the server itself dials). The two take turns,
 //! `FORWARD_BENCH_RUNS` (default 5) runs each way; median and best MiB/s,
-//! and the ratio (goal ≥ 0.5×). Skips with a reason without Docker or the
+//! and the ratio (goal ≥ 0.5×). Beside them, the CPU time lease-server
+//! and `lease port-forward` used per GiB carried (from `/proc`): the
+//! forward's cost, which other load on the machine changes little, where
+//! the throughputs move with it. Skips with a reason without Docker or the
 //! test image (fails under `CI=true`). Run with
 //! `cargo bench -p lease-reliability --bench forward`.
 
