@@ -5,13 +5,15 @@
 //! port-forward` does for each connection it accepts); [`Tunnel::sender`]
 //! and [`Tunnel::stream`] give the raw halves for anything else.
 
+use bytes::BytesMut;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-pub use lease_http::forward::{MAX_DATA_MESSAGE, TunnelEnd, TunnelMessage};
+pub use lease_http::forward::{MAX_DATA_MESSAGE, READ_BUFFER, TunnelEnd, TunnelMessage};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::client::without_query;
@@ -64,7 +66,7 @@ pub struct Tunnel {
 impl Tunnel {
     pub(crate) async fn open(client: &crate::Client, url: Url) -> Result<Self, ClientError> {
         let shown = without_query(&url);
-        let socket = ws::connect(client, url).await?;
+        let socket = ws::connect_with(client, url, tunnel_config()).await?;
         let (sink, stream) = socket.split();
         Ok(Tunnel {
             sender: TunnelSender {
@@ -104,14 +106,29 @@ impl Tunnel {
     }
 }
 
+/// A tunnel's WebSocket buffering: socket reads of at most [`READ_BUFFER`]
+/// (tungstenite zero-fills that much before each read; its default is
+/// 128 KiB), as the server's end of the tunnel does.
+fn tunnel_config() -> WebSocketConfig {
+    ws::config().read_buffer_size(READ_BUFFER)
+}
+
 /// Local → tunnel, then `eof`.
 async fn upload(mut local: OwnedReadHalf, mut sender: TunnelSender) -> Result<(), String> {
-    let mut buffer = vec![0; MAX_DATA_MESSAGE];
+    // The local bytes are read straight into the message sent (no copy).
+    let mut buffer = BytesMut::new();
     loop {
-        match local.read(&mut buffer).await {
+        // The last message was copied into the socket's output buffer as
+        // it was sent: this takes its room back (no allocation).
+        buffer.reserve(MAX_DATA_MESSAGE);
+        let read = (&mut local)
+            .take(MAX_DATA_MESSAGE as u64)
+            .read_buf(&mut buffer)
+            .await;
+        match read {
             Ok(0) => break,
-            Ok(read) => sender
-                .send(&buffer[..read])
+            Ok(_) => sender
+                .message(Message::Binary(buffer.split().freeze()))
                 .await
                 .map_err(|e| e.to_string())?,
             Err(error) => {

@@ -3,8 +3,9 @@
 use reqwest::Url;
 use reqwest::header::AUTHORIZATION;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::client::{Client, without_query};
@@ -14,13 +15,32 @@ use crate::error::ClientError;
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server (the attach protocol sends at
-/// most 64 KiB of output per message, a log line is shorter).
+/// most 64 KiB of output per message, a tunnel 256 KiB, a log line is
+/// shorter).
 const MAX_MESSAGE: usize = 1 << 20;
 
 /// Connects to `url` (`http(s)` turned into `ws(s)`), sending the token as
 /// `Authorization: Bearer`. A refusal before the upgrade (401, 404, 429, …)
 /// comes back as [`ClientError::Api`] with the server's code and message.
-pub(crate) async fn connect(client: &Client, mut url: Url) -> Result<Socket, ClientError> {
+pub(crate) async fn connect(client: &Client, url: Url) -> Result<Socket, ClientError> {
+    connect_with(client, url, config()).await
+}
+
+/// The buffering of [`connect`]: tungstenite's defaults, messages of at
+/// most [`MAX_MESSAGE`].
+pub(crate) fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
+/// [`connect`] with buffering of the caller's choosing (a bulk transfer
+/// wants other read and write buffers than an interactive session).
+pub(crate) async fn connect_with(
+    client: &Client,
+    mut url: Url,
+    config: WebSocketConfig,
+) -> Result<Socket, ClientError> {
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
     // Only fails for special/non-special mismatches, which http→ws is not.
     let _ = url.set_scheme(scheme);
@@ -32,9 +52,6 @@ pub(crate) async fn connect(client: &Client, mut url: Url) -> Result<Socket, Cli
     if let Some(value) = client.authorization() {
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
     match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((socket, _)) => Ok(socket),
         Err(WsError::Http(response)) => {

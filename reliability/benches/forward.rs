@@ -18,7 +18,10 @@
 //! connection from this process to the container's address on the
 //! namespace network (what the server itself dials). The two take turns,
 //! `FORWARD_BENCH_RUNS` (default 5) runs each way; median and best MiB/s,
-//! and the ratio (goal ≥ 0.5×). Skips with a reason without Docker or the
+//! and the ratio (goal ≥ 0.5×). Beside them, the CPU time lease-server
+//! and `lease port-forward` used per GiB carried (from `/proc`): the
+//! forward's cost, which other load on the machine changes little, where
+//! the throughputs move with it. Skips with a reason without Docker or the
 //! test image (fails under `CI=true`). Run with
 //! `cargo bench -p lease-reliability --bench forward`.
 
@@ -78,16 +81,17 @@ fn main() {
     // One of each to warm up (connections, the CLI's first tunnel).
     download(through(forward.download), bytes);
     download(direct(DOWNLOAD), bytes);
+    let cpu = CpuMeter::new(server.pid(), forward.child.id());
     for _ in 0..runs {
-        report
-            .down_forward
-            .push(rate(bytes, download(through(forward.download), bytes)));
+        let (took, used) = cpu.during(|| download(through(forward.download), bytes));
+        report.down_forward.push(rate(bytes, took));
+        report.down_cpu.add(used);
         report
             .down_direct
             .push(rate(bytes, download(direct(DOWNLOAD), bytes)));
-        report
-            .up_forward
-            .push(rate(bytes, upload(through(forward.upload), bytes)));
+        let (took, used) = cpu.during(|| upload(through(forward.upload), bytes));
+        report.up_forward.push(rate(bytes, took));
+        report.up_cpu.add(used);
         report
             .up_direct
             .push(rate(bytes, upload(direct(UPLOAD), bytes)));
@@ -277,6 +281,85 @@ fn upload(address: SocketAddr, bytes: u64) -> Duration {
     took
 }
 
+/// The CPU time (user + system, all threads) lease-server and `lease
+/// port-forward` use: what the forward costs, whatever else runs on the
+/// machine (its throughput depends on that, its CPU time hardly does).
+/// Read from `/proc/<pid>/stat` (Linux); `None` elsewhere.
+struct CpuMeter {
+    server: Option<u32>,
+    cli: u32,
+    /// Clock ticks per second of `/proc`'s times.
+    ticks: f64,
+}
+
+/// CPU seconds of the server and the CLI.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuUsed {
+    server: f64,
+    cli: f64,
+}
+
+impl CpuMeter {
+    fn new(server: Option<u32>, cli: u32) -> CpuMeter {
+        let ticks = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100.0);
+        CpuMeter { server, cli, ticks }
+    }
+
+    /// CPU seconds `pid` has used so far.
+    fn seconds(&self, pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's closing parenthesis: field 3 (state) on;
+        // utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let user: u64 = fields.get(11)?.parse().ok()?;
+        let system: u64 = fields.get(12)?.parse().ok()?;
+        Some((user + system) as f64 / self.ticks)
+    }
+
+    fn now(&self) -> Option<CpuUsed> {
+        Some(CpuUsed {
+            server: self.seconds(self.server?)?,
+            cli: self.seconds(self.cli)?,
+        })
+    }
+
+    /// Runs `work`: what it returned, and the CPU time used meanwhile.
+    fn during(&self, work: impl FnOnce() -> Duration) -> (Duration, Option<CpuUsed>) {
+        let before = self.now();
+        let took = work();
+        let used = before.zip(self.now()).map(|(before, after)| CpuUsed {
+            server: after.server - before.server,
+            cli: after.cli - before.cli,
+        });
+        (took, used)
+    }
+}
+
+/// CPU used by the forward runs of one direction (`None` once any run
+/// could not be measured).
+#[derive(Debug)]
+struct CpuTotal(Option<CpuUsed>);
+
+impl Default for CpuTotal {
+    fn default() -> Self {
+        CpuTotal(Some(CpuUsed::default()))
+    }
+}
+
+impl CpuTotal {
+    fn add(&mut self, used: Option<CpuUsed>) {
+        self.0 = self.0.zip(used).map(|(total, used)| CpuUsed {
+            server: total.server + used.server,
+            cli: total.cli + used.cli,
+        });
+    }
+}
+
 fn rate(bytes: u64, took: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
 }
@@ -298,6 +381,8 @@ struct Report {
     down_direct: Vec<f64>,
     up_forward: Vec<f64>,
     up_direct: Vec<f64>,
+    down_cpu: CpuTotal,
+    up_cpu: CpuTotal,
 }
 
 impl Report {
@@ -325,6 +410,22 @@ impl Report {
                 f_med / d_med,
                 f_best / d_best
             );
+        }
+        println!();
+        println!("CPU time of the forward per GiB carried (all forward runs):");
+        println!();
+        println!("| direction | lease-server s/GiB | lease port-forward s/GiB |");
+        println!("|---|---|---|");
+        let gib = (self.mib * self.down_forward.len()) as f64 / 1024.0;
+        for (name, cpu) in [("download", &self.down_cpu), ("upload", &self.up_cpu)] {
+            match cpu.0 {
+                Some(used) => println!(
+                    "| {name} | {:.2} | {:.2} |",
+                    used.server / gib,
+                    used.cli / gib
+                ),
+                None => println!("| {name} | n/a | n/a |"),
+            }
         }
     }
 }

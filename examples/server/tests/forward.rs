@@ -1,9 +1,10 @@
 //! The TCP tunnel (`GET /api/containers/{id}/ports/{port}/tcp`) at the
 //! WebSocket level: the real `lease-server` binary, real Docker (busybox
 //! `nc -ll -e cat` echoing in the lease), a tokio-tungstenite client with
-//! the `Authorization` header. Half-closes both ways and close 1000; bad
-//! messages (1009, 1008); the stream permit (429); idle tunnels kept alive
-//! by pings; the lease's deletion ending a tunnel (`ended`, 1001).
+//! the `Authorization` header. Half-closes both ways and close 1000; the
+//! largest message taken, and one byte more (1009); bad text (1008); the
+//! stream permit (429); idle tunnels kept alive by pings; the lease's
+//! deletion ending a tunnel (`ended`, 1001).
 //! `examples/cli/tests/port_forward.rs` covers the same route through
 //! `lease port-forward`, with 10 MiB and the HTTP refusals.
 
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use lease_http::forward::MAX_DATA_MESSAGE;
 use lease_testkit::docker::{NamespaceGuard, containers_of, docker_ready};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
 use serde_json::Value;
@@ -173,7 +175,10 @@ async fn read_exactly(ws: &mut Ws, want: usize) -> Vec<u8> {
     let mut got = Vec::new();
     while got.len() < want {
         match next(ws).await {
-            Got::Data(bytes) => got.extend_from_slice(&bytes),
+            Got::Data(bytes) => {
+                assert!(bytes.len() <= MAX_DATA_MESSAGE, "{} bytes", bytes.len());
+                got.extend_from_slice(&bytes);
+            }
             other => panic!("expected data, got {other:?}"),
         }
     }
@@ -215,11 +220,23 @@ async fn tunnels_half_close_refuse_bad_messages_and_end_with_the_lease() {
     );
     drop(ws);
 
-    // A message over 64 KiB: 1009. Text that is not eof: 1008.
+    // A message as large as the route takes comes back intact (in
+    // messages no larger); one byte more is refused with 1009.
     let mut ws = fixture.tunnel().await.expect("tunnel");
-    let _ = ws.send(Message::binary(vec![0u8; 64 * 1024 + 1])).await;
+    let big: Vec<u8> = (0..MAX_DATA_MESSAGE).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::binary(big.clone())).await.expect("send");
+    assert!(
+        read_exactly(&mut ws, big.len()).await == big,
+        "echoed intact"
+    );
+    drop(ws);
+    let mut ws = fixture.tunnel().await.expect("tunnel");
+    let _ = ws
+        .send(Message::binary(vec![0u8; MAX_DATA_MESSAGE + 1]))
+        .await;
     assert!(matches!(next(&mut ws).await, Got::Closed(Some((1009, _)))));
     drop(ws);
+    // Text that is not eof: 1008.
     let mut ws = fixture.tunnel().await.expect("tunnel");
     ws.send(Message::text(r#"{"type":"resize"}"#))
         .await

@@ -90,12 +90,12 @@ pub(crate) async fn tcp(
     );
     let manager = state.manager.clone();
     let shutdown = state.shutdown.clone();
-    let max_message = state.limits.ws_max_message;
     Ok(upgrade
-        // Bulk transfers: whole messages per read.
-        .read_buffer_size(super::MAX_DATA_MESSAGE)
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
+        .read_buffer_size(super::READ_BUFFER)
+        // This route's own cap (not `Limits::ws_max_message`): the client
+        // sends up to this much per message.
+        .max_message_size(super::MAX_DATA_MESSAGE)
+        .max_frame_size(super::MAX_DATA_MESSAGE)
         .on_upgrade(move |socket| {
             async move {
                 let ends = tunnel::Ends {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::BytesMut;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use lease_core::{EndReason, LeaseId, LeaseManager};
@@ -190,8 +191,12 @@ async fn outbound(
     );
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut port_eof, mut client_eof) = (false, false);
-    let mut buffer = vec![0; MAX_DATA_MESSAGE];
+    // The port's bytes are read straight into the message sent (no copy).
+    let mut buffer = BytesMut::new();
     loop {
+        // The last message's bytes were copied into the socket's output
+        // buffer as it was sent: this takes their room back (no allocation).
+        buffer.reserve(MAX_DATA_MESSAGE);
         let next = tokio::select! {
             biased;
             () = ends.lease.cancelled() => return lease_ended(&mut sink, ends, settings).await,
@@ -208,12 +213,12 @@ async fn outbound(
                     return (CLOSE_NORMAL, "the client left".to_owned());
                 }
             },
-            read = port.read(&mut buffer), if !port_eof => match read {
+            read = read_some(&mut port, &mut buffer), if !port_eof => match read {
                 Ok(0) => {
                     port_eof = true;
                     Some(Message::Text(TunnelMessage::Eof.to_text().into()))
                 }
-                Ok(read) => Some(Message::Binary(Bytes::copy_from_slice(&buffer[..read]))),
+                Ok(_) => Some(Message::Binary(buffer.split().freeze())),
                 Err(error) => {
                     let reason = format!("the connection to the port failed: {error}");
                     return close(&mut sink, CLOSE_ERROR, reason, settings).await;
@@ -234,6 +239,12 @@ async fn outbound(
             return close(&mut sink, CLOSE_NORMAL, "closed".to_owned(), settings).await;
         }
     }
+}
+
+/// Reads what the port has, at most [`MAX_DATA_MESSAGE`] bytes, onto the
+/// end of `buffer` (into its spare room: nothing is zero-filled or copied).
+async fn read_some(port: &mut OwnedReadHalf, buffer: &mut BytesMut) -> std::io::Result<usize> {
+    port.take(MAX_DATA_MESSAGE as u64).read_buf(buffer).await
 }
 
 /// Says why the lease ended, then closes with 1001 and the reason's name.
