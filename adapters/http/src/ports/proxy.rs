@@ -243,7 +243,7 @@ pub(crate) async fn forward_upgrade(
     reached: Reached,
     mut request: Request<Body>,
     how: Forwarding,
-    permit: Option<StreamPermit>,
+    permit: StreamPermit,
     busy: Busy,
 ) -> Result<Response<Body>, ApiError> {
     let Reached {
@@ -300,7 +300,7 @@ async fn splice(
     downstream: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     ended: CancellationToken,
-    held: (Option<StreamPermit>, Busy),
+    held: (StreamPermit, Busy),
 ) {
     // The stream permit, and the idle exemption (the server's watchdog
     // stops at the upgrade anyway; held so this stays true whatever it does).

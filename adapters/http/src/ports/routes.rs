@@ -263,7 +263,7 @@ async fn proxy(state: AppState, request: Request, target: Target, viewer: Viewer
         };
         let request = Request::from_parts(parts, body);
         match connect(&state, &caller, &target.lease, target.port).await {
-            Ok(reached) => forward_upgrade(reached, request, how, Some(permit), busy).await,
+            Ok(reached) => forward_upgrade(reached, request, how, permit, busy).await,
             Err(error) => Err(error),
         }
     } else {
