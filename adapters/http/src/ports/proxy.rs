@@ -16,7 +16,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, Request, Response, StatusCode, Uri, request, response};
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, debug_span};
 
 use super::busy::Busy;
 use super::reach::{Pooled, Reached, unreachable};
@@ -217,7 +217,7 @@ pub(crate) async fn forward(
         address,
         upstream,
     } = pooled;
-    let span = info_span!("proxy", lease_id = %lease.id, %address);
+    let span = debug_span!("proxy", lease_id = %lease.id, %address);
     let uri: Uri = format!("http://{address}{}", how.target)
         .parse()
         .map_err(|_| ApiError::bad_request("the path cannot be forwarded"))?;
@@ -252,7 +252,7 @@ pub(crate) async fn forward_upgrade(
         address,
         ended,
     } = reached;
-    let span = info_span!("proxy", lease_id = %lease.id, %address);
+    let span = debug_span!("proxy", lease_id = %lease.id, %address);
     let downstream = hyper::upgrade::on(&mut request);
     let uri: Uri = how
         .target
