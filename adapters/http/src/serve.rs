@@ -9,7 +9,18 @@
 //! - **Idle timeout**: a connection on which no byte moved either way for
 //!   this long is shut down (a request in flight may finish); one still
 //!   silent after as long again is dropped. This is what ends a stream
-//!   whose client stopped reading once the socket buffers are full.
+//!   whose client stopped reading once the socket buffers are full. A
+//!   handler that waits on someone else (the port proxy waiting for an
+//!   app's answer or its next server-sent event) holds an
+//!   [`IdleExemption`] from the request's [`IdleWatch`]: while held the
+//!   connection is not idle — unless it is stuck writing (its client
+//!   stopped reading), which still counts. The watchdog stops when a
+//!   connection is upgraded (hyper hands the socket to the handler): an
+//!   upgraded connection ends when its handler lets go of it, and the
+//!   handlers bound theirs (stream permits, the lease's end, pings).
+//! - **TCP keepalive** on every connection (first probe after
+//!   [`TCP_KEEPALIVE`] of silence), so a peer that vanished without a
+//!   word is found even on an exempt or upgraded connection.
 //! - **Connection caps**, overall and per client IP: a connection over
 //!   either is closed right at accept, before anything is read; the
 //!   connections already open are served as usual.
@@ -44,7 +55,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -115,7 +126,8 @@ impl ServeConfig {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then shuts down
 /// gracefully (see the [module docs](self)). Handlers can read the client
-/// address as `ConnectInfo<SocketAddr>`.
+/// address as `ConnectInfo<SocketAddr>` and the connection's
+/// [`IdleWatch`] from the request's extensions.
 ///
 /// Returns an error only if the listener fails in a way that is not about
 /// one connection; failures to accept one connection (say, out of file
@@ -164,6 +176,9 @@ where
         if let Err(error) = stream.set_nodelay(true) {
             debug!(peer = %peer, error = %error, "cannot set TCP_NODELAY");
         }
+        if let Err(error) = set_keepalive(&stream) {
+            debug!(peer = %peer, error = %error, "cannot set TCP keepalive");
+        }
         let connection = Connection {
             builder: builder.clone(),
             app: app.clone(),
@@ -178,6 +193,22 @@ where
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// How long a connection is silent before TCP probes its peer; a peer
+/// that answers no probe is dropped by the kernel some probes later.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// The pause between two keepalive probes.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Turns on TCP keepalive: a dead peer is found even when nothing is sent.
+fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    let keepalive = keepalive.with_interval(TCP_KEEPALIVE_INTERVAL);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
 /// Accept errors that concern only the connection being accepted.
@@ -270,6 +301,96 @@ struct Connection {
     closing: CancellationToken,
 }
 
+/// What the watchdog knows of a connection, shared with its socket and the
+/// handlers' [`IdleWatch`]es.
+#[derive(Debug)]
+struct Activity {
+    /// A byte moved since the last check.
+    moved: AtomicBool,
+    /// The last write found the socket full (the client is not reading).
+    write_blocked: AtomicBool,
+    /// [`IdleExemption`]s held.
+    exemptions: AtomicUsize,
+}
+
+impl Activity {
+    /// A new connection's: it just moved (it was accepted).
+    fn new() -> Self {
+        Activity {
+            moved: AtomicBool::new(true),
+            write_blocked: AtomicBool::new(false),
+            exemptions: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether the connection counts as busy since the last check (and
+    /// starts the next check afresh).
+    fn busy(&self) -> bool {
+        let moved = self.moved.swap(false, Ordering::Relaxed);
+        let exempt = self.exemptions.load(Ordering::Relaxed) > 0
+            && !self.write_blocked.load(Ordering::Relaxed);
+        moved || exempt
+    }
+}
+
+/// A connection's idle watchdog as a handler sees it: in every request's
+/// extensions when served by [`serve`] (absent otherwise, as in tests that
+/// call the router directly).
+///
+/// ```
+/// # use axum::extract::Request;
+/// # use lease_http::serve::IdleWatch;
+/// async fn long_poll(request: Request) -> &'static str {
+///     // Not idle while we wait for news: the client is waiting on us.
+///     let _busy = request.extensions().get::<IdleWatch>().map(IdleWatch::exempt);
+///     // … wait for something to say …
+///     "news"
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct IdleWatch {
+    activity: Arc<Activity>,
+}
+
+impl IdleWatch {
+    /// Keeps the connection from counting as idle until the returned guard
+    /// is dropped — for a handler that waits on someone other than the
+    /// client. A connection stuck writing (its client stopped reading)
+    /// still counts as idle, and the server's shutdown still closes it.
+    pub fn exempt(&self) -> IdleExemption {
+        self.activity.exemptions.fetch_add(1, Ordering::Relaxed);
+        IdleExemption {
+            activity: self.activity.clone(),
+        }
+    }
+
+    /// A watch of no connection, for tests.
+    #[cfg(test)]
+    pub(crate) fn unattached() -> Self {
+        IdleWatch {
+            activity: Arc::new(Activity::new()),
+        }
+    }
+
+    /// Whether an [`IdleExemption`] of this connection is held.
+    pub fn is_exempt(&self) -> bool {
+        self.activity.exemptions.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// While held, the connection is not idle (see [`IdleWatch::exempt`]).
+#[derive(Debug)]
+#[must_use = "the exemption ends when the guard is dropped"]
+pub struct IdleExemption {
+    activity: Arc<Activity>,
+}
+
+impl Drop for IdleExemption {
+    fn drop(&mut self) {
+        self.activity.exemptions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// How many quiet checks make a connection idle: it is checked every
 /// `idle_timeout / IDLE_CHECKS`, so it is shut down between 1 and
 /// 1 + 1/IDLE_CHECKS idle timeouts after its last byte.
@@ -279,15 +400,19 @@ impl Connection {
     /// Serves the connection; `slot` goes with the socket, so a connection
     /// upgraded to a WebSocket counts until the socket closes.
     async fn run(self, stream: TcpStream, slot: Slot) {
-        let active = Arc::new(AtomicBool::new(true));
+        let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched {
             inner: stream,
-            active: active.clone(),
+            activity: activity.clone(),
             _slot: slot,
         });
         let (app, peer) = (self.app, self.peer);
+        let handle = IdleWatch {
+            activity: activity.clone(),
+        };
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(handle.clone());
             // A Router is always ready.
             app.clone().call(request)
         });
@@ -296,7 +421,7 @@ impl Connection {
         // The watchdog runs as its own task, woken only by its timer and
         // the shutdown: the connection's hot path polls one channel only.
         let (tell, mut told) = tokio::sync::mpsc::channel(2);
-        let watchdog = tokio::spawn(watch(active, self.idle_timeout, self.closing, tell));
+        let watchdog = tokio::spawn(watch(activity, self.idle_timeout, self.closing, tell));
         loop {
             tokio::select! {
                 biased;
@@ -334,10 +459,10 @@ enum Verdict {
 }
 
 /// Watches a connection's activity: tells it to shut down when the server
-/// does or when no byte moved for `idle_timeout`, and to drop when still
-/// nothing moved after as long again.
+/// does or when it was not busy (no byte moved, no exemption held) for
+/// `idle_timeout`, and to drop when still not busy after as long again.
 async fn watch(
-    active: Arc<AtomicBool>,
+    activity: Arc<Activity>,
     idle_timeout: Duration,
     closing: CancellationToken,
     tell: tokio::sync::mpsc::Sender<Verdict>,
@@ -356,11 +481,7 @@ async fn watch(
             }
             _ = checks.tick() => {}
         }
-        quiet = if active.swap(false, Ordering::Relaxed) {
-            0
-        } else {
-            quiet + 1
-        };
+        quiet = if activity.busy() { 0 } else { quiet + 1 };
         if quiet == IDLE_CHECKS && !shutting_down {
             shutting_down = true;
             let _ = tell.send(Verdict::ShutDown).await;
@@ -371,19 +492,26 @@ async fn watch(
     }
 }
 
-/// The connection's socket, noting any progress in either direction, and
-/// holding its admission slot.
+/// The connection's socket, noting any progress in either direction and
+/// whether writes wait for the client, and holding its admission slot.
 struct Watched {
     inner: TcpStream,
-    active: Arc<AtomicBool>,
+    activity: Arc<Activity>,
     _slot: Slot,
 }
 
 impl Watched {
     fn note<T>(&self, poll: &Poll<io::Result<T>>) {
         if matches!(poll, Poll::Ready(Ok(_))) {
-            self.active.store(true, Ordering::Relaxed);
+            self.activity.moved.store(true, Ordering::Relaxed);
         }
+    }
+
+    fn note_write<T>(&self, poll: &Poll<io::Result<T>>) {
+        self.note(poll);
+        self.activity
+            .write_blocked
+            .store(poll.is_pending(), Ordering::Relaxed);
     }
 }
 
@@ -406,7 +534,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note(&poll);
+        self.note_write(&poll);
         poll
     }
 
@@ -416,7 +544,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note(&poll);
+        self.note_write(&poll);
         poll
     }
 
@@ -453,5 +581,137 @@ mod tests {
         drop(first);
         assert!(admission.admit(b).is_some(), "a slot was freed");
         assert!(admission.open().per_ip.get(&a) == Some(&1));
+    }
+
+    /// The watchdog's verdicts for `activity` over `length` of (paused) time.
+    async fn verdicts(activity: &Arc<Activity>, idle: Duration, length: Duration) -> Vec<Verdict> {
+        let (tell, mut told) = tokio::sync::mpsc::channel(4);
+        let watchdog = tokio::spawn(watch(
+            activity.clone(),
+            idle,
+            CancellationToken::new(),
+            tell,
+        ));
+        tokio::time::sleep(length).await;
+        watchdog.abort();
+        let mut seen = Vec::new();
+        while let Ok(verdict) = told.try_recv() {
+            seen.push(verdict);
+        }
+        seen
+    }
+
+    #[test]
+    fn exemptions_count_and_end_with_their_guards() {
+        let watch = IdleWatch {
+            activity: Arc::new(Activity::new()),
+        };
+        assert!(!watch.is_exempt());
+        let first = watch.exempt();
+        let second = watch.clone().exempt();
+        drop(first);
+        assert!(watch.is_exempt(), "one guard is still held");
+        drop(second);
+        assert!(!watch.is_exempt());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_is_shut_down_then_dropped() {
+        let activity = Arc::new(Activity::new());
+        let idle = Duration::from_secs(2);
+        let seen = verdicts(&activity, idle, idle * 3).await;
+        assert_eq!(seen, [Verdict::ShutDown, Verdict::Drop]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exempt_connection_is_never_idle_until_the_guard_drops() {
+        let activity = Arc::new(Activity::new());
+        let watch = IdleWatch {
+            activity: activity.clone(),
+        };
+        let idle = Duration::from_secs(2);
+        let guard = watch.exempt();
+        assert_eq!(verdicts(&activity, idle, idle * 10).await, []);
+        drop(guard);
+        let seen = verdicts(&activity, idle, idle * 3).await;
+        assert_eq!(seen, [Verdict::ShutDown, Verdict::Drop]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exempt_connection_stuck_writing_is_still_idle() {
+        let activity = Arc::new(Activity::new());
+        let watch = IdleWatch {
+            activity: activity.clone(),
+        };
+        let _guard = watch.exempt();
+        activity.write_blocked.store(true, Ordering::Relaxed);
+        let idle = Duration::from_secs(2);
+        let seen = verdicts(&activity, idle, idle * 3).await;
+        assert_eq!(seen, [Verdict::ShutDown, Verdict::Drop]);
+    }
+
+    /// A server with `idle` as its idle timeout and two slow routes: one
+    /// exempt while it waits, one not.
+    async fn slow_server(idle: Duration, wait: Duration) -> (SocketAddr, CancellationToken) {
+        let slow = move |exempt: bool| {
+            move |request: axum::extract::Request| async move {
+                let _busy = exempt
+                    .then(|| {
+                        request
+                            .extensions()
+                            .get::<IdleWatch>()
+                            .map(IdleWatch::exempt)
+                    })
+                    .flatten();
+                tokio::time::sleep(wait).await;
+                "done"
+            }
+        };
+        let app = Router::new()
+            .route("/exempt", axum::routing::get(slow(true)))
+            .route("/plain", axum::routing::get(slow(false)));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let config = ServeConfig::default().idle_timeout(idle);
+        tokio::spawn(serve(listener, app, config, async move {
+            stopped.cancelled().await
+        }));
+        (address, stop)
+    }
+
+    /// What `GET path` on a new connection brings back before it closes.
+    async fn get(address: SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_handler_holding_an_exemption_outlasts_the_idle_timeout() {
+        let idle = Duration::from_millis(400);
+        let (address, stop) = slow_server(idle, idle * 4).await;
+        let (exempt, plain) = tokio::join!(get(address, "/exempt"), get(address, "/plain"));
+        stop.cancel();
+        assert!(
+            exempt.starts_with("HTTP/1.1 200") && exempt.ends_with("done"),
+            "{exempt:?}"
+        );
+        assert_eq!(
+            plain, "",
+            "the quiet connection was dropped without an answer"
+        );
     }
 }

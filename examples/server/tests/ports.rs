@@ -1,6 +1,7 @@
 //! The port proxy end to end: the real `lease-server` binary, real Docker
-//! (the local test image; busybox `httpd` with a CGI echo, and a WebSocket
-//! echo server in busybox `sh` under `nc -ll -e`, see `ports_apps/`).
+//! (the local test image; busybox `httpd` with a CGI echo and a slow event
+//! stream, and a WebSocket echo server in busybox `sh` under `nc -ll -e`,
+//! see `ports_apps/`).
 //!
 //! Each test has its own namespace (removed by a guard even on failure) and
 //! server.
@@ -16,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use lease_testkit::docker::{NamespaceGuard, containers_of_lease, docker_ready};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -26,6 +28,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_lease-server");
 const WAIT: Duration = Duration::from_secs(15);
 const WS_SH: &str = include_str!("ports_apps/ws.sh");
 const ECHO_CGI: &str = include_str!("ports_apps/echo.cgi");
+const SLOW_CGI: &str = include_str!("ports_apps/slow.cgi");
 /// The app ports in the lease.
 const HTTP_PORT: u16 = 8080;
 const WS_PORT: u16 = 9000;
@@ -184,6 +187,7 @@ impl Fixture {
         };
         put("/tmp/www/index.html", "<h1>hello from the lease</h1>\n");
         put("/tmp/www/cgi-bin/echo", ECHO_CGI);
+        put("/tmp/www/cgi-bin/slow", SLOW_CGI);
         put("/tmp/ws.sh", WS_SH);
         for command in [
             format!("httpd -p {HTTP_PORT} -h /tmp/www"),
@@ -479,6 +483,95 @@ async fn websockets_pass_through_with_subprotocol_and_close_code_and_end_with_th
     })
     .await;
     assert!(ended.is_ok(), "the socket was closed when the lease ended");
+}
+
+/// The idle timeout of [`quiet_exchanges_with_the_app_outlast_the_idle_timeout`].
+const IDLE: Duration = Duration::from_secs(2);
+
+/// Reads from `stream` until `done` says the bytes so far are enough, EOF
+/// or [`WAIT`]: what was read, and whether the stream ended.
+async fn read_until(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> (Vec<u8>, bool) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(&seen) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (seen, true),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "nothing more within {WAIT:?}: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    (seen, false)
+}
+
+/// How long a connection that sends nothing more stays open (at most
+/// [`WAIT`]).
+async fn time_to_close(stream: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let (rest, closed) = read_until(stream, |_| false).await;
+    assert!(
+        closed && rest.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn quiet_exchanges_with_the_app_outlast_the_idle_timeout() {
+    let idle = format!("{}s", IDLE.as_secs());
+    let Some(f) = Fixture::start(&["--idle-timeout", &idle]).await else {
+        return;
+    };
+    let auth = format!("Bearer {}", f.alice);
+    // A proxied WebSocket quiet for 3 idle timeouts still echoes.
+    let path = f.port_path(WS_PORT, "socket");
+    let (mut socket, _) = websocket(f.address(), &path, &[("authorization", &auth)]).await;
+    let mut echo = async |text: &str| {
+        socket.send(Message::text(text)).await.expect("send");
+        let echoed = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("in time");
+        assert_eq!(echoed.expect("a frame").expect("ok"), Message::text(text));
+    };
+    echo("before").await;
+    // Meanwhile an event stream whose app is quiet for 3 idle timeouts
+    // between two events gets both, and a connection that says nothing is
+    // closed after one idle timeout (the watchdog still works).
+    let pause = (IDLE * 3).as_secs();
+    let stream_path = f.port_path(HTTP_PORT, &format!("cgi-bin/slow?{pause}"));
+    let mut events = TcpStream::connect(f.address()).await.expect("connect");
+    let head = format!(
+        "GET {stream_path} HTTP/1.1\r\nhost: {}\r\nauthorization: {auth}\r\n\r\n",
+        f.address()
+    );
+    events.write_all(head.as_bytes()).await.expect("send");
+    let contains =
+        |needle: &'static str| move |seen: &[u8]| String::from_utf8_lossy(seen).contains(needle);
+    let (first, _) = read_until(&mut events, contains("data: first")).await;
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"));
+    let mut silent = TcpStream::connect(f.address()).await.expect("connect");
+    let silent_for = time_to_close(&mut silent).await;
+    assert!(
+        silent_for >= IDLE / 2 && silent_for < IDLE * 2,
+        "a silent connection closed after {silent_for:?}"
+    );
+    let started = Instant::now();
+    // The chunked body ends with its last, empty chunk.
+    let (second, closed) = read_until(&mut events, contains("\r\n0\r\n\r\n")).await;
+    let text = String::from_utf8_lossy(&second);
+    assert!(!closed && text.contains("data: second"), "{text}");
+    assert!(started.elapsed() >= IDLE, "the app paused");
+    // Once the stream is over the connection is idle again: closed.
+    let idle_for = time_to_close(&mut events).await;
+    assert!(
+        idle_for < IDLE * 2,
+        "closed {idle_for:?} after the stream ended"
+    );
+    echo("after").await;
 }
 
 #[tokio::test]

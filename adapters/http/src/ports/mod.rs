@@ -12,6 +12,10 @@
 //!   `/leases/{id}/ports/{port}/…`, public links `/p/{secret}/…`, and with a
 //!   preview domain the host form `{port}-{shortid}.{domain}`; bodies
 //!   streamed, WebSockets passed through byte for byte.
+//! - [`pool`]: the keep-alive connections plain requests reuse, per lease
+//!   and port, dropped when the lease ends.
+//! - [`busy`]: a proxied exchange keeps the viewer's connection from the
+//!   server's idle timeout while the app owes the answer.
 //! - [`access`], [`grants`], [`links`]: who may (owner, admins, preview
 //!   links) and how browsers get in (a ticket exchanged for a port-scoped
 //!   cookie).
@@ -33,9 +37,11 @@
 //! host form (a preview domain), where each port is its own origin.
 
 pub(crate) mod access;
+pub(crate) mod busy;
 pub(crate) mod grants;
 pub(crate) mod host;
 pub(crate) mod links;
+pub(crate) mod pool;
 pub(crate) mod proxy;
 pub(crate) mod reach;
 pub(crate) mod routes;

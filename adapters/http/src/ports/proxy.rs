@@ -1,7 +1,9 @@
-//! Forwarding one HTTP request to a lease's port over a [`Reached`]
-//! connection: bodies streamed both ways, hop-by-hop headers dropped,
-//! `X-Forwarded-*` set, the viewer's credentials stripped, and upgrades
-//! (WebSockets) passed through byte for byte once the app answers 101.
+//! Forwarding one HTTP request to a lease's port — over the lease's pooled
+//! keep-alive connections ([`super::pool`]), or for an upgrade over a
+//! [`Reached`] connection of its own: bodies streamed both ways,
+//! hop-by-hop headers dropped, `X-Forwarded-*` set, the viewer's
+//! credentials stripped, and upgrades (WebSockets) passed through byte for
+//! byte once the app answers 101.
 
 use std::net::SocketAddr;
 
@@ -11,12 +13,13 @@ use axum::http::header::{
     PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, REFERRER_POLICY, TE, TRAILER, TRANSFER_ENCODING,
     UPGRADE,
 };
-use axum::http::{HeaderMap, Request, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Request, Response, StatusCode, Uri, request, response};
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, debug_span};
 
-use super::reach::Reached;
+use super::busy::Busy;
+use super::reach::{Pooled, Reached, unreachable};
 use crate::error::ApiError;
 use crate::limits::StreamPermit;
 
@@ -57,7 +60,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// The upgrade protocol a request or response asks for (`Connection:
 /// upgrade` with an `Upgrade` header).
-fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers.get_all(CONNECTION).iter().any(|value| {
         value.to_str().is_ok_and(|text| {
             text.split(',')
@@ -147,13 +150,101 @@ fn bad_gateway(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", message)
 }
 
-/// Forwards `request` over `reached`. `permit` is kept by an upgraded
-/// connection for as long as it lives.
+/// The request the app gets: `uri`, the viewer's method, our headers.
+fn upstream_request(
+    parts: &request::Parts,
+    uri: Uri,
+    body: Body,
+    how: &Forwarding,
+) -> Result<Request<Body>, ApiError> {
+    let mut upstream = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .body(body)
+        .map_err(|error| bad_gateway(format!("the request cannot be forwarded: {error}")))?;
+    *upstream.headers_mut() = upstream_headers(&parts.headers, how);
+    Ok(upstream)
+}
+
+/// The app's answer as the viewer gets it: hop-by-hop headers dropped,
+/// the sandbox added on the same-origin forms.
+fn downstream_response(mut parts: response::Parts, body: Body, how: &Forwarding) -> Response<Body> {
+    strip_hop_by_hop(&mut parts.headers);
+    if how.sandbox {
+        parts.headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SANDBOX_CSP),
+        );
+        // `/p/{secret}/` URLs must not leak through `Referer`.
+        parts
+            .headers
+            .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The innermost cause of `error`, which says most.
+fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
+}
+
+/// The error of a pooled exchange with the app on `port`.
+fn failed(port: u16, error: &hyper_util::client::legacy::Error) -> ApiError {
+    if error.is_connect() {
+        return unreachable(port, &cause(error));
+    }
+    bad_gateway(format!(
+        "the app on port {port} closed the connection without an answer: {}",
+        cause(error)
+    ))
+}
+
+/// Forwards `request` (not an upgrade) over the lease's pooled
+/// connections; `busy` keeps the viewer's connection from idling out while
+/// the app owes the answer.
 pub(crate) async fn forward(
+    pooled: Pooled,
+    request: Request<Body>,
+    how: Forwarding,
+    busy: Busy,
+) -> Result<Response<Body>, ApiError> {
+    let Pooled {
+        lease,
+        address,
+        upstream,
+    } = pooled;
+    let span = debug_span!("proxy", lease_id = %lease.id, %address);
+    let uri: Uri = format!("http://{address}{}", how.target)
+        .parse()
+        .map_err(|_| ApiError::bad_request("the path cannot be forwarded"))?;
+    let (parts, body) = request.into_parts();
+    let body = busy.request_body(body);
+    let request = upstream_request(&parts, uri, body, &how)?;
+    let response = upstream
+        .request(request)
+        .instrument(span.clone())
+        .await
+        .map_err(|error| {
+            span.in_scope(|| debug!(error = %cause(&error), "the app did not answer"));
+            failed(address.port(), &error)
+        })?;
+    let (parts, body) = response.into_parts();
+    Ok(downstream_response(parts, busy.response_body(body), &how))
+}
+
+/// Forwards an upgrade request (a WebSocket) over a connection of its own,
+/// `reached`; once the app answers 101 the two connections are spliced
+/// until either closes or the lease ends, holding `permit` and `busy`.
+pub(crate) async fn forward_upgrade(
     reached: Reached,
     mut request: Request<Body>,
     how: Forwarding,
-    permit: Option<StreamPermit>,
+    permit: StreamPermit,
+    busy: Busy,
 ) -> Result<Response<Body>, ApiError> {
     let Reached {
         stream,
@@ -161,20 +252,15 @@ pub(crate) async fn forward(
         address,
         ended,
     } = reached;
-    let span = info_span!("proxy", lease_id = %lease.id, %address);
-    let wants_upgrade = upgrade_of(request.headers()).is_some();
-    let downstream = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let span = debug_span!("proxy", lease_id = %lease.id, %address);
+    let downstream = hyper::upgrade::on(&mut request);
     let uri: Uri = how
         .target
         .parse()
         .map_err(|_| ApiError::bad_request("the path cannot be forwarded"))?;
     let (parts, body) = request.into_parts();
-    let mut upstream = Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .body(body)
-        .map_err(|error| bad_gateway(format!("the request cannot be forwarded: {error}")))?;
-    *upstream.headers_mut() = upstream_headers(&parts.headers, &how);
+    let body = busy.request_body(body);
+    let upstream = upstream_request(&parts, uri, body, &how)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|error| bad_gateway(format!("the app's port did not speak HTTP: {error}")))?;
@@ -198,27 +284,14 @@ pub(crate) async fn forward(
             address.port()
         ))
     })?;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(downstream) = downstream
-    {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_io = hyper::upgrade::on(&mut response);
-        tokio::spawn(splice(downstream, upstream_io, ended, permit).instrument(span));
+        tokio::spawn(splice(downstream, upstream_io, ended, (permit, busy)).instrument(span));
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, Body::empty()));
     }
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    if how.sandbox {
-        parts.headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(SANDBOX_CSP),
-        );
-        // `/p/{secret}/` URLs must not leak through `Referer`.
-        parts
-            .headers
-            .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    }
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let (parts, body) = response.into_parts();
+    Ok(downstream_response(parts, busy.response_body(body), &how))
 }
 
 /// Copies bytes both ways between the viewer's upgraded connection and the
@@ -227,9 +300,11 @@ async fn splice(
     downstream: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     ended: CancellationToken,
-    permit: Option<StreamPermit>,
+    held: (StreamPermit, Busy),
 ) {
-    let _permit = permit;
+    // The stream permit, and the idle exemption (the server's watchdog
+    // stops at the upgrade anyway; held so this stays true whatever it does).
+    let _held = held;
     let (down, up) = match tokio::join!(downstream, upstream) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(error), _) | (_, Err(error)) => {

@@ -2,6 +2,7 @@
 //! its owner (or an admin), ended with the lease.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::pool::{self, Upstream};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, echo};
@@ -38,11 +40,12 @@ pub(crate) fn parse_port(text: &str) -> Result<u16, ApiError> {
         })
 }
 
-/// One lease's entry: its end token and its container's address, once
-/// looked up (cleared when the lease ends).
+/// One lease's entry: its end token, its pooled connections and its
+/// container's address, once looked up (all dropped when the lease ends).
 #[derive(Debug)]
 struct Entry {
     ended: CancellationToken,
+    upstream: Upstream,
     address: Option<(String, IpAddr)>,
 }
 
@@ -78,16 +81,19 @@ impl LeaseEnds {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `lease`'s end token (a child of the shutdown token).
-    pub(crate) fn token(&self, lease: &LeaseId) -> CancellationToken {
-        self.entries()
-            .entry(lease.clone())
-            .or_insert_with(|| Entry {
-                ended: self.shutdown.child_token(),
+    /// `lease`'s end token (a child of the shutdown token) and its pooling
+    /// client, whose connections end with that token.
+    fn handles(&self, lease: &LeaseId) -> (CancellationToken, Upstream) {
+        let mut entries = self.entries();
+        let entry = entries.entry(lease.clone()).or_insert_with(|| {
+            let ended = self.shutdown.child_token();
+            Entry {
+                upstream: pool::upstream(ended.clone()),
+                ended,
                 address: None,
-            })
-            .ended
-            .clone()
+            }
+        });
+        (entry.ended.clone(), entry.upstream.clone())
     }
 
     fn cached_address(&self, lease: &LeaseId, container: &str) -> Option<IpAddr> {
@@ -143,6 +149,17 @@ impl LeaseEnds {
     }
 }
 
+/// A lease's port, reachable over pooled connections.
+#[derive(Debug)]
+pub(crate) struct Pooled {
+    /// The lease, as checked.
+    pub(crate) lease: Lease,
+    /// Where its connections go.
+    pub(crate) address: SocketAddr,
+    /// The lease's pooling client.
+    pub(crate) upstream: Upstream,
+}
+
 /// A connection to a lease's port.
 #[derive(Debug)]
 pub(crate) struct Reached {
@@ -167,7 +184,8 @@ fn not_running(lease: &Lease) -> ApiError {
     )
 }
 
-fn unreachable(port: u16, why: &str) -> ApiError {
+/// 502 `upstream_unreachable`: nothing accepted a connection to `port`.
+pub(crate) fn unreachable(port: u16, why: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "upstream_unreachable",
@@ -175,22 +193,32 @@ fn unreachable(port: u16, why: &str) -> ApiError {
     )
 }
 
-/// The checked lease `id` of `caller`, running, with its end token and
-/// its container's address.
-pub(crate) async fn target(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(Lease, IpAddr, CancellationToken), ApiError> {
+/// A checked lease with what reaching it takes.
+struct Found {
+    lease: Lease,
+    ip: IpAddr,
+    ended: CancellationToken,
+    upstream: Upstream,
+}
+
+/// The checked lease `id` of `caller`, running, with its end token, its
+/// pooling client and its container's address.
+async fn target(state: &AppState, caller: &Caller, id: &str) -> Result<Found, ApiError> {
     let lease = find_lease(&state.manager, caller, id).await?;
     // The token before the status check: an end after the check cancels it.
-    let ended = state.lease_ends.token(&lease.id);
+    let (ended, upstream) = state.lease_ends.handles(&lease.id);
     let container = match (&lease.container_id, lease.status) {
         (Some(container), Status::Running) => container.clone(),
         _ => return Err(not_running(&lease)),
     };
+    let found = |lease, ip| Found {
+        lease,
+        ip,
+        ended,
+        upstream,
+    };
     if let Some(address) = state.lease_ends.cached_address(&lease.id, &container) {
-        return Ok((lease, address, ended));
+        return Ok(found(lease, address));
     }
     let manager = &state.manager;
     let info = manager
@@ -215,7 +243,40 @@ pub(crate) async fn target(
     state
         .lease_ends
         .remember_address(&lease.id, &container, address);
-    Ok((lease, address, ended))
+    Ok(found(lease, address))
+}
+
+/// Opens a TCP connection to `address` (no Nagle: keystrokes and frames go
+/// out at once), failing with [`io::ErrorKind::TimedOut`] after
+/// [`CONNECT_TIMEOUT`].
+pub(crate) async fn open(address: SocketAddr) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )
+        })??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// `port` of lease `id` for `caller`, over the lease's pooled connections
+/// (opened when a request needs one): 404 when the lease is not the
+/// caller's, 409 when it does not run (or has no network).
+pub(crate) async fn pooled(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    port: u16,
+) -> Result<Pooled, ApiError> {
+    let found = target(state, caller, id).await?;
+    Ok(Pooled {
+        lease: found.lease,
+        address: SocketAddr::new(found.ip, port),
+        upstream: found.upstream,
+    })
 }
 
 /// Opens a TCP connection to `port` of lease `id` for `caller`: 404 when
@@ -228,24 +289,17 @@ pub(crate) async fn connect(
     id: &str,
     port: u16,
 ) -> Result<Reached, ApiError> {
-    let (lease, ip, ended) = target(state, caller, id).await?;
+    let Found {
+        lease, ip, ended, ..
+    } = target(state, caller, id).await?;
     let address = SocketAddr::new(ip, port);
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
+    let stream = match open(address).await {
+        Ok(stream) => stream,
+        Err(error) => {
             debug!(lease_id = %lease.id, %address, %error, "port connection failed");
             return Err(unreachable(port, &error.to_string()));
         }
-        Err(_) => {
-            debug!(lease_id = %lease.id, %address, "port connection timed out");
-            return Err(unreachable(
-                port,
-                &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            ));
-        }
     };
-    // Small writes (keystrokes, frames) go out at once.
-    let _ = stream.set_nodelay(true);
     Ok(Reached {
         stream,
         lease,

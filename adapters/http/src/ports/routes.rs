@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::{HOST, LOCATION, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode, Uri};
@@ -14,9 +13,10 @@ use axum::routing::any;
 use tracing::debug;
 
 use super::access::{Access, Viewer, resolve};
+use super::busy::Busy;
 use super::grants::GrantKind;
-use super::proxy::{Forwarding, GRANT_COOKIE, forward};
-use super::reach::{connect, parse_port};
+use super::proxy::{Forwarding, GRANT_COOKIE, forward, forward_upgrade, upgrade_of};
+use super::reach::{connect, parse_port, pooled};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::limits::StreamPermit;
@@ -251,22 +251,35 @@ async fn proxy(state: AppState, request: Request, target: Target, viewer: Viewer
         };
     }
     let caller = viewer.caller().clone();
-    let upgrade = request.headers().contains_key(axum::http::header::UPGRADE);
-    let (mut parts, body) = request.into_parts();
-    let permit = if upgrade {
+    let busy = Busy::of(&request);
+    let how = forwarding(&request, &target);
+    debug!(lease_id = %target.lease, port = target.port, host = ?request.headers().get(HOST), "proxying");
+    let forwarded = if upgrade_of(request.headers()).is_some() {
+        let (mut parts, body) = request.into_parts();
         parts.extensions.insert(caller.clone());
-        match StreamPermit::from_request_parts(&mut parts, &state).await {
-            Ok(permit) => Some(permit),
+        let permit = match StreamPermit::from_request_parts(&mut parts, &state).await {
+            Ok(permit) => permit,
             Err(error) => return error.into_response(),
+        };
+        let request = Request::from_parts(parts, body);
+        match connect(&state, &caller, &target.lease, target.port).await {
+            Ok(reached) => forward_upgrade(reached, request, how, permit, busy).await,
+            Err(error) => Err(error),
         }
     } else {
-        None
+        match pooled(&state, &caller, &target.lease, target.port).await {
+            Ok(pooled) => forward(pooled, request, how, busy).await,
+            Err(error) => Err(error),
+        }
     };
-    let request = Request::from_parts(parts, body);
-    let reached = match connect(&state, &caller, &target.lease, target.port).await {
-        Ok(reached) => reached,
-        Err(error) => return error.into_response(),
-    };
+    match forwarded {
+        Ok(response) => response.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// How `request` reached us and what to ask the app for.
+fn forwarding(request: &Request, target: &Target) -> Forwarding {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -275,17 +288,12 @@ async fn proxy(state: AppState, request: Request, target: Target, viewer: Viewer
     if let Some(query) = request.uri().query() {
         path = format!("{path}?{query}");
     }
-    let how = Forwarding {
+    Forwarding {
         client,
-        proto: proto_of(&request),
+        proto: proto_of(request),
         prefix: target.prefix.clone(),
         target: path,
         sandbox: target.sandbox,
-    };
-    debug!(lease_id = %target.lease, port = target.port, host = ?request.headers().get(HOST), "proxying");
-    match forward(reached, request.map(Body::new), how, permit).await {
-        Ok(response) => response.into_response(),
-        Err(error) => error.into_response(),
     }
 }
 
