@@ -248,17 +248,19 @@ async fn tunnels_half_close_refuse_bad_messages_and_end_with_the_lease() {
     // fourth is refused before the upgrade.
     // (The closed tunnels above give their permits back as their server
     // tasks end, a moment after the close.)
-    let first = lease_testkit::wait_for(WAIT, Duration::from_millis(50), || {
-        futures::executor::block_on(fixture.tunnel()).ok()
-    });
-    let mut open = vec![first.expect("a tunnel once the closed ones are gone")];
-    for _ in 0..2 {
-        open.push(
-            fixture
-                .tunnel()
-                .await
-                .unwrap_or_else(|e| panic!("tunnel: {e}\n{}", fixture.server.log_text())),
-        );
+    // Each of the three waits for a permit, as any of those tasks may
+    // still be ending.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let tunnel = lease_testkit::wait_for(WAIT, Duration::from_millis(50), || {
+            futures::executor::block_on(fixture.tunnel()).ok()
+        });
+        open.push(tunnel.unwrap_or_else(|| {
+            panic!(
+                "a tunnel once the closed ones are gone\n{}",
+                fixture.server.log_text()
+            )
+        }));
     }
     match fixture.tunnel().await {
         Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 429),
