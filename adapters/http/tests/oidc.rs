@@ -31,6 +31,15 @@ impl Drop for Server {
 }
 
 async fn server(idp: &Idp, tune: impl FnOnce(OidcSettings) -> OidcSettings) -> Server {
+    server_with(idp, tune, ApiConfig::default()).await
+}
+
+/// [`server`] with `config` (limits, …) under the OIDC sign-in.
+async fn server_with(
+    idp: &Idp,
+    tune: impl FnOnce(OidcSettings) -> OidcSettings,
+    config: ApiConfig,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -54,7 +63,7 @@ async fn server(idp: &Idp, tune: impl FnOnce(OidcSettings) -> OidcSettings) -> S
     let stop = CancellationToken::new();
     let app = router(
         manager,
-        ApiConfig::default()
+        config
             .oidc(OidcAuth::new(provider, credentials))
             .shutdown(stop.clone()),
     );
@@ -1169,4 +1178,130 @@ async fn personal_tokens_count_for_metrics_readyz_and_the_port_proxy() {
         .await
         .expect("GET");
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Hostile input on every sign-in route, signed in and not: never a 5xx,
+/// never a redirect off the server (but to the provider or the loopback),
+/// never an unescaped `<script>`, and nothing minted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_on_the_sign_in_routes_gets_clean_refusals() {
+    let idp = provider!();
+    // No rate limit: every request reaches its handler.
+    let server = server_with(
+        &idp,
+        |s| s,
+        ApiConfig::default().limits(lease_http::Limits::unlimited()),
+    )
+    .await;
+    let mut signed_in = Browser::new();
+    signed_in.sign_in(&server, "mallory@example.com").await;
+    let huge = "z".repeat(9000);
+    let targets = [
+        "/auth/login?return_to=//evil.com".to_owned(),
+        "/auth/login?return_to=javascript:alert(1)".to_owned(),
+        "/auth/login?return_to=%2F%2Fevil.com".to_owned(),
+        "/auth/login?return_to=/%0d%0aSet-Cookie:x=1".to_owned(),
+        format!("/auth/login?return_to=/{huge}"),
+        "/auth/callback?state=<script>&code=<script>".to_owned(),
+        format!("/auth/callback?state={huge}&code={huge}"),
+        "/auth/cli?port=-1&state=<script>alert(1)</script>&code_challenge=x&name=<b>".to_owned(),
+        format!("/auth/cli?port=99999&state={huge}&code_challenge={huge}&name={huge}"),
+        "/auth/cli?port=4711&port=4712".to_owned(),
+        "/auth/device?user_code=<script>".to_owned(),
+        format!("/auth/device?user_code={huge}"),
+    ];
+    let bodies = [
+        "".to_owned(),
+        "csrf=x&decision=allow".to_owned(),
+        "port=4711&state=abcdefghijklmnopq&code_challenge=<script>&csrf=&decision=allow".to_owned(),
+        format!("user_code={huge}&csrf={huge}"),
+        "%ff%fe=%00&&&==".to_owned(),
+        "{\"code\":1}".to_owned(),
+    ];
+    let posts = [
+        "/auth/cli/allow",
+        "/auth/cli/token",
+        "/auth/device",
+        "/auth/device/verify",
+        "/auth/device/allow",
+        "/auth/device/token",
+        "/auth/logout",
+        "/auth/logout-everywhere",
+    ];
+    let cookies = [
+        String::new(),
+        format!("cl_session={huge}"),
+        "cl_session=; cl_login=%00".to_owned(),
+        format!("cl_login={}", "0".repeat(64)),
+    ];
+    let check = |what: &str, response: &reqwest::Response| {
+        assert!(
+            response.status().as_u16() < 500,
+            "{what}: {}",
+            response.status()
+        );
+        if let Some(to) = response.headers().get(LOCATION) {
+            let to = to.to_str().expect("ascii location");
+            let ours = to.starts_with('/') && !to.starts_with("//");
+            let provider = to.starts_with(&idp.issuer());
+            let loopback = to.starts_with("http://127.0.0.1:");
+            assert!(ours || provider || loopback, "{what}: redirect to {to}");
+            if let Some(back) = to.strip_prefix("/auth/login?return_to=") {
+                assert!(!back.starts_with("%2F%2F"), "{what}: {to}");
+            }
+        }
+    };
+    for cookie in &cookies {
+        let jar = if cookie.is_empty() {
+            signed_in.cookie_header()
+        } else {
+            cookie.clone()
+        };
+        for target in &targets {
+            let response = signed_in
+                .http
+                .get(format!("{}{target}", server.base))
+                .header("cookie", &jar)
+                .send()
+                .await
+                .expect("GET");
+            check(target, &response);
+            let html = response.text().await.unwrap_or_default();
+            assert!(!html.contains("<script>"), "{target}: {html}");
+        }
+        for path in posts {
+            for body in &bodies {
+                for content_type in ["application/x-www-form-urlencoded", "application/json"] {
+                    let response = signed_in
+                        .http
+                        .post(format!("{}{path}", server.base))
+                        .header("cookie", &jar)
+                        .header("content-type", content_type)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("POST");
+                    check(&format!("{path} {body:.40}"), &response);
+                }
+            }
+        }
+    }
+    // Where `return_to` was hostile, the sign-in comes back to `/`.
+    let mut fresh = Browser::new();
+    let authorize = fresh.start(&server, "//evil.com").await;
+    let callback = fresh.authorize(&authorize, "mallory@example.com").await;
+    let done = fresh.get(&callback).await;
+    assert_eq!(location(&done), "/");
+    // Nothing was minted.
+    let listed: Value = signed_in
+        .get(&format!("{}/api/tokens", server.base))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["tokens"], json!([]));
+    assert!(
+        signed_in.me(&server).await.0 == StatusCode::OK,
+        "still signed in"
+    );
 }
