@@ -59,6 +59,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("api.js", JS),
+    asset!("auth.js", JS),
     asset!("leases.js", JS),
     asset!("live.js", JS),
     asset!("logs.js", JS),
@@ -66,6 +67,7 @@ const ASSETS: &[Asset] = &[
     asset!("ports.js", JS),
     asset!("shell.js", JS),
     asset!("files.js", JS),
+    asset!("tokens.js", JS),
     asset!("terminal/keys.js", JS),
     asset!("terminal/parser.js", JS),
     asset!("terminal/screen.js", JS),
