@@ -33,6 +33,7 @@
 //! ```
 
 pub mod docker;
+pub mod oidc;
 pub mod proxy;
 pub mod redis;
 pub mod server;

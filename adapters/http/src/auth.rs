@@ -31,18 +31,21 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::extract::{FromRequestParts, Query, Request, State};
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use lease_core::Clock;
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::ApiError;
 pub use crate::metrics_token::{MetricsToken, MetricsTokenError};
+use crate::oidc::OidcAuth;
+use crate::oidc::session::{self, Via};
 use crate::tickets::{StreamPath, Tickets};
 
 /// The owner of every lease when the server runs without a tokens file.
@@ -418,17 +421,54 @@ pub(crate) fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, ApiErro
 }
 
 /// What the authentication middleware needs: the tokens (or single-user
-/// mode) and the stream tickets.
+/// mode), OIDC sign-in if configured, the stream tickets and the clock.
 #[derive(Clone, Debug)]
 pub(crate) struct Gate {
     pub(crate) auth: Auth,
+    pub(crate) oidc: Option<OidcAuth>,
     pub(crate) tickets: Arc<Tickets>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// The answer to a bearer token in a URL.
 const TOKEN_IN_URL: &str = "tokens are not accepted in URLs (`?token=`): send `Authorization: Bearer <token>`, \
                             or, for a browser stream, get a single-use ticket from POST /api/tickets \
                             and pass it as `?ticket=`";
+
+/// A personal token is touched (last-used time) at most this often.
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The request's query parameters; a token in the URL is refused.
+fn url_params(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {
+    let params = Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|Query(params)| params)
+        .unwrap_or_default();
+    if params.contains_key("token") {
+        return Err(ApiError::unauthorized(TOKEN_IN_URL));
+    }
+    Ok(params)
+}
+
+/// The caller of a `?ticket=` on a stream route (the ticket is spent).
+fn ticket_caller(
+    tickets: &Tickets,
+    params: &HashMap<String, String>,
+    uri: &Uri,
+    missing: &str,
+) -> Result<(Caller, Via), ApiError> {
+    let Some(ticket) = params.get("ticket") else {
+        return Err(ApiError::unauthorized(missing));
+    };
+    let Some(stream) = StreamPath::of(uri.path()) else {
+        return Err(ApiError::unauthorized(
+            "tickets open only the event stream, log and attach WebSockets: send `Authorization: Bearer <token>`",
+        ));
+    };
+    tickets
+        .redeem(ticket, &stream)
+        .map(|caller| (caller, Via::Ticket))
+        .map_err(|refused| ApiError::unauthorized(refused.to_string()))
+}
 
 /// The caller of a request in token mode: the `Authorization: Bearer`
 /// header, or on a stream route a `?ticket=` (spent here). A token in the
@@ -437,50 +477,135 @@ fn token_caller(
     tokens: &TokenSet,
     tickets: &Tickets,
     request: &Request,
-) -> Result<Caller, ApiError> {
-    let params = Query::<HashMap<String, String>>::try_from_uri(request.uri())
-        .map(|Query(params)| params)
-        .unwrap_or_default();
-    if params.contains_key("token") {
-        return Err(ApiError::unauthorized(TOKEN_IN_URL));
-    }
+) -> Result<(Caller, Via), ApiError> {
+    let params = url_params(request.uri())?;
     if let Some(token) = bearer_header(request.headers())? {
         return tokens
             .verify(token)
+            .map(|caller| (caller, Via::TokensFile))
             .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"));
     }
-    let Some(ticket) = params.get("ticket") else {
-        return Err(ApiError::unauthorized("a bearer token is required"));
-    };
-    let Some(stream) = StreamPath::of(request.uri().path()) else {
-        return Err(ApiError::unauthorized(
-            "tickets open only the event stream, log and attach WebSockets: send `Authorization: Bearer <token>`",
-        ));
-    };
-    tickets
-        .redeem(ticket, &stream)
-        .map_err(|refused| ApiError::unauthorized(refused.to_string()))
+    ticket_caller(
+        tickets,
+        &params,
+        request.uri(),
+        "a bearer token is required",
+    )
 }
 
-/// Middleware: resolves the caller and stores it in the request's extensions,
-/// or answers 401 with `WWW-Authenticate: Bearer`.
+/// The caller of a request with OIDC sign-in: a bearer token (tokens file,
+/// then personal tokens), else the session cookie (CSRF checked), else a
+/// stream ticket.
+async fn oidc_caller(
+    tokens: &TokenSet,
+    oidc: &OidcAuth,
+    gate: &Gate,
+    request: &RequestHead,
+) -> Result<(Caller, Via), ApiError> {
+    let params = url_params(&request.uri)?;
+    let now = gate.clock.now();
+    let headers = &request.headers;
+    if let Some(token) = bearer_header(headers)? {
+        if let Some(caller) = tokens.verify(token) {
+            return Ok((caller, Via::TokensFile));
+        }
+        return personal_token_caller(oidc, token, now).await;
+    }
+    if let Some(session) = session::session_of(oidc, headers, now).await? {
+        session::check_csrf(oidc, &session, &request.method, headers, None)?;
+        let caller = Caller {
+            owner: session.owner,
+            admin: session.admin,
+        };
+        let via = Via::Session {
+            id_sha256: session.id_sha256,
+            csrf: session.csrf,
+        };
+        return Ok((caller, via));
+    }
+    let missing = if session::cookie(headers, crate::oidc::SESSION_COOKIE).is_some() {
+        "the session has ended (signed out or expired): sign in again"
+    } else {
+        "sign in (GET /auth/login) or send `Authorization: Bearer <token>`"
+    };
+    ticket_caller(&gate.tickets, &params, &request.uri, missing)
+}
+
+/// What the OIDC middleware reads of a request (the body stays behind: it
+/// is not `Sync`).
+struct RequestHead {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// The caller of a personal token; its last-used time is updated at most
+/// once a minute.
+async fn personal_token_caller(
+    oidc: &OidcAuth,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Caller, Via), ApiError> {
+    let invalid = || ApiError::unauthorized("the bearer token is not valid");
+    if !token.starts_with(crate::oidc::PERSONAL_TOKEN_PREFIX) || token.len() > 128 {
+        return Err(invalid());
+    }
+    let found = oidc
+        .store()
+        .token_by_hash(&token_sha256(token), now)
+        .await?
+        .ok_or_else(invalid)?;
+    if found
+        .last_used_at
+        .is_none_or(|last| now - last >= TOUCH_EVERY)
+        && let Err(error) = oidc.store().touch_token(&found.id, now).await
+    {
+        warn!(error = %error, id = %found.id, "cannot record a personal token's use");
+    }
+    let caller = Caller {
+        owner: found.owner,
+        admin: found.admin,
+    };
+    Ok((
+        caller,
+        Via::PersonalToken {
+            id: found.id,
+            expires_at: found.expires_at,
+        },
+    ))
+}
+
+/// Middleware: resolves the caller and stores it (and how it proved who it
+/// is) in the request's extensions, or answers 401 with
+/// `WWW-Authenticate: Bearer` (403 `csrf` for a session request that fails
+/// the CSRF rule).
 pub(crate) async fn authenticate(
     State(gate): State<Gate>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match &gate.auth {
+    let resolved = match (&gate.auth, &gate.oidc) {
         // One user, no token: streams need no ticket either.
-        Auth::SingleUser(caller) => caller.clone(),
-        Auth::Tokens(tokens) => match token_caller(tokens, &gate.tickets, &request) {
-            Ok(caller) => caller,
-            Err(error) => {
-                debug!(path = %request.uri().path(), reason = %error.detail.message, "request refused: not authenticated");
-                return error.into_response();
-            }
-        },
+        (Auth::SingleUser(caller), _) => Ok((caller.clone(), Via::SingleUser)),
+        (Auth::Tokens(tokens), None) => token_caller(tokens, &gate.tickets, &request),
+        (Auth::Tokens(tokens), Some(oidc)) => {
+            let head = RequestHead {
+                method: request.method().clone(),
+                uri: request.uri().clone(),
+                headers: request.headers().clone(),
+            };
+            oidc_caller(tokens, oidc, &gate, &head).await
+        }
+    };
+    let (caller, via) = match resolved {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            debug!(path = %request.uri().path(), reason = %error.detail.message, "request refused: not authenticated");
+            return error.into_response();
+        }
     };
     request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(via);
     next.run(request).await
 }
 

@@ -104,6 +104,7 @@ mod local_only;
 mod logs;
 mod metrics;
 mod metrics_token;
+pub mod oidc;
 mod openapi;
 mod ports;
 pub mod serve;
@@ -182,6 +183,11 @@ pub struct ApiConfig {
     /// `{port}-{shortid}.{domain}` go to that port of that lease
     /// ([`ports`]). Default none: the path form only.
     pub preview_domain: Option<String>,
+    /// Sign-in with an OpenID Connect provider: browser sessions, personal
+    /// tokens, the CLI's login ([`oidc`]). Works beside the tokens file;
+    /// with OIDC the server is never single-user (no tokens file: only
+    /// personal tokens and sessions). Default none.
+    pub oidc: Option<oidc::OidcAuth>,
 }
 
 impl Default for ApiConfig {
@@ -200,6 +206,7 @@ impl Default for ApiConfig {
             shell: ShellConfig::default(),
             files: FilesConfig::default(),
             preview_domain: None,
+            oidc: None,
         }
     }
 }
@@ -273,6 +280,12 @@ impl ApiConfig {
         self
     }
 
+    /// Signs people in with `oidc` (see the field).
+    pub fn oidc(mut self, oidc: oidc::OidcAuth) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
     /// Sets the SSE keep-alive interval.
     pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
         self.sse_keep_alive = interval;
@@ -302,6 +315,7 @@ pub(crate) struct Shared {
     pub(crate) lease_ends: Arc<ports::LeaseEnds>,
     pub(crate) grants: Arc<ports::Grants>,
     pub(crate) preview_domain: Option<String>,
+    pub(crate) oidc: Option<oidc::OidcAuth>,
 }
 
 impl Deref for AppState {
@@ -317,7 +331,11 @@ impl Deref for AppState {
 /// manager's events for `/metrics` (it ends with the manager or when
 /// `config.shutdown` is cancelled). The manager's background loops are the
 /// caller's to start ([`LeaseManager::start`]).
-pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
+pub fn router(manager: LeaseManager, mut config: ApiConfig) -> Router {
+    if config.oidc.is_some() && config.auth.is_single_user() {
+        // Signed-in people are told apart: no one is the local user.
+        config.auth = Auth::tokens(auth::TokenFile::default());
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     metrics.spawn_listener(manager.subscribe(), config.shutdown.clone());
     let openapi_json = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
@@ -335,7 +353,9 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
     ));
     let gate = auth::Gate {
         auth: config.auth.clone(),
+        oidc: config.oidc.clone(),
         tickets: tickets.clone(),
+        clock: manager.clock().clone(),
     };
     let manager_clock = manager.clock().clone();
     let lease_ends = ports::LeaseEnds::start(
@@ -365,9 +385,11 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         lease_ends,
         grants: Arc::new(ports::Grants::new(manager_clock)),
         preview_domain: config.preview_domain.clone(),
+        oidc: config.oidc.clone(),
     }));
     // The rate limit spends only on the routes that change something.
     let rated = from_fn_with_state(rate_limiter, limits::rate_limit);
+    let rated_sign_in = rated.clone();
     let protected = Router::new()
         .route(
             "/api/provision",
@@ -395,6 +417,17 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         )
         .merge(ports::api_routes(rated.clone()))
         .route("/api/tickets", post(tickets::mint).layer(rated.clone()))
+        .route("/api/me", get(oidc::session::me))
+        .route(
+            "/api/tokens",
+            post(oidc::tokens::mint)
+                .layer(rated.clone())
+                .get(oidc::tokens::list),
+        )
+        .route(
+            "/api/tokens/{id}",
+            delete(oidc::tokens::revoke).layer(rated.clone()),
+        )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))
@@ -419,6 +452,8 @@ pub fn router(manager: LeaseManager, config: ApiConfig) -> Router {
         // Admins or the scrape token: checked by the handler.
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/api/auth", get(oidc::session::auth_mode))
+        .merge(oidc::routes(rated_sign_in))
         // The portal page (`/`, `/ui/…`): open, it asks for a token itself.
         .merge(ui::routes())
         .route_layer(timeout);

@@ -85,6 +85,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// `Cookie` without ours (the app never sees the viewer's grant).
+/// Cookies of ours that an app in a lease must never see.
+const OUR_COOKIES: [&str; 3] = [
+    GRANT_COOKIE,
+    crate::oidc::SESSION_COOKIE,
+    crate::oidc::LOGIN_COOKIE,
+];
+
 fn strip_our_cookies(headers: &mut HeaderMap) {
     let kept: Vec<String> = headers
         .get_all(COOKIE)
@@ -96,7 +103,7 @@ fn strip_our_cookies(headers: &mut HeaderMap) {
             !pair.is_empty()
                 && pair
                     .split_once('=')
-                    .is_none_or(|(name, _)| name.trim() != GRANT_COOKIE)
+                    .is_none_or(|(name, _)| !OUR_COOKIES.contains(&name.trim()))
         })
         .map(str::to_owned)
         .collect();

@@ -1,0 +1,646 @@
+//! OIDC sign-in against a real provider (PyPI's oidc-provider-mock, started
+//! per test by lease-testkit): the browser flow driven with a plain HTTP
+//! client that keeps cookies by hand, sessions, CSRF, sign-out, personal
+//! tokens and the CLI's logins.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lease_core::testing::fake_runtime::FakeRuntime;
+use lease_core::{CredentialStore, LeaseManager};
+use lease_http::oidc::{OidcAuth, OidcProvider, OidcSettings};
+use lease_http::{ApiConfig, router};
+use lease_store_memory::MemoryStore;
+use lease_testkit::oidc::OidcProvider as Idp;
+use reqwest::StatusCode;
+use reqwest::header::{LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Our server on a real port, signing in with `idp`.
+struct Server {
+    base: String,
+    store: Arc<MemoryStore>,
+    stop: CancellationToken,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn server(idp: &Idp, tune: impl FnOnce(OidcSettings) -> OidcSettings) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let settings = tune(
+        OidcSettings::new(
+            idp.issuer(),
+            "containerlease",
+            format!("{base}/auth/callback"),
+        )
+        .client_secret(Some("s3cret".to_owned()))
+        .admin_groups(vec!["lease-admins".to_owned()]),
+    );
+    settings.validate().expect("valid settings");
+    let provider = OidcProvider::discover(settings).await.expect("discovery");
+    let store = Arc::new(MemoryStore::new());
+    let credentials: Arc<dyn CredentialStore> = store.clone();
+    let manager = LeaseManager::builder(store.clone(), Arc::new(FakeRuntime::default()))
+        .build()
+        .expect("manager");
+    let stop = CancellationToken::new();
+    let app = router(
+        manager,
+        ApiConfig::default()
+            .oidc(OidcAuth::new(provider, credentials))
+            .shutdown(stop.clone()),
+    );
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { until.cancelled().await })
+        .await;
+    });
+    Server { base, store, stop }
+}
+
+/// A browser: no automatic redirects, cookies kept by hand (by name; the
+/// provider sets none that matter).
+#[derive(Default)]
+struct Browser {
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().expect("ascii cookie");
+            let pair = text.split(';').next().expect("a pair");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("GET");
+        self.keep(&response);
+        response
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header("cookie", self.cookie_header())
+    }
+
+    /// Starts a sign-in: the provider's authorization URL.
+    async fn start(&mut self, server: &Server, return_to: &str) -> String {
+        let response = self
+            .get(&format!("{}/auth/login?return_to={return_to}", server.base))
+            .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        location(&response)
+    }
+
+    /// Signs in as `sub` at the provider: our callback URL.
+    async fn authorize(&mut self, authorize_url: &str, sub: &str) -> String {
+        let response = self
+            .http
+            .post(authorize_url)
+            .form(&[("sub", sub)])
+            .send()
+            .await
+            .expect("provider form");
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "{:?}",
+            response.text().await
+        );
+        location(&response)
+    }
+
+    /// The whole sign-in as `sub`; the callback's response.
+    async fn sign_in(&mut self, server: &Server, sub: &str) -> reqwest::Response {
+        let authorize = self.start(server, "/ui/").await;
+        let callback = self.authorize(&authorize, sub).await;
+        self.get(&callback).await
+    }
+
+    async fn me(&mut self, server: &Server) -> (StatusCode, Value) {
+        let response = self.get(&format!("{}/api/me", server.base)).await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .expect("a Location")
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+fn set_cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie {name}"))
+        .to_owned()
+}
+
+macro_rules! provider {
+    () => {
+        match Idp::start() {
+            Some(idp) => idp,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_sets_a_session_cookie_and_groups_make_admins() {
+    let idp = provider!();
+    idp.set_user("alice", r#"{"email":"alice@example.com","groups":["dev"]}"#);
+    idp.set_user(
+        "root",
+        r#"{"email":"root@example.com","groups":["lease-admins"]}"#,
+    );
+    let server = server(&idp, |s| s).await;
+
+    let mut alice = Browser::new();
+    let done = alice.sign_in(&server, "alice").await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    assert_eq!(location(&done), "/ui/");
+    let cookie = set_cookie_of(&done, "cl_session");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    let (status, me) = alice.me(&server).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["owner"], "alice@example.com");
+    assert_eq!(me["admin"], false);
+    assert_eq!(me["via"], "session");
+    assert_eq!(me["csrf"].as_str().map(str::len), Some(64));
+    // The session is stored hashed: the cookie's value is not a key.
+    let value = alice.cookies["cl_session"].clone();
+    let now = chrono::Utc::now();
+    assert!(
+        server
+            .store
+            .session(&value, now)
+            .await
+            .expect("store")
+            .is_none()
+    );
+
+    let mut root = Browser::new();
+    root.sign_in(&server, "root").await;
+    let (_, me) = root.me(&server).await;
+    assert_eq!(me["admin"], true);
+
+    let auth: Value = reqwest::get(format!("{}/api/auth", server.base))
+        .await
+        .expect("GET /api/auth")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(auth["mode"], "oidc");
+    assert_eq!(auth["signIn"], "/auth/login");
+    assert_eq!(auth["provider"], format!("127.0.0.1:{}", idp.port()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_lists_refuse_others_with_a_403_page() {
+    let idp = provider!();
+    idp.set_user("eve", r#"{"email":"eve@evil.com","groups":["staff"]}"#);
+    idp.set_user("bob", r#"{"email":"bob@example.com","groups":["guests"]}"#);
+    idp.set_user("ann", r#"{"email":"ann@example.com","groups":["staff"]}"#);
+    let server = server(&idp, |s| {
+        s.allowed_domains(vec!["example.com".to_owned()])
+            .allowed_groups(vec!["staff".to_owned()])
+    })
+    .await;
+    for sub in ["eve", "bob"] {
+        let mut browser = Browser::new();
+        let refused = browser.sign_in(&server, sub).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(!browser.cookies.contains_key("cl_session"));
+        let page = refused.text().await.expect("page");
+        assert!(page.contains("is not allowed to use this server"), "{page}");
+    }
+    let mut ann = Browser::new();
+    assert_eq!(
+        ann.sign_in(&server, "ann").await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(ann.me(&server).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_replayed_and_foreign_states_are_refused() {
+    let idp = provider!();
+    let server = server(&idp, |s| s).await;
+
+    // A made-up state.
+    let mut browser = Browser::new();
+    let authorize = browser.start(&server, "/").await;
+    let callback = browser.authorize(&authorize, "alice@example.com").await;
+    let forged = callback.replace("state=", "state=x");
+    let refused = browser.get(&forged).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("page")
+            .contains("sign-in failed")
+    );
+
+    // The real state, from another browser (no cl_login cookie): refused,
+    // and the state still works for its own browser.
+    let mut other = Browser::new();
+    let refused = other.get(&callback).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("page")
+            .contains("another browser")
+    );
+    let mut thief = Browser::new();
+    thief.cookies.insert("cl_login".to_owned(), "0".repeat(64));
+    assert_eq!(thief.get(&callback).await.status(), StatusCode::BAD_REQUEST);
+
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    // Replayed: the state was spent.
+    let replayed = browser.get(&callback).await;
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+
+    // Hostile parameters.
+    for query in [
+        String::new(),
+        "?state=".to_owned(),
+        format!("?state={}&code=x", "s".repeat(5000)),
+        "?code=%ff%fe&state=%00".to_owned(),
+        "?error=access_denied&state=nope".to_owned(),
+    ] {
+        let response = browser
+            .get(&format!("{}/auth/callback{query}", server.base))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_swapped_into_another_sign_in_fails_the_nonce_check() {
+    let idp = provider!();
+    let server = server(&idp, |s| s).await;
+    let mut browser = Browser::new();
+    let authorize_a = browser.start(&server, "/").await;
+    let authorize_b = browser.start(&server, "/").await;
+    let callback_a = browser.authorize(&authorize_a, "alice@example.com").await;
+    let code_a = url::Url::parse(&callback_a)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let state_b = url::Url::parse(&authorize_b)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let swapped = format!(
+        "{}/auth/callback?code={code_a}&state={state_b}",
+        server.base
+    );
+    let refused = browser.get(&swapped).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = refused.text().await.expect("page");
+    assert!(page.to_lowercase().contains("nonce"), "{page}");
+    assert!(
+        !browser
+            .cookies
+            .get("cl_session")
+            .is_some_and(|v| !v.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_refusal_is_shown_escaped() {
+    let idp = provider!();
+    let server = server(&idp, |s| s).await;
+    let mut browser = Browser::new();
+    let authorize = browser.start(&server, "/").await;
+    let state = url::Url::parse(&authorize)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let url = format!(
+        "{}/auth/callback?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&state={state}",
+        server.base
+    );
+    let refused = browser.get(&url).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await.expect("page");
+    assert!(
+        page.contains("access_denied") && page.contains("&lt;script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_at_the_provider_is_picked_up() {
+    let mut idp = provider!();
+    let server = server(&idp, |s| s).await;
+    let mut before = Browser::new();
+    assert_eq!(
+        before.sign_in(&server, "alice@example.com").await.status(),
+        StatusCode::FOUND
+    );
+    // Same port, new process: a new signing key our server has never seen.
+    idp.restart();
+    let mut after = Browser::new();
+    let done = after.sign_in(&server, "alice@example.com").await;
+    assert_eq!(done.status(), StatusCode::FOUND, "{:?}", done.text().await);
+    assert_eq!(after.me(&server).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_with_the_cookie_need_the_csrf_token_and_our_origin() {
+    let idp = provider!();
+    let server = server(&idp, |s| s).await;
+    let mut alice = Browser::new();
+    alice.sign_in(&server, "alice@example.com").await;
+    let (_, me) = alice.me(&server).await;
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    let tokens = format!("{}/api/tokens", server.base);
+    let body = json!({"name": "laptop"});
+    let attempts = [
+        alice.request(reqwest::Method::POST, &tokens).json(&body),
+        alice
+            .request(reqwest::Method::POST, &tokens)
+            .header("x-csrf-token", "0".repeat(64))
+            .json(&body),
+        alice
+            .request(reqwest::Method::POST, &tokens)
+            .header("x-csrf-token", &csrf)
+            .header("origin", "https://evil.example")
+            .json(&body),
+    ];
+    for attempt in attempts {
+        let refused = attempt.send().await.expect("POST");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let error: Value = refused.json().await.expect("json");
+        assert_eq!(error["error"]["code"], "csrf");
+    }
+    // Nothing was minted.
+    let listed: Value = alice.get(&tokens).await.json().await.expect("json");
+    assert_eq!(listed["tokens"], json!([]));
+    // A foreign origin is refused on reads too (WebSockets, EventSource).
+    let foreign = alice
+        .request(reqwest::Method::GET, &tokens)
+        .header("origin", "http://preview.example")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    // With the token and our own origin: minted.
+    let minted = alice
+        .request(reqwest::Method::POST, &tokens)
+        .header("x-csrf-token", &csrf)
+        .header("origin", &server.base)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(minted.status(), StatusCode::CREATED);
+    // A ticket with the session, like with a bearer token.
+    let ticket = alice
+        .request(
+            reqwest::Method::POST,
+            &format!("{}/api/tickets", server.base),
+        )
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"route": "events"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        ticket.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        ticket.text().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_ends_the_session_on_the_server() {
+    let idp = provider!();
+    let server = server(&idp, |s| s).await;
+    let mut alice = Browser::new();
+    alice.sign_in(&server, "alice@example.com").await;
+    let (_, me) = alice.me(&server).await;
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    let old_cookie = alice.cookies["cl_session"].clone();
+    let logout = format!("{}/auth/logout", server.base);
+
+    let refused = alice
+        .request(reqwest::Method::POST, &logout)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(alice.me(&server).await.0, StatusCode::OK, "still signed in");
+
+    let done = alice
+        .request(reqwest::Method::POST, &logout)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    assert!(set_cookie_of(&done, "cl_session").contains("Max-Age=0"));
+    // The old cookie, replayed: the session is gone server-side.
+    let mut replay = Browser::new();
+    replay.cookies.insert("cl_session".to_owned(), old_cookie);
+    let (status, error) = replay.me(&server).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+
+    // Everywhere: both browsers' sessions end.
+    let mut one = Browser::new();
+    one.sign_in(&server, "alice@example.com").await;
+    let mut two = Browser::new();
+    two.sign_in(&server, "alice@example.com").await;
+    let (_, me) = one.me(&server).await;
+    let everywhere = one
+        .request(
+            reqwest::Method::POST,
+            &format!("{}/auth/logout-everywhere", server.base),
+        )
+        .header("x-csrf-token", me["csrf"].as_str().expect("csrf"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(everywhere.status(), StatusCode::NO_CONTENT);
+    assert_eq!(two.me(&server).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_tokens_are_minted_listed_used_and_revoked() {
+    let idp = provider!();
+    idp.set_user(
+        "root",
+        r#"{"email":"root@example.com","groups":["lease-admins"]}"#,
+    );
+    let server = server(&idp, |s| s.max_personal_tokens(2)).await;
+    let mut root = Browser::new();
+    root.sign_in(&server, "root").await;
+    let (_, me) = root.me(&server).await;
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    let tokens = format!("{}/api/tokens", server.base);
+    let mint = |name: &str, days: Value| {
+        root.request(reqwest::Method::POST, &tokens)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"name": name, "expiresInDays": days}))
+    };
+    let first = mint("laptop", json!(30)).send().await.expect("POST");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("json");
+    let secret = first["token"].as_str().expect("token").to_owned();
+    assert!(secret.starts_with("clp_") && secret.len() == 68, "{secret}");
+    assert_eq!(first["admin"], true);
+    assert_eq!(first["name"], "laptop");
+    for bad in [json!(0), json!(366)] {
+        let refused = mint("x", bad).send().await.expect("POST");
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let refused = mint("", json!(1)).send().await.expect("POST");
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        mint("ci", json!(1)).send().await.expect("POST").status(),
+        StatusCode::CREATED
+    );
+    let over = mint("third", json!(1)).send().await.expect("POST");
+    assert_eq!(over.status(), StatusCode::CONFLICT);
+    let error: Value = over.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "too_many_tokens");
+
+    // Used as a bearer token: it acts as root (admin), and is touched.
+    let http = reqwest::Client::new();
+    let me: Value = http
+        .get(format!("{}/api/me", server.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["owner"], "root@example.com");
+    assert_eq!(me["via"], "token");
+    assert!(me.get("csrf").is_none());
+    let listed: Value = root.get(&tokens).await.json().await.expect("json");
+    let list = listed["tokens"].as_array().expect("array");
+    assert_eq!(list.len(), 2);
+    assert!(
+        list.iter().all(|t| t.get("token").is_none()),
+        "never listed"
+    );
+    let laptop = list.iter().find(|t| t["name"] == "laptop").expect("laptop");
+    assert!(laptop["lastUsedAt"].is_string(), "{laptop}");
+
+    // Another owner cannot see or revoke it.
+    let mut bob = Browser::new();
+    bob.sign_in(&server, "bob@example.com").await;
+    let (_, bob_me) = bob.me(&server).await;
+    let id = first["id"].as_str().expect("id");
+    let theirs = bob
+        .request(reqwest::Method::DELETE, &format!("{tokens}/{id}"))
+        .header("x-csrf-token", bob_me["csrf"].as_str().expect("csrf"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    let bobs: Value = bob.get(&tokens).await.json().await.expect("json");
+    assert_eq!(bobs["tokens"], json!([]));
+    // `current` without a personal token: 404.
+    let current = bob
+        .request(reqwest::Method::DELETE, &format!("{tokens}/current"))
+        .header("x-csrf-token", bob_me["csrf"].as_str().expect("csrf"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(current.status(), StatusCode::NOT_FOUND);
+
+    // `lease logout`: the token revokes itself; then it is refused.
+    let revoked = http
+        .delete(format!("{tokens}/current"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let refused = http
+        .get(format!("{}/api/me", server.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    for garbage in ["clp_", "clp_zz", "nope", &"clp_0".repeat(100)] {
+        let refused = http
+            .get(format!("{}/api/me", server.base))
+            .bearer_auth(garbage)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{garbage}");
+    }
+}
