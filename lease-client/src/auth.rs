@@ -169,8 +169,12 @@ impl Client {
             code,
             code_verifier: verifier,
         };
-        self.json(Method::POST, self.url(&["auth", "cli", "token"]), Some(&body))
-            .await
+        self.json(
+            Method::POST,
+            self.url(&["auth", "cli", "token"]),
+            Some(&body),
+        )
+        .await
     }
 
     /// `POST /auth/device`: starts a device-style sign-in for a token

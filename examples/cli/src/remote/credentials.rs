@@ -165,7 +165,9 @@ async fn revoke(stored: &Credentials) {
     };
     match client.revoke_current_token().await {
         Ok(true) => note(&format!("lease: revoked the token on {}", stored.server)),
-        Ok(false) => tracing::debug!(server = %stored.server, "not a personal token, or already revoked"),
+        Ok(false) => {
+            tracing::debug!(server = %stored.server, "not a personal token, or already revoked")
+        }
         Err(error) => note(&format!(
             "lease: warning: cannot revoke the token on {} ({error}); it stays valid until it \
              expires or is revoked in the page's Tokens panel",

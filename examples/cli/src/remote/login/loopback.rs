@@ -149,7 +149,10 @@ fn page(status: StatusCode, text: &'static str) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -167,10 +170,7 @@ mod tests {
             .expect("connect to the listener");
         let request =
             format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("request");
+        stream.write_all(request.as_bytes()).await.expect("request");
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.expect("answer");
         answer.lines().next().unwrap_or_default().to_owned()
@@ -202,7 +202,11 @@ mod tests {
         let listener = Listener::bind().await.expect("bind");
         let port = listener.port().expect("port");
         let waiting = tokio::spawn(listener.wait("s-0123456789abcdef"));
-        get(port, "/callback?error=access_denied&state=s-0123456789abcdef").await;
+        get(
+            port,
+            "/callback?error=access_denied&state=s-0123456789abcdef",
+        )
+        .await;
         let answer = waiting.await.expect("joined").expect("an answer");
         assert_eq!(answer, Answer::Refused("access_denied".to_owned()));
     }

@@ -188,14 +188,18 @@ async fn device(client: &Client, name: &str) -> Result<MintedToken, CliError> {
             () = interrupt.cancelled() => return Err(CliError::Interrupted),
         }
         if Instant::now() > deadline {
-            return Err(CliError::SignIn("the code expired before anyone allowed it".to_owned()));
+            return Err(CliError::SignIn(
+                "the code expired before anyone allowed it".to_owned(),
+            ));
         }
         match client.device_poll(&start.device_code).await? {
             DevicePoll::Token(minted) => return Ok(minted),
             DevicePoll::Pending => {}
             DevicePoll::SlowDown => interval = poll_interval(interval.as_secs() + 5),
             DevicePoll::Denied => {
-                return Err(CliError::SignIn("the sign-in was refused in the browser".to_owned()));
+                return Err(CliError::SignIn(
+                    "the sign-in was refused in the browser".to_owned(),
+                ));
             }
             DevicePoll::Expired => {
                 return Err(CliError::SignIn(
@@ -209,10 +213,7 @@ async fn device(client: &Client, name: &str) -> Result<MintedToken, CliError> {
 /// `text` without control characters (it came from the network and goes
 /// to a terminal), at most 300 characters.
 fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
 #[cfg(test)]
