@@ -16,7 +16,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use serde_json::{Value, json};
 use common::browser::{Browser, prerequisites, with_browser};
 use lease_testkit::docker::{NamespaceGuard, containers_with};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
-use lease_testkit::{TempDir, free_port, labels, target_dir};
+use lease_testkit::{TempDir, labels};
 
 /// Starts this crate's server on `guard`'s namespace, once `/healthz`
 /// answers, with the local catalog plus two offerings (written to `dir`):
