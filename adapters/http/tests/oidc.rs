@@ -362,10 +362,10 @@ async fn a_code_swapped_into_another_sign_in_fails_the_nonce_check() {
     let page = refused.text().await.expect("page");
     assert!(page.to_lowercase().contains("nonce"), "{page}");
     assert!(
-        !browser
+        browser
             .cookies
             .get("cl_session")
-            .is_some_and(|v| !v.is_empty())
+            .is_none_or(String::is_empty)
     );
 }
 

@@ -190,6 +190,10 @@ pub struct ServeArgs {
     /// File copy limits.
     #[command(flatten)]
     pub files: crate::files::FilesArgs,
+
+    /// OpenID Connect sign-in.
+    #[command(flatten)]
+    pub oidc: crate::oidc::OidcArgs,
 }
 
 fn parse_origin(text: &str) -> Result<HeaderValue, String> {

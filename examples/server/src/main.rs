@@ -17,6 +17,7 @@ mod cli;
 mod credentials;
 mod files;
 mod limits;
+mod oidc;
 mod serve;
 mod shell;
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lease_core::error::error_chain;
-use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
+use lease_core::{
+    Catalog, ContainerRuntime, CredentialStore, LeaseManager, LeaseStore, ManagerConfig,
+};
 use lease_docker::DockerRuntime;
 use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
@@ -47,6 +49,8 @@ enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot set up OpenID Connect sign-in")]
+    Oidc(#[from] crate::oidc::OidcSetupError),
     #[error("cannot start the async runtime")]
     Tokio(#[source] std::io::Error),
 }
@@ -85,16 +89,23 @@ fn fail(error: &StartError) -> ExitCode {
     ExitCode::from(1)
 }
 
-async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError> {
+/// The lease store, and the same store as the keeper of sessions and
+/// personal tokens where this build has that (memory; SQLite and Redis
+/// come with their credential tables).
+type Stores = (Arc<dyn LeaseStore>, Option<Arc<dyn CredentialStore>>);
+
+async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
     let spec = args
         .store
         .clone()
         .unwrap_or_else(|| lease_store_sqlite::default_store_url(&args.namespace));
     let spec = spec.trim();
     if spec == "memory" {
-        return Ok(Arc::new(MemoryStore::with_history_retention(
+        let store = Arc::new(MemoryStore::with_history_retention(
             args.history_retention.into(),
-        )));
+        ));
+        let credentials: Arc<dyn CredentialStore> = store.clone();
+        return Ok((store, Some(credentials)));
     }
     if lease_store_sqlite::is_store_url(spec) {
         let config = lease_store_sqlite::config_from_url(spec)?
@@ -103,7 +114,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
         let store = SqliteStore::open(config).await?;
         // Said where anyone looks first: the file is where the leases are.
         eprintln!("lease-server: leases in {}", store.path().display());
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), None));
     }
     if lease_store_redis::is_store_url(spec) {
         let prefix = args
@@ -117,7 +128,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn LeaseStore>, StartError>
         )
         .await?;
         info!(prefix = %prefix, "lease store: Redis");
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), None));
     }
     Err(StartError::Config(format!(
         "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a redis:// URL, not `{spec}`"
@@ -141,7 +152,7 @@ async fn listen_address(args: &ServeArgs) -> Result<Vec<SocketAddr>, StartError>
         )));
     }
     let open = addresses.iter().any(|a| !a.ip().is_loopback());
-    if open && args.tokens.is_none() {
+    if open && args.tokens.is_none() && !args.oidc.enabled() {
         if !args.insecure_open {
             return Err(StartError::Config(format!(
                 "refusing to listen on non-loopback {} without --tokens: anyone who can reach it could run containers. \
@@ -182,7 +193,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     };
     let credentials =
         Credentials::load(args.tokens.as_deref(), args.metrics_token_file.as_deref())?;
-    if args.insecure_open && args.tokens.is_none() {
+    if args.insecure_open && args.tokens.is_none() && !args.oidc.enabled() {
         warn!(
             "--insecure-open without --tokens: requests for ANY host name from ANY web page are served as the local user (DNS rebinding and cross-site requests are not refused)"
         );
@@ -190,7 +201,11 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let hangup_stop = CancellationToken::new();
     let hangups = reload_on_hangup(credentials.clone(), hangup_stop.clone());
     let addresses = listen_address(&args).await?;
-    let store = open_store(&args).await?;
+    let (store, credential_store) = open_store(&args).await?;
+    let oidc = args
+        .oidc
+        .setup(&args.listen, credential_store.clone())
+        .await?;
     let docker = DockerRuntime::connect().await?;
     info!(endpoint = %docker.endpoint(), "container runtime: Docker");
     docker
@@ -253,6 +268,17 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if let Some(token) = credentials.metrics_token() {
         api_config = api_config.metrics_token(token);
     }
+    let purge = match (&oidc, credential_store) {
+        (Some(oidc), Some(store)) => {
+            api_config = api_config.oidc(oidc.clone());
+            Some(crate::oidc::purge_periodically(
+                store,
+                manager.clock().clone(),
+                background_stop.clone(),
+            ))
+        }
+        _ => None,
+    };
     let app = lease_http::router(manager.clone(), api_config);
     let signalled = CancellationToken::new();
     let server = {
@@ -290,6 +316,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         warn!("shell sessions' processes were not all killed within the grace period");
     }
     background_stop.cancel();
+    if let Some(purge) = purge {
+        let _ = purge.await;
+    }
     hangup_stop.cancel();
     let _ = hangups.await;
     background.join().await;

@@ -213,7 +213,7 @@ pub(crate) async fn callback(
     let params: Option<CallbackParams> = query
         .as_deref()
         .filter(|query| query.len() <= 4 * MAX_PARAM)
-        .and_then(|query| serde_urlencoded_parse(query));
+        .and_then(parse_callback);
     let Some(params) = params else {
         return pages::sign_in_failed(
             StatusCode::BAD_REQUEST,
@@ -228,7 +228,7 @@ pub(crate) async fn callback(
 }
 
 /// `a=b&c=d` into the callback's parameters.
-fn serde_urlencoded_parse(query: &str) -> Option<CallbackParams> {
+fn parse_callback(query: &str) -> Option<CallbackParams> {
     axum::extract::Query::<CallbackParams>::try_from_uri(&format!("/?{query}").parse().ok()?)
         .ok()
         .map(|axum::extract::Query(params)| params)

@@ -31,7 +31,6 @@ use lease_core::CredentialStore;
 pub mod config;
 pub mod provider;
 
-pub(crate) mod cli_login;
 pub(crate) mod login;
 pub(crate) mod pages;
 pub(crate) mod session;
@@ -58,7 +57,6 @@ pub(crate) struct Inner {
     pub(crate) provider: OidcProvider,
     pub(crate) store: Arc<dyn CredentialStore>,
     pub(crate) pending: login::PendingLogins,
-    pub(crate) cli: cli_login::CliLogins,
 }
 
 impl OidcAuth {
@@ -69,7 +67,6 @@ impl OidcAuth {
                 provider,
                 store,
                 pending: login::PendingLogins::default(),
-                cli: cli_login::CliLogins::default(),
             }),
         }
     }

@@ -74,15 +74,6 @@ pub(crate) fn not_allowed(message: &str) -> Response {
     )
 }
 
-/// A hidden form field.
-pub(crate) fn hidden(name: &str, value: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-        escape(name),
-        escape(value)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
