@@ -85,6 +85,11 @@ impl Setup {
         })
     }
 
+    /// The server's base URL without the trailing `/`.
+    fn base(&self) -> String {
+        self.server.url().trim_end_matches('/').to_owned()
+    }
+
     fn credentials(&self) -> PathBuf {
         self.config
             .path()
@@ -491,7 +496,7 @@ fn stored_token(path: &Path) -> String {
 
 async fn me(server: &Server, token: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
-        .get(format!("{}/api/me", server.url()))
+        .get(format!("{}api/me", server.url()))
         .bearer_auth(token)
         .send()
         .await
@@ -528,7 +533,7 @@ async fn loopback_login_stores_a_working_token_and_logout_revokes_it() {
     let url = browser_url(&seen, &running);
     let parsed = reqwest::Url::parse(&url).expect("the login URL");
     assert!(
-        url.starts_with(&format!("{}/auth/cli?", setup.server.url())),
+        url.starts_with(&format!("{}/auth/cli?", setup.base())),
         "{url}"
     );
     let query: HashMap<String, String> = parsed.query_pairs().into_owned().collect();
@@ -595,7 +600,7 @@ async fn loopback_login_stores_a_working_token_and_logout_revokes_it() {
         .map(|(_, v)| v.into_owned())
         .expect("a code");
     let again = reqwest::Client::new()
-        .post(format!("{}/auth/cli/token", setup.server.url()))
+        .post(format!("{}/auth/cli/token", setup.base()))
         .json(&serde_json::json!({"code": code, "codeVerifier": "x".repeat(43)}))
         .send()
         .await
@@ -667,7 +672,7 @@ async fn device_login_prints_a_code_and_polls_until_allowed() {
             .to_string();
         Some((uri, code))
     });
-    assert_eq!(uri, format!("{}/auth/device", setup.server.url()));
+    assert_eq!(uri, format!("{}/auth/device", setup.base()));
 
     // The person opens the URL, signs in, types the code, allows.
     let mut browser = WebClient::new();

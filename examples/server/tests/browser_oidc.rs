@@ -132,7 +132,7 @@ fn lease_ids_via(address: SocketAddr, headers: &[(&str, &str)]) -> (u16, Vec<Str
 /// provider's own form as `sub`; waits for the portal.
 async fn sign_in(b: &Browser, server: &Server, idp: &OidcProvider, sub: &str) {
     b.client
-        .goto(&format!("{}/", server.url()))
+        .goto(&server.url())
         .await
         .expect("open the page");
     let label = b
@@ -466,7 +466,7 @@ async fn an_admin_by_group_sees_everyones_leases() {
         &[("Authorization", carol_bearer.as_str())],
         r#"{"imageType":"alpine","durationMinutes":10}"#,
     );
-    assert_eq!(status, 201, "{lease}");
+    assert_eq!(status, 202, "{lease}");
     let carols = lease["id"].as_str().expect("lease id").to_owned();
     let browser = Browser::launch(&tools, "oidc-admin").await;
     with_browser(browser, async |b| {
