@@ -516,10 +516,9 @@ fn browser_url(seen: &Path, running: &Running) -> String {
             .map(|url| url.trim().to_owned())
             .filter(|url| !url.is_empty())
     });
-    let printed = eventually("the CLI to print the URL", || {
+    eventually("the CLI to print the URL", || {
         running.stderr().contains(&url).then_some(())
     });
-    let () = printed;
     url
 }
 

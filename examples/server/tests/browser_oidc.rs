@@ -131,10 +131,7 @@ fn lease_ids_via(address: SocketAddr, headers: &[(&str, &str)]) -> (u16, Vec<Str
 /// Signs in through the page: the "Sign in with …" button, then the
 /// provider's own form as `sub`; waits for the portal.
 async fn sign_in(b: &Browser, server: &Server, idp: &OidcProvider, sub: &str) {
-    b.client
-        .goto(&server.url())
-        .await
-        .expect("open the page");
+    b.client.goto(&server.url()).await.expect("open the page");
     let label = b
         .wait_for(
             "the provider's sign-in button",
