@@ -75,6 +75,25 @@ else
     fi
 fi
 
+# (lease-http, lease-server: OIDC sign-in) A real OpenID Connect provider
+# (oidc-provider-mock from PyPI, pinned) in a venv under the user's cache,
+# created once; exports LEASE_TEST_OIDC_PYTHON for the tests, which start one
+# provider per test. Without python3/venv/pip the OIDC tests print SKIPPED
+# locally; with CI=true the script fails here.
+step "OIDC test provider (scripts/oidc-provider.sh)"
+if ! oidc_env="$(scripts/oidc-provider.sh ensure)"; then
+    echo "the OIDC test provider could not be installed; CI=true makes this fatal" >&2
+    exit 1
+fi
+eval "$oidc_env"
+if [ -z "${LEASE_TEST_OIDC_PYTHON:-}" ]; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "LEASE_TEST_OIDC_PYTHON is not set; CI=true makes this fatal" >&2
+        exit 1
+    fi
+    echo "no OIDC test provider: the OIDC tests will print SKIPPED" >&2
+fi
+
 # ---------------------------------------------------------------------------
 
 # (lease-reliability) The reliability suite's quick form runs here with the

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
@@ -23,10 +23,22 @@ impl Modify for BearerScheme {
                         "A token from the server's tokens file (`lease-server token new`). \
                          Never in a URL: browsers open the event stream and WebSockets with \
                          `?ticket=`, a single-use ticket from `POST /api/tickets`. \
-                         Not needed when the server runs single-user.",
+                         Not needed when the server runs single-user. With OIDC sign-in, \
+                         personal tokens (`clp_…`, `POST /api/tokens` or `lease login`) too.",
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::oidc::SESSION_COOKIE,
+                "The browser session of a person signed in with the identity provider \
+                 (`GET /auth/login`; HttpOnly, SameSite=Lax). A request made with it whose \
+                 method is not GET/HEAD/OPTIONS must carry the session's CSRF token \
+                 (`csrf` of `GET /api/me`) as `X-CSRF-Token`, and an `Origin`, when sent, \
+                 must be the server's own: else 403 `csrf`.",
+            ))),
         );
     }
 }
@@ -68,6 +80,23 @@ impl Modify for BearerScheme {
         crate::health::readyz,
         crate::metrics::metrics,
         openapi_json,
+        crate::oidc::session::auth_mode,
+        crate::oidc::session::me,
+        crate::oidc::tokens::list,
+        crate::oidc::tokens::mint,
+        crate::oidc::tokens::revoke,
+        crate::oidc::login::login,
+        crate::oidc::login::callback,
+        crate::oidc::session::logout,
+        crate::oidc::session::logout_everywhere,
+        crate::oidc::cli_login::confirm,
+        crate::oidc::cli_login::allow,
+        crate::oidc::cli_login::token,
+        crate::oidc::device::start,
+        crate::oidc::device::page,
+        crate::oidc::device::verify,
+        crate::oidc::device::allow,
+        crate::oidc::device::token,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -84,6 +113,7 @@ impl Modify for BearerScheme {
         (name = "shell", description = "Commands and terminals in a running lease, over a WebSocket that survives reconnects"),
         (name = "files", description = "Copy files into and out of a running lease, as tar streams"),
         (name = "ports", description = "Reaching what runs in a lease: HTTP and WebSockets to its ports (path form, preview hosts), preview links, TCP port-forward"),
+        (name = "auth", description = "Signing in with the organisation's identity provider (OpenID Connect): browser sessions, personal tokens, the CLI's loopback and device logins. The `/auth/*` routes need no bearer token; the HTML pages among them are noted"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 26] = [
+const ROUTES: [(&str, &str); 43] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -488,6 +488,23 @@ const ROUTES: [(&str, &str); 26] = [
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/api/auth"),
+    ("get", "/api/me"),
+    ("get", "/api/tokens"),
+    ("post", "/api/tokens"),
+    ("delete", "/api/tokens/{id}"),
+    ("get", "/auth/login"),
+    ("get", "/auth/callback"),
+    ("post", "/auth/logout"),
+    ("post", "/auth/logout-everywhere"),
+    ("get", "/auth/cli"),
+    ("post", "/auth/cli/allow"),
+    ("post", "/auth/cli/token"),
+    ("post", "/auth/device"),
+    ("get", "/auth/device"),
+    ("post", "/auth/device/verify"),
+    ("post", "/auth/device/allow"),
+    ("post", "/auth/device/token"),
 ];
 
 #[tokio::test]
@@ -524,6 +541,10 @@ async fn openapi_document_parses_and_lists_every_route() {
         assert!(lease[field].is_object(), "schema lacks {field}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let session = &doc["components"]["securitySchemes"]["session"];
+    assert_eq!(session["type"], "apiKey");
+    assert_eq!(session["in"], "cookie");
+    assert_eq!(session["name"], "cl_session");
 }
 
 #[tokio::test]

@@ -644,3 +644,452 @@ async fn personal_tokens_are_minted_listed_used_and_revoked() {
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{garbage}");
     }
 }
+
+impl Browser {
+    /// Follows a 302 to `/auth/login` through the provider as `sub`: where
+    /// the sign-in comes back to.
+    async fn sign_in_from(&mut self, server: &Server, login: &str, sub: &str) -> String {
+        assert!(login.starts_with("/auth/login?return_to="), "{login}");
+        let authorize = self.get(&format!("{}{login}", server.base)).await;
+        assert_eq!(authorize.status(), StatusCode::FOUND);
+        let callback = self.authorize(&location(&authorize), sub).await;
+        let done = self.get(&callback).await;
+        assert_eq!(done.status(), StatusCode::FOUND);
+        location(&done)
+    }
+
+    async fn csrf(&mut self, server: &Server) -> String {
+        let (_, me) = self.me(server).await;
+        me["csrf"].as_str().expect("csrf").to_owned()
+    }
+
+    async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.request(reqwest::Method::POST, url)
+            .form(form)
+            .send()
+            .await
+            .expect("POST form")
+    }
+}
+
+/// The query pairs of a URL.
+fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .expect("a URL")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("json error");
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_loopback_login_trades_a_one_time_code_for_a_token() {
+    let idp = provider!();
+    idp.set_user(
+        "alice",
+        r#"{"email":"alice@example.com","groups":["lease-admins"]}"#,
+    );
+    let server = server(&idp, |s| s).await;
+    let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+    let state = "st4te-0f-the-cli-0123";
+    let cli_path = format!(
+        "/auth/cli?port=4711&state={state}&code_challenge={}&name=my%20laptop",
+        challenge.as_str()
+    );
+    let cli_url = format!("{}{cli_path}", server.base);
+
+    // Not signed in: to the sign-in, which comes back to the same request.
+    let mut alice = Browser::new();
+    let first = alice.get(&cli_url).await;
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let back = alice
+        .sign_in_from(&server, &location(&first), "alice")
+        .await;
+    assert_eq!(back, cli_path);
+    let page = alice.get(&format!("{}{back}", server.base)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("frame-ancestors 'none'")
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("act as <strong>alice@example.com</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("my laptop"), "{html}");
+    let csrf = alice.csrf(&server).await;
+    assert!(html.contains(&csrf), "the form carries the CSRF token");
+
+    let allow_url = format!("{}/auth/cli/allow", server.base);
+    let fields = |csrf: &str, decision: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("port", "4711".to_owned()),
+            ("state", state.to_owned()),
+            ("code_challenge", challenge.as_str().to_owned()),
+            ("name", "my laptop".to_owned()),
+            ("csrf", csrf.to_owned()),
+            ("decision", decision.to_owned()),
+        ]
+    };
+    // CSRF: without the token, with a wrong one, from a foreign origin.
+    for (form, origin) in [
+        (fields("", "allow"), None),
+        (fields("wrong", "allow"), None),
+        (fields(&csrf, "allow"), Some("https://evil.example")),
+    ] {
+        let mut request = alice.request(reqwest::Method::POST, &allow_url).form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let refused = request.send().await.expect("POST");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    // Not signed in at all: 401.
+    let stranger = Browser::new();
+    let refused = stranger
+        .request(reqwest::Method::POST, &allow_url)
+        .form(&fields(&csrf, "allow"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    // Deny: the loopback hears access_denied.
+    let denied = alice
+        .request(reqwest::Method::POST, &allow_url)
+        .header("origin", &server.base)
+        .form(&fields(&csrf, "deny"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(denied.status(), StatusCode::FOUND);
+    let to = location(&denied);
+    assert!(to.starts_with("http://127.0.0.1:4711/callback?"), "{to}");
+    let query = query_of(&to);
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["state"], state);
+    assert!(!query.contains_key("code"));
+
+    // Allow: a code; a wrong verifier spends it.
+    let allow = || async {
+        let allowed = alice
+            .request(reqwest::Method::POST, &allow_url)
+            .form(&fields(&csrf, "allow"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(allowed.status(), StatusCode::FOUND);
+        let query = query_of(&location(&allowed));
+        assert_eq!(query["state"], state);
+        query["code"].clone()
+    };
+    let http = reqwest::Client::new();
+    let trade = |code: String, verifier: String| {
+        http.post(format!("{}/auth/cli/token", server.base))
+            .json(&json!({"code": code, "codeVerifier": verifier}))
+            .send()
+    };
+    let code = allow().await;
+    let (_, other_verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+    let wrong = trade(code.clone(), other_verifier.secret().clone())
+        .await
+        .expect("POST");
+    assert_eq!(
+        error_code(wrong).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+    let spent = trade(code, verifier.secret().clone()).await.expect("POST");
+    assert_eq!(
+        spent.status(),
+        StatusCode::BAD_REQUEST,
+        "spent by the wrong try"
+    );
+
+    // The right verifier: a personal token acting as alice (admin).
+    let code = allow().await;
+    let minted = trade(code.clone(), verifier.secret().clone())
+        .await
+        .expect("POST");
+    assert_eq!(minted.status(), StatusCode::OK);
+    let minted: Value = minted.json().await.expect("json");
+    assert_eq!(minted["owner"], "alice@example.com");
+    assert_eq!(minted["name"], "my laptop");
+    assert!(
+        minted["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pt_"))
+    );
+    let secret = minted["token"].as_str().expect("token");
+    let me: Value = http
+        .get(format!("{}/api/me", server.base))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["owner"], "alice@example.com");
+    assert_eq!(me["admin"], true);
+    let replay = trade(code, verifier.secret().clone()).await.expect("POST");
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "one-time code");
+    let listed: Value = alice
+        .get(&format!("{}/api/tokens", server.base))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1));
+
+    // Hostile requests: a 400 page, nothing echoed unescaped.
+    for hostile in [
+        format!(
+            "/auth/cli?port=80&state={state}&code_challenge={}&name=x",
+            challenge.as_str()
+        ),
+        format!(
+            "/auth/cli?port=4711&state=%3Cscript%3Ealert(1)%3C%2Fscript%3E&code_challenge={}&name=x",
+            challenge.as_str()
+        ),
+        format!("/auth/cli?port=4711&state={state}&code_challenge=short&name=x"),
+        format!(
+            "/auth/cli?port=4711&state={state}&code_challenge={}&name=",
+            challenge.as_str()
+        ),
+        format!(
+            "/auth/cli?port=4711&state={}&code_challenge={}&name=x",
+            "s".repeat(5000),
+            challenge.as_str()
+        ),
+        "/auth/cli".to_owned(),
+    ] {
+        let refused = alice.get(&format!("{}{hostile}", server.base)).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{hostile}");
+        let html = refused.text().await.expect("html");
+        assert!(!html.contains("<script>"), "{html}");
+    }
+    for garbage in [
+        json!({"code": "", "codeVerifier": verifier.secret()}),
+        json!({"code": "x".repeat(5000), "codeVerifier": "y"}),
+        json!({"code": "abc", "codeVerifier": "short"}),
+    ] {
+        let refused = http
+            .post(format!("{}/auth/cli/token", server.base))
+            .json(&garbage)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
+    let missing = http
+        .post(format!("{}/auth/cli/token", server.base))
+        .json(&json!({"code": "abc"}))
+        .send()
+        .await
+        .expect("POST");
+    assert!(missing.status().is_client_error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_login_is_polled_until_a_signed_in_person_allows_it() {
+    let idp = provider!();
+    idp.set_user("bob", r#"{"email":"bob@example.com"}"#);
+    let server = server(&idp, |s| s).await;
+    let http = reqwest::Client::new();
+    let start = || async {
+        let response = http
+            .post(format!("{}/auth/device", server.base))
+            .json(&json!({"name": "build box"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), StatusCode::OK);
+        let started: Value = response.json().await.expect("json");
+        started
+    };
+    let poll = |device: String| {
+        http.post(format!("{}/auth/device/token", server.base))
+            .json(&json!({"deviceCode": device}))
+            .send()
+    };
+    let started = start().await;
+    let device = started["deviceCode"]
+        .as_str()
+        .expect("deviceCode")
+        .to_owned();
+    let user_code = started["userCode"].as_str().expect("userCode").to_owned();
+    assert_eq!(user_code.len(), 9);
+    assert_eq!(&user_code[4..5], "-");
+    assert!(
+        user_code
+            .chars()
+            .all(|c| c == '-' || "BCDFGHJKLMNPQRSTVWXZ".contains(c))
+    );
+    assert_eq!(
+        started["verificationUri"],
+        format!("{}/auth/device", server.base)
+    );
+    assert_eq!(started["expiresIn"], 600);
+    assert_eq!(started["interval"], 2);
+    let pending = poll(device.clone()).await.expect("POST");
+    assert_eq!(
+        error_code(pending).await,
+        (StatusCode::BAD_REQUEST, "authorization_pending".to_owned())
+    );
+    let fast = poll(device.clone()).await.expect("POST");
+    assert_eq!(
+        error_code(fast).await,
+        (StatusCode::BAD_REQUEST, "slow_down".to_owned())
+    );
+
+    // The person: not signed in → sign-in → back to the form.
+    let mut bob = Browser::new();
+    let first = bob.get(&format!("{}/auth/device", server.base)).await;
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let back = bob.sign_in_from(&server, &location(&first), "bob").await;
+    assert_eq!(back, "/auth/device");
+    let form = bob.get(&format!("{}{back}", server.base)).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.expect("html");
+    assert!(html.contains("action=\"/auth/device/verify\""), "{html}");
+    let csrf = bob.csrf(&server).await;
+    let verify = format!("{}/auth/device/verify", server.base);
+    let allow = format!("{}/auth/device/allow", server.base);
+
+    // CSRF refused; a wrong code counts; 5 wrong codes a minute, then 429.
+    let refused = bob
+        .post_form(&verify, &[("user_code", &user_code), ("csrf", "nope")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for _ in 0..5 {
+        let wrong = bob
+            .post_form(&verify, &[("user_code", "BBBB-BBBB"), ("csrf", &csrf)])
+            .await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    }
+    let limited = bob
+        .post_form(&verify, &[("user_code", &user_code), ("csrf", &csrf)])
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Another session of bob's: the right code (typed loosely) → confirm.
+    let mut laptop = Browser::new();
+    let start_login = laptop.get(&format!("{}/auth/device", server.base)).await;
+    laptop
+        .sign_in_from(&server, &location(&start_login), "bob")
+        .await;
+    let csrf = laptop.csrf(&server).await;
+    let typed = user_code.to_lowercase().replace('-', " ");
+    let confirm = laptop
+        .post_form(&verify, &[("user_code", &typed), ("csrf", &csrf)])
+        .await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let html = confirm.text().await.expect("html");
+    assert!(
+        html.contains(&user_code) && html.contains("build box"),
+        "{html}"
+    );
+    assert!(html.contains("action=\"/auth/device/allow\""), "{html}");
+    let no_csrf = laptop
+        .post_form(&allow, &[("user_code", &user_code), ("decision", "allow")])
+        .await;
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    let allowed = laptop
+        .post_form(
+            &allow,
+            &[
+                ("user_code", &user_code),
+                ("csrf", &csrf),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let again = laptop
+        .post_form(
+            &allow,
+            &[
+                ("user_code", &user_code),
+                ("csrf", &csrf),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "decided once");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let done = poll(device.clone()).await.expect("POST");
+    assert_eq!(done.status(), StatusCode::OK);
+    let token: Value = done.json().await.expect("json");
+    assert_eq!(token["owner"], "bob@example.com");
+    assert_eq!(token["name"], "build box");
+    let me = http
+        .get(format!("{}/api/me", server.base))
+        .bearer_auth(token["token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(me.status(), StatusCode::OK);
+    let spent = poll(device).await.expect("POST");
+    assert_eq!(
+        error_code(spent).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+
+    // Denied: the CLI hears access_denied.
+    let started = start().await;
+    let device = started["deviceCode"]
+        .as_str()
+        .expect("deviceCode")
+        .to_owned();
+    let user_code = started["userCode"].as_str().expect("userCode").to_owned();
+    let denied = laptop
+        .post_form(
+            &allow,
+            &[
+                ("user_code", &user_code),
+                ("csrf", &csrf),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status(), StatusCode::OK);
+    assert_eq!(
+        error_code(poll(device).await.expect("POST")).await,
+        (StatusCode::BAD_REQUEST, "access_denied".to_owned())
+    );
+
+    // Garbage.
+    for body in [
+        json!({"deviceCode": "x".repeat(5000)}),
+        json!({"deviceCode": ""}),
+    ] {
+        let refused = http
+            .post(format!("{}/auth/device/token", server.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
+    for body in [json!({"name": ""}), json!({"name": "a\nb"}), json!({})] {
+        let refused = http
+            .post(format!("{}/auth/device", server.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        assert!(refused.status().is_client_error(), "{body}");
+    }
+}

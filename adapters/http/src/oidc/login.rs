@@ -7,8 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lease_core::WebSession;
@@ -109,14 +109,6 @@ pub(crate) fn local_path(return_to: Option<&str>) -> String {
     }
 }
 
-fn redirect(location: &str) -> Response {
-    let mut response = StatusCode::FOUND.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(LOCATION, value);
-    }
-    response
-}
-
 /// Starts a sign-in: 302 to the provider.
 #[utoipa::path(
     get,
@@ -160,7 +152,7 @@ pub(crate) async fn login(
             "too many sign-ins are in progress; try again in a few minutes",
         ));
     }
-    let mut response = redirect(&authorization.url);
+    let mut response = pages::redirect(&authorization.url);
     response.headers_mut().insert(
         SET_COOKIE,
         set_cookie(
@@ -324,7 +316,7 @@ async fn finish(
         .map_err(|error| Failure::Api(super::credential_error(error)))?;
     info!(owner = %caller.owner, admin = caller.admin, subject = %claims.subject, "signed in");
     let secure = oidc.settings().secure_cookies();
-    let mut response = redirect(&pending.return_to);
+    let mut response = pages::redirect(&pending.return_to);
     let cookies = response.headers_mut();
     cookies.append(
         SET_COOKIE,

@@ -21,7 +21,9 @@
 //! | DELETE | `/api/tokens/{id}`, `/api/tokens/current` | revoke |
 //! | GET | `/auth/cli` | the CLI's loopback login: confirm page |
 //! | POST | `/auth/cli/allow`, `/auth/cli/token` | allow; the CLI trades its code for a token |
-//! | POST, GET | `/auth/device`, `/auth/device/token` | the headless (device code) login |
+//! | POST | `/auth/device`, `/auth/device/token` | the headless CLI login: start; poll for the token |
+//! | GET | `/auth/device` | the page where a signed-in person enters the user code |
+//! | POST | `/auth/device/verify`, `/auth/device/allow` | that page's forms: check the code; allow |
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ use lease_core::CredentialStore;
 pub mod config;
 pub mod provider;
 
+pub(crate) mod cli_login;
+pub(crate) mod device;
 pub(crate) mod login;
 pub(crate) mod pages;
 pub(crate) mod session;
@@ -57,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) provider: OidcProvider,
     pub(crate) store: Arc<dyn CredentialStore>,
     pub(crate) pending: login::PendingLogins,
+    pub(crate) cli_codes: cli_login::CliCodes,
+    pub(crate) devices: device::DeviceLogins,
 }
 
 impl OidcAuth {
@@ -67,6 +73,8 @@ impl OidcAuth {
                 provider,
                 store,
                 pending: login::PendingLogins::default(),
+                cli_codes: cli_login::CliCodes::default(),
+                devices: device::DeviceLogins::default(),
             }),
         }
     }
@@ -159,6 +167,26 @@ where
         .route("/auth/logout", post(session::logout).layer(rated.clone()))
         .route(
             "/auth/logout-everywhere",
-            post(session::logout_everywhere).layer(rated),
+            post(session::logout_everywhere).layer(rated.clone()),
         )
+        .route("/auth/cli", get(cli_login::confirm))
+        .route(
+            "/auth/cli/allow",
+            post(cli_login::allow).layer(rated.clone()),
+        )
+        .route(
+            "/auth/cli/token",
+            post(cli_login::token).layer(rated.clone()),
+        )
+        .route(
+            "/auth/device",
+            post(device::start).layer(rated.clone()).get(device::page),
+        )
+        .route(
+            "/auth/device/verify",
+            post(device::verify).layer(rated.clone()),
+        )
+        .route("/auth/device/allow", post(device::allow).layer(rated))
+        // Polls pace themselves (`slow_down`), the rate limit stays out.
+        .route("/auth/device/token", post(device::token))
 }

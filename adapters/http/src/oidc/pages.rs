@@ -2,7 +2,9 @@
 //! confirm pages): small, self-contained, every piece of input escaped,
 //! framed by no one.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -48,6 +50,46 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// 302 to `location` (not cached).
+pub(crate) fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page with `title` and one paragraph of plain `text`.
+pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(status, title, &format!("<p>{}</p>", escape(text)))
+}
+
+/// A form POSTing `hidden` fields to `action`, with Allow and Deny buttons
+/// (`decision=allow|deny`).
+pub(crate) fn decision_form(action: &str, hidden: &[(&str, String)]) -> String {
+    let mut form = format!("<form method=\"post\" action=\"{}\">", escape(action));
+    for (name, value) in hidden {
+        form.push_str(&hidden_field(name, value));
+    }
+    form.push_str(
+        "<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+    );
+    form
+}
+
+/// `<input type="hidden">`, escaped.
+pub(crate) fn hidden_field(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        escape(name),
+        escape(value)
+    )
 }
 
 /// "sign-in failed: {reason}" with a link to try again.
