@@ -498,6 +498,125 @@ async fn an_admin_by_group_sees_everyones_leases() {
             vec![],
         )
         .await;
+        // "Sign out of every browser" ends this session and any other.
+        let cookie = session_cookie(b).await;
+        let mut other = WebSession::sign_in(address, &idp, "root");
+        assert_eq!(other.me().0, 200);
+        b.click("#signout-everywhere").await;
+        b.wait_for(
+            "the sign-in after signing out everywhere",
+            Duration::from_secs(10),
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        let cookie_header = format!("cl_session={cookie}");
+        let (status, _) = http(address, "GET", "/api/me", &[("Cookie", cookie_header.as_str())], "");
+        assert_eq!(status, 401);
+        assert_eq!(other.me().0, 401, "the other browser's session ended too");
     })
     .await;
+}
+
+/// A second "browser" without JavaScript: signs in by following the
+/// redirects and posting the provider's form over plain HTTP.
+struct WebSession {
+    address: SocketAddr,
+    cookie: String,
+}
+
+impl WebSession {
+    fn sign_in(address: SocketAddr, idp: &OidcProvider, sub: &str) -> WebSession {
+        let issuer = idp.issuer();
+        let provider: SocketAddr = issuer
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the provider's address");
+        let (status, headers) = raw(address, "GET", "/auth/login?return_to=/", "", "");
+        assert_eq!(status, 302);
+        let login_cookie = set_cookie(&headers, "cl_login").expect("a cl_login cookie");
+        let authorize = header(&headers, "location").expect("to the provider");
+        let path = authorize.trim_start_matches(&issuer);
+        let (status, headers) = raw(provider, "POST", path, "", &format!("sub={sub}"));
+        assert_eq!(status, 302, "the provider's form");
+        let callback = header(&headers, "location").expect("back to us");
+        let base = format!("http://{address}");
+        let (status, headers) = raw(
+            address,
+            "GET",
+            callback.trim_start_matches(&base),
+            &format!("cl_login={login_cookie}"),
+            "",
+        );
+        assert_eq!(status, 302, "the callback");
+        let cookie = set_cookie(&headers, "cl_session").expect("a session");
+        WebSession { address, cookie }
+    }
+
+    fn me(&mut self) -> (u16, Value) {
+        let cookie = format!("cl_session={}", self.cookie);
+        http(
+            self.address,
+            "GET",
+            "/api/me",
+            &[("Cookie", cookie.as_str())],
+            "",
+        )
+    }
+}
+
+/// One HTTP/1.1 request: status and the response's header lines.
+/// `body` (if any) is sent as a form.
+fn raw(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> (u16, Vec<String>) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        request.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, lines.map(str::to_owned).collect())
+}
+
+fn header(headers: &[String], name: &str) -> Option<String> {
+    headers.iter().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+fn set_cookie(headers: &[String], name: &str) -> Option<String> {
+    headers.iter().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        if !key.trim().eq_ignore_ascii_case("set-cookie") {
+            return None;
+        }
+        let pair = value.trim().split(';').next()?;
+        let (cookie, value) = pair.split_once('=')?;
+        (cookie == name && !value.is_empty()).then(|| value.to_owned())
+    })
 }
