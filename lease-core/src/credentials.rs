@@ -86,7 +86,12 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
     async fn insert_session(&self, session: &WebSession) -> Result<(), CredentialError>;
 
     /// The session with this hash, if it exists and has not expired at
-    /// `now`.
+    /// `now` (valid while `now < expires_at`).
+    ///
+    /// A store may delete an expired session on its own: when a later
+    /// session is stored (SQLite, Redis) or when its own clock passes the
+    /// expiry (Redis expires the record), so a `now` earlier than the real
+    /// time does not bring an expired session back.
     async fn session(
         &self,
         id_sha256: &str,
@@ -126,6 +131,8 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
     /// Records that token `id` was presented at `at`.
     async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Removes sessions and tokens that expired before `now`. How many.
+    /// Removes sessions and tokens that have expired at `now` (expiry at
+    /// or before it). How many. Nothing else removes expired tokens: the
+    /// server calls this periodically.
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

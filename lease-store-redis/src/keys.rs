@@ -114,6 +114,45 @@ impl Keys {
         format!("{}spend:{owner}", self.base)
     }
 
+    /// Hash of one browser session, by the SHA-256 of its cookie: `data`
+    /// (JSON), `owner`; expires with the session.
+    pub(crate) fn session(&self, id_sha256: &str) -> String {
+        format!("{}session:{id_sha256}", self.base)
+    }
+
+    /// Sorted set of one owner's session hashes scored by expiry (ms).
+    pub(crate) fn sessions_of(&self, owner: &str) -> String {
+        format!("{}sessions-of:{owner}", self.base)
+    }
+
+    /// Sorted set of every session hash scored by expiry (ms), for purging.
+    pub(crate) fn sessions(&self) -> String {
+        format!("{}sessions", self.base)
+    }
+
+    /// Hash of one personal token, by the SHA-256 of the token: `data`
+    /// (JSON), `id`, `owner`, and `used` (ns) once it was presented.
+    pub(crate) fn token(&self, token_sha256: &str) -> String {
+        format!("{}token:{token_sha256}", self.base)
+    }
+
+    /// Hash of personal token id → SHA-256 of the token.
+    pub(crate) fn token_ids(&self) -> String {
+        format!("{}token-ids", self.base)
+    }
+
+    /// Sorted set of one owner's token ids scored by expiry (ms; `+inf`
+    /// for none).
+    pub(crate) fn tokens_of(&self, owner: &str) -> String {
+        format!("{}tokens-of:{owner}", self.base)
+    }
+
+    /// Sorted set of the ids of tokens that expire, scored by expiry (ms),
+    /// for purging.
+    pub(crate) fn token_expiry(&self) -> String {
+        format!("{}token-expiry", self.base)
+    }
+
     /// The layout's version (`2`: the admission counters are kept; absent:
     /// written by a version that kept none, see `upgrade.rs`).
     pub(crate) fn layout(&self) -> String {
@@ -151,7 +190,7 @@ pub(crate) fn due_time(score_ms: i64, due_ns: Option<&str>) -> DateTime<Utc> {
 }
 
 /// A nanosecond timestamp as a time, if in range.
-fn from_nanos(ns: i128) -> Option<DateTime<Utc>> {
+pub(crate) fn from_nanos(ns: i128) -> Option<DateTime<Utc>> {
     let secs = i64::try_from(ns.div_euclid(1_000_000_000)).ok()?;
     let sub = u32::try_from(ns.rem_euclid(1_000_000_000)).ok()?;
     DateTime::from_timestamp(secs, sub)

@@ -55,6 +55,13 @@
 //! | `{p}:capacity` | hash | `nano_cpus` and `memory_mb` summed over the active leases |
 //! | `{p}:spend:<owner>` | hash | UTC day number → nano-dollars charged for the owner's leases created that day, active and finished |
 //! | `{p}:layout` | string | `2` once the admission counters are kept |
+//! | `{p}:session:<sha>` | hash | a browser session by the SHA-256 of its cookie: `data` (JSON), `owner`; expires (`PEXPIREAT`) with the session |
+//! | `{p}:sessions-of:<owner>` | sorted set | the owner's session hashes scored by expiry (ms); expires with the owner's last session |
+//! | `{p}:sessions` | sorted set | every session hash scored by expiry (ms), for purging |
+//! | `{p}:token:<sha>` | hash | a personal token by the SHA-256 of the token: `data` (JSON), `id`, `owner`, `used` (ns, its last use) |
+//! | `{p}:token-ids` | hash | personal token id → SHA-256 of the token |
+//! | `{p}:tokens-of:<owner>` | sorted set | the owner's token ids scored by expiry (ms, `+inf` for none): the per-owner limit counts it |
+//! | `{p}:token-expiry` | sorted set | ids of tokens that expire, scored by expiry (ms), for purging |
 //!
 //! `<created>`/`<ended>` are times written so that they sort as text (`p` and
 //! 25 digits of nanoseconds since the epoch).
@@ -78,6 +85,15 @@
 //!
 //! Paging order: `list` returns the oldest `created_at` first, ties by id
 //! ascending; `history` the newest `ended_at` first, ties by id descending.
+//!
+//! # Credentials
+//!
+//! [`RedisStore`] implements [`lease_core::CredentialStore`] too, on the
+//! same prefix (the `session`/`token` keys above): a token's per-owner
+//! limit is counted in the script that stores it, a revocation checks the
+//! owner in the script that deletes, and neither a cookie nor a token is
+//! stored, only its SHA-256. Sessions expire in Redis by themselves;
+//! expired tokens stay listed until `purge_expired`.
 //!
 //! # Admission
 //!

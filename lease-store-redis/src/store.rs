@@ -26,9 +26,11 @@ use crate::keys::{Keys, ceil_millis, due_time, member};
 use crate::link::Link;
 use crate::record::{ActiveFields, Outcome, counter, decode, encode};
 
+mod credentials;
 mod paging;
 mod upgrade;
 
+use credentials::CredentialScripts;
 use paging::Index;
 
 /// The Lua scripts, loaded once per server and invoked by SHA.
@@ -83,6 +85,8 @@ pub struct RedisStore {
     /// How long a finished lease stays in history after its `ended_at`.
     retention_ms: i64,
     scripts: Scripts,
+    /// The scripts of [`lease_core::CredentialStore`] (`credentials.rs`).
+    credential_scripts: CredentialScripts,
     /// Set once the admission counters are known to be kept (`upgrade.rs`).
     upgraded: OnceCell<()>,
 }
@@ -123,6 +127,7 @@ impl RedisStore {
             retention_ms: i64::try_from(config.history_retention.as_millis()).unwrap_or(i64::MAX),
             prefix: config.prefix,
             scripts: Scripts::new(),
+            credential_scripts: CredentialScripts::new(),
             upgraded: OnceCell::new(),
         })
     }

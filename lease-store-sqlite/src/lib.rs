@@ -63,12 +63,18 @@
 //! ([`config_from_url`]). The store passes the conformance suite of
 //! `lease-core` (feature `test-utils`), directly and through
 //! `Arc<dyn LeaseStore>`.
+//!
+//! The same file keeps the credentials of people who sign in with an
+//! identity provider: [`SqliteStore`] implements
+//! [`lease_core::CredentialStore`] too (browser sessions and personal
+//! tokens, schema version 3), and passes its conformance suite.
 #![forbid(unsafe_code)]
 
 mod active;
 mod admission;
 mod codec;
 mod config;
+mod credentials;
 mod error;
 mod history;
 mod schema;

@@ -19,7 +19,11 @@ use crate::error::OpenError;
 pub(crate) const APPLICATION_ID: i64 = 0x434c_7365;
 
 /// The schema migrations, in order: entry `n` takes version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/v1.sql"),
+    include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

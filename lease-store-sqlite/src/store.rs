@@ -47,7 +47,7 @@ const STATEMENT_CACHE: usize = 64;
 /// system clock (a finished lease that ended more than the retention ago is
 /// gone, for `get` and `history` alike).
 pub struct SqliteStore {
-    writer: Writer,
+    pub(crate) writer: Writer,
     /// `None`: reads run on the writer.
     readers: Option<Worker>,
     path: PathBuf,
@@ -200,7 +200,7 @@ impl SqliteStore {
     }
 
     /// Runs a read on the read pool, or on the writer without one.
-    async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,

@@ -361,3 +361,115 @@ async fn a_version_1_file_is_upgraded_in_place() {
         .expect("schema");
     assert_eq!(index, 1, "the version 2 index exists");
 }
+
+/// A version 2 file (made with the version 1 and 2 DDL, holding a sized
+/// active lease and a namespace) opened by two stores at once is upgraded
+/// to version 3 in place, once: its lease and namespace are kept, and
+/// sessions and personal tokens are stored from then on and survive a
+/// reopen.
+#[tokio::test]
+async fn a_version_2_file_is_upgraded_in_place_to_keep_credentials() {
+    use lease_core::CredentialStore;
+    use lease_core::testing::credential_conformance::{sample_session, sample_token};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    let owner = unique_owner("v2");
+    let active = sample_lease(&owner, Duration::hours(1));
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create a v2 file");
+        connection
+            .execute_batch(include_str!("../src/schema/v1.sql"))
+            .expect("the v1 DDL");
+        connection
+            .execute_batch(include_str!("../src/schema/v2.sql"))
+            .expect("the v2 DDL");
+        connection
+            .execute_batch(
+                "PRAGMA application_id = 1129083749; PRAGMA user_version = 2; \
+                 INSERT INTO meta (key, value) VALUES ('namespace', 'team-v2');",
+            )
+            .expect("mark it a v2 lease database");
+        let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().expect("in range");
+        connection
+            .execute(
+                "INSERT INTO active (id, owner, offering, status, created_at, expires_at, \
+                 hourly_rate, estimated_cost, provision_attempts, removal_failures, revision, \
+                 nano_cpus, memory_mb, due_at, claimable_at) \
+                 VALUES (?1, ?2, 'alpine', 'pending', ?3, ?4, 10000000, 10000000, 0, 0, 1, \
+                 500000000, 256, ?4, ?4)",
+                rusqlite::params![
+                    active.id.as_str(),
+                    owner,
+                    nanos(active.created_at),
+                    nanos(active.expires_at)
+                ],
+            )
+            .expect("a v2 active row");
+    }
+
+    let config = || SqliteStoreConfig::new(&path).namespace("team-v2");
+    let (first, second) = tokio::join!(SqliteStore::open(config()), SqliteStore::open(config()));
+    let (store, other) = (
+        first.expect("a v2 file opens"),
+        second.expect("a v2 file opens beside another store"),
+    );
+    drop(other);
+    let read = store.get(&active.id).await.expect("the v2 lease");
+    assert_eq!((read.nano_cpus, read.memory_mb), (500_000_000, 256));
+
+    let session = sample_session(&owner, Duration::hours(12));
+    store
+        .insert_session(&session)
+        .await
+        .expect("a session after the upgrade");
+    let now = lease_core::testing::conformance::now_ms();
+    let token = sample_token(&owner, "laptop", now, Some(now + Duration::days(90)));
+    store
+        .insert_token(&token, 20)
+        .await
+        .expect("a personal token after the upgrade");
+    drop(store);
+
+    let store = SqliteStore::open(config()).await.expect("reopen");
+    assert_eq!(
+        store.session(&session.id_sha256, now).await.expect("read"),
+        Some(session),
+        "sessions survive a reopen"
+    );
+    assert_eq!(
+        store.tokens_of(&owner).await.expect("list"),
+        [token],
+        "tokens survive a reopen"
+    );
+    drop(store);
+
+    let connection = rusqlite::Connection::open(&path).expect("reopen");
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!((version, SCHEMA_VERSION), (3, 3));
+    let objects: Vec<String> = connection
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE tbl_name IN ('web_sessions', 'personal_tokens') \
+             AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .expect("schema");
+    assert_eq!(
+        objects,
+        [
+            "personal_tokens",
+            "personal_tokens_by_expiry",
+            "personal_tokens_by_owner",
+            "web_sessions",
+            "web_sessions_by_expiry",
+            "web_sessions_by_owner"
+        ],
+        "the version 3 tables and indexes exist"
+    );
+}

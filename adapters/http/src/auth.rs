@@ -101,19 +101,22 @@ impl Auth {
     /// (`/readyz` failures): in single-user mode the local user, who runs
     /// the server; with tokens, an admin. The scrape token (`scrape`) is
     /// not one. `Err` (401) for a token that is presented but unknown, so a
-    /// mistyped admin token is not silently treated as anonymous.
-    pub(crate) fn is_operator(
+    /// mistyped admin token is not silently treated as anonymous. With OIDC
+    /// sign-in (`oidc`), an admin's personal token counts too.
+    pub(crate) async fn is_operator(
         &self,
         scrape: Option<&MetricsToken>,
+        oidc: Option<&OidcAuth>,
         headers: &HeaderMap,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, ApiError> {
         match self {
             Auth::SingleUser(_) => Ok(true),
             Auth::Tokens(tokens) => match bearer_header(headers)? {
                 None => Ok(false),
                 Some(token) if scrape.is_some_and(|scrape| scrape.matches(token)) => Ok(false),
-                Some(token) => tokens
-                    .verify(token)
+                Some(token) => bearer_caller(tokens, oidc, token, now)
+                    .await?
                     .map(|caller| caller.admin)
                     .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid")),
             },
@@ -122,11 +125,14 @@ impl Auth {
 
     /// Whether the caller presenting `headers` may read `/metrics`: an admin
     /// or the scrape token (`scrape`); in single-user mode, the local user.
-    /// 401 without a valid token, 403 for a valid non-admin one.
-    pub(crate) fn may_read_metrics(
+    /// 401 without a valid token, 403 for a valid non-admin one. With OIDC
+    /// sign-in (`oidc`), an admin's personal token counts too.
+    pub(crate) async fn may_read_metrics(
         &self,
         scrape: Option<&MetricsToken>,
+        oidc: Option<&OidcAuth>,
         headers: &HeaderMap,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ApiError> {
         let Auth::Tokens(tokens) = self else {
             return Ok(());
@@ -137,7 +143,7 @@ impl Auth {
         if scrape.is_some_and(|scrape| scrape.matches(token)) {
             return Ok(());
         }
-        match tokens.verify(token) {
+        match bearer_caller(tokens, oidc, token, now).await? {
             Some(caller) if caller.admin => Ok(()),
             Some(_) => Err(ApiError::forbidden(
                 "only admins and the metrics scrape token may read /metrics",
@@ -539,22 +545,23 @@ struct RequestHead {
     headers: HeaderMap,
 }
 
-/// The caller of a personal token; its last-used time is updated at most
-/// once a minute.
-async fn personal_token_caller(
+/// The caller of a personal token (`None`: not a valid one); its
+/// last-used time is updated at most once a minute.
+async fn personal_token(
     oidc: &OidcAuth,
     token: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Caller, Via), ApiError> {
-    let invalid = || ApiError::unauthorized("the bearer token is not valid");
+) -> Result<Option<(Caller, Via)>, ApiError> {
     if !token.starts_with(crate::oidc::PERSONAL_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(invalid());
+        return Ok(None);
     }
-    let found = oidc
+    let Some(found) = oidc
         .store()
         .token_by_hash(&token_sha256(token), now)
         .await?
-        .ok_or_else(invalid)?;
+    else {
+        return Ok(None);
+    };
     if found
         .last_used_at
         .is_none_or(|last| now - last >= TOUCH_EVERY)
@@ -566,13 +573,42 @@ async fn personal_token_caller(
         owner: found.owner,
         admin: found.admin,
     };
-    Ok((
-        caller,
-        Via::PersonalToken {
-            id: found.id,
-            expires_at: found.expires_at,
-        },
-    ))
+    let via = Via::PersonalToken {
+        id: found.id,
+        expires_at: found.expires_at,
+    };
+    Ok(Some((caller, via)))
+}
+
+/// [`personal_token`], 401 when it is not a valid one.
+async fn personal_token_caller(
+    oidc: &OidcAuth,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Caller, Via), ApiError> {
+    personal_token(oidc, token, now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
+}
+
+/// The caller of a bearer token outside the API's middleware (`/metrics`,
+/// `/readyz`, the port proxy): a token of the tokens file, else (with OIDC
+/// sign-in) a personal token. `None`: not a valid token.
+pub(crate) async fn bearer_caller(
+    tokens: &TokenSet,
+    oidc: Option<&OidcAuth>,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Caller>, ApiError> {
+    if let Some(caller) = tokens.verify(token) {
+        return Ok(Some(caller));
+    }
+    let Some(oidc) = oidc else {
+        return Ok(None);
+    };
+    Ok(personal_token(oidc, token, now)
+        .await?
+        .map(|(caller, _)| caller))
 }
 
 /// Middleware: resolves the caller and stores it (and how it proved who it

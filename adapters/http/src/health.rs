@@ -49,7 +49,13 @@ pub(crate) async fn readyz(
 ) -> Result<Response, ApiError> {
     let operator = state
         .auth
-        .is_operator(state.metrics_token.as_ref(), &headers)?;
+        .is_operator(
+            state.metrics_token.as_ref(),
+            state.oidc.as_ref(),
+            &headers,
+            state.manager.clock().now(),
+        )
+        .await?;
     let (store, runtime) = check(&state).await;
     let ready = store.is_ok() && runtime.is_ok();
     if !ready {

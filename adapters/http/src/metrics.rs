@@ -220,7 +220,13 @@ pub(crate) async fn metrics(
 ) -> Result<Response, ApiError> {
     state
         .auth
-        .may_read_metrics(state.metrics_token.as_ref(), &headers)?;
+        .may_read_metrics(
+            state.metrics_token.as_ref(),
+            state.oidc.as_ref(),
+            &headers,
+            state.manager.clock().now(),
+        )
+        .await?;
     let leases = state.manager.list_all(&ListQuery::default()).await?;
     state
         .metrics

@@ -1093,3 +1093,80 @@ async fn the_device_login_is_polled_until_a_signed_in_person_allows_it() {
         assert!(refused.status().is_client_error(), "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_tokens_count_for_metrics_readyz_and_the_port_proxy() {
+    let idp = provider!();
+    idp.set_user(
+        "root",
+        r#"{"email":"root@example.com","groups":["lease-admins"]}"#,
+    );
+    idp.set_user("ann", r#"{"email":"ann@example.com"}"#);
+    let server = server(&idp, |s| s).await;
+    let mut minted = HashMap::new();
+    for sub in ["root", "ann"] {
+        let mut browser = Browser::new();
+        browser.sign_in(&server, sub).await;
+        let csrf = browser.csrf(&server).await;
+        let token: Value = browser
+            .request(
+                reqwest::Method::POST,
+                &format!("{}/api/tokens", server.base),
+            )
+            .header("x-csrf-token", csrf)
+            .json(&json!({"name": "ops"}))
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("json");
+        minted.insert(sub, token["token"].as_str().expect("token").to_owned());
+    }
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: &str| {
+        http.get(format!("{}{path}", server.base))
+            .bearer_auth(token)
+            .send()
+    };
+    // /metrics: an admin's personal token reads it, another's is refused.
+    assert_eq!(
+        get("/metrics", &minted["root"])
+            .await
+            .expect("GET")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/metrics", &minted["ann"]).await.expect("GET").status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get("/metrics", "clp_nope").await.expect("GET").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // /readyz: the admin sees the checks, the other the short answer.
+    let ready: Value = get("/readyz", &minted["root"])
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["checks"]["store"], "ok", "{ready}");
+    let ready: Value = get("/readyz", &minted["ann"])
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready, json!({"ready": true}));
+    // The port proxy takes the token: an unknown lease (404), not a 401.
+    let proxied = get("/leases/nope/ports/8080/", &minted["ann"])
+        .await
+        .expect("GET");
+    assert_eq!(proxied.status(), StatusCode::NOT_FOUND);
+    let refused = get("/leases/nope/ports/8080/", "clp_nope")
+        .await
+        .expect("GET");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

@@ -141,17 +141,11 @@ impl OidcArgs {
     pub(crate) async fn setup(
         &self,
         listen: &str,
-        store: Option<Arc<dyn CredentialStore>>,
+        store: Arc<dyn CredentialStore>,
     ) -> Result<Option<OidcAuth>, OidcSetupError> {
         let Some(settings) = self.settings(listen)? else {
             return Ok(None);
         };
-        let store = store.ok_or_else(|| {
-            OidcSetupError::Config(
-                "--oidc-issuer needs a store that keeps sessions and personal tokens (this build: --store memory)"
-                    .to_owned(),
-            )
-        })?;
         info!(
             issuer = %settings.issuer,
             redirect = %settings.redirect_url,

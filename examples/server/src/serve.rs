@@ -89,10 +89,16 @@ fn fail(error: &StartError) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// The lease store, and the same store as the keeper of sessions and
-/// personal tokens where this build has that (memory; SQLite and Redis
-/// come with their credential tables).
-type Stores = (Arc<dyn LeaseStore>, Option<Arc<dyn CredentialStore>>);
+/// The store, opened once: as the lease store and as the keeper of
+/// sessions and personal tokens (every store implements both).
+type Stores = (Arc<dyn LeaseStore>, Arc<dyn CredentialStore>);
+
+/// One store as both ports.
+fn both<S: LeaseStore + CredentialStore + 'static>(store: S) -> Stores {
+    let store = Arc::new(store);
+    let credentials: Arc<dyn CredentialStore> = store.clone();
+    (store, credentials)
+}
 
 async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
     let spec = args
@@ -101,11 +107,9 @@ async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
         .unwrap_or_else(|| lease_store_sqlite::default_store_url(&args.namespace));
     let spec = spec.trim();
     if spec == "memory" {
-        let store = Arc::new(MemoryStore::with_history_retention(
+        return Ok(both(MemoryStore::with_history_retention(
             args.history_retention.into(),
-        ));
-        let credentials: Arc<dyn CredentialStore> = store.clone();
-        return Ok((store, Some(credentials)));
+        )));
     }
     if lease_store_sqlite::is_store_url(spec) {
         let config = lease_store_sqlite::config_from_url(spec)?
@@ -114,7 +118,7 @@ async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
         let store = SqliteStore::open(config).await?;
         // Said where anyone looks first: the file is where the leases are.
         eprintln!("lease-server: leases in {}", store.path().display());
-        return Ok((Arc::new(store), None));
+        return Ok(both(store));
     }
     if lease_store_redis::is_store_url(spec) {
         let prefix = args
@@ -128,7 +132,7 @@ async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
         )
         .await?;
         info!(prefix = %prefix, "lease store: Redis");
-        return Ok((Arc::new(store), None));
+        return Ok(both(store));
     }
     Err(StartError::Config(format!(
         "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a redis:// URL, not `{spec}`"
@@ -268,16 +272,16 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     if let Some(token) = credentials.metrics_token() {
         api_config = api_config.metrics_token(token);
     }
-    let purge = match (&oidc, credential_store) {
-        (Some(oidc), Some(store)) => {
+    let purge = match &oidc {
+        Some(oidc) => {
             api_config = api_config.oidc(oidc.clone());
             Some(crate::oidc::purge_periodically(
-                store,
+                credential_store,
                 manager.clock().clone(),
                 background_stop.clone(),
             ))
         }
-        _ => None,
+        None => None,
     };
     let app = lease_http::router(manager.clone(), api_config);
     let signalled = CancellationToken::new();

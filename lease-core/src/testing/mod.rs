@@ -3,6 +3,9 @@
 //! - [`conformance`]: the suite every [`crate::LeaseStore`] must pass, and the
 //!   [`crate::store_conformance_tests`] macro that runs it (its admission
 //!   cases live in their own file and are re-exported there).
+//! - [`credential_conformance`]: the suite every
+//!   [`crate::CredentialStore`] must pass, and the
+//!   [`crate::credential_conformance_tests`] macro that runs it.
 //! - [`engine_scenarios`]: the whole engine over a store under test, and the
 //!   [`crate::engine_scenario_tests`] macro that runs them.
 //! - [`fake_runtime`]: an in-memory [`crate::ContainerRuntime`] with injectable
@@ -10,5 +13,6 @@
 
 mod admission_cases;
 pub mod conformance;
+pub mod credential_conformance;
 pub mod engine_scenarios;
 pub mod fake_runtime;

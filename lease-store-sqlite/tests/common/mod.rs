@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::{Admission, Lease, LeaseId, StoreError};
+use lease_core::{
+    Admission, CredentialError, CredentialStore, Lease, LeaseId, PersonalToken, StoreError,
+    WebSession,
+};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use tempfile::TempDir;
 
@@ -93,5 +96,51 @@ impl LeaseStore for TempStore {
     }
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         self.store.usage(owner).await
+    }
+}
+
+#[async_trait]
+impl CredentialStore for TempStore {
+    async fn insert_session(&self, session: &WebSession) -> Result<(), CredentialError> {
+        self.store.insert_session(session).await
+    }
+    async fn session(
+        &self,
+        id_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WebSession>, StoreError> {
+        self.store.session(id_sha256, now).await
+    }
+    async fn delete_session(&self, id_sha256: &str) -> Result<bool, StoreError> {
+        self.store.delete_session(id_sha256).await
+    }
+    async fn delete_sessions_of(&self, owner: &str) -> Result<u64, StoreError> {
+        self.store.delete_sessions_of(owner).await
+    }
+    async fn insert_token(
+        &self,
+        token: &PersonalToken,
+        max_per_owner: usize,
+    ) -> Result<(), CredentialError> {
+        self.store.insert_token(token, max_per_owner).await
+    }
+    async fn token_by_hash(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PersonalToken>, StoreError> {
+        self.store.token_by_hash(token_sha256, now).await
+    }
+    async fn tokens_of(&self, owner: &str) -> Result<Vec<PersonalToken>, StoreError> {
+        self.store.tokens_of(owner).await
+    }
+    async fn revoke_token(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        self.store.revoke_token(owner, id).await
+    }
+    async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.store.touch_token(id, at).await
+    }
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.store.purge_expired(now).await
     }
 }

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use super::grants::{Grant, GrantKind, is_secret};
 use super::proxy::GRANT_COOKIE;
 use crate::AppState;
-use crate::auth::{Auth, Caller, bearer_header};
+use crate::auth::{Auth, Caller, bearer_caller, bearer_header};
 use crate::error::ApiError;
 use crate::tickets::StreamPath;
 
@@ -148,10 +148,14 @@ pub(crate) async fn resolve(
         }
         return match &state.auth {
             Auth::SingleUser(caller) => Ok(Access::Serve(Viewer::Caller(caller.clone()))),
-            Auth::Tokens(tokens) => tokens
-                .verify(bearer)
-                .map(|caller| Access::Serve(Viewer::Caller(caller)))
-                .ok_or_else(|| refused("the bearer token is not valid")),
+            // The tokens file's, or a personal token (OIDC sign-in).
+            Auth::Tokens(tokens) => {
+                let now = state.manager.clock().now();
+                bearer_caller(tokens, state.oidc.as_ref(), bearer, now)
+                    .await?
+                    .map(|caller| Access::Serve(Viewer::Caller(caller)))
+                    .ok_or_else(|| refused("the bearer token is not valid"))
+            }
         };
     }
     if let Some(secret) = grant_cookie(headers)
