@@ -114,7 +114,7 @@ impl Client {
         Some(value)
     }
 
-    async fn call<B: Serialize + ?Sized>(
+    pub(crate) async fn call<B: Serialize + ?Sized>(
         &self,
         method: Method,
         url: Url,
@@ -151,7 +151,7 @@ impl Client {
         }
     }
 
-    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+    pub(crate) async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         url: Url,
@@ -161,7 +161,7 @@ impl Client {
         decode(&bytes)
     }
 
-    async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
         self.json::<T, ()>(Method::GET, url, None).await
     }
 

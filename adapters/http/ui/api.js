@@ -1,8 +1,15 @@
-// The HTTP API of lease-http: JSON requests with the bearer token, errors
-// as ApiError (the server's {"error":{"code","message","field","limit"}}),
-// and URLs for the streams (events, log and terminal WebSockets), which take
-// a single-use ?ticket= from POST /api/tickets: the bearer token itself never
-// goes into a URL (URLs end up in logs and history).
+// The HTTP API of lease-http: JSON requests, errors as ApiError (the
+// server's {"error":{"code","message","field","limit"}}), and URLs for the
+// streams (events, log and terminal WebSockets), which take a single-use
+// ?ticket= from POST /api/tickets: no credential ever goes into a URL (URLs
+// end up in logs and history).
+//
+// Two ways to be signed in: a bearer token (pasted, kept in localStorage,
+// sent as `Authorization: Bearer`, cookies never sent), or a browser
+// session from OpenID Connect sign-in (the HttpOnly `cl_session` cookie the
+// page cannot read, sent with `credentials: 'same-origin'`; every request
+// that changes something carries `X-CSRF-Token` from GET /api/me). The
+// token wins when both exist.
 
 const TOKEN_KEY = 'containerlease.token';
 
@@ -20,6 +27,11 @@ export class ApiError extends Error {
 
 let unauthorized = () => {};
 let clockSkewMs = 0;
+/** The signed-in browser session's CSRF token (from GET /api/me), if any. */
+let sessionCsrf = null;
+
+/** Methods that change nothing: no CSRF token needed. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function storage() {
   try {
@@ -43,6 +55,39 @@ export function setToken(value) {
   if (!store) return;
   if (memoryToken) store.setItem(TOKEN_KEY, memoryToken);
   else store.removeItem(TOKEN_KEY);
+}
+
+/**
+ * Marks the page as signed in by a browser session whose CSRF token is
+ * `csrf` (from GET /api/me); `null` forgets the session. The cookie itself
+ * is HttpOnly: the page never sees it.
+ */
+export function setSession(csrf) {
+  sessionCsrf = typeof csrf === 'string' && csrf ? csrf : null;
+}
+
+/** Whether the page is signed in by a browser session (and no token). */
+export function hasSession() {
+  return sessionCsrf !== null && !memoryToken;
+}
+
+/**
+ * The headers and credentials mode of a request with `method` as the page
+ * is signed in: the bearer token (cookies left out), else the session
+ * cookie and, unless the method is safe, the CSRF header. `extra` headers
+ * are kept. For `fetch` calls that do not go through `api()` (files,
+ * keepalive requests).
+ */
+export function authorize(method, extra = {}, bearer = memoryToken) {
+  const headers = { ...extra };
+  if (bearer) {
+    headers.Authorization = `Bearer ${bearer}`;
+    return { headers, credentials: 'omit' };
+  }
+  if (sessionCsrf && !SAFE_METHODS.has(String(method).toUpperCase())) {
+    headers['X-CSRF-Token'] = sessionCsrf;
+  }
+  return { headers, credentials: 'same-origin' };
 }
 
 /** Called with the ApiError whenever the server answers 401. */
@@ -74,7 +119,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * dropped connection, a network change on the machine): reads are safe to
  * repeat; a write is not, so it fails at once and the person decides.
  */
-async function send(path, init) {
+async function fetchWithRetry(path, init) {
   const retries = init.method === 'GET' || init.method === 'HEAD' ? READ_RETRIES_MS : [];
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -91,19 +136,37 @@ async function send(path, init) {
 /**
  * Calls the API. `body` is sent as JSON. Resolves to the parsed answer;
  * rejects with an ApiError. `options.token` overrides the saved token and
- * keeps a 401 from signing the page out (used to check a new token).
+ * keeps a 401 from signing the page out (used to check a new token);
+ * `options.quiet401` keeps a 401 from signing the page out too (used to
+ * ask whether a session exists).
+ *
+ * A session request refused with 403 `csrf` (the session changed in
+ * another tab, so its CSRF token did) re-reads the token from GET /api/me
+ * and is sent once more.
  */
 export async function api(method, path, body = undefined, options = {}) {
+  try {
+    return await send(method, path, body, options);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 403 || error.code !== 'csrf') throw error;
+    if (options.token !== undefined || memoryToken || !sessionCsrf) throw error;
+    const me = await send('GET', '/api/me', undefined, options);
+    setSession(me?.csrf);
+    if (!sessionCsrf) throw error;
+    return send(method, path, body, options);
+  }
+}
+
+async function send(method, path, body, options) {
   const bearer = options.token ?? memoryToken;
-  const headers = { Accept: 'application/json' };
-  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  const { headers, credentials } = authorize(method, { Accept: 'application/json' }, bearer);
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await send(path, {
+  const response = await fetchWithRetry(path, {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: 'no-store',
-    credentials: 'omit',
+    credentials,
   });
   noteServerDate(response);
   const text = await response.text();
@@ -116,32 +179,41 @@ export async function api(method, path, body = undefined, options = {}) {
     }
   }
   if (!response.ok) {
-    const detail = data?.error ?? {};
-    const error = new ApiError(
-      response.status,
-      detail.code ?? `http_${response.status}`,
-      detail.message ?? `${response.status} ${response.statusText || 'error'}`,
-      detail.field ?? null,
-      detail.limit ?? null,
-    );
-    if (response.status === 401 && options.token === undefined) unauthorized(error);
+    const error = errorOf(response, data);
+    if (response.status === 401 && options.token === undefined && !options.quiet401) unauthorized(error);
     throw error;
   }
   return data;
+}
+
+/** The ApiError of a failed answer (`data`: its parsed JSON, or null). */
+function errorOf(response, data) {
+  const detail = data?.error ?? {};
+  // The auth routes answer {"error":"authorization_pending"}-style errors too.
+  const code = typeof detail === 'string' ? detail : detail.code;
+  return new ApiError(
+    response.status,
+    code ?? `http_${response.status}`,
+    detail.message ?? `${response.status} ${response.statusText || 'error'}`,
+    detail.field ?? null,
+    detail.limit ?? null,
+  );
 }
 
 /**
  * `path` with a fresh single-use `?ticket=` (or `&ticket=`) added, for an
  * EventSource or WebSocket. `request` is the ticket's body for
  * POST /api/tickets: `{route: 'events'}`, `{route: 'logs', leaseId}` or
- * `{route: 'attach', leaseId, sessionId}`. Without a token (single-user
- * mode) streams need no ticket: `path` comes back unchanged. A ticket
+ * `{route: 'attach', leaseId, sessionId}`. Signed in neither by token nor
+ * by session (single-user mode), streams need no ticket: `path` comes back
+ * unchanged. A session asks for tickets too (with its CSRF header), so no
+ * stream depends on the cookie reaching it (a port proxy on another host). A ticket
  * expires after about 30 s and is spent by its first use, so call this right
  * before opening each connection (reconnects included). Rejects with an
  * ApiError (404: not the caller's lease or session; 401 signs the page out).
  */
 export async function ticketed(path, request) {
-  if (!memoryToken) return path;
+  if (!memoryToken && !sessionCsrf) return path;
   const answer = await api('POST', '/api/tickets', request);
   const ticket = answer?.ticket;
   if (typeof ticket !== 'string' || !ticket) {

@@ -1,7 +1,9 @@
-// The ContainerLease portal: sign-in, the provision form with an exact
-// cost estimate, the live lease list, logs, a terminal, usage and history.
+// The ContainerLease portal: sign-in (the identity provider, or a token),
+// the provision form with an exact cost estimate, the live lease list,
+// logs, a terminal, usage, history and personal tokens.
 
-import { api, ApiError, onUnauthorized, setToken, shortId, token } from './api.js';
+import { api, ApiError, hasSession, onUnauthorized, setSession, setToken, shortId, token } from './api.js';
+import { LEGACY_AUTH, endSession, loadAuth, signInHref, signInLabel, whoAmI } from './auth.js';
 import { followEvents } from './live.js';
 import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
 import { LogsPanel } from './logs.js';
@@ -9,6 +11,7 @@ import { estimate, formatDollars, formatExact } from './money.js';
 import { ShellPanel } from './shell.js';
 import { FilesPanel } from './files.js';
 import { PortsDialog } from './ports.js';
+import { TokensPanel } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,6 +26,10 @@ const state = {
   timers: [],
   owner: null,
   signedIn: false,
+  /** How the server signs people in (auth.js `loadAuth`). */
+  auth: LEGACY_AUTH,
+  /** Who is signed in (GET /api/me), when the server says. */
+  me: null,
 };
 
 // ---------------------------------------------------------------- notices
@@ -58,25 +65,61 @@ function showFatal(text) {
 
 // ---------------------------------------------------------------- sign-in
 
+/**
+ * Shows the sign-in: with the identity provider's button when the server
+ * has OIDC (the token form folded behind "Use a token instead"), else the
+ * token form. `message` says why (a refused token, an ended session).
+ */
 function showSignIn(message = '') {
   stopApp();
+  state.me = null;
   $('boot').hidden = true;
   $('app').hidden = true;
   $('signin').hidden = false;
   $('who').hidden = true;
   $('signout').hidden = true;
   $('live').hidden = true;
-  $('signin-error').textContent = message;
+  const oidc = state.auth.mode === 'oidc';
+  $('signin-oidc').hidden = !oidc;
   $('token-input').value = '';
-  $('token-input').setAttribute('aria-invalid', message ? 'true' : 'false');
-  $('token-input').focus();
+  if (oidc) {
+    const link = $('signin-oidc-link');
+    link.href = signInHref(state.auth, `${window.location.pathname}${window.location.search}`);
+    link.textContent = signInLabel(state.auth);
+    $('signin-oidc-error').textContent = message;
+    $('signin-error').textContent = '';
+    showTokenForm(false);
+    link.focus();
+  } else {
+    $('signin-error').textContent = message;
+    $('token-input').setAttribute('aria-invalid', message ? 'true' : 'false');
+    showTokenForm(true);
+    $('token-input').focus();
+  }
 }
+
+/** Unfolds (or folds) the token form under the provider's button. */
+function showTokenForm(shown) {
+  $('signin-token').hidden = !shown;
+  $('signin-use-token').setAttribute('aria-expanded', String(shown));
+}
+
+$('signin-use-token').addEventListener('click', () => {
+  const shown = $('signin-token').hidden;
+  showTokenForm(shown);
+  if (shown) $('token-input').focus();
+});
 
 onUnauthorized(() => {
   if (!state.signedIn && !$('signin').hidden) return;
-  const had = Boolean(token());
+  const hadToken = Boolean(token());
+  const hadSession = hasSession();
   setToken(null);
-  showSignIn(had ? 'Your token was refused (revoked or mistyped). Sign in again.' : '');
+  setSession(null);
+  let message = '';
+  if (hadToken) message = 'Your token was refused (revoked or mistyped). Sign in again.';
+  else if (hadSession) message = 'Your session has ended (signed out elsewhere, or it expired). Sign in again.';
+  showSignIn(message);
 });
 
 $('signin-form').addEventListener('submit', async (event) => {
@@ -109,11 +152,29 @@ $('signin-form').addEventListener('submit', async (event) => {
   boot();
 });
 
-$('signout').addEventListener('click', () => {
-  setToken(null);
-  showSignIn('');
-  notify('Signed out. The token was removed from this browser.');
+$('signout').addEventListener('click', async () => {
+  if (token()) {
+    setToken(null);
+    showSignIn('');
+    notify('Signed out. The token was removed from this browser.');
+    return;
+  }
+  await signOutSession(false);
 });
+
+$('signout-everywhere').addEventListener('click', () => signOutSession(true));
+
+/** Ends the browser session on the server (`everywhere`: all of yours). */
+async function signOutSession(everywhere) {
+  try {
+    await endSession({ everywhere });
+  } catch (error) {
+    notify(`Signing out failed: ${error.message}`, 'error');
+    return;
+  }
+  showSignIn('');
+  notify(everywhere ? 'Signed out in every browser.' : 'Signed out.');
+}
 
 // ---------------------------------------------------------------- provision form
 
@@ -312,6 +373,29 @@ window.containerLeaseDebug = Object.freeze({ dropTerminalConnection: () => shell
 
 const ports = new PortsDialog({ notify: (text, kind) => notify(text, kind) });
 
+const tokens = new TokensPanel(
+  {
+    panel: $('tokens-panel'),
+    details: $('tokens'),
+    form: $('token-mint'),
+    name: $('token-name'),
+    nameError: $('token-name-error'),
+    expiry: $('token-expiry'),
+    submit: $('token-mint-submit'),
+    fresh: $('token-new'),
+    freshName: $('token-new-name'),
+    freshValue: $('token-new-value'),
+    copy: $('token-copy'),
+    done: $('token-new-done'),
+    copyState: $('token-copy-state'),
+    error: $('tokens-error'),
+    empty: $('tokens-empty'),
+    table: $('tokens-table'),
+    body: $('tokens-body'),
+  },
+  { notify: (text, kind) => notify(text, kind) },
+);
+
 const leases = new LeaseList({
   list: $('lease-list'),
   empty: $('no-leases'),
@@ -394,8 +478,7 @@ async function loadUsage() {
 
 function showUsage(usage) {
   state.owner = usage.owner;
-  $('who').textContent = `Signed in as ${usage.owner}`;
-  $('who').hidden = false;
+  showWho(usage.owner);
   $('usage-active').textContent = String(usage.activeLeases);
   const limits = usage.limits ?? {};
   $('usage-active-limit').textContent =
@@ -408,6 +491,14 @@ function showUsage(usage) {
   $('usage-estimate').title = `Exactly ${formatExact(usage.estimatedCost)}: the bookings of what is running or starting`;
   $('usage-accrued').textContent = `${formatDollars(usage.accruedCost)} used so far`;
   showCapacity(limits.capacity ?? {});
+}
+
+/** "Signed in as …" in the top bar, saying so when the caller is an admin. */
+function showWho(owner) {
+  const admin = state.me?.admin === true && state.me.owner === owner;
+  $('who').textContent = `Signed in as ${owner}${admin ? ' (admin)' : ''}`;
+  $('who').dataset.admin = String(admin);
+  $('who').hidden = false;
 }
 
 /** The server's capacity limits (all owners together), when it has any. */
@@ -511,11 +602,47 @@ function stopApp() {
   shell.close();
   files.close();
   leases.clear();
+  tokens.show(false);
+}
+
+/**
+ * How the server signs people in, and who is signed in: `true` when the
+ * page may go on, `false` when it showed the sign-in or an error. A server
+ * without GET /api/auth keeps the old way: the catalog's 401 says.
+ */
+async function identify() {
+  try {
+    state.auth = await loadAuth();
+  } catch (error) {
+    showFatal(`Cannot reach the server: ${error.message}`);
+    return false;
+  }
+  state.me = null;
+  setSession(null);
+  if (state.auth.legacy) return true;
+  const hadToken = Boolean(token());
+  try {
+    // With a token, a 401 signs the page out (the token is bad); without,
+    // it just means nobody is signed in yet.
+    state.me = await whoAmI({ quiet: !hadToken });
+  } catch (error) {
+    showFatal(`Cannot tell who is signed in: ${error.message}`);
+    return false;
+  }
+  if (state.me) return true;
+  if (hadToken) return false; // onUnauthorized showed the sign-in
+  if (state.auth.mode === 'single-user') return true;
+  showSignIn('');
+  return false;
 }
 
 async function boot() {
   stopApp();
   $('fatal').hidden = true;
+  if (!(await identify())) {
+    $('boot').hidden = true;
+    return;
+  }
   let catalog;
   try {
     catalog = await api('GET', '/api/catalog');
@@ -529,8 +656,11 @@ async function boot() {
   $('boot').hidden = true;
   $('signin').hidden = true;
   $('app').hidden = false;
-  $('signout').hidden = !token();
+  $('signout').hidden = !token() && !hasSession();
+  $('signout-everywhere-row').hidden = !hasSession();
   $('live').hidden = false;
+  if (state.me) showWho(state.me.owner);
+  tokens.show(Boolean(state.me) && state.me.via !== 'single-user');
   fillCatalog(catalog.offerings);
   await Promise.all([refreshLeases(), loadUsage(), loadHistory()]);
   if (!state.signedIn) return;

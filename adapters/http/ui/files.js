@@ -1,10 +1,12 @@
 // The files panel: download a file or directory out of a running lease
 // (GET /api/containers/{id}/files, a tar archive) and upload files into one
 // (PUT …/files?path=DIR&name=FILE, one file's raw bytes per request).
-// Both are fetch calls with the bearer token in the Authorization header:
-// a plain link could not carry it, and the token never goes into a URL.
+// Both are fetch calls signed in as the page is (api.js `authorize`: the
+// bearer token in the Authorization header, or the session cookie with the
+// CSRF header): a plain link could not carry a token, and no token ever
+// goes into a URL.
 
-import { ApiError, shortId, token } from './api.js';
+import { ApiError, authorize, shortId } from './api.js';
 
 /** The API's error JSON of a failed response, as an ApiError. */
 async function failure(response) {
@@ -22,10 +24,6 @@ async function failure(response) {
   );
 }
 
-function headers(extra = {}) {
-  const bearer = token();
-  return bearer ? { ...extra, Authorization: `Bearer ${bearer}` } : extra;
-}
 
 /** The files panel; `elements` are its DOM nodes. */
 export class FilesPanel {
@@ -80,9 +78,8 @@ export class FilesPanel {
     this.setState(`Downloading ${path}…`);
     try {
       const response = await fetch(this.url({ path }), {
-        headers: headers(),
+        ...authorize('GET'),
         cache: 'no-store',
-        credentials: 'omit',
       });
       if (!response.ok) throw await failure(response);
       const blob = await response.blob();
@@ -116,10 +113,9 @@ export class FilesPanel {
       try {
         const response = await fetch(this.url({ path: dir, name: file.name }), {
           method: 'PUT',
-          headers: headers({ 'Content-Type': 'application/octet-stream' }),
+          ...authorize('PUT', { 'Content-Type': 'application/octet-stream' }),
           body: file,
           cache: 'no-store',
-          credentials: 'omit',
         });
         if (!response.ok) throw await failure(response);
         done += 1;

@@ -7,7 +7,7 @@
 // shown, so nothing is lost or repeated. Closing the panel ends the
 // session (DELETE).
 
-import { api, shortId, ticketed, token, wsUrl } from './api.js';
+import { api, authorize, shortId, ticketed, wsUrl } from './api.js';
 import { Terminal } from './terminal/terminal.js';
 import { TerminalView } from './terminal/view.js';
 
@@ -329,9 +329,8 @@ export class ShellPanel {
     const session = this.session;
     if (!session?.id || session.done) return;
     session.done = true;
-    const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
     const path = `/api/containers/${encode(session.lease.id)}/sessions/${encode(session.id)}`;
-    fetch(path, { method: 'DELETE', headers, keepalive: true, credentials: 'omit' }).catch(() => {});
+    fetch(path, { method: 'DELETE', ...authorize('DELETE'), keepalive: true }).catch(() => {});
   }
 
   /** Drops the connection as a network failure would (for tests: the

@@ -155,12 +155,31 @@ pub enum Command {
     /// Manage lease-server API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Store a token for --server (asked for on the terminal, or read from stdin).
-    Login,
-    /// Forget the token `lease login` stored.
+    /// Sign in to --server: in the browser when it uses OpenID Connect (or
+    /// with a code on another device), else with a pasted token.
+    Login(LoginArgs),
+    /// Revoke the token `lease login` got (personal tokens) and forget it.
     Logout,
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+/// `lease login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Sign in on another device: print a URL and a code to enter there
+    /// (for machines without a browser; the default when there is no
+    /// display and BROWSER is not set).
+    #[arg(long, conflicts_with = "token")]
+    pub device: bool,
+    /// Paste a token instead of signing in (asked for on the terminal, or
+    /// read from stdin).
+    #[arg(long)]
+    pub token: bool,
+    /// The name of the personal token the sign-in creates, as listed in
+    /// the page's Tokens panel [default: lease on <this host>].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// `lease up`.

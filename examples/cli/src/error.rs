@@ -109,6 +109,10 @@ pub enum CliError {
         /// The command's name.
         command: &'static str,
     },
+    /// Signing in to a lease-server did not finish (refused, timed out,
+    /// a mismatched answer).
+    #[error("sign-in failed: {0}")]
+    SignIn(String),
     /// Ctrl-C or a termination signal.
     #[error("interrupted")]
     Interrupted,

@@ -20,11 +20,11 @@ use crate::error::CliError;
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let context = Context::new(cli.global)?;
     match (cli.command, context.args.server.clone()) {
-        (Command::Login, Some(server)) => crate::remote::credentials::login(&server).await,
-        (Command::Login, None) => Err(CliError::Usage(
+        (Command::Login(args), Some(server)) => crate::remote::login::login(&server, args).await,
+        (Command::Login(_), None) => Err(CliError::Usage(
             "`lease login` needs the server: lease login --server URL (or LEASE_SERVER)".to_owned(),
         )),
-        (Command::Logout, server) => crate::remote::credentials::logout(server.as_deref()),
+        (Command::Logout, server) => crate::remote::credentials::logout(server.as_deref()).await,
         (Command::Completions(args), _) => catalog::completions(args),
         (command, Some(server)) => crate::remote::dispatch(&context, &server, command).await,
         (command, None) => local(&context, command).await,
@@ -57,7 +57,7 @@ async fn local(context: &Context, command: Command) -> Result<ExitCode, CliError
         Command::Reconcile(args) => maintenance::reconcile(context, args).await,
         Command::Token(TokenCommand::New(args)) => token::new(context, args),
         Command::Completions(args) => catalog::completions(args),
-        Command::Login | Command::Logout => Err(CliError::Usage(
+        Command::Login(_) | Command::Logout => Err(CliError::Usage(
             "login and logout are about a lease-server: pass --server URL".to_owned(),
         )),
     }

@@ -1,7 +1,8 @@
-//! `lease login` and `lease logout`: one `{server, token}` kept in the
-//! user's config directory (`$XDG_CONFIG_HOME/containerlease/credentials.json`,
+//! The token `lease login` keeps: one `{server, token}` in the user's
+//! config directory (`$XDG_CONFIG_HOME/containerlease/credentials.json`,
 //! mode 0600), used when `--server` names the same server and LEASE_TOKEN
-//! is not set.
+//! is not set; the pasted-token login, and `lease logout` (which revokes a
+//! personal token on the server before forgetting it).
 
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ fn path() -> Option<PathBuf> {
 
 /// `server` as the client normalises it, so `http://h:1` and
 /// `http://h:1/` are the same server.
-fn normalised(server: &str) -> Result<String, CliError> {
+pub fn normalised(server: &str) -> Result<String, CliError> {
     Client::new(server, None)
         .map(|client| client.base().to_string())
         .map_err(|e| CliError::Usage(e.to_string()))
@@ -66,8 +67,8 @@ pub fn token_for(server: &str) -> Result<Option<String>, CliError> {
 }
 
 /// Writes the credentials readable by the user only: a fresh 0600 file
-/// renamed over the old one.
-fn store(credentials: &Credentials) -> Result<PathBuf, CliError> {
+/// renamed over the old one. Returns where.
+pub fn store(credentials: &Credentials) -> Result<PathBuf, CliError> {
     let path = path().ok_or_else(|| {
         CliError::Usage("no config directory (set HOME or XDG_CONFIG_HOME)".to_owned())
     })?;
@@ -97,8 +98,9 @@ fn store(credentials: &Credentials) -> Result<PathBuf, CliError> {
     Ok(path)
 }
 
-/// `lease login`: reads a token, checks it against `server`, stores it.
-pub async fn login(server: &str) -> Result<ExitCode, CliError> {
+/// `lease login --token` (and `lease login` on a server without OpenID
+/// Connect): reads a token, checks it against `server`, stores it.
+pub async fn login_with_pasted_token(server: &str) -> Result<ExitCode, CliError> {
     let server = normalised(server)?;
     let token = read_token(&server)?;
     let client =
@@ -123,9 +125,13 @@ pub async fn login(server: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `lease logout`: forgets the stored token (only if it is for `server`,
-/// when one is named).
-pub fn logout(server: Option<&str>) -> Result<ExitCode, CliError> {
+/// `lease logout`: revokes the stored token if it is a personal token
+/// (`DELETE /api/tokens/current`; a token the server does not know, or
+/// one from its tokens file, is just forgotten), then forgets it — only
+/// if it is for `server`, when one is named. If the server cannot be
+/// reached the token is forgotten anyway, with a warning that it stays
+/// valid until revoked in the page or until it expires.
+pub async fn logout(server: Option<&str>) -> Result<ExitCode, CliError> {
     let Some(stored) = load()? else {
         note("lease: no stored token; nothing to forget");
         return Ok(ExitCode::SUCCESS);
@@ -138,12 +144,36 @@ pub fn logout(server: Option<&str>) -> Result<ExitCode, CliError> {
             stored.server
         )));
     }
+    revoke(&stored).await;
     if let Some(path) = path() {
         std::fs::remove_file(&path)
             .map_err(|e| CliError::io(format!("cannot remove {}", path.display()), e))?;
     }
     note(&format!("lease: forgot the token for {}", stored.server));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Revokes `stored`'s token on its server, when it is a personal token;
+/// a failure is a warning (the token is forgotten anyway).
+async fn revoke(stored: &Credentials) {
+    let client = match Client::new(&stored.server, Some(stored.token.clone())) {
+        Ok(client) => client,
+        Err(error) => {
+            note(&format!("lease: warning: cannot revoke the token: {error}"));
+            return;
+        }
+    };
+    match client.revoke_current_token().await {
+        Ok(true) => note(&format!("lease: revoked the token on {}", stored.server)),
+        Ok(false) => {
+            tracing::debug!(server = %stored.server, "not a personal token, or already revoked")
+        }
+        Err(error) => note(&format!(
+            "lease: warning: cannot revoke the token on {} ({error}); it stays valid until it \
+             expires or is revoked in the page's Tokens panel",
+            stored.server
+        )),
+    }
 }
 
 /// The token: typed on the terminal (not echoed), or the first line of stdin.

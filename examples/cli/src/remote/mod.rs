@@ -7,6 +7,7 @@ pub mod copy;
 pub mod credentials;
 pub mod forward;
 mod leases;
+pub mod login;
 mod lookup;
 mod session;
 
@@ -99,7 +100,7 @@ pub async fn dispatch(
         Command::Reap(_)
         | Command::Reconcile(_)
         | Command::Token(_)
-        | Command::Login
+        | Command::Login(_)
         | Command::Logout
         | Command::Completions(_) => Err(CliError::Usage(
             "this command does not go through a lease-server".to_owned(),

@@ -1,0 +1,3 @@
+//! Helpers shared by the test binaries of lease-server.
+
+pub mod browser;
