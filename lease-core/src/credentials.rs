@@ -128,6 +128,19 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
     /// token is not found).
     async fn revoke_token(&self, owner: &str, id: &str) -> Result<bool, StoreError>;
 
+    /// Revokes every token of `owner` (an admin's off-boarding). How many.
+    /// The default revokes them one by one (an owner holds a bounded
+    /// number); a store may do it in one step.
+    async fn revoke_tokens_of(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut revoked = 0;
+        for token in self.tokens_of(owner).await? {
+            if self.revoke_token(owner, &token.id).await? {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
     /// Records that token `id` was presented at `at`.
     async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 

@@ -428,6 +428,10 @@ pub fn router(manager: LeaseManager, mut config: ApiConfig) -> Router {
             "/api/tokens/{id}",
             delete(oidc::tokens::revoke).layer(rated.clone()),
         )
+        .route(
+            "/api/admin/owners/{owner}/credentials",
+            delete(oidc::tokens::revoke_owner).layer(rated.clone()),
+        )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
         .route("/api/history", get(account::history))

@@ -85,6 +85,7 @@ impl Modify for BearerScheme {
         crate::oidc::tokens::list,
         crate::oidc::tokens::mint,
         crate::oidc::tokens::revoke,
+        crate::oidc::tokens::revoke_owner,
         crate::oidc::login::login,
         crate::oidc::login::callback,
         crate::oidc::session::logout,

@@ -461,7 +461,7 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 43] = [
+const ROUTES: [(&str, &str); 44] = [
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),
@@ -493,6 +493,7 @@ const ROUTES: [(&str, &str); 43] = [
     ("get", "/api/tokens"),
     ("post", "/api/tokens"),
     ("delete", "/api/tokens/{id}"),
+    ("delete", "/api/admin/owners/{owner}/credentials"),
     ("get", "/auth/login"),
     ("get", "/auth/callback"),
     ("post", "/auth/logout"),

@@ -261,21 +261,37 @@ async fn sign_in_sets_a_session_cookie_and_groups_make_admins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_lists_refuse_others_with_a_403_page() {
     let idp = provider!();
-    idp.set_user("eve", r#"{"email":"eve@evil.com","groups":["staff"]}"#);
-    idp.set_user("bob", r#"{"email":"bob@example.com","groups":["guests"]}"#);
-    idp.set_user("ann", r#"{"email":"ann@example.com","groups":["staff"]}"#);
+    idp.set_user(
+        "eve",
+        r#"{"email":"eve@evil.com","email_verified":true,"groups":["staff"]}"#,
+    );
+    idp.set_user(
+        "bob",
+        r#"{"email":"bob@example.com","email_verified":true,"groups":["guests"]}"#,
+    );
+    // The right domain, but an address the provider did not verify.
+    idp.set_user("dan", r#"{"email":"dan@example.com","groups":["staff"]}"#);
+    idp.set_user(
+        "ann",
+        r#"{"email":"ann@example.com","email_verified":true,"groups":["staff"]}"#,
+    );
     let server = server(&idp, |s| {
         s.allowed_domains(vec!["example.com".to_owned()])
             .allowed_groups(vec!["staff".to_owned()])
     })
     .await;
-    for sub in ["eve", "bob"] {
+    for sub in ["eve", "bob", "dan"] {
         let mut browser = Browser::new();
         let refused = browser.sign_in(&server, sub).await;
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{sub}");
         assert!(!browser.cookies.contains_key("cl_session"));
         let page = refused.text().await.expect("page");
-        assert!(page.contains("is not allowed to use this server"), "{page}");
+        let why = if sub == "dan" {
+            "verified"
+        } else {
+            "is not allowed to use this server"
+        };
+        assert!(page.contains(why), "{sub}: {page}");
     }
     let mut ann = Browser::new();
     assert_eq!(
@@ -627,6 +643,69 @@ async fn personal_tokens_are_minted_listed_used_and_revoked() {
         .await
         .expect("DELETE");
     assert_eq!(current.status(), StatusCode::NOT_FOUND);
+
+    // A token mints no tokens: a stolen one cannot leave others behind
+    // that outlive its revocation.
+    let by_token = http
+        .post(&tokens)
+        .bearer_auth(&secret)
+        .json(&json!({"name": "more"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(by_token.status(), StatusCode::FORBIDDEN);
+    // An admin's token lives at most 7 days, whatever was asked (30 here).
+    let at = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(first[field].as_str().expect(field)).expect(field)
+    };
+    assert_eq!(
+        at("expiresAt") - at("createdAt"),
+        chrono::Duration::days(7),
+        "{first}"
+    );
+
+    // Off-boarding: only an admin ends another owner's sessions and tokens.
+    let bob_csrf = bob.csrf(&server).await;
+    let bob_token: Value = bob
+        .request(reqwest::Method::POST, &tokens)
+        .header("x-csrf-token", &bob_csrf)
+        .json(&json!({"name": "bob's laptop"}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    let bob_secret = bob_token["token"].as_str().expect("token").to_owned();
+    let offboard = |who: &str| format!("{}/api/admin/owners/{who}/credentials", server.base);
+    let not_admin = bob
+        .request(reqwest::Method::DELETE, &offboard("root@example.com"))
+        .header("x-csrf-token", &bob_csrf)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(not_admin.status(), StatusCode::FORBIDDEN);
+    let ended: Value = root
+        .request(reqwest::Method::DELETE, &offboard("bob@example.com"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("DELETE")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ended,
+        json!({"owner": "bob@example.com", "sessions": 1, "tokens": 1})
+    );
+    assert_eq!(bob.me(&server).await.0, StatusCode::UNAUTHORIZED);
+    let bob_refused = http
+        .get(format!("{}/api/me", server.base))
+        .bearer_auth(&bob_secret)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(bob_refused.status(), StatusCode::UNAUTHORIZED);
 
     // `lease logout`: the token revokes itself; then it is refused.
     let revoked = http

@@ -249,6 +249,11 @@ impl OidcSettings {
             return Err(ClaimsRefused::EmailUnverified(owner));
         }
         if !self.allowed_domains.is_empty() {
+            // A domain allow-list trusts the address: only one the provider
+            // says it verified (some let people type any address).
+            if claims.email_verified != Some(true) {
+                return Err(ClaimsRefused::EmailUnverified(owner));
+            }
             let domain = owner
                 .rsplit_once('@')
                 .map(|(_, domain)| domain.to_ascii_lowercase());
@@ -345,17 +350,26 @@ mod tests {
         let s = settings()
             .allowed_domains(vec!["Example.com".to_owned()])
             .allowed_groups(vec!["staff".to_owned()]);
+        let verified = |email: &str, groups: Value| IdentityClaims {
+            email_verified: Some(true),
+            ..claims(email, groups)
+        };
         assert!(
-            s.caller_for(&claims("a@example.com", json!(["staff"])))
+            s.caller_for(&verified("a@example.com", json!(["staff"])))
                 .is_ok()
         );
+        // The right domain, unverified (or not said): refused.
         assert_eq!(
-            s.caller_for(&claims("a@evil.com", json!(["staff"]))),
+            s.caller_for(&claims("a@example.com", json!(["staff"]))),
+            Err(ClaimsRefused::EmailUnverified("a@example.com".to_owned()))
+        );
+        assert_eq!(
+            s.caller_for(&verified("a@evil.com", json!(["staff"]))),
             Err(ClaimsRefused::NotAllowed("a@evil.com".to_owned()))
         );
-        assert!(s.caller_for(&claims("a@example.com", json!([]))).is_err());
+        assert!(s.caller_for(&verified("a@example.com", json!([]))).is_err());
         assert!(
-            s.caller_for(&claims("a@example.com.evil", json!(["staff"])))
+            s.caller_for(&verified("a@example.com.evil", json!(["staff"])))
                 .is_err()
         );
     }

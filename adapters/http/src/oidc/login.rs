@@ -49,16 +49,24 @@ pub(crate) struct PendingLogins {
 }
 
 impl PendingLogins {
-    fn insert(&self, state: String, login: PendingLogin, now: DateTime<Utc>) -> bool {
+    /// Keeps `login` under `state`. When full, expired sign-ins go first,
+    /// then the oldest: a flood of `GET /auth/login` can make an old
+    /// sign-in start again, never refuse new ones.
+    fn insert(&self, state: String, login: PendingLogin, now: DateTime<Utc>) {
         let mut map = self.by_state.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= MAX_PENDING_LOGINS {
             map.retain(|_, login| login.expires_at > now);
         }
         if map.len() >= MAX_PENDING_LOGINS {
-            return false;
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, login)| login.expires_at)
+                .map(|(state, _)| state.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
         }
         map.insert(state, login);
-        true
     }
 
     /// Takes the sign-in of `state` if `browser` started it and it has not
@@ -144,14 +152,7 @@ pub(crate) async fn login(
         return_to: local_path(params.return_to.as_deref()),
         expires_at: now + ttl,
     };
-    if !oidc.inner.pending.insert(authorization.state, pending, now) {
-        warn!("too many sign-ins in progress");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_sign_ins",
-            "too many sign-ins are in progress; try again in a few minutes",
-        ));
-    }
+    oidc.inner.pending.insert(authorization.state, pending, now);
     let mut response = pages::redirect(&authorization.url);
     response.headers_mut().insert(
         SET_COOKIE,
@@ -364,10 +365,32 @@ mod tests {
             return_to: "/".to_owned(),
             expires_at: now + chrono::Duration::minutes(10),
         };
-        assert!(logins.insert("s1".to_owned(), login, now));
+        logins.insert("s1".to_owned(), login, now);
         assert!(logins.take("s1", Some("browser-b"), now).is_err());
         assert!(logins.take("s1", None, now).is_err());
         assert!(logins.take("s1", Some("browser-a"), now).is_ok());
         assert!(logins.take("s1", Some("browser-a"), now).is_err());
+    }
+
+    #[test]
+    fn a_full_table_drops_its_oldest_sign_in_not_the_new_one() {
+        let logins = PendingLogins::default();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let login = |minutes: i64| PendingLogin {
+            nonce: "n".to_owned(),
+            verifier: "v".to_owned(),
+            browser_sha256: sha256_hex("browser"),
+            return_to: "/".to_owned(),
+            expires_at: now + chrono::Duration::minutes(minutes),
+        };
+        // The first one is the oldest (it expires first).
+        logins.insert("oldest".to_owned(), login(1), now);
+        for i in 1..MAX_PENDING_LOGINS {
+            logins.insert(format!("s{i}"), login(10), now);
+        }
+        logins.insert("new".to_owned(), login(10), now);
+        assert!(logins.take("new", Some("browser"), now).is_ok());
+        assert!(logins.take("oldest", Some("browser"), now).is_err());
+        assert!(logins.take("s1", Some("browser"), now).is_ok());
     }
 }

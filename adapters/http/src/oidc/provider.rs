@@ -386,6 +386,16 @@ pub(crate) fn verify_id_token(
     // Another audience than ours is not trusted.
     .set_other_audience_verifier_fn(|_| false);
     let claims = id_token.claims(&verifier, nonce)?;
+    // The crate does not check `azp`: a token issued to another party is
+    // not ours even when it names us as its audience.
+    if let Some(party) = claims.authorized_party()
+        && party.as_str() != check.client_id
+    {
+        return Err(ClaimsVerificationError::InvalidAudience(format!(
+            "authorized party {} is not this client",
+            party.as_str()
+        )));
+    }
     Ok(IdentityClaims {
         subject: claims.subject().as_str().to_owned(),
         email: claims.email().map(|email| email.as_str().to_owned()),
@@ -414,15 +424,15 @@ mod tests {
             .expect("the test key parses")
     }
 
-    fn token(
+    fn claims(
         audience: &str,
         issued: DateTime<Utc>,
         expires: DateTime<Utc>,
         nonce: &str,
-    ) -> IdTokenOf {
+    ) -> IdTokenClaims<OtherClaims, CoreGenderClaim> {
         let mut other = serde_json::Map::new();
         other.insert("groups".to_owned(), serde_json::json!(["lease-admins"]));
-        let claims = IdTokenClaims::new(
+        IdTokenClaims::new(
             IssuerUrl::new(ISSUER.to_owned()).expect("issuer"),
             vec![Audience::new(audience.to_owned())],
             expires,
@@ -431,7 +441,10 @@ mod tests {
                 .set_email(Some(EndUserEmail::new("alice@example.com".to_owned()))),
             OtherClaims(other),
         )
-        .set_nonce(Some(Nonce::new(nonce.to_owned())));
+        .set_nonce(Some(Nonce::new(nonce.to_owned())))
+    }
+
+    fn signed(claims: IdTokenClaims<OtherClaims, CoreGenderClaim>) -> IdTokenOf {
         IdToken::new(
             claims,
             &key(),
@@ -440,6 +453,15 @@ mod tests {
             None,
         )
         .expect("signs")
+    }
+
+    fn token(
+        audience: &str,
+        issued: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        nonce: &str,
+    ) -> IdTokenOf {
+        signed(claims(audience, issued, expires, nonce))
     }
 
     fn check(
@@ -480,6 +502,19 @@ mod tests {
         let token = token("someone-else", at(0), at(300), "n1");
         assert!(matches!(
             check(&token, at(10), "n1"),
+            Err(ClaimsVerificationError::InvalidAudience(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_for_another_authorized_party_is_refused() {
+        let ours = claims("lease", at(0), at(300), "n1")
+            .set_authorized_party(Some(ClientId::new("lease".to_owned())));
+        assert!(check(&signed(ours), at(10), "n1").is_ok());
+        let theirs = claims("lease", at(0), at(300), "n1")
+            .set_authorized_party(Some(ClientId::new("someone-else".to_owned())));
+        assert!(matches!(
+            check(&signed(theirs), at(10), "n1"),
             Err(ClaimsVerificationError::InvalidAudience(_))
         ));
     }

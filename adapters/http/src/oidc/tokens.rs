@@ -23,6 +23,10 @@ use crate::extract::{ApiJson, LeasePath};
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
 /// Longest lifetime of a personal token, in days.
 pub const MAX_TOKEN_DAYS: u32 = 365;
+/// Longest lifetime of a token with admin rights, in days: admin rights
+/// come from a group at sign-in, so a token carrying them must be renewed
+/// (by signing in again) soon enough for a removal from the group to count.
+pub const MAX_ADMIN_TOKEN_DAYS: i64 = 7;
 /// Longest token name, in characters.
 const MAX_NAME: usize = 64;
 
@@ -109,6 +113,12 @@ pub(crate) async fn mint_for(
     now: DateTime<Utc>,
 ) -> Result<(PersonalToken, String), ApiError> {
     let secret = format!("{PERSONAL_TOKEN_PREFIX}{}", random_hex());
+    let expires_at = if caller.admin {
+        let admin_limit = now + chrono::Duration::days(MAX_ADMIN_TOKEN_DAYS);
+        Some(expires_at.map_or(admin_limit, |at| at.min(admin_limit)))
+    } else {
+        expires_at
+    };
     let token = PersonalToken {
         id: format!("pt_{}", &random_hex()[..20]),
         token_sha256: sha256_hex(&secret),
@@ -158,7 +168,7 @@ pub(crate) async fn list(
     request_body = MintRequest,
     responses(
         (status = 201, description = "The new token, shown this once", body = MintedJson),
-        (status = 403, description = "Tokens-file callers mint no personal tokens; CSRF check failed", body = crate::error::ErrorBody),
+        (status = 403, description = "Only a signed-in browser session mints (not a tokens-file or personal token); CSRF check failed", body = crate::error::ErrorBody),
         (status = 409, description = "`too_many_tokens`: revoke one first", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid name or expiry", body = crate::error::ErrorBody),
     ),
@@ -180,22 +190,23 @@ pub(crate) async fn mint(
             format!("expiresInDays must be 1 to {MAX_TOKEN_DAYS}"),
         ));
     }
-    let now = state.manager.clock().now();
-    let mut expires_at = now + chrono::Duration::days(i64::from(days));
+    // Only a person signed in with the provider mints tokens: a stolen
+    // token cannot mint more that would outlive its revocation.
     match via {
         Some(Via::Session { .. }) => {}
-        // A token minted with a token lives no longer than it.
-        Some(Via::PersonalToken {
-            expires_at: Some(limit),
-            ..
-        }) => expires_at = expires_at.min(limit),
-        Some(Via::PersonalToken { .. }) => {}
+        Some(Via::PersonalToken { .. }) => {
+            return Err(ApiError::forbidden(
+                "personal tokens are minted in a signed-in browser session (or by `lease login`), not with another token",
+            ));
+        }
         _ => {
             return Err(ApiError::forbidden(
                 "personal tokens are minted by people signed in with the identity provider",
             ));
         }
     }
+    let now = state.manager.clock().now();
+    let expires_at = now + chrono::Duration::days(i64::from(days));
     let (token, secret) = mint_for(oidc, &caller, name, Some(expires_at), now).await?;
     Ok((
         StatusCode::CREATED,
@@ -250,4 +261,51 @@ fn no_token(id: &str) -> ApiError {
         "not_found",
         format!("no personal token {}", crate::error::echo(id)),
     )
+}
+
+/// What an admin's revocation of an owner's credentials removed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RevokedJson {
+    /// The owner.
+    owner: String,
+    /// Browser sessions ended.
+    sessions: u64,
+    /// Personal tokens revoked.
+    tokens: u64,
+}
+
+/// Ends every session and revokes every personal token of one owner (an
+/// admin's off-boarding: someone who left keeps nothing that works).
+#[utoipa::path(
+    delete,
+    path = "/api/admin/owners/{owner}/credentials",
+    tag = "auth",
+    params(("owner" = String, Path, description = "The owner whose sessions and tokens end")),
+    responses(
+        (status = 200, description = "What was ended", body = RevokedJson),
+        (status = 403, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "The server does not use OIDC", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub(crate) async fn revoke_owner(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(owner): axum::extract::Path<String>,
+) -> Result<Json<RevokedJson>, ApiError> {
+    let oidc = enabled(&state)?;
+    if !caller.admin {
+        return Err(ApiError::forbidden(
+            "only admins end other owners' sessions and tokens",
+        ));
+    }
+    let sessions = oidc.store().delete_sessions_of(&owner).await?;
+    let tokens = oidc.store().revoke_tokens_of(&owner).await?;
+    info!(admin = %caller.owner, owner = %owner, sessions, tokens, "owner's credentials revoked");
+    Ok(Json(RevokedJson {
+        owner,
+        sessions,
+        tokens,
+    }))
 }
