@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lease_core::WebSession;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -111,11 +112,16 @@ pub(crate) fn local_path(return_to: Option<&str>) -> String {
                 && path.len() <= MAX_PARAM
                 && !path.chars().any(|c| c.is_control() || c == '\\') =>
         {
-            path.to_owned()
+            // It goes back out in a `Location` header: spaces and
+            // non-ASCII characters percent-encoded, as a browser sends them.
+            utf8_percent_encode(path, LOCATION_UNSAFE).to_string()
         }
         _ => "/".to_owned(),
     }
 }
+
+/// What a `Location` path cannot carry as is (non-ASCII is always encoded).
+const LOCATION_UNSAFE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
 
 /// Starts a sign-in: 302 to the provider.
 #[utoipa::path(
@@ -352,6 +358,7 @@ mod tests {
             assert_eq!(local_path(Some(hostile)), "/", "{hostile:?}");
         }
         assert_eq!(local_path(None), "/");
+        assert_eq!(local_path(Some("/caf\u{e9}?n=a b")), "/caf%C3%A9?n=a%20b");
     }
 
     #[test]
