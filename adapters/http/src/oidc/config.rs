@@ -157,6 +157,18 @@ impl OidcSettings {
                 self.redirect_url
             ));
         }
+        // ID tokens, codes and session cookies never cross a network in
+        // clear: plain http only to this machine (tests, a local provider).
+        for (flag, url) in [
+            ("--oidc-issuer", &self.issuer),
+            ("--oidc-redirect-url (or --public-url)", &self.redirect_url),
+        ] {
+            if !is_https_or_loopback(url) {
+                return invalid(format!(
+                    "{flag} must be https (plain http only to a loopback host), not `{url}`"
+                ));
+            }
+        }
         if self.client_id.trim().is_empty() {
             return invalid("--oidc-client-id must not be empty".to_owned());
         }
@@ -195,6 +207,31 @@ impl OidcSettings {
 
 fn is_http_url(text: &str) -> bool {
     origin_of(text).is_some()
+}
+
+/// Whether `url` is https, or http to `localhost`, `127.x.x.x` or `[::1]`.
+fn is_https_or_loopback(url: &str) -> bool {
+    let Some(origin) = origin_of(url) else {
+        return false;
+    };
+    if origin.starts_with("https://") {
+        return true;
+    }
+    let authority = origin.trim_start_matches("http://");
+    let host = if authority.starts_with('[') {
+        authority
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `scheme://authority` of an http(s) URL.
@@ -317,7 +354,7 @@ mod tests {
     use serde_json::json;
 
     fn settings() -> OidcSettings {
-        OidcSettings::new("http://idp", "lease", "http://lease/auth/callback")
+        OidcSettings::new("https://idp", "lease", "https://lease/auth/callback")
             .admin_groups(vec!["lease-admins".to_owned()])
     }
 
@@ -409,7 +446,30 @@ mod tests {
         );
         let bad = OidcSettings::new("ftp://idp", "lease", "http://lease/auth/callback");
         assert!(bad.validate().is_err());
-        assert_eq!(settings().public_origin(), "http://lease".to_owned());
+        assert_eq!(settings().public_origin(), "https://lease".to_owned());
+        // Plain http only to this machine.
+        for (issuer, redirect, ok) in [
+            ("http://idp.example", "https://lease/auth/callback", false),
+            ("https://idp", "http://lease.example/auth/callback", false),
+            (
+                "http://127.0.0.1:9400",
+                "http://127.0.0.1:8080/auth/callback",
+                true,
+            ),
+            (
+                "http://localhost:9400",
+                "http://[::1]:8080/auth/callback",
+                true,
+            ),
+            (
+                "http://127.0.0.1.evil.example",
+                "https://lease/auth/callback",
+                false,
+            ),
+        ] {
+            let s = OidcSettings::new(issuer, "lease", redirect);
+            assert_eq!(s.validate().is_ok(), ok, "{issuer} {redirect}");
+        }
         assert_eq!(origin_of("https://User@x"), None);
     }
 }
