@@ -101,7 +101,8 @@ fi
 # and LEASE_TEST_REDIS_SERVER from the steps above. The long form, with the
 # issue's counts and the slow #[ignore] tests: scripts/reliability.sh.
 step "cargo test --workspace"
-cargo test --workspace --all-features
+# Every failing test binary is reported, not only the first.
+cargo test --workspace --all-features --no-fail-fast
 
 # (lease-docker: no leftovers) Every test container carries
 # io.containerlease.managed=true and a namespace starting with `test-`, and

@@ -993,6 +993,7 @@ async fn the_cli_loopback_login_trades_a_one_time_code_for_a_token() {
 async fn the_device_login_is_polled_until_a_signed_in_person_allows_it() {
     let idp = provider!();
     idp.set_user("bob", r#"{"email":"bob@example.com"}"#);
+    idp.set_user("carol", r#"{"email":"carol@example.com"}"#);
     let server = server(&idp, |s| s).await;
     let http = reqwest::Client::new();
     let start = || async {
@@ -1071,11 +1072,33 @@ async fn the_device_login_is_polled_until_a_signed_in_person_allows_it() {
         .await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
 
-    // Another session of bob's: the right code (typed loosely) → confirm.
+    // The count is bob's, not his session's: a fresh sign-in is limited
+    // too, on the allow form as on the code form.
+    let mut again_bob = Browser::new();
+    let start_login = again_bob.get(&format!("{}/auth/device", server.base)).await;
+    again_bob
+        .sign_in_from(&server, &location(&start_login), "bob")
+        .await;
+    let bob_csrf = again_bob.csrf(&server).await;
+    for target in [&verify, &allow] {
+        let limited = again_bob
+            .post_form(
+                target,
+                &[
+                    ("user_code", &user_code),
+                    ("csrf", &bob_csrf),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "{target}");
+    }
+
+    // Carol: the right code (typed loosely) → confirm.
     let mut laptop = Browser::new();
     let start_login = laptop.get(&format!("{}/auth/device", server.base)).await;
     laptop
-        .sign_in_from(&server, &location(&start_login), "bob")
+        .sign_in_from(&server, &location(&start_login), "carol")
         .await;
     let csrf = laptop.csrf(&server).await;
     let typed = user_code.to_lowercase().replace('-', " ");
@@ -1120,7 +1143,7 @@ async fn the_device_login_is_polled_until_a_signed_in_person_allows_it() {
     let done = poll(device.clone()).await.expect("POST");
     assert_eq!(done.status(), StatusCode::OK);
     let token: Value = done.json().await.expect("json");
-    assert_eq!(token["owner"], "bob@example.com");
+    assert_eq!(token["owner"], "carol@example.com");
     assert_eq!(token["name"], "build box");
     let me = http
         .get(format!("{}/api/me", server.base))

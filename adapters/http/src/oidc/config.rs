@@ -326,6 +326,11 @@ impl OidcSettings {
         if !valid_owner(owner) {
             return Err(refused());
         }
+        // Email addresses are compared without case (`Alice@Example.com`
+        // and `alice@example.com` are one person, so one owner).
+        if self.owner_claim == "email" {
+            return Ok(owner.to_lowercase());
+        }
         Ok(owner.to_owned())
     }
 }
@@ -408,6 +413,20 @@ mod tests {
         assert!(
             s.caller_for(&verified("a@example.com.evil", json!(["staff"])))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn email_owners_are_lower_cased() {
+        let s = settings();
+        let mixed = s.caller_for(&claims("Alice@Example.COM", json!([])));
+        assert_eq!(mixed.map(|c| c.owner), Ok("alice@example.com".to_owned()));
+        let by_sub = settings().owner_claim("sub");
+        assert_eq!(
+            by_sub
+                .caller_for(&claims("Alice@Example.COM", json!([])))
+                .map(|c| c.owner),
+            Ok("sub-1".to_owned())
         );
     }
 

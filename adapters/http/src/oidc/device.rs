@@ -7,7 +7,7 @@
 //!
 //! Bounded: at most [`MAX_PENDING_DEVICES`] logins in progress, each for
 //! [`DEVICE_TTL`]; user codes of 8 letters from an alphabet without vowels
-//! or look-alikes; at most [`MAX_WRONG_CODES`] wrong codes per session per
+//! or look-alikes; at most [`MAX_WRONG_CODES`] wrong codes per owner per
 //! minute. The device code is 256 random bits, kept hashed.
 
 use std::collections::HashMap;
@@ -48,7 +48,7 @@ pub const MAX_WRONG_CODES: u32 = 5;
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// Letters in a user code.
 const USER_CODE_LEN: usize = 8;
-/// Sessions whose wrong entries are remembered.
+/// Owners whose wrong entries are remembered.
 const MAX_WRONG_SESSIONS: usize = 10_000;
 
 /// What the person decided.
@@ -74,7 +74,7 @@ struct Devices {
     by_device: HashMap<String, DeviceLogin>,
     /// User code (canonical, no dash) → the SHA-256 of the device code.
     by_user_code: HashMap<String, String>,
-    /// Session hash → (start of its minute, wrong entries in it).
+    /// Owner → (start of its minute, wrong entries in it).
     wrong: HashMap<String, (DateTime<Utc>, u32)>,
 }
 
@@ -162,11 +162,11 @@ impl DeviceLogins {
     }
 
     /// The pending login of `user_code` (its token name), counting a wrong
-    /// entry against `session`.
-    fn find(&self, session: &str, user_code: &str, now: DateTime<Utc>) -> Result<String, Entry> {
+    /// entry against `who` (the signed-in owner).
+    fn find(&self, who: &str, user_code: &str, now: DateTime<Utc>) -> Result<String, Entry> {
         let mut devices = self.lock();
         let minute = chrono::Duration::minutes(1);
-        if let Some((since, count)) = devices.wrong.get(session)
+        if let Some((since, count)) = devices.wrong.get(who)
             && now - *since < minute
             && *count >= MAX_WRONG_CODES
         {
@@ -182,7 +182,7 @@ impl DeviceLogins {
         if devices.wrong.len() >= MAX_WRONG_SESSIONS {
             devices.wrong.retain(|_, (since, _)| now - *since < minute);
         }
-        let entry = devices.wrong.entry(session.to_owned()).or_insert((now, 0));
+        let entry = devices.wrong.entry(who.to_owned()).or_insert((now, 0));
         if now - entry.0 >= minute {
             *entry = (now, 0);
         }
@@ -419,7 +419,8 @@ pub(crate) async fn verify(
         Err(page) => return page,
     };
     let entered = fields.user_code.unwrap_or_default();
-    match oidc.inner.devices.find(&session.id_sha256, &entered, now) {
+    // Wrong entries count per owner (a fresh session does not reset them).
+    match oidc.inner.devices.find(&session.owner, &entered, now) {
         Ok(name) => confirm_page(&session, &entered, &name),
         Err(Entry::Unknown) => {
             warn!(owner = %session.owner, "wrong device user code");
@@ -496,6 +497,20 @@ pub(crate) async fn allow(
         Decision::Denied
     };
     let entered = fields.user_code.unwrap_or_default();
+    // The allow form counts wrong codes as the code form does, so guessing
+    // by posting here straight away is bounded the same.
+    match oidc.inner.devices.find(&session.owner, &entered, now) {
+        Ok(_) => {}
+        Err(Entry::TooManyWrong) => {
+            warn!(owner = %session.owner, "too many wrong device user codes");
+            return pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong codes",
+                "Too many wrong codes: wait a minute and try again.",
+            );
+        }
+        Err(Entry::Unknown) => warn!(owner = %session.owner, "wrong device user code"),
+    }
     match oidc.inner.devices.decide(&entered, decision, now) {
         Some(name) if allowed => {
             info!(owner = %session.owner, name = %name, "device login allowed");

@@ -492,11 +492,20 @@ impl Browser {
     }
 }
 
-/// Runs `body`; on failure saves a screenshot first. Always closes the browser.
+/// One page at a time in a test binary: another test's container coming up
+/// or going adds or removes a network interface, and Chromium then fails
+/// the requests waiting for a connection (`ERR_NETWORK_CHANGED`), loopback
+/// included. The page retries reads, but a write it must not repeat
+/// would fail the test.
+static ONE_PAGE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `body` (one test's page at a time, see [`ONE_PAGE_AT_A_TIME`]); on
+/// failure saves a screenshot first. Always closes the browser.
 pub async fn with_browser<F>(browser: Browser, body: F)
 where
     F: for<'a> AsyncFnOnce(&'a Browser),
 {
+    let _turn = ONE_PAGE_AT_A_TIME.lock().await;
     let outcome = AssertUnwindSafe(body(&browser)).catch_unwind().await;
     if outcome.is_err() {
         browser.shot("FAILED").await;
