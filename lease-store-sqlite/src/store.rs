@@ -99,6 +99,33 @@ fn create_directory(path: &Path) -> Result<(), OpenError> {
     }
 }
 
+/// Switches the file to the WAL journal and returns the mode SQLite kept.
+/// A switch racing another process's first writes to a new file gets
+/// `SQLITE_BUSY` at once (SQLite does not run its busy handler there), so
+/// it is tried again, every 20 ms, for up to `patience`.
+fn switch_to_wal(
+    writer: &Connection,
+    path: &Path,
+    patience: Duration,
+) -> Result<String, OpenError> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match writer.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        }) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => {
+                return result.map_err(|source| setup(path, "switch to the WAL journal", source));
+            }
+        }
+    }
+}
+
 /// Opens (and if needed creates and migrates) the database; blocking.
 fn open_blocking(config: &SqliteStoreConfig) -> Result<SqliteStore, OpenError> {
     let path = config.path();
@@ -120,9 +147,7 @@ fn open_blocking(config: &SqliteStoreConfig) -> Result<SqliteStore, OpenError> {
         }
     }
     // Only now write anything: the journal mode is kept in the file.
-    let mode: String = writer
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|source| setup(path, "switch to the WAL journal", source))?;
+    let mode = switch_to_wal(&writer, path, config.busy_timeout)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::Setup {
             path: path.to_owned(),
