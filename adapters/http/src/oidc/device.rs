@@ -431,15 +431,18 @@ pub(crate) async fn verify(
                 Some("That code is not known or has expired: check it, or run the CLI again."),
             )
         }
-        Err(Entry::TooManyWrong) => {
-            warn!(owner = %session.owner, "too many wrong device user codes");
-            pages::message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes",
-                "Too many wrong codes: wait a minute and try again.",
-            )
-        }
+        Err(Entry::TooManyWrong) => too_many_wrong(&session.owner),
     }
+}
+
+/// The 429 page once `owner` entered too many wrong codes this minute.
+fn too_many_wrong(owner: &str) -> Response {
+    warn!(owner = %owner, "too many wrong device user codes");
+    pages::message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many wrong codes",
+        "Too many wrong codes: wait a minute and try again.",
+    )
 }
 
 fn confirm_page(session: &WebSession, entered: &str, name: &str) -> Response {
@@ -470,6 +473,7 @@ fn confirm_page(session: &WebSession, entered: &str, name: &str) -> Response {
         (status = 400, description = "HTML page: the code is not pending any more"),
         (status = 401, description = "HTML page: not signed in"),
         (status = 403, description = "HTML page: CSRF check failed"),
+        (status = 429, description = "HTML page: too many wrong codes, wait a minute"),
     ),
     security(("session" = []))
 )]
@@ -501,14 +505,7 @@ pub(crate) async fn allow(
     // by posting here straight away is bounded the same.
     match oidc.inner.devices.find(&session.owner, &entered, now) {
         Ok(_) => {}
-        Err(Entry::TooManyWrong) => {
-            warn!(owner = %session.owner, "too many wrong device user codes");
-            return pages::message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many wrong codes",
-                "Too many wrong codes: wait a minute and try again.",
-            );
-        }
+        Err(Entry::TooManyWrong) => return too_many_wrong(&session.owner),
         Err(Entry::Unknown) => warn!(owner = %session.owner, "wrong device user code"),
     }
     match oidc.inner.devices.decide(&entered, decision, now) {
