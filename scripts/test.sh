@@ -96,6 +96,30 @@ fi
 
 # ---------------------------------------------------------------------------
 
+# (deploy) The CI workflow is linted by actionlint, with shellcheck on its
+# run: blocks (scripts/actionlint.sh: pinned, in a venv under ~/.cache, and
+# Debian's shellcheck). deploy/'s unit and env file are checked by
+# `cargo test -p lease-server --test deploy` in the step below, which needs
+# systemd-analyze and systemd-sysusers: Debian's systemd is installed if they
+# are missing (the tests verify the unit; nothing is started). Without them
+# those tests print SKIPPED; with CI=true every part is required.
+step "deploy: actionlint on .github/workflows, systemd-analyze for deploy/"
+scripts/actionlint.sh
+if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v systemd-sysusers >/dev/null 2>&1; then
+    deploy_sudo=()
+    if [ "$(id -u)" != 0 ]; then deploy_sudo=(sudo -n); fi
+    if command -v apt-get >/dev/null 2>&1 &&
+        "${deploy_sudo[@]}" apt-get update -qq &&
+        "${deploy_sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; then
+        echo "installed Debian's systemd (for systemd-analyze verify)"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "systemd-analyze could not be installed; CI=true makes this fatal" >&2
+        exit 1
+    else
+        echo "no systemd-analyze: the deploy unit tests will print SKIPPED" >&2
+    fi
+fi
+
 # (lease-reliability) The reliability suite's quick form runs here with the
 # rest (quick is its default size); it needs nothing more than the test image
 # and LEASE_TEST_REDIS_SERVER from the steps above. The long form, with the
