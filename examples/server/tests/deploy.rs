@@ -259,13 +259,20 @@ fn unit_for_this_binary(dir: &TempDir) -> PathBuf {
     path
 }
 
-#[test]
-fn systemd_unit_verifies_without_warnings() {
-    let Some(analyze) = systemd_analyze() else {
-        return;
-    };
+/// `systemd-analyze` and the unit copy in its scratch directory (kept while
+/// the `TempDir` lives), or `None` after a printed skip.
+fn unit_under_test() -> Option<(&'static str, TempDir, PathBuf)> {
+    let analyze = systemd_analyze()?;
     let dir = TempDir::new("deploy-unit");
     let unit = unit_for_this_binary(&dir);
+    Some((analyze, dir, unit))
+}
+
+#[test]
+fn systemd_unit_verifies_without_warnings() {
+    let Some((analyze, _dir, unit)) = unit_under_test() else {
+        return;
+    };
     let output = run(Command::new(analyze).arg("verify").arg(&unit));
     let said = format!(
         "{}{}",
@@ -281,11 +288,9 @@ fn systemd_unit_verifies_without_warnings() {
 
 #[test]
 fn systemd_unit_is_hardened() {
-    let Some(analyze) = systemd_analyze() else {
+    let Some((analyze, _dir, unit)) = unit_under_test() else {
         return;
     };
-    let dir = TempDir::new("deploy-unit");
-    let unit = unit_for_this_binary(&dir);
     let output = run(Command::new(analyze)
         .args(["security", "--offline=yes", "--no-pager"])
         .arg(format!("--threshold={MAX_EXPOSURE}"))
