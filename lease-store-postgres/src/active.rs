@@ -162,13 +162,7 @@ pub(crate) async fn update(
     admission: &Admission,
 ) -> Result<Lease, StoreError> {
     const OPERATION: &str = "update a lease";
-    let stored = Lease {
-        revision: lease.revision.saturating_add(1),
-        ..lease.clone()
-    };
-    let mut values = codec::params(&stored, stored.revision, OPERATION)?;
-    values.push(Box::new(codec::due_nanos(&stored)));
-    values.push(Box::new(i64::try_from(lease.revision).unwrap_or(-1)));
+    let (stored, values) = codec::cas_values(lease, codec::due_nanos, OPERATION)?;
     debug_assert_eq!(values.len(), PARAMS + 2);
     let sql = update_sql();
     if admission.max_daily_spend.is_none() || !admission.counts_today(lease) {
@@ -210,18 +204,16 @@ pub(crate) async fn list(
     const OPERATION: &str = "list leases";
     let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = query.effective_limit();
-    let mut sql = format!("SELECT {COLUMNS} FROM active WHERE true");
-    let mut values: Vec<Param> = Vec::new();
-    if let Some(owner) = &query.owner {
-        values.push(Box::new(owner.clone()));
-        sql.push_str(&format!(" AND owner = ${}", values.len()));
-    }
-    if let Some((at, id)) = after {
-        values.push(Box::new(at));
-        values.push(Box::new(id.as_str().to_owned()));
-        let (at, id) = (values.len() - 1, values.len());
-        sql.push_str(&format!(" AND (created_at, id) > (${at}, ${id})"));
-    }
+    let mut filtered = Filtered::new(
+        format!("SELECT {COLUMNS} FROM active WHERE true"),
+        Vec::new(),
+    );
+    filtered.owner(query.owner.as_deref());
+    filtered.after("created_at", ">", after);
+    let Filtered {
+        mut sql,
+        mut values,
+    } = filtered;
     if !query.statuses.is_empty() {
         let names: Vec<String> = query
             .statuses
@@ -238,6 +230,41 @@ pub(crate) async fn list(
     Ok(page(items, limit, |lease| {
         cursor::encode(codec::saturating_nanos(lease.created_at), &lease.id)
     }))
+}
+
+/// A `SELECT … WHERE …` being built, with the values it binds.
+pub(crate) struct Filtered {
+    /// The statement so far.
+    pub(crate) sql: String,
+    /// The values of its `$n` placeholders, in order.
+    pub(crate) values: Vec<Param>,
+}
+
+impl Filtered {
+    /// Starts from `sql` (ending in a `WHERE` condition) binding `values`.
+    pub(crate) fn new(sql: String, values: Vec<Param>) -> Filtered {
+        Filtered { sql, values }
+    }
+
+    /// `AND owner = $n` when an owner is given.
+    pub(crate) fn owner(&mut self, owner: Option<&str>) {
+        if let Some(owner) = owner {
+            self.values.push(Box::new(owner.to_owned()));
+            self.sql
+                .push_str(&format!(" AND owner = ${}", self.values.len()));
+        }
+    }
+
+    /// `AND (column, id) <op> ($a, $b)` after a page cursor's key.
+    pub(crate) fn after(&mut self, column: &str, op: &str, after: Option<(i64, LeaseId)>) {
+        if let Some((at, id)) = after {
+            self.values.push(Box::new(at));
+            self.values.push(Box::new(id.as_str().to_owned()));
+            let (at, id) = (self.values.len() - 1, self.values.len());
+            self.sql
+                .push_str(&format!(" AND ({column}, id) {op} (${at}, ${id})"));
+        }
+    }
 }
 
 /// The leases a `SELECT {COLUMNS} …` with these values returns.

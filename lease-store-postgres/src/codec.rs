@@ -191,6 +191,25 @@ pub(crate) fn params(
     ])
 }
 
+/// What a compare-and-set of `lease` stores (its revision + 1) and the
+/// values it binds: [`COLUMNS`] of the stored lease, then `key` (`$19`: the
+/// due time or the history key, from the stored lease), then the expected
+/// revision (`$20`).
+pub(crate) fn cas_values(
+    lease: &Lease,
+    key: impl Fn(&Lease) -> i64,
+    operation: &'static str,
+) -> Result<(Lease, Vec<Param>), StoreError> {
+    let stored = Lease {
+        revision: lease.revision.saturating_add(1),
+        ..lease.clone()
+    };
+    let mut values = params(&stored, stored.revision, operation)?;
+    values.push(Box::new(key(&stored)));
+    values.push(Box::new(i64::try_from(lease.revision).unwrap_or(-1)));
+    Ok((stored, values))
+}
+
 /// When a lease can be claimed once no claim holds it, in nanoseconds.
 pub(crate) fn due_nanos(lease: &Lease) -> i64 {
     saturating_nanos(lease.due_at())

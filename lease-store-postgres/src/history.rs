@@ -10,8 +10,8 @@ use deadpool_postgres::GenericClient;
 use lease_core::store::{HistoryQuery, Page, UsageTotals};
 use lease_core::{Lease, Money, StoreError, cursor};
 
-use crate::active::{cas_failure, page, select};
-use crate::codec::{self, COLUMNS, NOW_NANOS, PLACEHOLDERS, Param, refs};
+use crate::active::{Filtered, cas_failure, page, select};
+use crate::codec::{self, COLUMNS, NOW_NANOS, PLACEHOLDERS, refs};
 use crate::error::During;
 
 /// The finish statement: one statement, so all or nothing. `$1`… the
@@ -50,13 +50,7 @@ pub(crate) async fn finish(
     lease: &Lease,
 ) -> Result<Lease, StoreError> {
     const OPERATION: &str = "finish a lease";
-    let stored = Lease {
-        revision: lease.revision.saturating_add(1),
-        ..lease.clone()
-    };
-    let mut values = codec::params(&stored, stored.revision, OPERATION)?;
-    values.push(Box::new(codec::ended_nanos(&stored)));
-    values.push(Box::new(i64::try_from(lease.revision).unwrap_or(-1)));
+    let (stored, values) = codec::cas_values(lease, codec::ended_nanos, OPERATION)?;
     let statement = client
         .prepare_cached(&finish_sql())
         .await
@@ -98,18 +92,16 @@ pub(crate) async fn history(
 ) -> Result<Page<Lease>, StoreError> {
     let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = query.effective_limit();
-    let mut values: Vec<Param> = vec![Box::new(retention)];
-    let mut sql = format!("SELECT {COLUMNS} FROM finished WHERE ended_key >= {NOW_NANOS} - $1");
-    if let Some(owner) = &query.owner {
-        values.push(Box::new(owner.clone()));
-        sql.push_str(&format!(" AND owner = ${}", values.len()));
-    }
-    if let Some((at, id)) = after {
-        values.push(Box::new(at));
-        values.push(Box::new(id.as_str().to_owned()));
-        let (at, id) = (values.len() - 1, values.len());
-        sql.push_str(&format!(" AND (ended_key, id) < (${at}, ${id})"));
-    }
+    let mut filtered = Filtered::new(
+        format!("SELECT {COLUMNS} FROM finished WHERE ended_key >= {NOW_NANOS} - $1"),
+        vec![Box::new(retention)],
+    );
+    filtered.owner(query.owner.as_deref());
+    filtered.after("ended_key", "<", after);
+    let Filtered {
+        mut sql,
+        mut values,
+    } = filtered;
     values.push(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
     sql.push_str(&format!(
         " ORDER BY ended_key DESC, id DESC LIMIT ${}",

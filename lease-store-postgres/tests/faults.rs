@@ -37,6 +37,16 @@ async fn connection_loss_is_unavailable_and_the_store_recovers_after_a_restart()
         .expect("insert before the crash");
 
     postgres.kill9();
+    // The killed postmaster's backends serve an instant longer, until they
+    // notice; then every request is refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still answering 10 s after kill -9"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let during = sample_lease("faults-owner", chrono::Duration::hours(1));
     assert_unavailable("ping", store.ping().await);
     assert_unavailable("insert", store.insert(&during, &Admission::default()).await);
