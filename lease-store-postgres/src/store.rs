@@ -193,7 +193,7 @@ impl LeaseStore for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .query_one("SELECT count(*) FROM usage", &[])
+            .query_opt("SELECT 1 FROM usage LIMIT 1", &[])
             .await
             .during("ping")
             .map(drop)
