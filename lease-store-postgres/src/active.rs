@@ -30,7 +30,7 @@ pub(crate) async fn insert(
     values.push(Box::new(codec::due_nanos(&stored)));
     let sql = format!(
         "INSERT INTO active ({COLUMNS}, due_at, claimed_until, claimable_at) \
-         SELECT {PLACEHOLDERS}, $19, NULL, $19 \
+         SELECT {PLACEHOLDERS}, $21, NULL, $21 \
          WHERE NOT EXISTS (SELECT 1 FROM finished WHERE id = $1)"
     );
     if !admission.is_limited() {
@@ -133,8 +133,8 @@ pub(crate) async fn cas_failure(
     }
 }
 
-/// The compare-and-set statement: `$1`… the new values, `$19` the due
-/// time, `$20` the expected revision. The claim stays: the lease is
+/// The compare-and-set statement: `$1`… the new values, `$21` the due
+/// time, `$22` the expected revision. The claim stays: the lease is
 /// claimable at max(due time, claim end).
 fn update_sql() -> String {
     let sets: Vec<String> = COLUMNS
@@ -145,9 +145,9 @@ fn update_sql() -> String {
         .map(|(index, column)| format!("{column} = ${}", index + 1))
         .collect();
     format!(
-        "UPDATE active SET {}, due_at = $19, \
-         claimable_at = GREATEST($19, COALESCE(claimed_until, $19)) \
-         WHERE id = $1 AND revision = $20",
+        "UPDATE active SET {}, due_at = $21, \
+         claimable_at = GREATEST($21, COALESCE(claimed_until, $21)) \
+         WHERE id = $1 AND revision = $22",
         sets.join(", ")
     )
 }
@@ -393,7 +393,7 @@ mod tests {
             sql.starts_with("UPDATE active SET owner = $2, offering = $3,"),
             "{sql}"
         );
-        assert!(sql.contains("memory_mb = $18, due_at = $19"), "{sql}");
+        assert!(sql.contains("finished_at = $20, due_at = $21"), "{sql}");
         assert!(!sql.contains("id = $1,"), "{sql}");
     }
 }

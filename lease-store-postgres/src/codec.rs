@@ -14,14 +14,14 @@ use tokio_postgres::types::ToSql;
 /// The lease columns in the order [`from_row`] reads and [`params`] binds.
 pub(crate) const COLUMNS: &str = "id, owner, offering, container_id, status, created_at, \
      expires_at, ended_at, end_reason, hourly_rate, estimated_cost, final_cost, error, \
-     provision_attempts, removal_failures, revision, nano_cpus, memory_mb";
+     provision_attempts, removal_failures, revision, nano_cpus, memory_mb, running_at, finished_at";
 
 /// `$1, $2, …` for [`COLUMNS`].
 pub(crate) const PLACEHOLDERS: &str =
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18";
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20";
 
 /// How many values [`params`] binds.
-pub(crate) const PARAMS: usize = 18;
+pub(crate) const PARAMS: usize = 20;
 
 /// The database's clock in nanoseconds since the epoch (exact to its
 /// microsecond): what claims, `next_due` and retention compare with.
@@ -151,6 +151,8 @@ pub(crate) fn from_row(row: &Row) -> Result<Lease, StoreError> {
         revision: unsigned(row, 15, &id_text)?,
         nano_cpus: column(row, 16)?,
         memory_mb: unsigned(row, 17, &id_text)?,
+        running_at: column::<Option<i64>>(row, 18)?.map(time),
+        finished_at: column::<Option<i64>>(row, 19)?.map(time),
     })
 }
 
@@ -188,13 +190,25 @@ pub(crate) fn params(
         Box::new(revision),
         Box::new(lease.nano_cpus),
         Box::new(i64::from(lease.memory_mb)),
+        Box::new(
+            lease
+                .running_at
+                .map(|at| nanos(at, operation))
+                .transpose()?,
+        ),
+        Box::new(
+            lease
+                .finished_at
+                .map(|at| nanos(at, operation))
+                .transpose()?,
+        ),
     ])
 }
 
 /// What a compare-and-set of `lease` stores (its revision + 1) and the
-/// values it binds: [`COLUMNS`] of the stored lease, then `key` (`$19`: the
+/// values it binds: [`COLUMNS`] of the stored lease, then `key` (`$21`: the
 /// due time or the history key, from the stored lease), then the expected
-/// revision (`$20`).
+/// revision (`$22`).
 pub(crate) fn cas_values(
     lease: &Lease,
     key: impl Fn(&Lease) -> i64,

@@ -7,6 +7,7 @@
 //! lazily, at most once a minute per store, after a finish.
 
 use deadpool_postgres::GenericClient;
+use lease_core::stats::{StatsKey, StatsRow, check_range, finish_contribution};
 use lease_core::store::{HistoryQuery, Page, UsageTotals};
 use lease_core::{Lease, Money, StoreError, cursor};
 
@@ -15,9 +16,11 @@ use crate::codec::{self, COLUMNS, NOW_NANOS, PLACEHOLDERS, refs};
 use crate::error::During;
 
 /// The finish statement: one statement, so all or nothing. `$1`… the
-/// lease's values, `$19` its history key, `$20` the expected revision.
+/// lease's values, `$21` its history key, `$22` the expected revision,
+/// `$23` the stats day, `$24`/`$25` the counter names and values.
 /// Deletes the active row at that revision and, only if it did, writes the
-/// history row and adds to the owner's totals (saturating). Returns how
+/// history row, adds to the owner's totals (saturating) and to the daily
+/// statistics row of the lease's key (`value + excluded.value`). Returns how
 /// many active rows it deleted (0: the compare-and-set failed).
 fn finish_sql() -> String {
     let replace: Vec<String> = COLUMNS
@@ -28,16 +31,21 @@ fn finish_sql() -> String {
         .map(|column| format!("{column} = excluded.{column}"))
         .collect();
     format!(
-        "WITH gone AS (DELETE FROM active WHERE id = $1 AND revision = $20 RETURNING id), \
+        "WITH gone AS (DELETE FROM active WHERE id = $1 AND revision = $22 RETURNING id), \
          kept AS (INSERT INTO finished ({COLUMNS}, ended_key) \
-                  SELECT {PLACEHOLDERS}, $19 FROM gone \
+                  SELECT {PLACEHOLDERS}, $21 FROM gone \
                   ON CONFLICT (id) DO UPDATE SET {}), \
          totals AS (INSERT INTO usage (owner, ended_count, ended_cost) \
                   SELECT $2, 1, COALESCE($12, 0) FROM gone \
                   ON CONFLICT (owner) DO UPDATE SET \
                   ended_count = usage.ended_count + 1, \
                   ended_cost = LEAST(GREATEST(usage.ended_cost::numeric + excluded.ended_cost, \
-                      -9223372036854775808), 9223372036854775807)::bigint) \
+                      -9223372036854775808), 9223372036854775807)::bigint), \
+         stats AS (INSERT INTO daily_stats (day, owner, offering, name, value) \
+                  SELECT CAST($23::text AS date), $2, $3, counter.name, counter.value \
+                  FROM gone, unnest($24::text[], $25::bigint[]) AS counter (name, value) \
+                  ON CONFLICT (day, owner, offering, name) DO UPDATE SET \
+                  value = daily_stats.value + excluded.value) \
          SELECT count(*) FROM gone",
         replace.join(", ")
     )
@@ -50,7 +58,12 @@ pub(crate) async fn finish(
     lease: &Lease,
 ) -> Result<Lease, StoreError> {
     const OPERATION: &str = "finish a lease";
-    let (stored, values) = codec::cas_values(lease, codec::ended_nanos, OPERATION)?;
+    let (stored, mut values) = codec::cas_values(lease, codec::ended_nanos, OPERATION)?;
+    let contribution = finish_contribution(lease);
+    let (names, counts): (Vec<String>, Vec<i64>) = contribution.counters.into_iter().unzip();
+    values.push(Box::new(contribution.key.day.to_string()));
+    values.push(Box::new(names));
+    values.push(Box::new(counts));
     let statement = client
         .prepare_cached(&finish_sql())
         .await
@@ -136,4 +149,50 @@ pub(crate) async fn usage(
         ended_count: u64::try_from(count).unwrap_or(0),
         ended_cost: Money::from_nanos(cost),
     })
+}
+
+/// The rollup rows of days `from..=to` (checked first: at most
+/// `MAX_DAYS`), one per (day, owner, offering), in that order.
+pub(crate) async fn daily_stats(
+    client: &impl GenericClient,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Vec<StatsRow>, StoreError> {
+    const OPERATION: &str = "read daily statistics";
+    check_range(from, to)?;
+    let statement = client
+        .prepare_cached(
+            "SELECT day::text, owner, offering, name, value FROM daily_stats \
+             WHERE day BETWEEN CAST($1::text AS date) AND CAST($2::text AS date) \
+             ORDER BY day, owner, offering, name",
+        )
+        .await
+        .during(OPERATION)?;
+    let rows = client
+        .query(&statement, &[&from.to_string(), &to.to_string()])
+        .await
+        .during(OPERATION)?;
+    let mut out: Vec<StatsRow> = Vec::new();
+    for row in &rows {
+        let day: String = row.try_get(0).during(OPERATION)?;
+        let key = StatsKey {
+            day: day.parse().map_err(|_| StoreError::Corrupt {
+                key: format!("daily_stats day {day}"),
+                source: "not a date".into(),
+            })?,
+            owner: row.try_get(1).during(OPERATION)?,
+            offering: row.try_get(2).during(OPERATION)?,
+        };
+        let name: String = row.try_get(3).during(OPERATION)?;
+        let value: i64 = row.try_get(4).during(OPERATION)?;
+        match out.last_mut() {
+            Some(last) if last.key == key => last.add(&name, value),
+            _ => {
+                let mut fresh = StatsRow::new(key);
+                fresh.add(&name, value);
+                out.push(fresh);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::{Admission, Lease, LeaseId, StoreError};
 use tokio_postgres::NoTls;
@@ -254,6 +255,15 @@ impl LeaseStore for PostgresStore {
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let client = self.client().await?;
         history::usage(&client, owner).await
+    }
+
+    async fn daily_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let client = self.client().await?;
+        history::daily_stats(&client, from, to).await
     }
 }
 
