@@ -49,8 +49,11 @@ impl std::fmt::Debug for PostgresStoreConfig {
 
 impl PostgresStoreConfig {
     /// The database at `url` (`postgres://user:password@host:port/db`, or
-    /// `postgresql://…`; libpq's query parameters such as `sslmode` are
-    /// not supported beyond what `tokio-postgres` reads).
+    /// `postgresql://…`). TLS as libpq: `?sslmode=disable|prefer|require|verify-ca|verify-full`
+    /// (default `prefer`) and `sslrootcert=PATH` (a PEM file of CA
+    /// certificates; without it, verify-ca/verify-full use the system's
+    /// roots). Other query parameters are `tokio-postgres`'s
+    /// (`application_name`, `connect_timeout`, …).
     pub fn new(url: impl Into<String>) -> Self {
         PostgresStoreConfig {
             url: url.into(),

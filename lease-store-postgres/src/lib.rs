@@ -59,6 +59,7 @@ mod error;
 mod history;
 mod schema;
 mod store;
+mod tls;
 mod url;
 
 pub use config::{

@@ -10,12 +10,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::{Admission, Lease, LeaseId, StoreError};
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info, warn};
 
 use crate::config::{PostgresStoreConfig, fnv1a};
 use crate::error::{During, PostgresError, pool_error};
-use crate::{active, codec, history, schema};
+use crate::{active, codec, history, schema, tls};
 
 /// A [`LeaseStore`] (and [`lease_core::CredentialStore`]) on PostgreSQL,
 /// shared by every server that connects to the same database and
@@ -62,12 +62,13 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// The driver's configuration for `config`: its URL, the schema as the
-/// search path, timeouts and keepalives.
+/// The driver's configuration for `config`: its URL (TLS parameters taken
+/// out, see [`tls`]), the schema as the search path, timeouts and
+/// keepalives; and the TLS connector for the URL's `sslmode`.
 fn driver_config(
     config: &PostgresStoreConfig,
     schema: &str,
-) -> Result<tokio_postgres::Config, PostgresError> {
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), PostgresError> {
     let url_error = |reason: String| PostgresError::Url {
         url: config.redacted_url(),
         reason,
@@ -77,8 +78,9 @@ fn driver_config(
             "it must start with postgres:// or postgresql://".to_owned(),
         ));
     }
-    let mut driver: tokio_postgres::Config = config
-        .url
+    let (url, tls_settings) = tls::split_url(&config.url).map_err(url_error)?;
+    let connector = tls::connector(&tls_settings).map_err(url_error)?;
+    let mut driver: tokio_postgres::Config = url
         .parse()
         .map_err(|error: tokio_postgres::Error| url_error(error.to_string()))?;
     // The server sets the search path for the whole session: every
@@ -92,8 +94,9 @@ fn driver_config(
         .application_name("containerlease")
         .connect_timeout(config.connect_timeout)
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30));
-    Ok(driver)
+        .keepalives_idle(Duration::from_secs(30))
+        .ssl_mode(tls_settings.mode.driver());
+    Ok((driver, connector))
 }
 
 impl PostgresStore {
@@ -103,10 +106,10 @@ impl PostgresStore {
     /// to it.
     pub async fn connect(config: PostgresStoreConfig) -> Result<PostgresStore, PostgresError> {
         let schema = config.schema();
-        let driver = driver_config(&config, &schema)?;
+        let (driver, connector) = driver_config(&config, &schema)?;
         let manager = Manager::from_config(
             driver,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
