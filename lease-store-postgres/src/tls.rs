@@ -22,7 +22,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -338,9 +340,15 @@ mod tests {
         assert_eq!(tls.mode, SslMode::VerifyFull);
         assert_eq!(tls.roots, Some(Roots::File("/etc/ca x.pem".into())));
         let (url, tls) = split_url("postgres://db/x?sslmode=require").unwrap();
-        assert_eq!((url.as_str(), tls.mode), ("postgres://db/x", SslMode::Require));
+        assert_eq!(
+            (url.as_str(), tls.mode),
+            ("postgres://db/x", SslMode::Require)
+        );
         let (url, tls) = split_url("postgres://db/x").unwrap();
-        assert_eq!((url.as_str(), tls.mode), ("postgres://db/x", SslMode::Prefer));
+        assert_eq!(
+            (url.as_str(), tls.mode),
+            ("postgres://db/x", SslMode::Prefer)
+        );
         let (_, tls) = split_url("postgres://db/x?sslrootcert=system").unwrap();
         assert_eq!(tls.roots, Some(Roots::System));
     }
