@@ -45,6 +45,10 @@
 //! # }
 //! ```
 //!
+//! TLS: the URL's `sslmode` (`disable`, `prefer` — the default —,
+//! `require`, `verify-ca`, `verify-full`) and `sslrootcert=PATH` work as in
+//! libpq, on rustls (see the README).
+//!
 //! Connection loss: every method fails with
 //! [`lease_core::StoreError::Unavailable`] while the database is away, and
 //! the pool reconnects by itself when it is back.

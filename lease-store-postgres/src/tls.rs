@@ -108,6 +108,12 @@ pub(crate) fn split_url(url: &str) -> Result<(String, TlsSettings), String> {
         match key {
             "sslmode" => settings.mode = SslMode::parse(&percent_decode(value)?)?,
             "sslrootcert" => settings.roots = Some(roots(&percent_decode(value)?)?),
+            "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+                return Err(format!(
+                    "`{key}` is not supported (no client certificates or CRLs); \
+                     TLS takes sslmode and sslrootcert"
+                ));
+            }
             _ => kept.push(pair),
         }
     }
@@ -363,6 +369,7 @@ mod tests {
             "postgres://db?sslmode=%zz",
             "postgres://db?sslmode=%ff",
             "postgres://db?sslrootcert=",
+            "postgres://db?sslmode=require&sslcert=/c.pem",
         ] {
             assert!(split_url(bad).is_err(), "{bad}");
         }

@@ -93,6 +93,11 @@ mod tests {
             redact("postgres://db/x?user=a&password=p&sslmode=require#f"),
             "postgres://db/x?user=a&password=***&sslmode=require#f"
         );
+        assert_eq!(
+            redact("postgres://ada:pw@db/x?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem"),
+            "postgres://ada:***@db/x?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem",
+            "the CA path stays: it helps to diagnose"
+        );
         assert_eq!(redact("p@ss:word"), "p@ss:word");
         assert_eq!(
             redact("postgres://a:p@ss@db/x"),
