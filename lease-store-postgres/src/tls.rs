@@ -352,4 +352,28 @@ mod tests {
         let message = connector(&tls).err().unwrap();
         assert!(message.contains("/nonexistent/ca.pem"), "{message}");
     }
+
+    #[test]
+    fn a_root_file_without_certificates_is_a_clear_error() {
+        let path = std::env::temp_dir().join(format!("not-a-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "hello, not a certificate\n").unwrap();
+        let tls = TlsSettings {
+            mode: SslMode::VerifyFull,
+            roots: Some(Roots::File(path.clone())),
+        };
+        let message = connector(&tls).err().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            message.contains("holds no usable CA certificate"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn prefer_and_require_build_without_roots() {
+        for mode in [SslMode::Disable, SslMode::Prefer, SslMode::Require] {
+            let tls = TlsSettings { mode, roots: None };
+            assert!(connector(&tls).is_ok(), "{mode:?}");
+        }
+    }
 }
