@@ -125,7 +125,7 @@ pub async fn stats_rollup_after_finish<S: LeaseStore + ?Sized>(store: Arc<S>) {
     let expected = finish_contribution(&done);
     assert_eq!(
         rows,
-        [expected.clone()],
+        std::slice::from_ref(&expected),
         "one row, the lease's contribution"
     );
     let row = &rows[0];
