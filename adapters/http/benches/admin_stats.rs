@@ -41,6 +41,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const OWNERS: usize = 50;
 /// Days the leases are spread over.
 const DAYS: i64 = 90;
+/// [`DAYS`] as an index.
+const DAYS_USIZE: usize = 90;
 /// Tasks filling the store at once.
 const FILLERS: usize = 32;
 /// The target for the route's p99.
@@ -58,7 +60,10 @@ fn env_number(name: &str, default: usize) -> usize {
 fn finished_lease(index: usize, now: DateTime<Utc>) -> Lease {
     let n = i64::try_from(index).unwrap_or(i64::MAX);
     let created = now - chrono::Duration::days(n % DAYS) - chrono::Duration::minutes(90 + n % 600);
-    let offering = if index % 3 == 0 { "ubuntu" } else { "alpine" };
+    // Every owner rents every day, both offerings: DAYS × OWNERS × 2 rollup
+    // rows, the most the route can meet for this many owners and days.
+    let owner = (index / DAYS_USIZE) % OWNERS;
+    let offering = if (index / (DAYS_USIZE * OWNERS)) % 2 == 0 { "ubuntu" } else { "alpine" };
     let rate = Money::from_nanos(if offering == "ubuntu" {
         40_000_000
     } else {
@@ -66,7 +71,7 @@ fn finished_lease(index: usize, now: DateTime<Utc>) -> Lease {
     });
     let mut lease = Lease::new(
         LeaseId::generate(),
-        format!("owner-{:02}", index % OWNERS),
+        format!("owner-{owner:02}"),
         offering,
         rate,
         created,
