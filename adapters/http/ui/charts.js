@@ -230,6 +230,13 @@ function maxOf(series) {
   return max;
 }
 
+/** A chart's spec with its defaults, plot box and value scale (ticks, top). */
+function frame(spec) {
+  const describe = spec.describe ?? ((category, s, i) => `${category}: ${s.label} ${s.exact(i)}`);
+  const ticks = niceTicks(maxOf(spec.series));
+  return { ...spec, describe, box: plotBox(), ticks, top: ticks[ticks.length - 1] };
+}
+
 /**
  * A line chart. `spec`: `{id, label, categories: string[], series: [{key,
  * label, values: (number|bigint)[], exact(i) → string}], formatTick(n) →
@@ -237,11 +244,7 @@ function maxOf(series) {
  * of one point; the default is "<category>: <series> <exact>").
  */
 export function lineChart(spec) {
-  const { id, label, categories, series, formatTick } = spec;
-  const describe = spec.describe ?? ((category, s, i) => `${category}: ${s.label} ${s.exact(i)}`);
-  const box = plotBox();
-  const ticks = niceTicks(maxOf(series));
-  const top = ticks[ticks.length - 1];
+  const { id, label, categories, series, formatTick, describe, box, ticks, top } = frame(spec);
   const xs = categories.map((_, i) => xOfPoint(i, categories.length, box));
   const layers = [yAxis(ticks, formatTick), xAxis(categories, xs)];
   let first = true;
@@ -266,11 +269,7 @@ export function lineChart(spec) {
  * as for `lineChart`.
  */
 export function barChart(spec) {
-  const { id, label, categories, series, formatTick } = spec;
-  const describe = spec.describe ?? ((category, s, i) => `${category}: ${s.label} ${s.exact(i)}`);
-  const box = plotBox();
-  const ticks = niceTicks(maxOf(series));
-  const top = ticks[ticks.length - 1];
+  const { id, label, categories, series, formatTick, describe, box, ticks, top } = frame(spec);
   const group = box.width / Math.max(1, categories.length);
   const barWidth = (group * 0.8) / Math.max(1, series.length);
   const xs = categories.map((_, i) => box.left + group * (i + 0.5));

@@ -65,7 +65,10 @@ impl Api {
         let (status, lease) = self
             .call(reqwest::Method::POST, "/api/provision", Some(body))
             .await;
-        assert!(status == 200 || status == 201 || status == 202, "provision: {status} {lease}");
+        assert!(
+            status == 200 || status == 201 || status == 202,
+            "provision: {status} {lease}"
+        );
         lease
     }
 
@@ -77,7 +80,10 @@ impl Api {
             if lease["status"] == status {
                 return;
             }
-            assert!(Instant::now() < deadline, "lease {id} never {status}: {lease}");
+            assert!(
+                Instant::now() < deadline,
+                "lease {id} never {status}: {lease}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -113,7 +119,9 @@ fn start_server(guard: &NamespaceGuard, dir: &TempDir) -> (Server, [String; 3]) 
     let ada = mint_token(binary.as_ref(), "ada", false);
     let bob = mint_token(binary.as_ref(), "bob", false);
     let tokens_file = dir.path().join("tokens.toml");
-    let entries = [&root, &ada, &bob].map(|m| m.toml_entry.as_str()).join("\n");
+    let entries = [&root, &ada, &bob]
+        .map(|m| m.toml_entry.as_str())
+        .join("\n");
     std::fs::write(&tokens_file, entries).expect("tokens file");
     let config = ServerConfig::new(guard.namespace())
         .binary(binary)
@@ -125,29 +133,6 @@ fn start_server(guard: &NamespaceGuard, dir: &TempDir) -> (Server, [String; 3]) 
         .args(["--tokens".to_owned(), tokens_file.display().to_string()]);
     let server = Server::start(config).expect("cargo builds the binary of this crate's tests");
     (server, [root.token, ada.token, bob.token])
-}
-
-/// Signs the page in with `token` through the sign-in form.
-async fn sign_in(b: &Browser, url: &str, token: &str, owner: &str) {
-    b.client.goto(url).await.expect("page loads");
-    b.wait_for(
-        "the sign-in form",
-        Duration::from_secs(15),
-        "return !document.getElementById('signin').hidden;",
-        vec![],
-    )
-    .await;
-    b.type_into("#token-input", token).await;
-    b.click("#signin-submit").await;
-    b.wait_for(
-        &format!("the portal as {owner}, live"),
-        Duration::from_secs(15),
-        "return !document.getElementById('app').hidden
-            && document.getElementById('who').textContent.startsWith('Signed in as ' + arguments[0])
-            && document.getElementById('live').dataset.state === 'live';",
-        vec![json!(owner)],
-    )
-    .await;
 }
 
 /// The exact nano-dollars the owners table shows for `owner`'s `field`.
@@ -237,7 +222,7 @@ async fn operations_view_shows_admins_the_spend_and_hides_from_owners() {
 
     let browser = Browser::launch(&tools, "operations").await;
     with_browser(browser, async |b| {
-        sign_in(b, &url, &root_token, "root").await;
+        b.sign_in_with_token(&url, &root_token, "root").await;
         b.watch_page().await;
         assert_eq!(
             b.js("return document.getElementById('views').hidden;", vec![])
@@ -354,7 +339,7 @@ async fn operations_view_shows_admins_the_spend_and_hides_from_owners() {
         b.click("#signout").await;
         b.request_urls().await;
         let ops_url = format!("{url}#operations");
-        sign_in(b, &ops_url, &ada_token, "ada").await;
+        b.sign_in_with_token(&ops_url, &ada_token, "ada").await;
         let hidden = b
             .js(
                 "return [document.getElementById('views').hidden, document.getElementById('ops').hidden,
