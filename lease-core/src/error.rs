@@ -120,6 +120,11 @@ pub enum StoreError {
     /// A page cursor that this store did not hand out (the caller's mistake).
     #[error("`{0}` is not a valid page cursor")]
     InvalidCursor(String),
+    /// A range of days that [`LeaseStore::daily_stats`](crate::LeaseStore::daily_stats)
+    /// refuses (the caller's mistake): `from` after `to`, or more than
+    /// [`MAX_DAYS`](crate::stats::MAX_DAYS) days.
+    #[error(transparent)]
+    InvalidRange(#[from] crate::stats::DayRangeError),
     /// The store cannot be reached.
     #[error("lease store unavailable")]
     Unavailable(#[source] BoxError),

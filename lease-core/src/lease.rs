@@ -149,6 +149,18 @@ pub struct Lease {
     pub created_at: DateTime<Utc>,
     /// When its time runs out.
     pub expires_at: DateTime<Utc>,
+    /// When it first became `running` (its container up), by the engine's
+    /// clock; `None` if it never did. Records written before it was kept
+    /// read as `None`.
+    #[serde(default)]
+    pub running_at: Option<DateTime<Utc>>,
+    /// When the engine moved it into history (its container's removal
+    /// confirmed), by the engine's clock; `None` while active. Unlike
+    /// `ended_at` it is not capped at the expiry: `finished_at - expires_at`
+    /// is how late the reaper was. Records written before it was kept read
+    /// as `None`.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
     /// When billing stopped (deleted, expired, failed or exited); `None` while live.
     pub ended_at: Option<DateTime<Utc>>,
     /// How it ended, once it has.
@@ -213,6 +225,8 @@ impl Lease {
             status: Status::Pending,
             created_at,
             expires_at,
+            running_at: None,
+            finished_at: None,
             ended_at: None,
             end_reason: None,
             hourly_rate,

@@ -39,7 +39,7 @@
 //!
 //! Modules by concept: [`lease`] (the record and its state machine),
 //! [`pricing`] and [`money`], [`catalog`], [`clock`], the ports [`store`] and
-//! [`runtime`], [`admission`] (limits a store checks atomically with a
+//! [`runtime`], [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
 //! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
@@ -69,6 +69,7 @@ mod reaper;
 mod reconcile_plan;
 mod reconciler;
 pub mod runtime;
+pub mod stats;
 pub mod store;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
@@ -90,6 +91,7 @@ pub use reaper::ReapReport;
 pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
 pub use runtime::{ContainerRuntime, ContainerSpec};
+pub use stats::{Histogram, StatsKey, StatsRow, finish_contribution};
 pub use store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page,
     UsageTotals,

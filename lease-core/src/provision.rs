@@ -145,11 +145,12 @@ impl LeaseManager {
     /// ended while it was being created.
     async fn record_running(&self, id: &LeaseId, container_id: String) -> Result<(), LeaseError> {
         let updated = self
-            .modify(id, |lease, _| {
+            .modify(id, |lease, now| {
                 if lease.status != Status::Pending {
                     return false;
                 }
                 lease.status = Status::Running;
+                lease.running_at.get_or_insert(now);
                 lease.container_id = Some(container_id.clone());
                 true
             })

@@ -369,6 +369,7 @@ impl Reaper {
                     lease.error = None;
                 }
                 lease.final_cost = Some(lease.accrued_cost(now));
+                lease.finished_at = Some(now);
                 lease.transition(Status::Deleted)?;
                 Ok(Step::Finish(lease))
             })

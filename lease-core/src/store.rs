@@ -37,6 +37,16 @@
 //!   [`Admission::day_start`]. [`LeaseStore::finish`] therefore keeps a
 //!   finished lease counting at its final cost, and frees its owner and
 //!   host slots. `Admission::default()` limits nothing.
+//! - **Daily statistics.** [`LeaseStore::finish`] adds the finished
+//!   lease's [`finish_contribution`](crate::stats::finish_contribution) to
+//!   the rollup row of its key (the UTC day of its `created_at`, its owner,
+//!   its offering) in the *same atomic step* as the move into history and
+//!   the usage totals: a finish that fails (conflict, not found) adds
+//!   nothing, and a finished lease is counted exactly once. The rows are
+//!   integers summed per counter name; the store does not interpret the
+//!   names (see [`stats`](crate::stats)). [`LeaseStore::daily_stats`] reads
+//!   whole days: its cost grows with days × owners × offerings, not with
+//!   the number of leases, and the retention does not apply to it.
 //! - **Conformance.** `lease_core::testing::conformance` (feature
 //!   `test-utils`) checks all of this; a store is done when it passes.
 
@@ -45,7 +55,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::Admission;
@@ -53,6 +63,7 @@ use crate::error::StoreError;
 use crate::id::LeaseId;
 use crate::lease::{Lease, Status};
 use crate::money::Money;
+use crate::stats::StatsRow;
 
 /// Most leases one page holds.
 pub const MAX_PAGE: usize = 1000;
@@ -213,8 +224,10 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Compare-and-set like [`LeaseStore::update`], and then atomically moves
-    /// the lease out of the active set into history, dropping any claim and
-    /// adding its `final_cost` to its owner's [`UsageTotals`].
+    /// the lease out of the active set into history, dropping any claim,
+    /// adding its `final_cost` to its owner's [`UsageTotals`] and its
+    /// [`finish_contribution`](crate::stats::finish_contribution) to the
+    /// daily statistics (see the [module docs](self)).
     async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError>;
 
     /// Finished leases within the retention, paged: newest `ended_at`
@@ -224,6 +237,20 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// Totals of an owner's finished leases, all of them (the retention
     /// does not apply).
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
+
+    /// Rollup rows of the finished leases created on the UTC days
+    /// `from..=to`: one row per (day, owner, offering) that has any,
+    /// ordered by day, owner, offering, each counter summed. The retention
+    /// does not apply (like [`LeaseStore::usage`]). At most
+    /// [`MAX_DAYS`](crate::stats::MAX_DAYS) days and `from` not after `to`,
+    /// else [`StoreError::InvalidRange`] (checked by
+    /// [`stats::check_range`](crate::stats::check_range)) before anything
+    /// is read.
+    async fn daily_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError>;
 }
 
 /// Conveniences over any [`LeaseStore`], built on its required methods

@@ -49,6 +49,11 @@ mock! {
         async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError>;
         async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError>;
         async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
+        async fn daily_stats(
+            &self,
+            from: chrono::NaiveDate,
+            to: chrono::NaiveDate,
+        ) -> Result<Vec<lease_core::StatsRow>, StoreError>;
     }
 }
 

@@ -7,10 +7,11 @@
 //! a shared string.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::stats::{StatsKey, StatsRow, finish_contribution};
 use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
 use lease_core::{Admission, AdmissionUsage, Lease, LeaseId, Money, StoreError, cursor};
 
@@ -72,6 +73,9 @@ pub(crate) struct Leases {
     finished_created_by_owner: HashMap<String, BTreeSet<TimeKey>>,
     /// Each owner's totals of finished leases.
     usage: HashMap<String, UsageTotals>,
+    /// The daily statistics: finished leases' contributions summed per key
+    /// (kept forever, like the usage totals).
+    daily: BTreeMap<StatsKey, StatsRow>,
     /// Σ nano-CPUs of the active leases (the host's CPU use).
     active_nano_cpus: i64,
     /// Σ memory of the active leases in MiB (the host's memory use).
@@ -422,6 +426,7 @@ impl Leases {
         };
         totals.ended_count += 1;
         totals.ended_cost += stored.final_cost.unwrap_or_default();
+        self.add_stats(finish_contribution(&stored));
         self.finished
             .insert(stored.id.clone(), Box::new(stored.clone()));
         self.prune_history(cutoff);
@@ -475,6 +480,31 @@ impl Leases {
         Ok(page(items, query.effective_limit(), |lease| {
             cursor::encode(nanos(ended_at(lease)), &lease.id)
         }))
+    }
+
+    /// Adds a finished lease's contribution to the row of its key.
+    fn add_stats(&mut self, contribution: StatsRow) {
+        match self.daily.get_mut(&contribution.key) {
+            Some(row) => row.absorb(&contribution),
+            None => {
+                self.daily.insert(contribution.key.clone(), contribution);
+            }
+        }
+    }
+
+    /// The daily statistics rows of the days `from..=to` (already checked),
+    /// in key order: a range of the ordered map, never a scan of leases.
+    pub(crate) fn daily_stats(&self, from: NaiveDate, to: NaiveDate) -> Vec<StatsRow> {
+        let start = StatsKey {
+            day: from,
+            owner: String::new(),
+            offering: String::new(),
+        };
+        self.daily
+            .range(start..)
+            .take_while(|(key, _)| key.day <= to)
+            .map(|(_, row)| row.clone())
+            .collect()
     }
 
     pub(crate) fn usage(&self, owner: &str) -> UsageTotals {

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::stats::{self, StatsRow};
 use lease_core::store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
 };
@@ -28,7 +29,8 @@ use crate::index::{Leases, nanos};
 /// than the retention ([`DEFAULT_HISTORY_RETENTION`], 7 days, unless
 /// [`MemoryStore::with_history_retention`] says otherwise) before the
 /// store's now is gone from `history` and `get`; usage totals are kept
-/// forever. The store's now is the system clock, or the clock given to
+/// forever, and so are the daily statistics rows (one per day, owner and
+/// offering, added to by `finish` under the same lock). The store's now is the system clock, or the clock given to
 /// [`MemoryStore::with_clock`].
 pub struct MemoryStore {
     leases: Mutex<Leases>,
@@ -170,6 +172,15 @@ impl LeaseStore for MemoryStore {
 
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         Ok(self.lock().usage(owner))
+    }
+
+    async fn daily_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        stats::check_range(from, to)?;
+        Ok(self.lock().daily_stats(from, to))
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) enum RedisStoreError {
     /// A stored number did not parse.
     #[error("`{0}` is not a number")]
     NotANumber(String),
+    /// A daily statistics field is not `<owner>\x1f<offering>\x1f<name>`.
+    #[error("`{0}` is not a daily statistics field")]
+    StatsField(String),
     /// The revision cannot grow any more.
     #[error("revision {0} cannot be incremented")]
     RevisionOverflow(u64),

@@ -4,7 +4,7 @@
 //! deployment hash to one slot, so the Lua scripts, which touch several keys
 //! at once, also run on Redis Cluster.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use lease_core::LeaseId;
 
 /// Digits of the nanosecond part of a [`time_key`]; matches the padding in
@@ -112,6 +112,12 @@ impl Keys {
     /// charged for the owner's leases created that day (see `admission.rs`).
     pub(crate) fn spend(&self, owner: &str) -> String {
         format!("{}spend:{owner}", self.base)
+    }
+
+    /// Hash of the daily statistics of the leases created on one UTC day:
+    /// `<owner>\x1f<offering>\x1f<counter>` → value (see `stats.rs`).
+    pub(crate) fn stats(&self, day: NaiveDate) -> String {
+        format!("{}stats:{day}", self.base)
     }
 
     /// Hash of one browser session, by the SHA-256 of its cookie: `data`

@@ -54,6 +54,7 @@
 //! | `{p}:usage:<owner>` | hash | `count` and `cost` (nano-dollars) of the owner's finished leases |
 //! | `{p}:capacity` | hash | `nano_cpus` and `memory_mb` summed over the active leases |
 //! | `{p}:spend:<owner>` | hash | UTC day number → nano-dollars charged for the owner's leases created that day, active and finished |
+//! | `{p}:stats:<day>` | hash | daily statistics of the finished leases created on that UTC day (`YYYY-MM-DD`): `<owner>\x1f<offering>\x1f<counter>` → value, added to by `finish.lua` (`HINCRBY`), never expiring |
 //! | `{p}:layout` | string | `2` once the admission counters are kept |
 //! | `{p}:session:<sha>` | hash | a browser session by the SHA-256 of its cookie: `data` (JSON), `owner`; expires (`PEXPIREAT`) with the session |
 //! | `{p}:sessions-of:<owner>` | sorted set | the owner's session hashes scored by expiry (ms); expires with the owner's last session |
@@ -140,6 +141,7 @@ mod error;
 mod keys;
 mod link;
 mod record;
+mod stats;
 mod store;
 
 pub use config::{

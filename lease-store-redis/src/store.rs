@@ -5,11 +5,13 @@
 //! an [`Outcome`] for the scripts that write a lease, records that
 //! [`decode`] checks against their key, numbers.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::stats::{self as rollup, StatsRow, day_of, finish_contribution};
 use lease_core::{
     Admission, HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, StoreError,
     UsageTotals,
@@ -25,6 +27,7 @@ use crate::error::{RedisStoreError, other};
 use crate::keys::{Keys, ceil_millis, due_time, member};
 use crate::link::Link;
 use crate::record::{ActiveFields, Outcome, counter, decode, encode};
+use crate::stats;
 
 mod credentials;
 mod paging;
@@ -335,7 +338,11 @@ impl LeaseStore for RedisStore {
         let keys = (
             (k.lease(id), k.due(), k.claims(), k.active()),
             (k.history(id), k.ended(), k.ended_by(owner), k.usage(owner)),
-            (k.capacity(), k.spend(owner)),
+            (
+                k.capacity(),
+                k.spend(owner),
+                k.stats(day_of(stored.created_at)),
+            ),
         );
         let json = encode(&stored)?;
         let record = (json, member(ended, &stored.id), cost, kept_until_ms);
@@ -347,6 +354,7 @@ impl LeaseStore for RedisStore {
             self.retention_ms,
             k.base(),
             spend,
+            stats::fields(&finish_contribution(&stored)),
         );
         let outcome: Outcome = self
             .link
@@ -373,5 +381,27 @@ impl LeaseStore for RedisStore {
             ended_count: counter(&key, count)?,
             ended_cost: Money::from_nanos(counter(&key, cost)?),
         })
+    }
+
+    async fn daily_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        rollup::check_range(from, to)?;
+        let days: Vec<NaiveDate> = rollup::days(from, to).collect();
+        let mut pipeline = redis::pipe();
+        for day in &days {
+            pipeline.cmd("HGETALL").arg(self.keys.stats(*day));
+        }
+        let hashes: Vec<BTreeMap<String, String>> = self
+            .link
+            .run("read the daily statistics", &pipeline)
+            .await?;
+        let mut rows = Vec::new();
+        for (day, hash) in days.into_iter().zip(hashes) {
+            rows.extend(stats::rows_of_day(&self.keys.stats(day), day, hash)?);
+        }
+        Ok(rows)
     }
 }

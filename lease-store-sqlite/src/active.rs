@@ -42,7 +42,7 @@ pub(crate) fn insert(
     let inserted = transaction
         .prepare_cached(&format!(
             "INSERT INTO active ({COLUMNS}, due_at, claimed_until, claimable_at) \
-             VALUES ({PLACEHOLDERS}, ?19, NULL, ?19)"
+             VALUES ({PLACEHOLDERS}, ?21, NULL, ?21)"
         ))
         .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(values)));
     match inserted {
@@ -150,7 +150,8 @@ pub(crate) fn update(
         "UPDATE active SET offering = ?3, container_id = ?4, status = ?5, \
          expires_at = ?7, ended_at = ?8, end_reason = ?9, hourly_rate = ?10, \
          estimated_cost = ?11, final_cost = ?12, error = ?13, provision_attempts = ?14, \
-         removal_failures = ?15, revision = ?16, nano_cpus = ?17, memory_mb = ?18",
+         removal_failures = ?15, revision = ?16, nano_cpus = ?17, memory_mb = ?18, \
+         running_at = ?19, finished_at = ?20",
     );
     if current.owner != stored.owner
         || codec::nanos(stored.created_at).ok() != Some(current.created_at)
@@ -159,9 +160,9 @@ pub(crate) fn update(
     }
     if current.due_at != due {
         // The claim stays: the lease is claimable at max(new due time, claim end).
-        sql.push_str(", due_at = ?19, claimable_at = MAX(?19, COALESCE(claimed_until, ?19))");
+        sql.push_str(", due_at = ?21, claimable_at = MAX(?21, COALESCE(claimed_until, ?21))");
     }
-    sql.push_str(" WHERE seq = ?20");
+    sql.push_str(" WHERE seq = ?22");
     let mut values = codec::params(&stored, stored.revision).during(OPERATION)?;
     values.push(Box::new(due));
     values.push(Box::new(current.seq));

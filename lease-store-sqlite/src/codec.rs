@@ -14,11 +14,12 @@ use rusqlite::{Row, ToSql};
 /// The lease columns in the order [`from_row`] reads and [`params`] binds.
 pub(crate) const COLUMNS: &str = "id, owner, offering, container_id, status, created_at, \
      expires_at, ended_at, end_reason, hourly_rate, estimated_cost, final_cost, error, \
-     provision_attempts, removal_failures, revision, nano_cpus, memory_mb";
+     provision_attempts, removal_failures, revision, nano_cpus, memory_mb, running_at, \
+     finished_at";
 
 /// `?1, ?2, …` for [`COLUMNS`].
 pub(crate) const PLACEHOLDERS: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20";
 
 /// A time outside what the store can keep exactly.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +140,8 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Lease> {
             .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(15, revision))?,
         nano_cpus: row.get(16)?,
         memory_mb: row.get(17)?,
+        running_at: row.get::<_, Option<i64>>(18)?.map(time),
+        finished_at: row.get::<_, Option<i64>>(19)?.map(time),
     })
 }
 
@@ -165,6 +168,8 @@ pub(crate) fn params(lease: &Lease, revision: u64) -> rusqlite::Result<Vec<Box<d
         Box::new(revision),
         Box::new(lease.nano_cpus),
         Box::new(lease.memory_mb),
+        Box::new(lease.running_at.map(nanos).transpose()?),
+        Box::new(lease.finished_at.map(nanos).transpose()?),
     ])
 }
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::{Admission, Lease, LeaseId, StoreError};
 use rusqlite::{Connection, OpenFlags};
@@ -323,6 +324,16 @@ impl LeaseStore for SqliteStore {
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         let owner = owner.to_owned();
         self.read(move |connection| history::usage(connection, &owner))
+            .await
+    }
+
+    async fn daily_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        lease_core::stats::check_range(from, to)?;
+        self.read(move |connection| history::daily_stats(connection, from, to))
             .await
     }
 }

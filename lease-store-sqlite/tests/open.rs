@@ -364,7 +364,7 @@ async fn a_version_1_file_is_upgraded_in_place() {
 
 /// A version 2 file (made with the version 1 and 2 DDL, holding a sized
 /// active lease and a namespace) opened by two stores at once is upgraded
-/// to version 3 in place, once: its lease and namespace are kept, and
+/// to the current version in place, once: its lease and namespace are kept, and
 /// sessions and personal tokens are stored from then on and survive a
 /// reopen.
 #[tokio::test]
@@ -448,7 +448,7 @@ async fn a_version_2_file_is_upgraded_in_place_to_keep_credentials() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!((version, SCHEMA_VERSION), (3, 3));
+    assert_eq!(version, SCHEMA_VERSION, "upgraded to the current version");
     let objects: Vec<String> = connection
         .prepare(
             "SELECT name FROM sqlite_master WHERE tbl_name IN ('web_sessions', 'personal_tokens') \
@@ -472,4 +472,70 @@ async fn a_version_2_file_is_upgraded_in_place_to_keep_credentials() {
         ],
         "the version 3 tables and indexes exist"
     );
+}
+
+/// A version 3 file (made with the version 1 to 3 DDL, holding an active
+/// lease written with the version 3 columns) opens and is upgraded to
+/// version 4 in place: the lease reads with no `running_at`, keeps the new
+/// times once written, and finishing it adds to the daily statistics.
+#[tokio::test]
+async fn a_version_3_file_is_upgraded_to_keep_daily_statistics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    let owner = unique_owner("v3");
+    let active = sample_lease(&owner, Duration::hours(1));
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create a v3 file");
+        for ddl in [
+            include_str!("../src/schema/v1.sql"),
+            include_str!("../src/schema/v2.sql"),
+            include_str!("../src/schema/v3.sql"),
+        ] {
+            connection.execute_batch(ddl).expect("the v1..v3 DDL");
+        }
+        connection
+            .execute_batch("PRAGMA application_id = 1129083749; PRAGMA user_version = 3;")
+            .expect("mark it a v3 lease database");
+        let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().expect("in range");
+        connection
+            .execute(
+                "INSERT INTO active (id, owner, offering, status, created_at, expires_at, \
+                 hourly_rate, estimated_cost, provision_attempts, removal_failures, revision, \
+                 nano_cpus, memory_mb, due_at, claimable_at) \
+                 VALUES (?1, ?2, 'alpine', 'pending', ?3, ?4, 10000000, 10000000, 0, 0, 1, \
+                 500000000, 256, ?4, ?4)",
+                rusqlite::params![
+                    active.id.as_str(),
+                    owner,
+                    nanos(active.created_at),
+                    nanos(active.expires_at)
+                ],
+            )
+            .expect("a v3 active row");
+    }
+
+    let store = open(&path).await.expect("a v3 file opens");
+    let read = store.get(&active.id).await.expect("the v3 lease");
+    assert_eq!((read.running_at, read.finished_at), (None, None));
+    let mut running = read.clone();
+    running.status = lease_core::Status::Running;
+    running.running_at = Some(read.created_at + Duration::milliseconds(80));
+    let running = store
+        .update(&running, &Admission::default())
+        .await
+        .expect("update after the upgrade");
+    let mut done = finished(&running, running.expires_at, Money::from_nanos(7));
+    done.finished_at = Some(running.expires_at + Duration::milliseconds(3));
+    let done = store.finish(&done).await.expect("finish after the upgrade");
+    assert_eq!(store.get(&active.id).await.expect("in history"), done);
+    let day = lease_core::stats::day_of(done.created_at);
+    let rows = store.daily_stats(day, day).await.expect("daily stats");
+    assert_eq!(rows, [lease_core::finish_contribution(&done)]);
+    drop(store);
+
+    let connection = rusqlite::Connection::open(&path).expect("reopen");
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!((version, SCHEMA_VERSION), (4, 4));
 }

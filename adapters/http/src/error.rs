@@ -234,6 +234,9 @@ impl From<LeaseError> for ApiError {
             LeaseError::Store(StoreError::InvalidCursor(_)) => {
                 ApiError::bad_request("cursor is not valid")
             }
+            LeaseError::Store(StoreError::InvalidRange(range)) => {
+                ApiError::bad_request(range.to_string())
+            }
             LeaseError::Store(StoreError::Conflict { .. }) => ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",

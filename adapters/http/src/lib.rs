@@ -91,6 +91,7 @@
 #![deny(missing_docs)]
 
 mod account;
+mod admin_stats;
 pub mod auth;
 pub mod error;
 mod events;
@@ -434,6 +435,7 @@ pub fn router(manager: LeaseManager, mut config: ApiConfig) -> Router {
         )
         .route("/api/catalog", get(account::catalog))
         .route("/api/usage", get(account::usage))
+        .route("/api/admin/stats", get(admin_stats::admin_stats))
         .route("/api/history", get(account::history))
         // Streams take no request timeout (a StreamPermit caps them).
         .route_layer(timeout)

@@ -62,6 +62,7 @@ impl Modify for BearerScheme {
         crate::account::catalog,
         crate::account::usage,
         crate::account::history,
+        crate::admin_stats::admin_stats,
         crate::events::events,
         crate::logs::logs,
         crate::tickets::mint,
@@ -116,6 +117,7 @@ impl Modify for BearerScheme {
         (name = "ports", description = "Reaching what runs in a lease: HTTP and WebSockets to its ports (path form, preview hosts), preview links, TCP port-forward"),
         (name = "auth", description = "Signing in with the organisation's identity provider (OpenID Connect): browser sessions, personal tokens, the CLI's loopback and device logins. The `/auth/*` routes need no bearer token; the HTML pages among them are noted"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "admin", description = "Operators' totals over time (admins only)"),
     )
 )]
 struct ApiDoc;

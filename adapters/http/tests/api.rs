@@ -461,7 +461,8 @@ async fn unknown_routes_and_wrong_methods_are_json() {
 }
 
 /// (method, path) of every route the router serves.
-const ROUTES: [(&str, &str); 44] = [
+const ROUTES: [(&str, &str); 45] = [
+    ("get", "/api/admin/stats"),
     ("post", "/api/provision"),
     ("get", "/api/containers"),
     ("get", "/api/containers/{id}/status"),

@@ -95,6 +95,14 @@ impl LeaseStore for FailingStore {
         self.check().await?;
         self.inner.usage(owner).await
     }
+    async fn daily_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
+        self.check().await?;
+        self.inner.daily_stats(from, to).await
+    }
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ use crate::money::Money;
 use crate::store::{DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page};
 
 pub use super::admission_cases::*;
+pub use super::stats_cases::*;
 
 /// A long claim: it never lapses during a test.
 const LONG_CLAIM: StdDuration = StdDuration::from_secs(3600);
@@ -1503,6 +1504,13 @@ macro_rules! __store_conformance_cases {
             admission_race_on_the_owner_limit_admits_exactly_the_limit,
             admission_race_on_the_host_limit_admits_exactly_the_limit,
             admission_race_on_the_daily_spend_admits_exactly_the_limit,
+            stats_lease_times_round_trip,
+            stats_rollup_after_finish,
+            stats_two_owners_and_offerings,
+            stats_days_range,
+            stats_range_bound_refused,
+            stats_not_affected_by_retention,
+            stats_failed_finish_adds_nothing,
         }
     };
 }
@@ -1584,6 +1592,7 @@ mod tests {
         let sources = [
             include_str!("conformance.rs"),
             include_str!("admission_cases.rs"),
+            include_str!("stats_cases.rs"),
         ];
         super::assert_every_case_listed_once(
             &sources.join("\n"),

@@ -2,7 +2,8 @@
 //!
 //! - [`conformance`]: the suite every [`crate::LeaseStore`] must pass, and the
 //!   [`crate::store_conformance_tests`] macro that runs it (its admission
-//!   cases live in their own file and are re-exported there).
+//!   and daily-statistics cases live in their own files and are re-exported
+//!   there).
 //! - [`credential_conformance`]: the suite every
 //!   [`crate::CredentialStore`] must pass, and the
 //!   [`crate::credential_conformance_tests`] macro that runs it.
@@ -16,3 +17,4 @@ pub mod conformance;
 pub mod credential_conformance;
 pub mod engine_scenarios;
 pub mod fake_runtime;
+mod stats_cases;

@@ -97,6 +97,13 @@ impl LeaseStore for TempStore {
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
         self.store.usage(owner).await
     }
+    async fn daily_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
+        self.store.daily_stats(from, to).await
+    }
 }
 
 #[async_trait]
