@@ -33,7 +33,7 @@ impl Api {
     fn new(server: &Server, token: &str) -> Api {
         Api {
             http: reqwest::Client::new(),
-            base: server.url(),
+            base: server.url().trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }
     }
@@ -88,17 +88,20 @@ impl Api {
         }
     }
 
-    /// Deletes lease `id` and waits (30 s at most) until it has ended.
+    /// Deletes lease `id` and waits (30 s at most) until it has ended: gone
+    /// from the caller's active leases (moved into history, where
+    /// `/status` still finds it).
     async fn finish(&self, id: &str) {
         let path = format!("/api/containers/{id}");
         let (status, answer) = self.call(reqwest::Method::DELETE, &path, None).await;
         assert!(status < 300, "delete {id}: {status} {answer}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (status, _) = self
-                .call(reqwest::Method::GET, &format!("{path}/status"), None)
-                .await;
-            if status == 404 {
+            let active = self.get("/api/containers").await;
+            let listed = active["containers"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|lease| lease["id"] == id));
+            if !listed {
                 return;
             }
             assert!(Instant::now() < deadline, "lease {id} never ended");
