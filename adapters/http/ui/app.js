@@ -228,7 +228,7 @@ function updateForm() {
     `${offering.cpus} CPU, ${offering.memoryMb} MiB memory, ${formatDollars(offering.hourlyRate)} an hour; image ${offering.image}`;
   $('minutes-hint').textContent = `1 to ${offering.maxMinutes} minutes (extensions included).`;
   const { minutes, error } = readMinutes(offering);
-  for (const chip of document.querySelectorAll('.chip')) {
+  for (const chip of document.querySelectorAll('.chip[data-minutes]')) {
     const value = Number(chip.dataset.minutes);
     chip.disabled = value > offering.maxMinutes;
     chip.setAttribute('aria-pressed', String(value === minutes));
@@ -268,7 +268,7 @@ $('minutes').addEventListener('input', () => {
   $('provision-error').textContent = '';
   updateForm();
 });
-for (const chip of document.querySelectorAll('.chip')) {
+for (const chip of document.querySelectorAll('.chip[data-minutes]')) {
   chip.addEventListener('click', () => {
     $('minutes').value = chip.dataset.minutes;
     updateForm();

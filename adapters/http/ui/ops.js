@@ -308,9 +308,16 @@ export class OpsView {
 
   drawLateness(doc, h) {
     const { el } = this;
-    el.lateP50.textContent = msText(h.p50);
-    el.lateP90.textContent = msText(h.p90);
-    el.lateP99.textContent = msText(h.p99);
+    // Without samples a short "none" (the line below says why): "no
+    // samples" in the large figure type wraps in a third of a card.
+    for (const [target, value] of [
+      [el.lateP50, h.p50],
+      [el.lateP90, h.p90],
+      [el.lateP99, h.p99],
+    ]) {
+      target.textContent = value === null ? 'none' : msText(value);
+      target.title = value === null ? 'No samples' : '';
+    }
     el.lateSamples.textContent = `${formatCount(h.samples)} leases ended by expiry`;
     const spec = bucketTable(h, 'Reap lateness');
     el.lateTable.replaceChildren(table(doc, spec.caption, spec.head, spec.rows));

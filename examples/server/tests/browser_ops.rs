@@ -165,6 +165,15 @@ async fn wait_window(b: &Browser, days: usize) {
     .await;
 }
 
+/// The `data-days` of the window buttons shown pressed.
+async fn pressed_window(b: &Browser) -> Value {
+    b.js(
+        "return [...document.querySelectorAll('.ops-window[aria-pressed=\"true\"]')].map((e) => e.dataset.days);",
+        vec![],
+    )
+    .await
+}
+
 /// How many points of `series` the chart `figure` draws.
 async fn points(b: &Browser, figure: &str, series: &str) -> u64 {
     b.js(
@@ -269,8 +278,18 @@ async fn operations_view_shows_admins_the_spend_and_hides_from_owners() {
 
         // 30 days: 30 points per series; 7 days: 7, and 7 table rows.
         assert_eq!(points(b, "ops-spend", "accrued").await, 30);
+        assert_eq!(pressed_window(b).await, json!(["30"]));
+        let minutes = b
+            .js("return document.getElementById('minutes').value;", vec![])
+            .await;
         b.click(".ops-window[data-days='7']").await;
         wait_window(b, 7).await;
+        // The window buttons are not the rent form's duration chips.
+        assert_eq!(pressed_window(b).await, json!(["7"]));
+        let after = b
+            .js("return document.getElementById('minutes').value;", vec![])
+            .await;
+        assert_eq!(after, minutes, "the window button changed the duration");
         assert_eq!(points(b, "ops-spend", "accrued").await, 7);
         assert_eq!(points(b, "ops-spend", "booked").await, 7);
         assert_eq!(points(b, "ops-leases", "provisions").await, 7);
