@@ -1,6 +1,7 @@
 // The ContainerLease portal: sign-in (the identity provider, or a token),
 // the provision form with an exact cost estimate, the live lease list,
-// logs, a terminal, usage, history and personal tokens.
+// logs, a terminal, usage, history and personal tokens; for operators,
+// the Operations view (ops.js).
 
 import { api, ApiError, hasSession, onUnauthorized, setSession, setToken, shortId, token } from './api.js';
 import { LEGACY_AUTH, endSession, loadAuth, signInHref, signInLabel, whoAmI } from './auth.js';
@@ -8,6 +9,7 @@ import { followEvents } from './live.js';
 import { EXTEND_MINUTES, LeaseList, formatTime } from './leases.js';
 import { LogsPanel } from './logs.js';
 import { estimate, formatDollars, formatExact } from './money.js';
+import { OpsView } from './ops.js';
 import { ShellPanel } from './shell.js';
 import { FilesPanel } from './files.js';
 import { PortsDialog } from './ports.js';
@@ -226,7 +228,7 @@ function updateForm() {
     `${offering.cpus} CPU, ${offering.memoryMb} MiB memory, ${formatDollars(offering.hourlyRate)} an hour; image ${offering.image}`;
   $('minutes-hint').textContent = `1 to ${offering.maxMinutes} minutes (extensions included).`;
   const { minutes, error } = readMinutes(offering);
-  for (const chip of document.querySelectorAll('.chip')) {
+  for (const chip of document.querySelectorAll('.chip[data-minutes]')) {
     const value = Number(chip.dataset.minutes);
     chip.disabled = value > offering.maxMinutes;
     chip.setAttribute('aria-pressed', String(value === minutes));
@@ -266,7 +268,7 @@ $('minutes').addEventListener('input', () => {
   $('provision-error').textContent = '';
   updateForm();
 });
-for (const chip of document.querySelectorAll('.chip')) {
+for (const chip of document.querySelectorAll('.chip[data-minutes]')) {
   chip.addEventListener('click', () => {
     $('minutes').value = chip.dataset.minutes;
     updateForm();
@@ -547,6 +549,85 @@ async function loadHistory() {
 
 $('history').addEventListener('toggle', loadHistory);
 
+// ---------------------------------------------------------------- operations view
+
+const ops = new OpsView(
+  {
+    section: $('ops'),
+    windows: [...document.querySelectorAll('.ops-window')],
+    refresh: $('ops-refresh'),
+    state: $('ops-state'),
+    error: $('ops-error'),
+    totalActive: $('ops-active'),
+    totalAccrued: $('ops-accrued'),
+    totalBooked: $('ops-booked'),
+    totalProvisions: $('ops-provisions'),
+    totalFailures: $('ops-failures'),
+    byStatus: $('ops-by-status'),
+    byOffering: $('ops-by-offering'),
+    capacity: $('ops-capacity'),
+    spendChart: $('ops-spend'),
+    leasesChart: $('ops-leases'),
+    provisionChart: $('ops-provision'),
+    provisionP: $('ops-provision-p'),
+    lateP50: $('ops-late-p50'),
+    lateP90: $('ops-late-p90'),
+    lateP99: $('ops-late-p99'),
+    lateSamples: $('ops-late-samples'),
+    lateTable: $('ops-late-table'),
+    owners: $('ops-owners'),
+    ownersEmpty: $('ops-owners-empty'),
+    offerings: $('ops-offerings'),
+  },
+  { notify: (text, kind) => notify(text, kind) },
+);
+
+/** The address fragment that opens the Operations view. */
+const OPS_HASH = '#operations';
+
+/**
+ * Whether the caller may see the Operations view: an admin (token or
+ * session), or the owner of a single-user server, who runs it. The API
+ * checks again (403 for anyone else), and a refusal hides the view.
+ */
+function isOperator() {
+  return state.me?.admin === true || state.me?.via === 'single-user';
+}
+
+/**
+ * Shows the portal (`portal`) or the Operations view (`ops`); `remember`
+ * keeps the choice in the address (`#operations`), so a reload comes back.
+ */
+function showView(name, remember = false) {
+  const opsShown = name === 'ops' && ops.enabled;
+  $('portal-view').hidden = opsShown;
+  $('view-portal').setAttribute('aria-pressed', String(!opsShown));
+  $('view-ops').setAttribute('aria-pressed', String(opsShown));
+  ops.show(opsShown);
+  const hash = opsShown ? OPS_HASH : '';
+  if (remember && window.location.hash !== hash) {
+    window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+  }
+}
+
+/** Turns the view switch on for an operator, off (and the view hidden) for anyone else. */
+function setOperator(on) {
+  ops.enable(on);
+  $('views').hidden = !on;
+  showView(on && window.location.hash === OPS_HASH ? 'ops' : 'portal');
+}
+
+ops.onRefused = () => {
+  setOperator(false);
+  notify('The operations figures are for admins only.', 'info');
+};
+
+$('view-portal').addEventListener('click', () => showView('portal', true));
+$('view-ops').addEventListener('click', () => {
+  showView('ops', true);
+  $('ops-title').focus();
+});
+
 // ---------------------------------------------------------------- live events
 
 function setLive(status) {
@@ -588,6 +669,7 @@ function onEvent(kind, data) {
       leases.upsert(lease);
   }
   refreshUsage();
+  ops.leaseEvent();
 }
 
 // ---------------------------------------------------------------- start and stop
@@ -603,6 +685,7 @@ function stopApp() {
   files.close();
   leases.clear();
   tokens.show(false);
+  setOperator(false);
 }
 
 /**
@@ -662,6 +745,7 @@ async function boot() {
   if (state.me) showWho(state.me.owner);
   tokens.show(Boolean(state.me) && state.me.via !== 'single-user');
   fillCatalog(catalog.offerings);
+  setOperator(isOperator());
   await Promise.all([refreshLeases(), loadUsage(), loadHistory()]);
   if (!state.signedIn) return;
   state.events = followEvents({
@@ -669,6 +753,7 @@ async function boot() {
     onConnected: () => {
       refreshLeases();
       refreshUsage();
+      ops.leaseEvent();
     },
     onState: setLive,
   });
@@ -677,6 +762,7 @@ async function boot() {
     setInterval(() => {
       refreshLeases();
       loadUsage();
+      ops.leaseEvent();
     }, RESYNC_MS),
   );
 }

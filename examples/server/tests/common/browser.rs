@@ -470,6 +470,30 @@ impl Browser {
         id.as_str().expect("lease id").to_owned()
     }
 
+    /// Opens `url` and signs in with `token` through the sign-in form;
+    /// returns once the portal shows `owner`, live.
+    pub async fn sign_in_with_token(&self, url: &str, token: &str, owner: &str) {
+        self.client.goto(url).await.expect("page loads");
+        self.wait_for(
+            "the sign-in form",
+            Duration::from_secs(15),
+            "return !document.getElementById('signin').hidden;",
+            vec![],
+        )
+        .await;
+        self.type_into("#token-input", token).await;
+        self.click("#signin-submit").await;
+        self.wait_for(
+            &format!("the portal as {owner}, live"),
+            Duration::from_secs(15),
+            "return !document.getElementById('app').hidden
+                && document.getElementById('who').textContent.startsWith('Signed in as ' + arguments[0])
+                && document.getElementById('live').dataset.state === 'live';",
+            vec![json!(owner)],
+        )
+        .await;
+    }
+
     pub async fn wait_status(&self, id: &str, status: &str, limit: Duration) {
         self.wait_for(
             &format!("lease {id} to be {status}"),
