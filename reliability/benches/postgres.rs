@@ -124,7 +124,12 @@ async fn bare_client(url: &str) -> Result<Client, Error> {
 
 async fn print_settings(client: &Client, private: bool) -> Result<(), Error> {
     let mut settings = Vec::new();
-    for name in ["server_version", "fsync", "synchronous_commit", "shared_buffers"] {
+    for name in [
+        "server_version",
+        "fsync",
+        "synchronous_commit",
+        "shared_buffers",
+    ] {
         let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
         settings.push(format!("{name}={}", row.get::<_, String>(0)));
     }
@@ -457,7 +462,10 @@ async fn claim_among(store: &PostgresStore, client: &Client, size: usize) -> Res
     }
     for _ in 0..CLAIM {
         store
-            .insert(&sample_lease("ada", chrono::Duration::minutes(-1)), &admission)
+            .insert(
+                &sample_lease("ada", chrono::Duration::minutes(-1)),
+                &admission,
+            )
             .await?;
     }
     client.batch_execute("ANALYZE active").await?;
@@ -470,12 +478,16 @@ async fn claim_among(store: &PostgresStore, client: &Client, size: usize) -> Res
     let bare_claim = client.prepare(&claim_sql()).await?;
     let (limit, ttl) = (CLAIM as i64, 0i64);
     for _ in 0..5 {
-        store.claim_expired(Utc::now(), CLAIM, Duration::ZERO).await?;
+        store
+            .claim_expired(Utc::now(), CLAIM, Duration::ZERO)
+            .await?;
         client.query(&bare_claim, &[&limit, &ttl]).await?;
     }
     for _ in 0..100 {
         let start = Instant::now();
-        let claimed = store.claim_expired(Utc::now(), CLAIM, Duration::ZERO).await?;
+        let claimed = store
+            .claim_expired(Utc::now(), CLAIM, Duration::ZERO)
+            .await?;
         store_times.push(start.elapsed());
         assert_eq!(claimed.len(), CLAIM);
         let start = Instant::now();
@@ -605,7 +617,11 @@ async fn provision(
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
     if status != 202 {
-        return Err(format!("provision answered {status}: {}", String::from_utf8_lossy(&body)).into());
+        return Err(format!(
+            "provision answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
     }
     Ok(())
 }

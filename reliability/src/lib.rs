@@ -41,9 +41,7 @@ pub mod store;
 
 use std::time::Duration;
 
-pub use lease_testkit::{
-    labels, postgres, proxy, random_namespace, redis, skip_or_fail, wait_for,
-};
+pub use lease_testkit::{labels, postgres, proxy, random_namespace, redis, skip_or_fail, wait_for};
 
 /// How big the scenarios are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use lease_reliability::api::{Api, Response, lease_id, lease_status};
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty};
 use lease_reliability::docker::{self, NamespaceGuard};
-use lease_reliability::proxy::{DockerProxy, engine_socket};
 use lease_reliability::postgres::PrivatePostgres;
+use lease_reliability::proxy::{DockerProxy, engine_socket};
 use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{self, Server, ServerApi};
 use lease_reliability::{Scale, figure, random_namespace, skip_or_fail, wait_for};
@@ -555,16 +555,16 @@ fn restart_under_load(test: &str, service: &mut dyn StoreService, prefix: &str) 
         .iter()
         .filter(|(_, status, body)| *status != 503 || !is_error_shape(body))
         .count();
-    figure(
-        &format!("{prefix}.{}_restarts", service.name()), restarts);
+    figure(&format!("{prefix}.{}_restarts", service.name()), restarts);
     figure(
         &format!("{prefix}.answers_while_down_503_json"),
         log.server_errors.len() - other_5xx,
     );
+    figure(&format!("{prefix}.other_5xx"), other_5xx);
     figure(
-        &format!("{prefix}.other_5xx"), other_5xx);
-    figure(
-        &format!("{prefix}.unanswered_requests"), log.transport_errors.len());
+        &format!("{prefix}.unanswered_requests"),
+        log.transport_errors.len(),
+    );
     figure(
         &format!("{prefix}.slowest_recovery_ms"),
         recoveries.iter().max().map_or(0, Duration::as_millis),
@@ -613,10 +613,8 @@ fn restart_under_load(test: &str, service: &mut dyn StoreService, prefix: &str) 
         "{test}: all {} acknowledged leases found after the restart(s)",
         log.acknowledged.len()
     );
-    figure(
-        &format!("{prefix}.acknowledged"), log.acknowledged.len());
-    figure(
-        &format!("{prefix}.acknowledged_lost"), lost.len());
+    figure(&format!("{prefix}.acknowledged"), log.acknowledged.len());
+    figure(&format!("{prefix}.acknowledged_lost"), lost.len());
 
     let look = assert_consistent(&api, &namespace, Duration::from_secs(120));
     eprintln!("{test}: THE CHECK: {look}");

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use lease_core::StoreError;
 use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
 use lease_docker::DockerRuntime;
-use lease_core::StoreError;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};

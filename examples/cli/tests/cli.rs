@@ -278,7 +278,11 @@ fn bad_store_and_namespace_are_reported() {
         .stderr(contains("secret").not().and(contains("user:***@")));
     // PostgreSQL (issue 20): the same, the password also hidden in a query.
     lease()
-        .args(["--store", "postgres://lease:secret@127.0.0.1:1/leases", "ls"])
+        .args([
+            "--store",
+            "postgres://lease:secret@127.0.0.1:1/leases",
+            "ls",
+        ])
         .assert()
         .code(1)
         .stderr(
