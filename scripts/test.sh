@@ -53,6 +53,19 @@ redis_prev_exit_trap="${redis_prev_exit_trap#"trap -- "}"
 redis_prev_exit_trap="${redis_prev_exit_trap%" EXIT"}"
 trap "scripts/redis.sh stop \"\${LEASE_TEST_REDIS_DIR:-}\"; eval ${redis_prev_exit_trap:-:}" EXIT
 
+# (lease-store-postgres)
+# Starts a private PostgreSQL cluster (initdb into a temporary directory,
+# its own loopback port; installing Debian's postgresql if missing) and
+# exports LEASE_TEST_POSTGRES_URL and LEASE_TEST_POSTGRES_BIN; stopped on
+# exit, also when a step fails. The trap runs any EXIT trap set above as well.
+step "private PostgreSQL (scripts/postgres.sh)"
+postgres_env="$(scripts/postgres.sh start)"
+eval "$postgres_env"
+postgres_prev_exit_trap="$(trap -p EXIT)"
+postgres_prev_exit_trap="${postgres_prev_exit_trap#"trap -- "}"
+postgres_prev_exit_trap="${postgres_prev_exit_trap%" EXIT"}"
+trap "scripts/postgres.sh stop \"\${LEASE_TEST_POSTGRES_DIR:-}\"; eval ${postgres_prev_exit_trap:-:}" EXIT
+
 # (lease-server: headless browser for the web UI test, tests/browser.rs)
 # Installs Debian's chromium and chromium-driver if either is missing (once;
 # a no-op when both are there). Without them the browser test prints

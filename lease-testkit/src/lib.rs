@@ -34,6 +34,7 @@
 
 pub mod docker;
 pub mod oidc;
+pub mod postgres;
 pub mod proxy;
 pub mod redis;
 pub mod server;

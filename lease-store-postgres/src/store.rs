@@ -1,0 +1,270 @@
+//! [`PostgresStore`]: the [`LeaseStore`] port on a PostgreSQL database.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
+use lease_core::{Admission, Lease, LeaseId, StoreError};
+use tokio_postgres::NoTls;
+use tracing::{debug, info, warn};
+
+use crate::config::{PostgresStoreConfig, fnv1a};
+use crate::error::{During, PostgresError, pool_error};
+use crate::{active, codec, history, schema};
+
+/// A [`LeaseStore`] (and [`lease_core::CredentialStore`]) on PostgreSQL,
+/// shared by every server that connects to the same database and
+/// namespace.
+///
+/// - **Atomicity**: every write is one statement or one transaction;
+///   admission takes a per-namespace advisory lock, so parallel inserts at
+///   a limit are admitted one after the other.
+/// - **Clock**: claims, `next_due` and history retention use the
+///   database's clock (`clock_timestamp()`), so servers with skewed clocks
+///   agree; the caller's `now` is not used.
+/// - **Connections**: a pool ([`PostgresStoreConfig::pool_size`]) that
+///   reconnects by itself. While the database is away every method fails
+///   with [`StoreError::Unavailable`] (the HTTP adapter answers 503).
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    schema: String,
+    url: String,
+    /// History retention in nanoseconds (saturating).
+    retention: i64,
+    /// The advisory lock key that serializes admission in this namespace.
+    admission_lock: i64,
+    /// When history was last purged of what fell out of the retention.
+    last_purge: Mutex<Option<Instant>>,
+}
+
+/// How often a store deletes history rows older than the retention (reads
+/// hide them at once).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.inner.url)
+            .field("schema", &self.inner.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The driver's configuration for `config`: its URL, the schema as the
+/// search path, timeouts and keepalives.
+fn driver_config(
+    config: &PostgresStoreConfig,
+    schema: &str,
+) -> Result<tokio_postgres::Config, PostgresError> {
+    let url_error = |reason: String| PostgresError::Url {
+        url: config.redacted_url(),
+        reason,
+    };
+    if !crate::is_store_url(&config.url) {
+        return Err(url_error(
+            "it must start with postgres:// or postgresql://".to_owned(),
+        ));
+    }
+    let mut driver: tokio_postgres::Config = config
+        .url
+        .parse()
+        .map_err(|error: tokio_postgres::Error| url_error(error.to_string()))?;
+    // The server sets the search path for the whole session: every
+    // statement's bare table names are the namespace's.
+    let options = match driver.get_options() {
+        Some(options) if !options.is_empty() => format!("{options} -c search_path={schema}"),
+        _ => format!("-c search_path={schema}"),
+    };
+    driver
+        .options(&options)
+        .application_name("containerlease")
+        .connect_timeout(config.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
+    Ok(driver)
+}
+
+impl PostgresStore {
+    /// Connects, creates the namespace's schema if missing and migrates it
+    /// (under an advisory lock: servers starting together migrate once).
+    /// Refuses a schema written by a newer ContainerLease, without writing
+    /// to it.
+    pub async fn connect(config: PostgresStoreConfig) -> Result<PostgresStore, PostgresError> {
+        let schema = config.schema();
+        let driver = driver_config(&config, &schema)?;
+        let manager = Manager::from_config(
+            driver,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|error| PostgresError::Connect {
+                url: config.redacted_url(),
+                source: Box::new(error),
+            })?;
+        let mut client = pool.get().await.map_err(|error| PostgresError::Connect {
+            url: config.redacted_url(),
+            source: Box::new(error),
+        })?;
+        schema::migrate(&mut client, &schema).await?;
+        drop(client);
+        info!(
+            url = %config.redacted_url(),
+            schema,
+            pool_size = config.pool_size,
+            "lease store: PostgreSQL"
+        );
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                admission_lock: i64::from_ne_bytes(
+                    fnv1a(format!("containerlease admission {schema}").as_bytes()).to_ne_bytes(),
+                ),
+                schema,
+                url: config.redacted_url(),
+                retention: codec::duration_nanos(config.history_retention),
+                last_purge: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The PostgreSQL schema holding this namespace's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// A pooled connection, or [`StoreError::Unavailable`].
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// The advisory lock key that serializes admission checks.
+    pub(crate) fn admission_lock(&self) -> i64 {
+        self.inner.admission_lock
+    }
+
+    /// Deletes history older than the retention if the last purge was
+    /// [`PURGE_EVERY`] ago or more; a failure is logged (reads hide those
+    /// rows anyway).
+    async fn purge_history(&self, client: &Object) {
+        {
+            let Ok(mut last) = self.inner.last_purge.lock() else {
+                return;
+            };
+            if last.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match history::purge(client, self.retention()).await {
+            Ok(0) => {}
+            Ok(purged) => debug!(schema = %self.inner.schema, purged, "history purged"),
+            Err(error) => warn!(schema = %self.inner.schema, %error, "history purge failed"),
+        }
+    }
+
+    /// History retention in nanoseconds.
+    pub(crate) fn retention(&self) -> i64 {
+        self.inner.retention
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT 1 FROM usage LIMIT 1", &[])
+            .await
+            .during("ping")
+            .map(drop)
+    }
+
+    async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        let mut client = self.client().await?;
+        active::insert(&mut client, self.admission_lock(), lease, admission).await
+    }
+
+    async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
+        let client = self.client().await?;
+        active::get(&client, id, self.retention()).await
+    }
+
+    async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
+        let mut client = self.client().await?;
+        active::update(&mut client, self.admission_lock(), lease, admission).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {
+        let client = self.client().await?;
+        active::list(&client, query).await
+    }
+
+    async fn claim_expired(
+        &self,
+        _now: DateTime<Utc>,
+        limit: usize,
+        claim_ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let client = self.client().await?;
+        active::claim(&client, limit, codec::duration_nanos(claim_ttl)).await
+    }
+
+    async fn release(&self, id: &LeaseId, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        active::release(&client, id, codec::saturating_nanos(retry_at)).await
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        active::next_due(&client).await
+    }
+
+    async fn finish(&self, lease: &Lease) -> Result<Lease, StoreError> {
+        let client = self.client().await?;
+        let finished = history::finish(&client, lease).await?;
+        self.purge_history(&client).await;
+        Ok(finished)
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Page<Lease>, StoreError> {
+        let client = self.client().await?;
+        history::history(&client, query, self.retention()).await
+    }
+
+    async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError> {
+        let client = self.client().await?;
+        history::usage(&client, owner).await
+    }
+}
+
+/// Drops the store's schema with everything in it (its namespace's leases,
+/// history, usage and credentials): for tests and for removing a
+/// namespace. The store is unusable afterwards.
+pub async fn drop_schema(store: &PostgresStore) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    // The name is made of [a-z0-9_] only (config::schema_name).
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", store.schema()))
+        .await
+        .during("drop the schema")
+}

@@ -1,0 +1,168 @@
+//! Connecting: migrations racing on a fresh schema, a newer schema
+//! refused, URLs refused with a clear error, namespaces kept apart.
+
+mod common;
+
+use lease_core::store::ListQuery;
+use lease_core::testing::conformance::sample_lease;
+use lease_core::{Admission, LeaseStore};
+use lease_store_postgres::{
+    PostgresError, PostgresStore, PostgresStoreConfig, SCHEMA_VERSION, drop_schema,
+};
+
+/// A plain driver connection to the test database (for inspecting and
+/// tampering with the schema).
+async fn raw_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("a plain connection to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_starting_together_migrate_once_and_all_connect() {
+    let Some(config) = common::config("race") else {
+        return;
+    };
+    let connects = (0..8).map(|_| PostgresStore::connect(config.clone()));
+    let stores: Vec<PostgresStore> = futures::future::join_all(connects)
+        .await
+        .into_iter()
+        .map(|result| result.expect("every racing connect succeeds"))
+        .collect();
+    let client = raw_client(&test_url()).await;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT value FROM {}.meta WHERE key = 'schema_version'",
+                stores[0].schema()
+            ),
+            &[],
+        )
+        .await
+        .expect("the schema version");
+    assert_eq!(row.get::<_, String>(0), SCHEMA_VERSION.to_string());
+    // All of them work on the same tables.
+    let lease = sample_lease("race-owner", chrono::Duration::hours(1));
+    stores[0]
+        .insert(&lease, &Admission::default())
+        .await
+        .expect("insert through the first store");
+    for store in &stores {
+        assert_eq!(
+            store.get(&lease.id).await.expect("seen by every store").id,
+            lease.id
+        );
+    }
+    drop_schema(&stores[0]).await.expect("drop the schema");
+}
+
+/// The test database's URL (checked by `common::config` before).
+fn test_url() -> String {
+    lease_testkit::postgres::test_postgres_url().expect("checked by common::config")
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_untouched() {
+    let Some(config) = common::config("newer") else {
+        return;
+    };
+    let store = common::connect(config.clone())
+        .await
+        .expect("a fresh store");
+    let client = raw_client(&test_url()).await;
+    let future = SCHEMA_VERSION + 1;
+    client
+        .execute(
+            &format!(
+                "UPDATE {}.meta SET value = $1 WHERE key = 'schema_version'",
+                store.schema()
+            ),
+            &[&future.to_string()],
+        )
+        .await
+        .expect("pretend a newer ContainerLease migrated it");
+    match PostgresStore::connect(config.clone()).await {
+        Err(PostgresError::NewerSchema {
+            found, supported, ..
+        }) => {
+            assert_eq!((found, supported), (future, SCHEMA_VERSION));
+        }
+        other => panic!("a newer schema must be refused, got {other:?}"),
+    }
+    let message = PostgresStore::connect(config)
+        .await
+        .expect_err("still refused")
+        .to_string();
+    assert!(message.contains("newer than this build"), "{message}");
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT value FROM {}.meta WHERE key = 'schema_version'",
+                store.schema()
+            ),
+            &[],
+        )
+        .await
+        .expect("the version");
+    assert_eq!(
+        row.get::<_, String>(0),
+        future.to_string(),
+        "left untouched"
+    );
+    drop_schema(&store).await.expect("drop the schema");
+}
+
+#[tokio::test]
+async fn urls_that_are_not_postgres_are_refused_with_the_password_hidden() {
+    for url in [
+        "redis://127.0.0.1/0",
+        "postgres://ada:hunter2@[::1",
+        "host=db",
+    ] {
+        let error = PostgresStore::connect(PostgresStoreConfig::new(url))
+            .await
+            .expect_err("not a usable URL");
+        assert!(
+            matches!(error, PostgresError::Url { .. }),
+            "{url}: {error:?}"
+        );
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_connect_error_with_the_password_hidden() {
+    let port = lease_testkit::free_port();
+    let config = PostgresStoreConfig::new(format!("postgres://ada:hunter2@127.0.0.1:{port}/x"))
+        .connect_timeout(std::time::Duration::from_secs(2));
+    let error = PostgresStore::connect(config)
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(error, PostgresError::Connect { .. }), "{error:?}");
+    let chain = lease_core::error::error_chain(&error);
+    assert!(!chain.contains("hunter2"), "{chain}");
+}
+
+#[tokio::test]
+async fn namespaces_on_one_database_do_not_see_each_other() {
+    let (Some(a), Some(b)) = (common::store().await, common::store().await) else {
+        return;
+    };
+    assert_ne!(a.schema(), b.schema());
+    let lease = sample_lease("shared-owner", chrono::Duration::hours(1));
+    a.insert(&lease, &Admission::default())
+        .await
+        .expect("insert");
+    assert!(b.get(&lease.id).await.is_err());
+    assert!(
+        b.list(&ListQuery::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    drop_schema(&a).await.expect("drop");
+    drop_schema(&b).await.expect("drop");
+}
