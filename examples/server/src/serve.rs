@@ -38,13 +38,9 @@ enum StartError {
     SqliteUrl(#[from] lease_store_sqlite::UrlError),
     #[error("cannot use the SQLite lease store")]
     Sqlite(#[from] lease_store_sqlite::OpenError),
-    #[error("cannot use the PostgreSQL lease store {url}")]
-    Postgres {
-        /// The URL, its password replaced by `***`.
-        url: String,
-        #[source]
-        source: PostgresError,
-    },
+    /// Its message names the URL, the password replaced by `***`.
+    #[error("cannot use the PostgreSQL lease store")]
+    Postgres(#[from] PostgresError),
     #[error("cannot reach Docker (is it running? DOCKER_HOST?)")]
     Runtime(#[from] lease_core::RuntimeError),
     #[error("the catalog asks for something this Docker engine cannot do")]
@@ -161,14 +157,12 @@ async fn open_postgres(args: &ServeArgs, url: &str) -> Result<Stores, StartError
     if let Some(size) = args.postgres_pool_size {
         config = config.pool_size(usize::from(size));
     }
-    let redacted = lease_store_postgres::redact(url);
-    let store = PostgresStore::connect(config)
-        .await
-        .map_err(|source| StartError::Postgres {
-            url: redacted.clone(),
-            source,
-        })?;
-    info!(url = %redacted, schema = %store.schema(), "lease store: PostgreSQL");
+    let store = PostgresStore::connect(config).await?;
+    info!(
+        url = %lease_store_postgres::redact(url),
+        schema = %store.schema(),
+        "lease store: PostgreSQL"
+    );
     Ok(both(store))
 }
 
