@@ -570,6 +570,13 @@ fn restart_under_load(test: &str, service: &mut dyn StoreService, prefix: &str) 
         recoveries.iter().max().map_or(0, Duration::as_millis),
     );
 
+    // `/readyz` fails while the store is away.
+    eprintln!("{test}: /readyz while down: {readyz_while_down:?}");
+    assert!(
+        readyz_while_down.iter().all(|answer| answer == &Ok(503)),
+        "/readyz while the store was down: {readyz_while_down:?}"
+    );
+
     // While down: 503 with the JSON error, and no other 5xx ever.
     let unavailable = log
         .statuses
