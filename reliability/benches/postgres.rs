@@ -272,17 +272,50 @@ impl Row {
     }
 }
 
-/// Mean time of `count` sequential runs of `op`.
-async fn mean<F, Fut>(count: usize, mut op: F) -> Result<Duration, Error>
+/// Turns the store and the bare client take over `0..ops`, in slices.
+const ROUNDS: usize = 8;
+
+/// Runs `store_op` and `bare_op` for each index of `0..ops`, one at a
+/// time, in [`ROUNDS`] slices that take turns (which side goes first
+/// alternates, so that neither always meets a fuller table or a busier
+/// moment); the mean time per operation of each.
+async fn alternate<S, SF, B, BF>(
+    ops: usize,
+    mut store_op: S,
+    mut bare_op: B,
+) -> Result<(Duration, Duration), Error>
+where
+    S: FnMut(usize) -> SF,
+    SF: std::future::Future<Output = Result<(), Error>>,
+    B: FnMut(usize) -> BF,
+    BF: std::future::Future<Output = Result<(), Error>>,
+{
+    let (mut store, mut bare) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let slice = round * ops / ROUNDS..(round + 1) * ops / ROUNDS;
+        if round % 2 == 0 {
+            store += timed(slice.clone(), &mut store_op).await?;
+            bare += timed(slice, &mut bare_op).await?;
+        } else {
+            bare += timed(slice.clone(), &mut bare_op).await?;
+            store += timed(slice, &mut store_op).await?;
+        }
+    }
+    let count = u32::try_from(ops.max(1)).unwrap_or(u32::MAX);
+    Ok((store / count, bare / count))
+}
+
+/// The time `op` takes for each index of `slice`, one after the other.
+async fn timed<F, Fut>(slice: std::ops::Range<usize>, op: &mut F) -> Result<Duration, Error>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
 {
     let start = Instant::now();
-    for index in 0..count {
+    for index in slice {
         op(index).await?;
     }
-    Ok(start.elapsed() / u32::try_from(count.max(1)).unwrap_or(u32::MAX))
+    Ok(start.elapsed())
 }
 
 /// One line of the comparison: mean times and the store's rate as a
@@ -307,7 +340,7 @@ async fn store_vs_bare(store: &PostgresStore, client: &Client, ops: usize) -> Re
         .map(|_| Row::of(&sample_lease("ada", chrono::Duration::hours(1)), 1))
         .collect();
     println!(
-        "store vs bare tokio-postgres, {ops} operations each, one at a time (mean per operation)"
+        "store vs bare tokio-postgres, {ops} operations each, one at a time, taking turns (mean per operation)"
     );
 
     // Warm-up: a connection in the pool, the statements prepared.
@@ -315,68 +348,74 @@ async fn store_vs_bare(store: &PostgresStore, client: &Client, ops: usize) -> Re
     store.insert(&warm, admission).await?;
     store.get(&warm.id).await?;
 
-    let store_insert = mean(ops, |i| {
-        let lease = &leases[i];
-        async move {
-            store.insert(lease, admission).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let bare_insert = mean(ops, |i| {
-        let (row, insert) = (&rows[i], &bare.insert);
-        async move {
-            let due = row.expires_at;
-            assert_eq!(row.execute(client, insert, &[&due]).await?, 1);
-            Ok(())
-        }
-    })
+    let (store_insert, bare_insert) = alternate(
+        ops,
+        |i| {
+            let lease = &leases[i];
+            async move {
+                store.insert(lease, admission).await?;
+                Ok(())
+            }
+        },
+        |i| {
+            let (row, insert) = (&rows[i], &bare.insert);
+            async move {
+                let due = row.expires_at;
+                assert_eq!(row.execute(client, insert, &[&due]).await?, 1);
+                Ok(())
+            }
+        },
+    )
     .await?;
     compare("insert", store_insert, bare_insert);
 
     let retention = i64::MAX / 4;
-    let store_get = mean(ops, |i| {
-        let id = &leases[i].id;
-        async move {
-            store.get(id).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let bare_get = mean(ops, |i| {
-        let (row, get) = (&rows[i], &bare.get);
-        async move {
-            let found = client.query_opt(get, &[&row.id, &retention]).await?;
-            assert!(found.is_some());
-            Ok(())
-        }
-    })
+    let (store_get, bare_get) = alternate(
+        ops,
+        |i| {
+            let id = &leases[i].id;
+            async move {
+                store.get(id).await?;
+                Ok(())
+            }
+        },
+        |i| {
+            let (row, get) = (&rows[i], &bare.get);
+            async move {
+                let found = client.query_opt(get, &[&row.id, &retention]).await?;
+                assert!(found.is_some());
+                Ok(())
+            }
+        },
+    )
     .await?;
     compare("get", store_get, bare_get);
 
-    let store_cas = mean(ops, |i| {
-        let mut lease = leases[i].clone();
-        lease.revision = 1;
-        lease.expires_at += chrono::Duration::minutes(30);
-        async move {
-            store.update(&lease, admission).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let bare_cas = mean(ops, |i| {
-        let (row, update) = (&rows[i], &bare.update);
-        async move {
-            let next = Row {
-                revision: 2,
-                expires_at: row.expires_at + 1_800_000_000_000,
-                ..row.clone()
-            };
-            let (due, expected) = (next.expires_at, 1i64);
-            assert_eq!(next.execute(client, update, &[&due, &expected]).await?, 1);
-            Ok(())
-        }
-    })
+    let (store_cas, bare_cas) = alternate(
+        ops,
+        |i| {
+            let mut lease = leases[i].clone();
+            lease.revision = 1;
+            lease.expires_at += chrono::Duration::minutes(30);
+            async move {
+                store.update(&lease, admission).await?;
+                Ok(())
+            }
+        },
+        |i| {
+            let (row, update) = (&rows[i], &bare.update);
+            async move {
+                let next = Row {
+                    revision: 2,
+                    expires_at: row.expires_at + 1_800_000_000_000,
+                    ..row.clone()
+                };
+                let (due, expected) = (next.expires_at, 1i64);
+                assert_eq!(next.execute(client, update, &[&due, &expected]).await?, 1);
+                Ok(())
+            }
+        },
+    )
     .await?;
     compare("compare-and-set", store_cas, bare_cas);
 
@@ -389,20 +428,22 @@ async fn store_vs_bare(store: &PostgresStore, client: &Client, ops: usize) -> Re
         row.execute(client, &bare.insert, &[&row.expires_at])
             .await?;
     }
-    let store_claim = mean(ops, |_| async move {
-        let claimed = store.claim_expired(Utc::now(), 1, Duration::ZERO).await?;
-        assert_eq!(claimed.len(), 1);
-        Ok(())
-    })
-    .await?;
-    let bare_claim = mean(ops, |_| {
-        let claim = &bare.claim;
-        async move {
-            let claimed = client.query(claim, &[&1i64, &0i64]).await?;
+    let (store_claim, bare_claim) = alternate(
+        ops,
+        |_| async move {
+            let claimed = store.claim_expired(Utc::now(), 1, Duration::ZERO).await?;
             assert_eq!(claimed.len(), 1);
             Ok(())
-        }
-    })
+        },
+        |_| {
+            let claim = &bare.claim;
+            async move {
+                let claimed = client.query(claim, &[&1i64, &0i64]).await?;
+                assert_eq!(claimed.len(), 1);
+                Ok(())
+            }
+        },
+    )
     .await?;
     compare("claim 1 due lease", store_claim, bare_claim);
     client
@@ -425,7 +466,7 @@ fn claim_sql() -> String {
          due AS (SELECT active.id AS due_id FROM active, clock \
                  WHERE claimable_at <= clock.now ORDER BY claimable_at LIMIT $1 \
                  FOR UPDATE OF active SKIP LOCKED), \
-         claim AS (SELECT LEAST(now::numeric + $2, 9223372036854775807)::bigint AS until \
+         claim AS (SELECT LEAST(now::numeric + $2::bigint, 9223372036854775807)::bigint AS until \
                    FROM clock) \
          UPDATE active SET claimed_until = claim.until, \
              claimable_at = GREATEST(active.due_at, claim.until) \
