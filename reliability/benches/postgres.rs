@@ -106,8 +106,11 @@ fn main() -> Result<(), Error> {
         let result = claim_among(&store, &bare, leases).await;
         lease_store_postgres::drop_schema(&store).await?;
         result?;
-        let store = open_store(&url, "bench_pg_http").await?;
-        let result = provision_latency(store.clone()).await;
+        // A connection per client (lease-server --postgres-pool-size 64):
+        // concurrent commits then share the WAL flushes.
+        let pool = env_count("LEASE_BENCH_PG_POOL", CLIENTS);
+        let store = open_store_with(&url, "bench_pg_http", pool).await?;
+        let result = provision_latency(store.clone(), pool).await;
         lease_store_postgres::drop_schema(&store).await?;
         result
     })?;
@@ -144,8 +147,15 @@ async fn print_settings(client: &Client, private: bool) -> Result<(), Error> {
 
 /// A store in a fresh schema named after `tag` and this process.
 async fn open_store(url: &str, tag: &str) -> Result<Arc<PostgresStore>, Error> {
+    open_store_with(url, tag, lease_store_postgres::DEFAULT_POOL_SIZE).await
+}
+
+/// [`open_store`] with `pool` connections.
+async fn open_store_with(url: &str, tag: &str, pool: usize) -> Result<Arc<PostgresStore>, Error> {
     let namespace = format!("{tag}_{}", std::process::id());
-    let config = PostgresStoreConfig::new(url).namespace(&namespace);
+    let config = PostgresStoreConfig::new(url)
+        .namespace(&namespace)
+        .pool_size(pool);
     Ok(Arc::new(PostgresStore::connect(config).await?))
 }
 
@@ -557,9 +567,9 @@ async fn claim_among(store: &PostgresStore, client: &Client, size: usize) -> Res
 /// The provision request body.
 const PROVISION: &str = r#"{"imageType":"alpine","durationMinutes":60}"#;
 
-async fn provision_latency(store: Arc<PostgresStore>) -> Result<(), Error> {
+async fn provision_latency(store: Arc<PostgresStore>, pool: usize) -> Result<(), Error> {
     println!(
-        "POST /api/provision: {CLIENTS} clients x {REQUESTS_PER_CLIENT}, one request per client every {PACE:?}, runtime create {CREATE_LATENCY:?}"
+        "POST /api/provision: {CLIENTS} clients x {REQUESTS_PER_CLIENT}, one request per client every {PACE:?}, runtime create {CREATE_LATENCY:?}, {pool} PostgreSQL connections"
     );
     let memory = paced_provisions(Arc::new(MemoryStore::new())).await?;
     let postgres = paced_provisions(store).await?;
