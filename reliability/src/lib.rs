@@ -14,9 +14,9 @@
 //!   stream.
 //! - [`check`]: THE CHECK every scenario ends with.
 //! - [`store`]: the store a scenario runs on (memory, a private Redis, a
-//!   SQLite file in `FULL` or `NORMAL` mode), so one scenario body serves
-//!   every store.
-//! - [`redis`], [`proxy`]: `lease-testkit`'s, re-exported.
+//!   SQLite file in `FULL` or `NORMAL` mode, a private PostgreSQL cluster),
+//!   so one scenario body serves every store.
+//! - [`redis`], [`postgres`], [`proxy`]: `lease-testkit`'s, re-exported.
 //!
 //! Every scenario uses its own namespace `test-<random>`
 //! ([`random_namespace`]); [`docker::NamespaceGuard`] removes the namespace's
@@ -41,7 +41,7 @@ pub mod store;
 
 use std::time::Duration;
 
-pub use lease_testkit::{labels, proxy, random_namespace, redis, skip_or_fail, wait_for};
+pub use lease_testkit::{labels, postgres, proxy, random_namespace, redis, skip_or_fail, wait_for};
 
 /// How big the scenarios are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@
 use std::path::PathBuf;
 
 use lease_testkit::TempDir;
+use lease_testkit::postgres::PrivatePostgres;
 use lease_testkit::redis::{Persistence, PrivateRedis};
 use lease_testkit::server::ServerConfig;
 use serde_json::Value;
@@ -47,17 +48,22 @@ pub enum StoreKind {
     /// The same with `?synchronous=normal`: a process crash must lose
     /// nothing either (only a power loss may cost the last commits).
     SqliteNormal,
+    /// A private PostgreSQL cluster of the test (`initdb` in a scratch
+    /// directory, its own port); the tables live in the schema of the
+    /// server's namespace.
+    Postgres,
 }
 
 impl StoreKind {
     /// Its name in figures (`scenario1.<name>.lost`): `memory`, `redis`,
-    /// `sqlite`, `sqlite_normal`.
+    /// `sqlite`, `sqlite_normal`, `postgres`.
     pub fn name(self) -> &'static str {
         match self {
             StoreKind::Memory => "memory",
             StoreKind::Redis => "redis",
             StoreKind::Sqlite => "sqlite",
             StoreKind::SqliteNormal => "sqlite_normal",
+            StoreKind::Postgres => "postgres",
         }
     }
 
@@ -71,15 +77,15 @@ impl StoreKind {
         match self {
             StoreKind::Sqlite => Some("FULL"),
             StoreKind::SqliteNormal => Some("NORMAL"),
-            StoreKind::Memory | StoreKind::Redis => None,
+            StoreKind::Memory | StoreKind::Redis | StoreKind::Postgres => None,
         }
     }
 }
 
 /// A started store of some [`StoreKind`]: its `--store` URL and what keeps
 /// it alive. Create it before the server (locals drop in reverse order) and
-/// keep it until the end of the test; the Redis process is killed and the
-/// directory removed on drop.
+/// keep it until the end of the test; the Redis or PostgreSQL process is
+/// killed and the directory removed on drop.
 #[derive(Debug)]
 pub struct ScenarioStore {
     kind: StoreKind,
@@ -87,19 +93,21 @@ pub struct ScenarioStore {
     database: Option<PathBuf>,
     // Held for their `Drop` only.
     _redis: Option<PrivateRedis>,
+    _postgres: Option<PrivatePostgres>,
     _dir: Option<TempDir>,
 }
 
 impl ScenarioStore {
     /// Starts a store of `kind`; `test` names its files. `None` after a
     /// printed skip reason (a panic under `CI=true`) when the store needs a
-    /// service that is missing (redis-server).
+    /// service that is missing (redis-server, PostgreSQL's binaries).
     pub fn start(kind: StoreKind, test: &str) -> Option<ScenarioStore> {
         let mut store = ScenarioStore {
             kind,
             url: "memory".to_owned(),
             database: None,
             _redis: None,
+            _postgres: None,
             _dir: None,
         };
         match kind {
@@ -108,6 +116,11 @@ impl ScenarioStore {
                 let redis = PrivateRedis::start(test, Persistence::None)?;
                 store.url = redis.url();
                 store._redis = Some(redis);
+            }
+            StoreKind::Postgres => {
+                let postgres = PrivatePostgres::start(test)?;
+                store.url = postgres.url();
+                store._postgres = Some(postgres);
             }
             StoreKind::Sqlite | StoreKind::SqliteNormal => {
                 let dir = TempDir::new(&format!("lease-sqlite-{test}"));
@@ -233,6 +246,7 @@ lease-server: leases in /tmp/a/leases.db
             url: String::new(),
             database: Some(PathBuf::from(path)),
             _redis: None,
+            _postgres: None,
             _dir: None,
         }
     }

@@ -10,9 +10,13 @@
 //!    `appendfsync always`): while it is down the API answers 503 with the
 //!    JSON error shape; the same server process recovers by itself; every
 //!    provision acknowledged with 202 is still found afterwards; nothing
-//!    leaks.
+//!    leaks; `/readyz` answers 503 while it is down.
+//!    **4 on PostgreSQL** (issue 20): the same load while a private
+//!    PostgreSQL cluster's postmaster is killed with `kill -9` and restarted
+//!    (crash recovery from its WAL): the same promises, figures
+//!    `scenario4.postgres.*`.
 //!
-//! Both end with THE CHECK and then delete everything and check Docker is
+//! All end with THE CHECK and then delete everything and check Docker is
 //! empty for the namespace.
 
 // Test code: a panic is how a check reports failure.
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 use lease_reliability::api::{Api, Response, lease_id, lease_status};
 use lease_reliability::check::{assert_consistent, delete_all_and_assert_empty};
 use lease_reliability::docker::{self, NamespaceGuard};
+use lease_reliability::postgres::PrivatePostgres;
 use lease_reliability::proxy::{DockerProxy, engine_socket};
 use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{self, Server, ServerApi};
@@ -331,6 +336,55 @@ fn note(
     }
 }
 
+/// A store's service that scenario 4 crashes and restarts under load.
+trait StoreService {
+    /// `redis`, `postgres`.
+    fn name(&self) -> &'static str;
+    /// The server's `--store`.
+    fn url(&self) -> String;
+    /// Gone at once, connections cut.
+    fn crash(&mut self);
+    /// Back on the same port with the same data.
+    fn restart(&mut self);
+}
+
+impl StoreService for PrivateRedis {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn url(&self) -> String {
+        PrivateRedis::url(self)
+    }
+
+    fn crash(&mut self) {
+        PrivateRedis::crash(self);
+    }
+
+    fn restart(&mut self) {
+        PrivateRedis::restart(self);
+    }
+}
+
+impl StoreService for PrivatePostgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn url(&self) -> String {
+        PrivatePostgres::url(self)
+    }
+
+    /// `kill -9` of the postmaster.
+    fn crash(&mut self) {
+        self.kill9();
+    }
+
+    fn restart(&mut self) {
+        PrivatePostgres::restart(self);
+    }
+}
+
 #[test]
 fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease() {
     const TEST: &str = "redis_restart";
@@ -340,6 +394,26 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     let Some(mut redis) = PrivateRedis::start(TEST, Persistence::AofAlways) else {
         return;
     };
+    restart_under_load(TEST, &mut redis, "scenario4");
+}
+
+/// Scenario 4 on PostgreSQL (issue 20): the postmaster killed with
+/// `kill -9` and restarted (crash recovery from its WAL) under load.
+#[test]
+fn postgres_kill9_under_load_answers_503_recovers_and_loses_no_acknowledged_lease() {
+    const TEST: &str = "postgres_kill9";
+    if !docker::docker_ready() {
+        return;
+    }
+    let Some(mut postgres) = PrivatePostgres::start(TEST) else {
+        return;
+    };
+    restart_under_load(TEST, &mut postgres, "scenario4.postgres");
+}
+
+/// Scenario 4's body: load on one server while `service` is crashed and
+/// restarted; figures `<prefix>.<what>`.
+fn restart_under_load(test: &str, service: &mut dyn StoreService, prefix: &str) {
     let scale = Scale::from_env();
     let restarts: usize = scale.pick(1, 3);
     let provision_every = Duration::from_millis(scale.pick(300, 150));
@@ -347,7 +421,7 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let config = server::config(&namespace)
-        .store(redis.url())
+        .store(service.url())
         .sweep_interval("2s")
         .args(["--stuck-pending-after", "5s", "--reconcile-interval", "3s"]);
     let Some(mut server) = Server::start(config) else {
@@ -404,14 +478,18 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
     }
 
     let mut outages = Vec::new();
+    let mut readyz_while_down = Vec::new();
     let mut recoveries = Vec::new();
     std::thread::sleep(Duration::from_secs(2));
     for _ in 0..restarts {
         phase.set("down");
-        redis.crash();
+        service.crash();
         let down_at = Instant::now();
-        std::thread::sleep(Duration::from_secs(3));
-        redis.restart();
+        std::thread::sleep(Duration::from_millis(1500));
+        let ready = api.request("GET", "/readyz", None);
+        readyz_while_down.push(ready.map(|r| r.status).map_err(|e| e.to_string()));
+        std::thread::sleep(Duration::from_millis(1500));
+        service.restart();
         phase.set("after");
         outages.push(down_at.elapsed());
         // Recovers by itself: a provision is acknowledged again.
@@ -422,12 +500,12 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
         });
         let recovered = recovered.unwrap_or_else(|| {
             panic!(
-                "no provision acknowledged within 30 s of the Redis restart:\n{}",
+                "no provision acknowledged within 30 s of the store's restart:\n{}",
                 server.log_text()
             )
         });
         eprintln!(
-            "{TEST}: Redis down {:.1?}; first 202 {recovered:.1?} after it was back",
+            "{test}: store down {:.1?}; first 202 {recovered:.1?} after it was back",
             down_at.elapsed()
         );
         recoveries.push(recovered);
@@ -463,30 +541,40 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
         *codes.entry(code).or_insert(0_usize) += 1;
     }
     eprintln!(
-        "{TEST}: {restarts} restart(s); answers by (phase, status) {:?}; slowest answer by phase {:?}; 5xx error codes {codes:?}; transport errors {}; acknowledged provisions {}",
+        "{test}: {restarts} restart(s); answers by (phase, status) {:?}; slowest answer by phase {:?}; 5xx error codes {codes:?}; transport errors {}; acknowledged provisions {}",
         log.statuses,
         log.slowest,
         log.transport_errors.len(),
         log.acknowledged.len()
     );
     if let Some((_, status, body)) = log.server_errors.first() {
-        eprintln!("{TEST}: first 5xx: {status} {body}");
+        eprintln!("{test}: first 5xx: {status} {body}");
     }
     let other_5xx = log
         .server_errors
         .iter()
         .filter(|(_, status, body)| *status != 503 || !is_error_shape(body))
         .count();
-    figure("scenario4.redis_restarts", restarts);
+    figure(&format!("{prefix}.{}_restarts", service.name()), restarts);
     figure(
-        "scenario4.answers_while_down_503_json",
+        &format!("{prefix}.answers_while_down_503_json"),
         log.server_errors.len() - other_5xx,
     );
-    figure("scenario4.other_5xx", other_5xx);
-    figure("scenario4.unanswered_requests", log.transport_errors.len());
+    figure(&format!("{prefix}.other_5xx"), other_5xx);
     figure(
-        "scenario4.slowest_recovery_ms",
+        &format!("{prefix}.unanswered_requests"),
+        log.transport_errors.len(),
+    );
+    figure(
+        &format!("{prefix}.slowest_recovery_ms"),
         recoveries.iter().max().map_or(0, Duration::as_millis),
+    );
+
+    // `/readyz` fails while the store is away.
+    eprintln!("{test}: /readyz while down: {readyz_while_down:?}");
+    assert!(
+        readyz_while_down.iter().all(|answer| answer == &Ok(503)),
+        "/readyz while the store was down: {readyz_while_down:?}"
     );
 
     // While down: 503 with the JSON error, and no other 5xx ever.
@@ -498,7 +586,7 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
         .sum::<usize>();
     assert!(
         unavailable > 0,
-        "no 503 while Redis was down: {:?}",
+        "no 503 while the store was down: {:?}",
         log.statuses
     );
     for (phase, status, body) in &log.server_errors {
@@ -529,15 +617,15 @@ fn redis_restart_under_load_answers_503_recovers_and_loses_no_acknowledged_lease
         log.acknowledged.len()
     );
     eprintln!(
-        "{TEST}: all {} acknowledged leases found after the restart(s)",
+        "{test}: all {} acknowledged leases found after the restart(s)",
         log.acknowledged.len()
     );
-    figure("scenario4.acknowledged", log.acknowledged.len());
-    figure("scenario4.acknowledged_lost", lost.len());
+    figure(&format!("{prefix}.acknowledged"), log.acknowledged.len());
+    figure(&format!("{prefix}.acknowledged_lost"), lost.len());
 
     let look = assert_consistent(&api, &namespace, Duration::from_secs(120));
-    eprintln!("{TEST}: THE CHECK: {look}");
-    look.figures("scenario4");
+    eprintln!("{test}: THE CHECK: {look}");
+    look.figures(prefix);
     let live_ids: Vec<String> = look.live.keys().cloned().collect();
     for id in &log.acknowledged {
         assert!(

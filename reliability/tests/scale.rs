@@ -1,5 +1,6 @@
 //! Issue 8, scenarios 5 and 6: scale through the real `lease-server`
-//! binaries on real Docker and a private Redis.
+//! binaries on real Docker and a private Redis (scenario 5 also on a private
+//! PostgreSQL).
 //!
 //! - **5, two replicas**: two servers on one Redis (same prefix and
 //!   namespace), no balancer, clients alternating between them; N leases
@@ -9,7 +10,9 @@
 //!   the store's usage totals), no errors; reap lateness p50/p99 from the
 //!   `destroy` events against each lease's exact expiry (the container's
 //!   `io.containerlease.expires-at` label: `expiryAt` in the JSON is rounded
-//!   down to the second).
+//!   down to the second). The same on a private PostgreSQL cluster (issue
+//!   20; same schema, claims with `FOR UPDATE SKIP LOCKED` and the
+//!   database's clock): figures `scenario5.postgres.*`.
 //! - **6, churn**: M leases from concurrent clients on the same two-replica
 //!   set-up, each with a random plan (expire, delete — sometimes while still
 //!   pending —, extend then expire, extend then delete), actions sent to the
@@ -37,8 +40,8 @@ use lease_reliability::api::{Api, lease_id, lease_status};
 use lease_reliability::check::assert_consistent;
 use lease_reliability::docker::{self, EventWatcher, NamespaceGuard};
 use lease_reliability::labels::{EXPIRES_AT, LEASE_ID, NAMESPACE};
-use lease_reliability::redis::{Persistence, PrivateRedis};
 use lease_reliability::server::{self, Server, ServerApi};
+use lease_reliability::store::{ScenarioStore, StoreKind};
 use lease_reliability::{Scale, figure, quantile, random_namespace, wait_for};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -46,14 +49,17 @@ use serde_json::Value;
 /// The offering every lease here rents (`sleep infinity` on the test image).
 const OFFERING: &str = "alpine";
 
-/// Two replicas of one deployment: same Redis, same prefix, same namespace.
-fn two_replicas(redis: &PrivateRedis, namespace: &str) -> Option<[Server; 2]> {
+/// Two replicas of one deployment: same store, same namespace (on Redis the
+/// same prefix, on PostgreSQL the same schema).
+fn two_replicas(store: &ScenarioStore, namespace: &str) -> Option<[Server; 2]> {
     // The product's default sweep (60 s): reaping on time must come from the
     // reaper sleeping until the earliest due lease, not from polling.
-    let config = server::config(namespace)
-        .store(redis.url())
-        .sweep_interval("60s")
-        .args(["--redis-prefix", &format!("containerlease-{namespace}")]);
+    let mut config = store
+        .configure(server::config(namespace))
+        .sweep_interval("60s");
+    if store.kind() == StoreKind::Redis {
+        config = config.args(["--redis-prefix", &format!("containerlease-{namespace}")]);
+    }
     let first = Server::start(config.clone())?;
     let second = Server::start(config)?;
     Some([first, second])
@@ -291,7 +297,26 @@ fn wait_all_finished(replicas: &[Api], n: usize, limit: Duration) {
 
 #[test]
 fn two_replicas_reap_leases_expiring_together_exactly_once() {
-    const TEST: &str = "two_replicas_reap_leases_expiring_together_exactly_once";
+    two_replicas_reap(
+        "two_replicas_reap_leases_expiring_together_exactly_once",
+        StoreKind::Redis,
+        "scenario5",
+    );
+}
+
+/// Scenario 5 on PostgreSQL (issue 20): two servers on one database race
+/// for the same expired leases (claims with `FOR UPDATE SKIP LOCKED`).
+#[test]
+fn two_replicas_on_postgres_reap_leases_expiring_together_exactly_once() {
+    two_replicas_reap(
+        "two_replicas_on_postgres_reap_exactly_once",
+        StoreKind::Postgres,
+        "scenario5.postgres",
+    );
+}
+
+/// Scenario 5 on a shared store of `kind`; figures `<prefix>.<what>`.
+fn two_replicas_reap(test: &str, kind: StoreKind, prefix: &str) {
     if !docker::docker_ready() {
         return;
     }
@@ -300,13 +325,13 @@ fn two_replicas_reap_leases_expiring_together_exactly_once() {
     // The minimum, one minute; the long form's 200 containers need longer
     // than that to start on a small machine, and must be up before expiry.
     let minutes: u32 = scale.pick(1, 3);
-    let Some(redis) = PrivateRedis::start(TEST, Persistence::None) else {
+    let Some(store) = ScenarioStore::start(kind, test) else {
         return;
     };
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let Some(servers) = two_replicas(&redis, &namespace) else {
+    let Some(servers) = two_replicas(&store, &namespace) else {
         return;
     };
     let replicas: Vec<Api> = servers.iter().map(Server::api).collect();
@@ -447,28 +472,28 @@ fn two_replicas_reap_leases_expiring_together_exactly_once() {
     let warnings = warn_count(&servers);
     let handoff = handoff_lateness(&servers);
 
-    figure("scenario5.leases", n);
-    figure("scenario5.replicas", 2);
-    figure("scenario5.expiry_spread_ms", ms(spread));
-    figure("scenario5.destroyed_exactly_once", destroys.len());
+    figure(&format!("{prefix}.leases"), n);
+    figure(&format!("{prefix}.replicas"), 2);
+    figure(&format!("{prefix}.expiry_spread_ms"), ms(spread));
+    figure(&format!("{prefix}.destroyed_exactly_once"), destroys.len());
     figure(
-        "scenario5.destroyed_twice_or_more",
+        &format!("{prefix}.destroyed_twice_or_more"),
         destroys.values().filter(|c| **c > 1).count(),
     );
-    figure("scenario5.finished_exactly_once", n);
-    figure("scenario5.lost", n - destroys.len().min(n));
-    figure("scenario5.reap_lateness_p50_ms", ms(p50));
-    figure("scenario5.reap_lateness_p99_ms", ms(p99));
-    figure("scenario5.reap_lateness_max_ms", ms(max));
-    figure("scenario5.reaper_handoffs", handoff.len());
+    figure(&format!("{prefix}.finished_exactly_once"), n);
+    figure(&format!("{prefix}.lost"), n - destroys.len().min(n));
+    figure(&format!("{prefix}.reap_lateness_p50_ms"), ms(p50));
+    figure(&format!("{prefix}.reap_lateness_p99_ms"), ms(p99));
+    figure(&format!("{prefix}.reap_lateness_max_ms"), ms(max));
+    figure(&format!("{prefix}.reaper_handoffs"), handoff.len());
     if let (Some(h50), Some(h99)) = (quantile(&handoff, 0.5), quantile(&handoff, 0.99)) {
-        figure("scenario5.reaper_handoff_lateness_p50_ms", ms(h50));
-        figure("scenario5.reaper_handoff_lateness_p99_ms", ms(h99));
+        figure(&format!("{prefix}.reaper_handoff_lateness_p50_ms"), ms(h50));
+        figure(&format!("{prefix}.reaper_handoff_lateness_p99_ms"), ms(h99));
     }
-    figure("scenario5.server_error_log_lines", errors.len());
-    figure("scenario5.server_warn_log_lines", warnings);
+    figure(&format!("{prefix}.server_error_log_lines"), errors.len());
+    figure(&format!("{prefix}.server_warn_log_lines"), warnings);
     figure(
-        "scenario5.wall_s",
+        &format!("{prefix}.wall_s"),
         format!("{:.1}", reaped_after.as_secs_f64()),
     );
     let _ = running;
@@ -586,13 +611,13 @@ fn churn_leaves_nothing_and_costs_add_up_to_the_nano_dollar() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let plans: Vec<Plan> = (0..m).map(|_| Plan::random(&mut rng)).collect();
 
-    let Some(redis) = PrivateRedis::start(TEST, Persistence::None) else {
+    let Some(store) = ScenarioStore::start(StoreKind::Redis, TEST) else {
         return;
     };
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
     let events = EventWatcher::start(&namespace);
-    let Some(servers) = two_replicas(&redis, &namespace) else {
+    let Some(servers) = two_replicas(&store, &namespace) else {
         return;
     };
     let replicas: Vec<Api> = servers.iter().map(Server::api).collect();

@@ -11,7 +11,8 @@ use crate::duration::parse_minutes;
 ///
 /// Leases live in a store: by default a SQLite file in the state directory,
 /// shared with a lease-server and other `lease` commands on this host;
-/// `memory` (this command only); or a Redis (`--store redis://…`).
+/// `memory` (this command only); a Redis (`--store redis://…`) or a
+/// PostgreSQL database (`--store postgres://…`).
 #[derive(Debug, Parser)]
 #[command(
     name = "lease",
@@ -53,7 +54,9 @@ pub struct GlobalArgs {
     /// leases-<namespace>.db for a namespace other than `default`),
     /// `memory` (lives only as long as this command) or a Redis URL
     /// (`redis://host:6379/0`, `rediss://…`, `redis+unix:///path`,
-    /// `redis+sentinel://…`).
+    /// `redis+sentinel://…`) or a PostgreSQL URL (`postgres://user@host/db`,
+    /// `postgresql://…`; tables in the schema `containerlease_<namespace>`,
+    /// as lease-server).
     #[arg(long, env = "LEASE_STORE", global = true)]
     pub store: Option<String>,
 

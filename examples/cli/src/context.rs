@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use lease_core::StoreError;
 use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
 use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
+use lease_store_postgres::{PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 
@@ -21,10 +23,13 @@ pub enum StoreSpec {
     Sqlite(SqliteStoreConfig),
     /// A Redis URL.
     Redis(String),
+    /// A PostgreSQL URL (`postgres://…`, `postgresql://…`); the tables live
+    /// in the schema of the namespace.
+    Postgres(String),
 }
 
 impl StoreSpec {
-    /// Parses `memory`, a `sqlite:` URL or a Redis URL.
+    /// Parses `memory`, a `sqlite:` URL, a Redis URL or a PostgreSQL URL.
     pub fn parse(text: &str) -> Result<Self, CliError> {
         let spec = text.trim();
         if spec == "memory" {
@@ -35,9 +40,13 @@ impl StoreSpec {
                 .map_err(|error| CliError::Usage(format!("--store: {error}")))
         } else if lease_store_redis::is_store_url(spec) {
             Ok(StoreSpec::Redis(spec.to_owned()))
+        } else if lease_store_postgres::is_store_url(spec) {
+            Ok(StoreSpec::Postgres(spec.to_owned()))
         } else {
             Err(CliError::Usage(format!(
-                "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a Redis URL (redis://host:6379/0), not `{spec}`"
+                "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory`, a Redis URL (redis://host:6379/0) \
+                 or a PostgreSQL URL (postgres://user@host/db), not `{}`",
+                redact(spec)
             )))
         }
     }
@@ -101,7 +110,7 @@ impl Context {
     pub fn require_shared_store(&self, command: &'static str) -> Result<(), CliError> {
         match self.store {
             StoreSpec::Memory => Err(CliError::NeedsSharedStore { command }),
-            StoreSpec::Sqlite(_) | StoreSpec::Redis(_) => Ok(()),
+            StoreSpec::Sqlite(_) | StoreSpec::Redis(_) | StoreSpec::Postgres(_) => Ok(()),
         }
     }
 
@@ -162,7 +171,22 @@ impl Context {
                         })?;
                 Ok(Arc::new(store))
             }
+            StoreSpec::Postgres(url) => self.open_postgres(url).await,
         }
+    }
+
+    /// Connects to PostgreSQL, the tables in the namespace's schema (as
+    /// lease-server); the password never appears in a message.
+    async fn open_postgres(&self, url: &str) -> Result<Arc<dyn LeaseStore>, CliError> {
+        let config = PostgresStoreConfig::new(url).namespace(&self.args.namespace);
+        let store = PostgresStore::connect(config)
+            .await
+            .map_err(|source| CliError::OpenStore {
+                store: lease_store_postgres::redact(url),
+                source: StoreError::Unavailable(Box::new(source)),
+            })?;
+        tracing::debug!(schema = %store.schema(), "lease store: PostgreSQL");
+        Ok(Arc::new(store))
     }
 
     /// Builds the engine over the store and (if needed) Docker.
@@ -229,7 +253,18 @@ mod tests {
             Some(StoreSpec::Sqlite(SqliteStoreConfig::new("/var/lib/l.db")))
         );
         assert!(StoreSpec::parse("sqlite://").is_err());
-        assert!(StoreSpec::parse("postgres://x").is_err());
+        assert_eq!(
+            StoreSpec::parse(" postgres://u@h:5432/db ").ok(),
+            Some(StoreSpec::Postgres("postgres://u@h:5432/db".into()))
+        );
+        assert_eq!(
+            StoreSpec::parse("postgresql:///db?host=/run/postgresql").ok(),
+            Some(StoreSpec::Postgres(
+                "postgresql:///db?host=/run/postgresql".into()
+            ))
+        );
+        assert!(StoreSpec::parse("postgre://h/db").is_err());
+        assert!(StoreSpec::parse("mysql://h/db").is_err());
         assert!(StoreSpec::parse("").is_err());
     }
 
@@ -238,5 +273,18 @@ mod tests {
         assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
         assert_eq!(redact("redis://u:pw@h/0"), "redis://u:***@h/0");
         assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+    }
+
+    #[test]
+    fn a_refused_store_url_is_not_echoed_with_its_password() {
+        let Err(CliError::Usage(message)) = StoreSpec::parse("mysql://u:secret@h/db") else {
+            panic!("a mysql URL is refused");
+        };
+        assert!(!message.contains("secret"), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
     }
 }

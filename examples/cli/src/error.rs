@@ -14,8 +14,9 @@ pub enum CliError {
     #[error(
         "`lease {command}` needs leases shared with other processes, and the memory store \
          lives only inside one command. Use the default SQLite store (--store sqlite://PATH, \
-         the same file as your lease-server on this host) or --store redis://HOST:6379/0 \
-         (or LEASE_STORE) with the same Redis and --namespace as your lease-server"
+         the same file as your lease-server on this host), --store redis://HOST:6379/0 \
+         or --store postgres://USER@HOST/DB (or LEASE_STORE) with the same Redis or PostgreSQL \
+         and --namespace as your lease-server"
     )]
     NeedsSharedStore {
         /// The command's name.

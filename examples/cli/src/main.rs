@@ -6,6 +6,7 @@
 //! # leases live in ~/.local/state/containerlease/leases.db (SQLite), shared
 //! # with a lease-server on this host that uses the same file (its default)
 //! export LEASE_STORE=redis://127.0.0.1:6379/0        # or share them through Redis
+//! export LEASE_STORE=postgres://lease@db/leases      # or through PostgreSQL
 //! lease up ubuntu --for 2h                           # rent; waits until running
 //! # (on SQLite a background reaper removes it at expiry, no server needed)
 //! lease ls                                           # your leases

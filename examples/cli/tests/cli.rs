@@ -247,7 +247,7 @@ fn commands_needing_shared_state_refuse_the_memory_store() {
 #[test]
 fn bad_store_and_namespace_are_reported() {
     lease()
-        .args(["--store", "postgres://x", "ls"])
+        .args(["--store", "mysql://x", "ls"])
         .assert()
         .code(2)
         .stderr(contains("--store must be a sqlite: URL"));
@@ -276,6 +276,29 @@ fn bad_store_and_namespace_are_reported() {
         .assert()
         .code(1)
         .stderr(contains("secret").not().and(contains("user:***@")));
+    // PostgreSQL (issue 20): the same, the password also hidden in a query.
+    lease()
+        .args([
+            "--store",
+            "postgres://lease:secret@127.0.0.1:1/leases",
+            "ls",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            contains("cannot open the lease store postgres://lease:***@127.0.0.1:1/leases")
+                .and(contains("secret").not())
+                .and(contains("panicked").not()),
+        );
+    lease()
+        .args([
+            "--store",
+            "postgresql://127.0.0.1:1/leases?user=lease&password=secret",
+            "usage",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("secret").not().and(contains("password=***")));
 }
 
 #[test]

@@ -59,9 +59,12 @@ pub struct ServeArgs {
 
     /// Lease store: a SQLite file (`sqlite:///absolute/path.db`,
     /// `sqlite://relative/path.db`; `?synchronous=normal` trades the last
-    /// commits on power loss for speed), `memory` (lost at exit), or a Redis
+    /// commits on power loss for speed), `memory` (lost at exit), a Redis
     /// URL for several hosts (`redis://host:6379/0`, `rediss://…`,
-    /// `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`).
+    /// `redis+unix:///path`, `redis+sentinel://host:26379/mymaster`), or a
+    /// PostgreSQL URL for several hosts (`postgres://user:pw@host:5432/db`,
+    /// `postgresql://…`; the tables live in the schema
+    /// `containerlease_<namespace>`).
     /// Default: the SQLite file in the state directory
     /// ($XDG_STATE_HOME or ~/.local/state, then containerlease/leases.db;
     /// leases-<namespace>.db for a namespace other than `default`).
@@ -71,6 +74,11 @@ pub struct ServeArgs {
     /// Redis key prefix (default `containerlease-<namespace>`).
     #[arg(long, env = "LEASE_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+
+    /// PostgreSQL store: connections in this server's pool (default: the
+    /// store's own).
+    #[arg(long, env = "LEASE_POSTGRES_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub postgres_pool_size: Option<u16>,
 
     /// How long a finished lease stays in history (usage totals are kept
     /// forever), with any store.

@@ -12,6 +12,7 @@ use lease_core::{
 use lease_docker::DockerRuntime;
 use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
+use lease_store_postgres::{PostgresError, PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -37,6 +38,9 @@ enum StartError {
     SqliteUrl(#[from] lease_store_sqlite::UrlError),
     #[error("cannot use the SQLite lease store")]
     Sqlite(#[from] lease_store_sqlite::OpenError),
+    /// Its message names the URL, the password replaced by `***`.
+    #[error("cannot use the PostgreSQL lease store")]
+    Postgres(#[from] PostgresError),
     #[error("cannot reach Docker (is it running? DOCKER_HOST?)")]
     Runtime(#[from] lease_core::RuntimeError),
     #[error("the catalog asks for something this Docker engine cannot do")]
@@ -134,9 +138,32 @@ async fn open_store(args: &ServeArgs) -> Result<Stores, StartError> {
         info!(prefix = %prefix, "lease store: Redis");
         return Ok(both(store));
     }
+    if lease_store_postgres::is_store_url(spec) {
+        return open_postgres(args, spec).await;
+    }
     Err(StartError::Config(format!(
-        "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory` or a redis:// URL, not `{spec}`"
+        "--store must be a sqlite: URL (sqlite:///path/leases.db), `memory`, a redis:// URL \
+         or a postgres:// URL, not `{}`",
+        lease_store_postgres::redact(spec)
     )))
+}
+
+/// Connects to PostgreSQL (migrating its schema under an advisory lock);
+/// the password never appears in a message or a log line.
+async fn open_postgres(args: &ServeArgs, url: &str) -> Result<Stores, StartError> {
+    let mut config = PostgresStoreConfig::new(url)
+        .namespace(&args.namespace)
+        .history_retention(args.history_retention.into());
+    if let Some(size) = args.postgres_pool_size {
+        config = config.pool_size(usize::from(size));
+    }
+    let store = PostgresStore::connect(config).await?;
+    info!(
+        url = %lease_store_postgres::redact(url),
+        schema = %store.schema(),
+        "lease store: PostgreSQL"
+    );
+    Ok(both(store))
 }
 
 /// Resolves the listen address, refusing a non-loopback one without tokens

@@ -310,6 +310,67 @@ async fn lease_life_with_redis() {
     let _ = store.delete_all().await;
 }
 
+/// PostgreSQL (issue 20): the same life on the database of
+/// `LEASE_TEST_POSTGRES_URL` (scripts/postgres.sh), in the schema of a
+/// random namespace, dropped at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_life_with_postgres() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(url) = lease_testkit::postgres::test_postgres_url() else {
+        return;
+    };
+    let guard = NamespaceGuard::random();
+    let mut server = start(guard.namespace(), &["--store", &url]);
+    lease_life(&mut server).await;
+    let log = server.log_text();
+    assert!(
+        log.contains("lease store: PostgreSQL"),
+        "the store is named at start-up:\n{log}"
+    );
+    drop_schema(&url, guard.namespace()).await;
+}
+
+/// Drops the schema of `namespace`'s tables.
+async fn drop_schema(url: &str, namespace: &str) {
+    let config = lease_store_postgres::PostgresStoreConfig::new(url).namespace(namespace);
+    let store = lease_store_postgres::PostgresStore::connect(config)
+        .await
+        .expect("connect");
+    lease_store_postgres::drop_schema(&store)
+        .await
+        .expect("drop the test's schema");
+}
+
+/// A PostgreSQL URL's password shows in no message and no log line, also
+/// when the database cannot be reached (nothing listens on port 1): the
+/// server exits 1 with the URL redacted.
+#[test]
+fn a_postgres_password_never_shows() {
+    let output = Command::new(BINARY)
+        .args([
+            "--store",
+            "postgres://lease:s3cret-pw@127.0.0.1:1/leases?connect_timeout=2",
+            "--namespace",
+            "test-pg-redact",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(
+        stderr.contains("cannot use the PostgreSQL lease store")
+            && stderr.contains("postgres://lease:***@127.0.0.1:1/leases"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_isolation_through_the_binary() {
     if !docker_ready() {
@@ -405,7 +466,8 @@ fn mints_tokens_with_a_toml_entry() {
 #[test]
 fn rejects_bad_flags() {
     for args in [
-        ["--store", "postgres://x"].as_slice(),
+        ["--store", "mysql://x"].as_slice(),
+        ["--postgres-pool-size", "0"].as_slice(),
         ["--max-daily-spend", "-1"].as_slice(),
         ["--log-format", "xml"].as_slice(),
         ["--sweep-interval", "soon"].as_slice(),

@@ -158,7 +158,7 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
                 .map_err(|e| CliError::io("cannot resolve the database path", e))?;
             watcher::child_store_url(&context.store_url, &db)
         }
-        StoreSpec::Redis(url) => url.clone(),
+        StoreSpec::Redis(url) | StoreSpec::Postgres(url) => url.clone(),
     };
     let exe = std::env::current_exe().map_err(|e| CliError::io("cannot find this program", e))?;
     let mut command = std::process::Command::new(exe);
@@ -169,7 +169,7 @@ async fn detach(context: &Context, args: &UpArgs) -> Result<ExitCode, CliError> 
     if let Some(minutes) = args.minutes {
         command.arg("--for").arg(format!("{minutes}m"));
     }
-    // Settings go through the environment, so a Redis password stays out of `ps`.
+    // Settings go through the environment, so a Redis or PostgreSQL password stays out of `ps`.
     let global = &context.args;
     command
         .env("LEASE_STORE", store)
