@@ -63,7 +63,11 @@ fn finished_lease(index: usize, now: DateTime<Utc>) -> Lease {
     // Every owner rents every day, both offerings: DAYS × OWNERS × 2 rollup
     // rows, the most the route can meet for this many owners and days.
     let owner = (index / DAYS_USIZE) % OWNERS;
-    let offering = if (index / (DAYS_USIZE * OWNERS)) % 2 == 0 { "ubuntu" } else { "alpine" };
+    let offering = if (index / (DAYS_USIZE * OWNERS)) % 2 == 0 {
+        "ubuntu"
+    } else {
+        "alpine"
+    };
     let rate = Money::from_nanos(if offering == "ubuntu" {
         40_000_000
     } else {
