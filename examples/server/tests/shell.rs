@@ -396,20 +396,31 @@ async fn output_is_carried_unchanged_with_its_channel_and_exit_code() {
     assert!(channels.contains(&(2, b"err\n".to_vec())), "{channels:?}");
     assert_eq!(end, json!({"type": "exit", "code": 3}));
 
-    // A session that exited is listed with its code until its end is delivered.
-    let sessions = fixture
-        .call(
-            "GET",
-            &format!("/api/containers/{}/sessions", fixture.lease),
-            None,
-        )
-        .await
-        .1;
-    assert_eq!(
-        sessions["sessions"].as_array().map(Vec::len),
-        Some(0),
-        "{sessions}"
-    );
+    // A session that exited is listed with its code until its end is
+    // delivered, then dropped: the server drops it just after sending the
+    // end, so the list empties within moments (not necessarily before the
+    // client has read the end).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions = fixture
+            .call(
+                "GET",
+                &format!("/api/containers/{}/sessions", fixture.lease),
+                None,
+            )
+            .await
+            .1;
+        let listed = sessions["sessions"].as_array().map(Vec::len);
+        if listed == Some(0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the exited session is still listed after 10 s: {sessions}"
+        );
+        assert_eq!(sessions["sessions"][0]["exitCode"], 3, "{sessions}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
