@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use lease_core::{HistoryQuery, LeaseManager, ListQuery, Money};
+use lease_core::{HistoryQuery, Lease, LeaseManager, ListQuery, Money};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -74,15 +74,36 @@ pub(crate) async fn usage(
 /// What all owners' active leases reserve now (for admins).
 async fn host_use(manager: &LeaseManager) -> Result<HostUseJson, ApiError> {
     let active = manager.list_all(&ListQuery::default()).await?;
+    let reserved = Reserved::of(&active);
     Ok(HostUseJson {
-        leases: active.len() as u64,
-        cpus: Money::from_nanos(
-            active
+        leases: reserved.leases,
+        cpus: Money::from_nanos(reserved.nano_cpus),
+        memory_mb: reserved.memory_mb,
+    })
+}
+
+/// What a set of active leases reserves on the host: the figures the
+/// capacity limits count (shared by `/api/usage` and `/api/admin/stats`).
+pub(crate) struct Reserved {
+    /// How many leases.
+    pub(crate) leases: u64,
+    /// Σ nano-CPUs (saturating).
+    pub(crate) nano_cpus: i64,
+    /// Σ memory in MiB.
+    pub(crate) memory_mb: u64,
+}
+
+impl Reserved {
+    /// The sums over `active`.
+    pub(crate) fn of(active: &[Lease]) -> Reserved {
+        Reserved {
+            leases: active.len() as u64,
+            nano_cpus: active
                 .iter()
                 .fold(0i64, |sum, lease| sum.saturating_add(lease.nano_cpus)),
-        ),
-        memory_mb: active.iter().map(|lease| u64::from(lease.memory_mb)).sum(),
-    })
+            memory_mb: active.iter().map(|lease| u64::from(lease.memory_mb)).sum(),
+        }
+    }
 }
 
 /// The caller's finished leases, newest first, with final cost and how each

@@ -229,6 +229,7 @@ pub(crate) async fn admin_stats(
         active = active.len(),
         "admin statistics"
     );
+    let reserved = crate::account::Reserved::of(&active);
     Ok(Json(AdminStatsJson {
         from: from.to_string(),
         to: to.to_string(),
@@ -241,13 +242,11 @@ pub(crate) async fn admin_stats(
         provision_ms: histogram_json(&window.provisioning),
         reap_lateness_ms: histogram_json(&window.lateness),
         capacity: CapacityUseJson {
-            leases: active.len() as u64,
+            leases: reserved.leases,
             max_leases: config.max_leases,
-            nano_cpus: active
-                .iter()
-                .fold(0i64, |sum, lease| sum.saturating_add(lease.nano_cpus)),
+            nano_cpus: reserved.nano_cpus,
             max_nano_cpus: config.max_nano_cpus,
-            memory_mb: active.iter().map(|lease| u64::from(lease.memory_mb)).sum(),
+            memory_mb: reserved.memory_mb,
             max_memory_mb: config.max_memory_mb,
         },
     }))
