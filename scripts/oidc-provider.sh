@@ -12,16 +12,9 @@
 set -euo pipefail
 
 VERSION="0.3.4"
-log() { printf 'oidc-provider.sh: %s\n' "$*" >&2; }
-
-fail_or_skip() {
-    if [[ "${CI:-}" == "true" ]]; then
-        log "ERROR: $* (CI=true: the OIDC provider is required)"
-        exit 1
-    fi
-    log "$* — the OIDC tests will skip"
-    exit 0
-}
+LIB_NAME=oidc-provider.sh LIB_NEEDS="the OIDC provider" LIB_SKIPS="the OIDC tests will skip"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 ensure() {
     local venv="${XDG_CACHE_HOME:-$HOME/.cache}/containerlease/oidc-venv"

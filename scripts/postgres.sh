@@ -21,16 +21,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf 'postgres.sh: %s\n' "$*" >&2; }
-
-fail_or_skip() {
-    if [[ "${CI:-}" == "true" ]]; then
-        log "ERROR: $* (CI=true: PostgreSQL is required)"
-        exit 1
-    fi
-    log "$* — PostgreSQL tests will skip"
-    exit 0
-}
+LIB_NAME=postgres.sh LIB_NEEDS=PostgreSQL LIB_SKIPS="PostgreSQL tests will skip"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # The newest /usr/lib/postgresql/*/bin holding initdb, or LEASE_TEST_POSTGRES_BIN.
 find_bin() {
@@ -46,19 +39,8 @@ find_bin() {
 
 ensure_postgres() {
     find_bin >/dev/null && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        fail_or_skip "PostgreSQL is not installed and apt-get is not available"
-    fi
-    local sudo=()
-    if [[ "$(id -u)" != 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || fail_or_skip "PostgreSQL missing and not root"
-        sudo=(sudo -n)
-    fi
     log "installing postgresql (apt-get)"
-    {
-        "${sudo[@]}" apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq postgresql
-    } >&2 || fail_or_skip "apt-get install postgresql failed"
+    apt_install postgresql || fail_or_skip "PostgreSQL is missing and apt-get could not install it"
     find_bin >/dev/null || fail_or_skip "PostgreSQL still missing after install"
 }
 

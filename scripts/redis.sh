@@ -18,32 +18,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf 'redis.sh: %s\n' "$*" >&2; }
-
-fail_or_skip() {
-    if [[ "${CI:-}" == "true" ]]; then
-        log "ERROR: $* (CI=true: Redis is required)"
-        exit 1
-    fi
-    log "$* — Redis tests will skip"
-    exit 0
-}
+LIB_NAME=redis.sh LIB_NEEDS=Redis LIB_SKIPS="Redis tests will skip"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 ensure_redis_server() {
     command -v redis-server >/dev/null 2>&1 && return 0
-    if ! command -v apt-get >/dev/null 2>&1; then
-        fail_or_skip "redis-server is not installed and apt-get is not available"
-    fi
-    local sudo=()
-    if [[ "$(id -u)" != 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || fail_or_skip "redis-server missing and not root"
-        sudo=(sudo -n)
-    fi
     log "installing redis-server (apt-get)"
-    {
-        "${sudo[@]}" apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq redis-server
-    } >&2 || fail_or_skip "apt-get install redis-server failed"
+    apt_install redis-server || fail_or_skip "redis-server is missing and apt-get could not install it"
     command -v redis-server >/dev/null 2>&1 || fail_or_skip "redis-server still missing after install"
 }
 

@@ -15,6 +15,9 @@ set -euo pipefail
 IMAGE="${CONTAINERLEASE_TEST_IMAGE:-containerlease-test/busybox:latest}"
 
 say() { printf 'test-images: %s\n' "$*" >&2; }
+# apt_install
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 if ! command -v docker >/dev/null 2>&1; then
     say "the docker CLI is not installed"
@@ -34,15 +37,11 @@ is_static() { [ -x "$1" ] && ! ldd "$1" >/dev/null 2>&1; }
 busybox=/bin/busybox
 if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
     || ! is_static "$busybox"; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        say "busybox-static is not installed and there is no apt-get to install it"
+    say "installing busybox-static"
+    if ! apt_install busybox-static; then
+        say "busybox-static is not installed and apt-get could not install it"
         exit 1
     fi
-    say "installing busybox-static"
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq busybox-static >/dev/null
 fi
 if ! is_static "$busybox"; then
     say "$busybox is missing or not statically linked"

@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+# apt_install (and log/fail_or_skip, unused here)
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -74,11 +77,7 @@ step "headless Chromium for the web UI test (chromium, chromium-driver)"
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
     echo "chromium and chromedriver are installed"
 else
-    browser_sudo=()
-    if [ "$(id -u)" != 0 ]; then browser_sudo=(sudo -n); fi
-    if command -v apt-get >/dev/null 2>&1 &&
-        "${browser_sudo[@]}" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive "${browser_sudo[@]}" apt-get install -y -qq chromium chromium-driver >/dev/null; then
+    if apt_install chromium chromium-driver; then
         echo "installed chromium and chromium-driver"
     elif [ "${CI:-}" = "true" ]; then
         echo "chromium/chromium-driver could not be installed; CI=true makes this fatal" >&2
@@ -119,11 +118,7 @@ fi
 step "deploy: actionlint on .github/workflows, systemd-analyze for deploy/"
 scripts/actionlint.sh
 if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v systemd-sysusers >/dev/null 2>&1; then
-    deploy_sudo=()
-    if [ "$(id -u)" != 0 ]; then deploy_sudo=(sudo -n); fi
-    if command -v apt-get >/dev/null 2>&1 &&
-        "${deploy_sudo[@]}" apt-get update -qq &&
-        "${deploy_sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; then
+    if apt_install systemd; then
         echo "installed Debian's systemd (for systemd-analyze verify)"
     elif [ "${CI:-}" = "true" ]; then
         echo "systemd-analyze could not be installed; CI=true makes this fatal" >&2
