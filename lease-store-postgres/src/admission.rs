@@ -101,7 +101,7 @@ fn has_host_limit(admission: &Admission) -> bool {
 }
 
 /// Takes the advisory lock `key` until the transaction ends.
-async fn lock(client: &impl GenericClient, key: i64) -> Result<(), StoreError> {
+pub(crate) async fn lock(client: &impl GenericClient, key: i64) -> Result<(), StoreError> {
     const OPERATION: &str = "take the admission lock";
     let statement = client
         .prepare_cached("SELECT pg_advisory_xact_lock($1)")
