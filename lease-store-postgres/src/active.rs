@@ -364,9 +364,7 @@ pub(crate) async fn release(
 ) -> Result<(), StoreError> {
     const OPERATION: &str = "release a claim";
     let statement = client
-        .prepare_cached(
-            "UPDATE active SET claimed_until = $2 WHERE id = $1",
-        )
+        .prepare_cached("UPDATE active SET claimed_until = $2 WHERE id = $1")
         .await
         .during(OPERATION)?;
     let changed = client

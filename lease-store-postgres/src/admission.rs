@@ -249,6 +249,9 @@ mod tests {
         assert_ne!(prod.owner("ada"), test.owner("ada"));
         assert_ne!(prod.host, test.host);
         assert_ne!(prod.owner("ada"), prod.host);
-        assert_eq!(prod.owner("ada"), AdmissionLocks::new("containerlease_prod").owner("ada"));
+        assert_eq!(
+            prod.owner("ada"),
+            AdmissionLocks::new("containerlease_prod").owner("ada")
+        );
     }
 }

@@ -211,12 +211,28 @@ async fn a_version_2_schema_migrates_keeping_due_times_and_claims() {
         ))
         .await
         .expect("a version 2 schema");
-    let now = chrono::Utc::now().timestamp_nanos_opt().expect("now in range");
+    let now = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("now in range");
     let minute = 60_000_000_000i64;
     let [claimed, due, later] = [(); 3].map(|()| lease_core::LeaseId::generate());
-    insert_v2_row(&client, &schema, claimed.as_str(), now - minute, Some(now + 60 * minute)).await;
+    insert_v2_row(
+        &client,
+        &schema,
+        claimed.as_str(),
+        now - minute,
+        Some(now + 60 * minute),
+    )
+    .await;
     insert_v2_row(&client, &schema, due.as_str(), now - 2 * minute, None).await;
-    insert_v2_row(&client, &schema, later.as_str(), now + 10 * minute, Some(now - 5 * minute)).await;
+    insert_v2_row(
+        &client,
+        &schema,
+        later.as_str(),
+        now + 10 * minute,
+        Some(now - 5 * minute),
+    )
+    .await;
 
     let Some(store) = common::connect(config).await else {
         return;
