@@ -111,10 +111,7 @@ fn main() -> Result<(), Error> {
         // A connection per client (lease-server --postgres-pool-size 64):
         // concurrent commits then share the WAL flushes.
         let pool = env_count("LEASE_BENCH_PG_POOL", CLIENTS);
-        let store = open_store_with(&url, "bench_pg_http", pool).await?;
-        let result = provision_latency(store.clone(), pool).await;
-        lease_store_postgres::drop_schema(&store).await?;
-        result
+        provision_latency(&url, pool).await
     })?;
     drop(private);
     Ok(())
@@ -619,7 +616,7 @@ impl Quotas {
     }
 }
 
-async fn provision_latency(store: Arc<PostgresStore>, pool: usize) -> Result<(), Error> {
+async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
     println!(
         "POST /api/provision: {CLIENTS} clients (an owner each) x {REQUESTS_PER_CLIENT}, one request per client every {PACE:?}, runtime create {CREATE_LATENCY:?}, {pool} PostgreSQL connections"
     );
@@ -638,7 +635,12 @@ async fn provision_latency(store: Arc<PostgresStore>, pool: usize) -> Result<(),
     line("memory (baseline)", &memory);
     let mut first = None;
     for quotas in [Quotas::Off, Quotas::Owner, Quotas::OwnerAndHost] {
-        let postgres = paced_provisions(store.clone(), quotas).await?;
+        // A fresh schema each: no run starts with the leases of the last
+        // (which its engine's start-up reconciliation would walk).
+        let store = open_store_with(url, "bench_pg_http", pool).await?;
+        let result = paced_provisions(store.clone(), quotas).await;
+        lease_store_postgres::drop_schema(&store).await?;
+        let postgres = result?;
         line(&format!("PostgreSQL, {}", quotas.label()), &postgres);
         first.get_or_insert(postgres);
     }
