@@ -1,13 +1,21 @@
 //! Admission: the figures [`Admission::check`] and
 //! [`Admission::check_update`] decide on, read inside the writing
-//! transaction after it took the namespace's admission lock
-//! (`pg_advisory_xact_lock`, held until commit or rollback).
+//! transaction after it took the admission locks the set limits need
+//! (`pg_advisory_xact_lock`, held until commit or rollback, so across the
+//! commit's flush to disk):
 //!
-//! Every write that checks a limit takes that lock first, and reads in
-//! READ COMMITTED see every transaction that committed before the lock was
-//! granted: parallel inserts at a limit are admitted one after the other,
-//! by every server sharing the database. Writes without a limit to check
-//! (most updates, finishes, claims) never wait for it.
+//! - the **owner's** lock for the owner's quotas (leases per owner, daily
+//!   spend): writes of different owners do not wait for each other, and
+//!   their commits share the disk flushes;
+//! - the **namespace's** lock for the host's limits (leases, CPUs, memory
+//!   of all owners together): those writes are admitted one at a time.
+//!
+//! Both are taken in that order (never the other way round, so two
+//! writes cannot wait for each other). Reads in READ COMMITTED see every
+//! transaction that committed before a lock was granted: parallel inserts
+//! at a limit are admitted one after the other, by every server sharing the
+//! database. Writes without a limit to check (most updates, finishes,
+//! claims) take no lock.
 //!
 //! Costs: the owner's active count and spend today read the owner's index
 //! ranges (`active_by_owner`, `finished_by_owner_created`); the host's
@@ -19,9 +27,80 @@ use lease_core::{Admission, AdmissionUsage, Lease, Money, StoreError};
 
 use crate::active::select;
 use crate::codec::{self, COLUMNS, Param};
+use crate::config::fnv1a;
 use crate::error::During;
 
-/// Takes the namespace's admission lock until the transaction ends.
+/// The advisory lock keys of one namespace's admission checks.
+#[derive(Clone, Debug)]
+pub(crate) struct AdmissionLocks {
+    /// What every key is derived from (the namespace's schema).
+    schema: String,
+    /// The namespace's lock: the host's limits.
+    host: i64,
+}
+
+impl AdmissionLocks {
+    /// The keys of the namespace whose tables live in `schema`.
+    pub(crate) fn new(schema: &str) -> Self {
+        AdmissionLocks {
+            schema: schema.to_owned(),
+            host: key(&format!("containerlease admission {schema}")),
+        }
+    }
+
+    /// The lock of `owner`'s quotas. Two owners whose keys collide (64-bit
+    /// hashes) merely wait for each other.
+    fn owner(&self, owner: &str) -> i64 {
+        key(&format!(
+            "containerlease admission {} owner {owner}",
+            self.schema
+        ))
+    }
+
+    /// Takes, until the transaction ends, the locks an insert of `lease`
+    /// checked against `admission` needs: the owner's if an owner quota
+    /// counts it, then the namespace's if a host limit is set.
+    pub(crate) async fn for_insert(
+        &self,
+        client: &impl GenericClient,
+        lease: &Lease,
+        admission: &Admission,
+    ) -> Result<(), StoreError> {
+        let owner_quota = admission.max_leases_per_owner.is_some()
+            || (admission.max_daily_spend.is_some() && admission.counts_today(lease));
+        if owner_quota {
+            lock(client, self.owner(&lease.owner)).await?;
+        }
+        if has_host_limit(admission) {
+            lock(client, self.host).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes, until the transaction ends, the lock an update of `lease`
+    /// checked against the daily spend needs: the owner's.
+    pub(crate) async fn for_update(
+        &self,
+        client: &impl GenericClient,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        lock(client, self.owner(&lease.owner)).await
+    }
+}
+
+/// A lock key: the text's FNV-1a hash, the same in every build.
+fn key(text: &str) -> i64 {
+    i64::from_ne_bytes(fnv1a(text.as_bytes()).to_ne_bytes())
+}
+
+/// Whether any of the host's limits is set.
+fn has_host_limit(admission: &Admission) -> bool {
+    admission.max_leases.is_some()
+        || admission.max_nano_cpus.is_some()
+        || admission.max_memory_mb.is_some()
+}
+
+/// Takes the advisory lock `key` until the transaction ends.
 pub(crate) async fn lock(client: &impl GenericClient, key: i64) -> Result<(), StoreError> {
     const OPERATION: &str = "take the admission lock";
     let statement = client
@@ -130,10 +209,7 @@ async fn host_use(
     admission: &Admission,
 ) -> Result<AdmissionUsage, StoreError> {
     const OPERATION: &str = "sum the host's use";
-    if admission.max_leases.is_none()
-        && admission.max_nano_cpus.is_none()
-        && admission.max_memory_mb.is_none()
-    {
+    if !has_host_limit(admission) {
         return Ok(AdmissionUsage::default());
     }
     // numeric sums: exact, and checked when narrowed back.
@@ -159,4 +235,23 @@ async fn host_use(
         memory_mb: u64::try_from(narrow(2)?).unwrap_or(0),
         ..AdmissionUsage::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_and_namespaces_have_their_own_locks() {
+        let prod = AdmissionLocks::new("containerlease_prod");
+        let test = AdmissionLocks::new("containerlease_test");
+        assert_ne!(prod.owner("ada"), prod.owner("bob"));
+        assert_ne!(prod.owner("ada"), test.owner("ada"));
+        assert_ne!(prod.host, test.host);
+        assert_ne!(prod.owner("ada"), prod.host);
+        assert_eq!(
+            prod.owner("ada"),
+            AdmissionLocks::new("containerlease_prod").owner("ada")
+        );
+    }
 }

@@ -13,7 +13,8 @@ use lease_core::{Admission, Lease, LeaseId, StoreError};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info, warn};
 
-use crate::config::{PostgresStoreConfig, fnv1a};
+use crate::admission::AdmissionLocks;
+use crate::config::PostgresStoreConfig;
 use crate::error::{During, PostgresError, pool_error};
 use crate::{active, codec, history, schema, tls};
 
@@ -23,7 +24,8 @@ use crate::{active, codec, history, schema, tls};
 ///
 /// - **Atomicity**: every write is one statement or one transaction;
 ///   admission takes a per-namespace advisory lock, so parallel inserts at
-///   a limit are admitted one after the other.
+///   a limit are admitted one after the other (a lock per owner for the
+///   owners' quotas, one per namespace for the host's limits).
 /// - **Clock**: claims, `next_due` and history retention use the
 ///   database's clock (`clock_timestamp()`), so servers with skewed clocks
 ///   agree; the caller's `now` is not used.
@@ -43,8 +45,8 @@ struct Inner {
     url: String,
     /// History retention in nanoseconds (saturating).
     retention: i64,
-    /// The advisory lock key that serializes admission in this namespace.
-    admission_lock: i64,
+    /// The advisory lock keys of admission checks in this namespace.
+    admission_locks: AdmissionLocks,
     /// When history was last purged of what fell out of the retention.
     last_purge: Mutex<Option<Instant>>,
 }
@@ -140,9 +142,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
-                admission_lock: i64::from_ne_bytes(
-                    fnv1a(format!("containerlease admission {schema}").as_bytes()).to_ne_bytes(),
-                ),
+                admission_locks: AdmissionLocks::new(&schema),
                 schema,
                 url: config.redacted_url(),
                 retention: codec::duration_nanos(config.history_retention),
@@ -161,9 +161,9 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// The advisory lock key that serializes admission checks.
-    pub(crate) fn admission_lock(&self) -> i64 {
-        self.inner.admission_lock
+    /// The advisory lock keys of admission checks.
+    pub(crate) fn admission_locks(&self) -> &AdmissionLocks {
+        &self.inner.admission_locks
     }
 
     /// Deletes history older than the retention if the last purge was
@@ -205,7 +205,7 @@ impl LeaseStore for PostgresStore {
 
     async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
         let mut client = self.client().await?;
-        active::insert(&mut client, self.admission_lock(), lease, admission).await
+        active::insert(&mut client, self.admission_locks(), lease, admission).await
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
@@ -215,7 +215,7 @@ impl LeaseStore for PostgresStore {
 
     async fn update(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
         let mut client = self.client().await?;
-        active::update(&mut client, self.admission_lock(), lease, admission).await
+        active::update(&mut client, self.admission_locks(), lease, admission).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page<Lease>, StoreError> {

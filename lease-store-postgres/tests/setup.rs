@@ -166,3 +166,127 @@ async fn namespaces_on_one_database_do_not_see_each_other() {
     drop_schema(&a).await.expect("drop");
     drop_schema(&b).await.expect("drop");
 }
+
+/// Inserts an active lease row the way schema v2 stored it (with
+/// `claimable_at`): due `due` ns, claimed until `claimed` ns if any.
+async fn insert_v2_row(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    id: &str,
+    due: i64,
+    claimed: Option<i64>,
+) {
+    let claimable = claimed.map_or(due, |until| until.max(due));
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.active (id, owner, offering, status, created_at, \
+                 expires_at, hourly_rate, estimated_cost, provision_attempts, removal_failures, \
+                 revision, nano_cpus, memory_mb, due_at, claimed_until, claimable_at) \
+                 VALUES ($1, 'v2-owner', 'alpine', 'running', $2 - 3600000000000, $2, 10000000, \
+                 10000000, 1, 0, 3, 0, 0, $2, $3, $4)"
+            ),
+            &[&id, &due, &claimed, &claimable],
+        )
+        .await
+        .expect("a version 2 row");
+}
+
+/// A schema at version 2 (due times and claims in `claimable_at`) migrates
+/// to the current version keeping what is due and what is claimed.
+#[tokio::test]
+async fn a_version_2_schema_migrates_keeping_due_times_and_claims() {
+    let Some(config) = common::config("v2") else {
+        return;
+    };
+    let schema = config.schema();
+    let client = raw_client(&test_url()).await;
+    let v1 = include_str!("../src/schema/v1.sql");
+    let v2 = include_str!("../src/schema/v2.sql");
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; {v1} {v2} \
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+             INSERT INTO meta VALUES ('schema_version', '2'); RESET search_path"
+        ))
+        .await
+        .expect("a version 2 schema");
+    let now = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("now in range");
+    let minute = 60_000_000_000i64;
+    let [claimed, due, later] = [(); 3].map(|()| lease_core::LeaseId::generate());
+    insert_v2_row(
+        &client,
+        &schema,
+        claimed.as_str(),
+        now - minute,
+        Some(now + 60 * minute),
+    )
+    .await;
+    insert_v2_row(&client, &schema, due.as_str(), now - 2 * minute, None).await;
+    insert_v2_row(
+        &client,
+        &schema,
+        later.as_str(),
+        now + 10 * minute,
+        Some(now - 5 * minute),
+    )
+    .await;
+
+    let Some(store) = common::connect(config).await else {
+        return;
+    };
+    let version = client
+        .query_one(
+            &format!("SELECT value FROM {schema}.meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .expect("the schema version");
+    assert_eq!(version.get::<_, String>(0), SCHEMA_VERSION.to_string());
+    let at = |nanos: i64| chrono::DateTime::from_timestamp_nanos(nanos);
+    assert_eq!(
+        store.next_due().await.expect("next_due"),
+        Some(at(now - 2 * minute)),
+        "the unclaimed due lease comes first"
+    );
+    let got = store
+        .claim_expired(chrono::Utc::now(), 10, std::time::Duration::from_secs(600))
+        .await
+        .expect("claim");
+    let ids: Vec<&lease_core::LeaseId> = got.iter().map(|lease| &lease.id).collect();
+    assert_eq!(
+        ids,
+        [&due],
+        "the claimed lease stays claimed ({claimed}), the later one ({later}) is not due"
+    );
+    assert_eq!(got[0].revision, 3, "the lease as stored");
+    assert_eq!(
+        store.next_due().await.expect("next_due"),
+        Some(at(now + 10 * minute)),
+        "a release in the past does not make a lease due early"
+    );
+    let column = client
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'active' AND column_name = 'claimable_at'",
+            &[&schema],
+        )
+        .await
+        .expect("the columns");
+    assert!(column.is_none(), "claimable_at is gone");
+    let options = client
+        .query_one(
+            "SELECT c.reloptions::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = 'active'",
+            &[&schema],
+        )
+        .await
+        .expect("the table's options");
+    assert_eq!(
+        options.get::<_, Option<String>>(0).as_deref(),
+        Some("{fillfactor=75}")
+    );
+    drop_schema(&store).await.expect("drop the schema");
+}
