@@ -253,10 +253,10 @@ const TIME_WAIT: Duration = Duration::from_secs(62);
 
 /// Runs both measures on `paths`; `server_cpu` reads lease-server's CPU
 /// seconds so far. When the app `closes` every connection, the closed loop
-/// leaves tens of thousands of 4-tuples in `TIME_WAIT` in the container; a
-/// new connection whose port lands on one waits for a SYN retransmit (1 s)
-/// on either path, which would make the paced p99 a lottery: the paced
-/// measure waits them out first.
+/// leaves tens of thousands of 4-tuples in `TIME_WAIT` in the container,
+/// which a new connection's port may land on: the paced measure waits them
+/// out first, so it does not inherit the closed loop's after-effects (the
+/// same wait for both paths).
 async fn measure(
     paths: &Paths,
     settings: Settings,
