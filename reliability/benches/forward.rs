@@ -82,6 +82,7 @@ fn main() {
     download(through(forward.download), bytes);
     download(direct(DOWNLOAD), bytes);
     let cpu = CpuMeter::new(server.pid(), forward.child.id());
+    report.load_before = lease_reliability::cpu::load_line();
     for _ in 0..runs {
         let (took, used) = cpu.during(|| download(through(forward.download), bytes));
         report.down_forward.push(rate(bytes, took));
@@ -96,6 +97,7 @@ fn main() {
             .up_direct
             .push(rate(bytes, upload(direct(UPLOAD), bytes)));
     }
+    report.load_after = lease_reliability::cpu::load_line();
     report.print();
     forward.stop();
     let _ = api.delete(&lease);
@@ -288,8 +290,7 @@ fn upload(address: SocketAddr, bytes: u64) -> Duration {
 struct CpuMeter {
     server: Option<u32>,
     cli: u32,
-    /// Clock ticks per second of `/proc`'s times.
-    ticks: f64,
+    proc: lease_reliability::cpu::CpuMeter,
 }
 
 /// CPU seconds of the server and the CLI.
@@ -301,30 +302,17 @@ struct CpuUsed {
 
 impl CpuMeter {
     fn new(server: Option<u32>, cli: u32) -> CpuMeter {
-        let ticks = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-            .unwrap_or(100.0);
-        CpuMeter { server, cli, ticks }
-    }
-
-    /// CPU seconds `pid` has used so far.
-    fn seconds(&self, pid: u32) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // After the command's closing parenthesis: field 3 (state) on;
-        // utime and stime are fields 14 and 15.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let user: u64 = fields.get(11)?.parse().ok()?;
-        let system: u64 = fields.get(12)?.parse().ok()?;
-        Some((user + system) as f64 / self.ticks)
+        CpuMeter {
+            server,
+            cli,
+            proc: lease_reliability::cpu::CpuMeter::new(),
+        }
     }
 
     fn now(&self) -> Option<CpuUsed> {
         Some(CpuUsed {
-            server: self.seconds(self.server?)?,
-            cli: self.seconds(self.cli)?,
+            server: self.proc.seconds(self.server?)?,
+            cli: self.proc.seconds(self.cli)?,
         })
     }
 
@@ -383,6 +371,8 @@ struct Report {
     up_direct: Vec<f64>,
     down_cpu: CpuTotal,
     up_cpu: CpuTotal,
+    load_before: String,
+    load_after: String,
 }
 
 impl Report {
@@ -391,6 +381,10 @@ impl Report {
             "forward: TCP throughput, {} MiB per connection, {} runs each way",
             self.mib,
             self.down_forward.len()
+        );
+        println!(
+            "machine before: {}; after: {}",
+            self.load_before, self.load_after
         );
         println!();
         println!("| direction | path | median MiB/s | best MiB/s |");

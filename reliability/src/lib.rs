@@ -13,6 +13,7 @@
 //! - [`docker`]: containers of a namespace with their labels, the event
 //!   stream.
 //! - [`check`]: THE CHECK every scenario ends with.
+//! - [`cpu`]: a process's CPU time and the machine's load, for the benches.
 //! - [`store`]: the store a scenario runs on (memory, a private Redis, a
 //!   SQLite file in `FULL` or `NORMAL` mode, a private PostgreSQL cluster),
 //!   so one scenario body serves every store.
@@ -34,6 +35,7 @@
 // Modules, one per concept; add yours here (alphabetical).
 pub mod api;
 pub mod check;
+pub mod cpu;
 pub mod docker;
 pub mod raw_http;
 pub mod server;

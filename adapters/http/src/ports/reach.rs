@@ -81,9 +81,15 @@ impl LeaseEnds {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `lease`'s end token (a child of the shutdown token) and its pooling
-    /// client, whose connections end with that token.
-    fn handles(&self, lease: &LeaseId) -> (CancellationToken, Upstream) {
+    /// `lease`'s end token (a child of the shutdown token), its pooling
+    /// client, whose connections end with that token, and its container's
+    /// address if known for `container` — under one lock, as every proxied
+    /// request asks.
+    fn handles(
+        &self,
+        lease: &LeaseId,
+        container: Option<&str>,
+    ) -> (CancellationToken, Upstream, Option<IpAddr>) {
         let mut entries = self.entries();
         let entry = entries.entry(lease.clone()).or_insert_with(|| {
             let ended = self.shutdown.child_token();
@@ -93,13 +99,12 @@ impl LeaseEnds {
                 address: None,
             }
         });
-        (entry.ended.clone(), entry.upstream.clone())
-    }
-
-    fn cached_address(&self, lease: &LeaseId, container: &str) -> Option<IpAddr> {
-        let entries = self.entries();
-        let (id, address) = entries.get(lease)?.address.as_ref()?;
-        (id == container).then_some(*address)
+        let address = entry
+            .address
+            .as_ref()
+            .filter(|(id, _)| Some(id.as_str()) == container)
+            .map(|(_, address)| *address);
+        (entry.ended.clone(), entry.upstream.clone(), address)
     }
 
     fn remember_address(&self, lease: &LeaseId, container: &str, address: IpAddr) {
@@ -206,7 +211,9 @@ struct Found {
 async fn target(state: &AppState, caller: &Caller, id: &str) -> Result<Found, ApiError> {
     let lease = find_lease(&state.manager, caller, id).await?;
     // The token before the status check: an end after the check cancels it.
-    let (ended, upstream) = state.lease_ends.handles(&lease.id);
+    let (ended, upstream, cached) = state
+        .lease_ends
+        .handles(&lease.id, lease.container_id.as_deref());
     let container = match (&lease.container_id, lease.status) {
         (Some(container), Status::Running) => container.clone(),
         _ => return Err(not_running(&lease)),
@@ -217,7 +224,7 @@ async fn target(state: &AppState, caller: &Caller, id: &str) -> Result<Found, Ap
         ended,
         upstream,
     };
-    if let Some(address) = state.lease_ends.cached_address(&lease.id, &container) {
+    if let Some(address) = cached {
         return Ok(found(lease, address));
     }
     let manager = &state.manager;
