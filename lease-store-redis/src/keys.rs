@@ -115,20 +115,16 @@ impl Keys {
         format!("{}spend:{owner}", self.base)
     }
 
-    /// The layout before the rollup was split (read once, by the stats
-    /// upgrade, then deleted): hash of the daily statistics of the leases
-    /// created on one UTC day, `<owner>\x1f<offering>\x1f<counter>` → value.
-    pub(crate) fn legacy_stats(&self, day: NaiveDate) -> String {
-        format!("{}stats:{day}", self.base)
-    }
-
-    /// Set once the [`Keys::legacy_stats`] hashes were moved into the split
+    /// Set once the old statistics hashes were moved into the split
     /// rollup (see `store/split_stats.rs`).
     pub(crate) fn stats_split(&self) -> String {
         format!("{}rollup:split", self.base)
     }
 
-    /// `SCAN` pattern of the [`Keys::legacy_stats`] hashes.
+    /// `SCAN` pattern of the statistics hashes of the layout before the
+    /// rollup was split (`{p}:stats:<day>`: the daily statistics of the
+    /// leases created on one UTC day, `<owner>\x1f<offering>\x1f<counter>`
+    /// → value), moved once by `store/split_stats.rs`, then deleted.
     pub(crate) fn legacy_stats_pattern(&self) -> String {
         format!("{}stats:*", self.base)
     }
