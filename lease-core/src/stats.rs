@@ -313,7 +313,9 @@ impl Span {
 
 /// The spans holding `day`, one per level, shortest first.
 pub fn spans_of(day: NaiveDate) -> Vec<Span> {
-    (0..SPAN_LEVELS).map(|level| Span::holding(day, level)).collect()
+    (0..SPAN_LEVELS)
+        .map(|level| Span::holding(day, level))
+        .collect()
 }
 
 /// The fewest spans that together hold exactly the days `from..=to`,
@@ -683,10 +685,17 @@ mod tests {
             let mut covered: Vec<NaiveDate> = Vec::new();
             for span in &spans {
                 assert_eq!(*span, Span::holding(span.start, span.level), "aligned");
-                covered.extend(days(span.start, span.start + chrono::Duration::days(span.len() - 1)));
+                covered.extend(days(
+                    span.start,
+                    span.start + chrono::Duration::days(span.len() - 1),
+                ));
             }
             assert_eq!(covered, days(from, to).collect::<Vec<_>>(), "{from}..={to}");
-            assert!(spans.len() <= 2 * SPAN_LEVELS as usize, "{} spans", spans.len());
+            assert!(
+                spans.len() <= 2 * SPAN_LEVELS as usize,
+                "{} spans",
+                spans.len()
+            );
         }
         assert!(cover(day("2026-01-02"), day("2026-01-01")).is_empty());
     }
@@ -709,8 +718,16 @@ mod tests {
         let share = share_of(&row);
         assert_eq!(share.key, row.key);
         assert_eq!(
-            share.counters.keys().map(String::as_str).collect::<Vec<_>>(),
-            [counter::BOOKED_NANOS, counter::PROVISIONS, counter::SPENT_NANOS]
+            share
+                .counters
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            [
+                counter::BOOKED_NANOS,
+                counter::PROVISIONS,
+                counter::SPENT_NANOS
+            ]
         );
         assert_eq!(share.get(counter::SPENT_NANOS), 7);
         let summed = sum_shares(day("2026-01-01"), [share.clone(), share]);

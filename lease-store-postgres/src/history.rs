@@ -73,7 +73,12 @@ pub(crate) async fn finish(
     let share = share_of(&contribution);
     let (levels, starts): (Vec<i32>, Vec<String>) = spans_of(contribution.key.day)
         .into_iter()
-        .map(|span| (i32::try_from(span.level).unwrap_or(i32::MAX), span.start.to_string()))
+        .map(|span| {
+            (
+                i32::try_from(span.level).unwrap_or(i32::MAX),
+                span.start.to_string(),
+            )
+        })
         .unzip();
     let (share_names, share_counts): (Vec<String>, Vec<i64>) = share.counters.into_iter().unzip();
     let (names, counts): (Vec<String>, Vec<i64>) = contribution.counters.into_iter().unzip();

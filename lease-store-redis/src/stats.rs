@@ -60,9 +60,12 @@ pub(crate) fn finish_args(row: &StatsRow) -> Vec<String> {
 
 /// A counter value read from `key`, or [`StoreError::Corrupt`].
 fn number(key: &str, value: &str) -> Result<i64, StoreError> {
-    value
-        .parse()
-        .map_err(|_| corrupt(key.to_owned(), RedisStoreError::NotANumber(value.to_owned())))
+    value.parse().map_err(|_| {
+        corrupt(
+            key.to_owned(),
+            RedisStoreError::NotANumber(value.to_owned()),
+        )
+    })
 }
 
 /// The day totals row of `day` from its hash (read from `key`).

@@ -131,13 +131,13 @@ async fn credential_keys_live_under_the_prefix() {
         .iter()
         .cloned()
         .chain([
-        format!("{base}session:{}", session.id_sha256),
-        format!("{base}sessions-of:{owner}"),
-        format!("{base}sessions"),
-        format!("{base}token:{}", token.token_sha256),
-        format!("{base}token-ids"),
-        format!("{base}tokens-of:{owner}"),
-        format!("{base}token-expiry"),
+            format!("{base}session:{}", session.id_sha256),
+            format!("{base}sessions-of:{owner}"),
+            format!("{base}sessions"),
+            format!("{base}token:{}", token.token_sha256),
+            format!("{base}token-ids"),
+            format!("{base}tokens-of:{owner}"),
+            format!("{base}token-expiry"),
         ])
         .collect();
     assert_eq!(keys_of(&mut connection, store.prefix()).await, expected);

@@ -27,8 +27,20 @@ async fn old_statistics_hashes_are_moved_once_and_exactly() {
         ("1969-12-30", "ada", "alpine", counter::PROVISIONS, 2_i64),
         ("1969-12-30", "ada", "alpine", counter::SPENT_NANOS, 5),
         ("2026-11-30", "ada", "alpine", counter::PROVISIONS, 1),
-        ("2026-11-30", "ada", "alpine", counter::BOOKED_NANOS, 9_000_000_000_000_000_001),
-        ("2026-11-30", "ada", "alpine", counter::SPENT_NANOS, 333_333_333),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::BOOKED_NANOS,
+            9_000_000_000_000_000_001,
+        ),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::SPENT_NANOS,
+            333_333_333,
+        ),
         ("2026-11-30", "ada", "alpine", "provision_ms_b02", 1),
         ("2026-11-30", "bob", "alpine", counter::PROVISIONS, 3),
         ("2026-11-30", "bob", "alpine", "provision_ms_b02", 2),
@@ -51,8 +63,8 @@ async fn old_statistics_hashes_are_moved_once_and_exactly() {
             .await
             .expect("an old statistics field");
     }
-    let old: Vec<StatsRow> = stats::merge_rows(old_rows.iter().map(
-        |(d, owner, offering, name, value)| {
+    let old: Vec<StatsRow> =
+        stats::merge_rows(old_rows.iter().map(|(d, owner, offering, name, value)| {
             let mut row = StatsRow::new(StatsKey {
                 day: day(d),
                 owner: (*owner).to_owned(),
@@ -60,8 +72,7 @@ async fn old_statistics_hashes_are_moved_once_and_exactly() {
             });
             row.add(name, *value);
             row
-        },
-    ));
+        }));
 
     let (first, second) = tokio::join!(
         RedisStore::connect(config.clone()),
@@ -73,13 +84,19 @@ async fn old_statistics_hashes_are_moved_once_and_exactly() {
             .daily_stats(day("2026-11-30"), day("2026-12-01"))
             .await
             .expect("totals");
-        assert_eq!(late, stats::merge_rows(old[1..].iter().map(stats::day_total)));
+        assert_eq!(
+            late,
+            stats::merge_rows(old[1..].iter().map(stats::day_total))
+        );
         assert_eq!(late[0].get("provision_ms_b02"), 3, "ada's and bob's, once");
         let early = store
             .daily_stats(day("1969-12-30"), day("1969-12-31"))
             .await
             .expect("totals");
-        assert_eq!(early, stats::merge_rows(old[..1].iter().map(stats::day_total)));
+        assert_eq!(
+            early,
+            stats::merge_rows(old[..1].iter().map(stats::day_total))
+        );
         for (from, to) in [
             ("1969-12-30", "1969-12-30"),
             ("1969-11-01", "1970-12-01"),

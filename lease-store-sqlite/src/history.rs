@@ -114,7 +114,9 @@ fn add_stats(transaction: &Connection, row: &StatsRow) -> Result<(), StoreError>
         .during(OPERATION)?;
     let day = row.key.day.to_string();
     for (name, value) in &row.counters {
-        totals.execute(params![day, name, value]).during(OPERATION)?;
+        totals
+            .execute(params![day, name, value])
+            .during(OPERATION)?;
     }
     let mut shares = transaction
         .prepare_cached(
@@ -129,7 +131,14 @@ fn add_stats(transaction: &Connection, row: &StatsRow) -> Result<(), StoreError>
         let start = span.start.to_string();
         for (name, value) in &share.counters {
             shares
-                .execute(params![span.level, start, row.key.owner, row.key.offering, name, value])
+                .execute(params![
+                    span.level,
+                    start,
+                    row.key.owner,
+                    row.key.offering,
+                    name,
+                    value
+                ])
                 .during(OPERATION)?;
         }
     }

@@ -532,7 +532,9 @@ async fn a_version_3_file_is_upgraded_to_keep_daily_statistics() {
     let rows = store.daily_stats(day, day).await.expect("daily stats");
     assert_eq!(
         rows,
-        [lease_core::stats::day_total(&lease_core::finish_contribution(&done))]
+        [lease_core::stats::day_total(
+            &lease_core::finish_contribution(&done)
+        )]
     );
     drop(store);
 
@@ -560,8 +562,20 @@ async fn a_version_4_file_keeps_its_statistics_in_the_split_rollup() {
         ("1969-12-30", "ada", "alpine", counter::PROVISIONS, 2),
         ("1969-12-30", "ada", "alpine", counter::SPENT_NANOS, 5),
         ("2026-11-30", "ada", "alpine", counter::PROVISIONS, 1),
-        ("2026-11-30", "ada", "alpine", counter::BOOKED_NANOS, 9_000_000_000_000_000_000),
-        ("2026-11-30", "ada", "alpine", counter::SPENT_NANOS, 333_333_333),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::BOOKED_NANOS,
+            9_000_000_000_000_000_000,
+        ),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::SPENT_NANOS,
+            333_333_333,
+        ),
         ("2026-11-30", "ada", "alpine", "provision_ms_b02", 1),
         ("2026-11-30", "bob", "alpine", counter::PROVISIONS, 3),
         ("2026-11-30", "bob", "alpine", "provision_ms_b02", 2),
@@ -593,27 +607,34 @@ async fn a_version_4_file_keeps_its_statistics_in_the_split_rollup() {
                 .expect("a v4 statistics row");
         }
     }
-    let old: Vec<StatsRow> = stats::merge_rows(old_rows.iter().map(|(d, owner, offering, name, value)| {
-        let mut row = StatsRow::new(StatsKey {
-            day: day(d),
-            owner: (*owner).to_owned(),
-            offering: (*offering).to_owned(),
-        });
-        row.add(name, *value);
-        row
-    }));
+    let old: Vec<StatsRow> =
+        stats::merge_rows(old_rows.iter().map(|(d, owner, offering, name, value)| {
+            let mut row = StatsRow::new(StatsKey {
+                day: day(d),
+                owner: (*owner).to_owned(),
+                offering: (*offering).to_owned(),
+            });
+            row.add(name, *value);
+            row
+        }));
 
     let store = open(&path).await.expect("a v4 file opens");
     let totals = store
         .daily_stats(day("1969-12-01"), day("1969-12-31"))
         .await
         .expect("totals");
-    assert_eq!(totals, stats::merge_rows(old[..1].iter().map(stats::day_total)));
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[..1].iter().map(stats::day_total))
+    );
     let totals = store
         .daily_stats(day("2026-11-30"), day("2026-12-01"))
         .await
         .expect("totals");
-    assert_eq!(totals, stats::merge_rows(old[1..].iter().map(stats::day_total)));
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[1..].iter().map(stats::day_total))
+    );
     assert_eq!(totals[0].get("provision_ms_b02"), 3, "ada's and bob's");
     for (from, to) in [
         ("1969-12-30", "1969-12-30"),

@@ -214,11 +214,9 @@ pub(crate) async fn admin_stats(
     let to = stats::day_of(now);
     let from = stats::window_start(to, days);
     let store = manager.store();
-    let (day_rows, share_rows) = tokio::try_join!(
-        store.daily_stats(from, to),
-        store.share_stats(from, to)
-    )
-    .map_err(lease_core::LeaseError::from)?;
+    let (day_rows, share_rows) =
+        tokio::try_join!(store.daily_stats(from, to), store.share_stats(from, to))
+            .map_err(lease_core::LeaseError::from)?;
     let active = manager.list_all(&ListQuery::default()).await?;
     let config = manager.config();
     let mut window = Window::new(from, to);

@@ -185,7 +185,10 @@ pub async fn stats_rollup_after_finish<S: LeaseStore + ?Sized>(store: Arc<S>) {
     cheap.estimated_cost = Money::from_nanos(1);
     let second = insert_and_expire(&*store, &cheap, 70_000).await;
     let rows = daily(&*store, the_day, the_day).await;
-    let both = merge_rows([day_total(&expected), day_total(&finish_contribution(&second))]);
+    let both = merge_rows([
+        day_total(&expected),
+        day_total(&finish_contribution(&second)),
+    ]);
     assert_eq!(rows, both, "counters are summed per name");
     assert_eq!(
         rows[0].get(counter::SPENT_NANOS),
@@ -225,7 +228,11 @@ pub async fn stats_two_owners_and_offerings<S: LeaseStore + ?Sized>(store: Arc<S
     assert_eq!(pairs, sorted, "ordered by owner, offering");
     assert_eq!(rows.len(), 3);
     let all: Vec<&Lease> = done.iter().collect();
-    assert_eq!(rows, expected_shares(the_day, &all), "one row per pair, summed");
+    assert_eq!(
+        rows,
+        expected_shares(the_day, &all),
+        "one row per pair, summed"
+    );
     let bob_row = rows
         .iter()
         .find(|row| row.key.owner == bob)
@@ -234,10 +241,17 @@ pub async fn stats_two_owners_and_offerings<S: LeaseStore + ?Sized>(store: Arc<S
     let totals = daily(&*store, the_day, the_day).await;
     assert_eq!(
         totals,
-        merge_rows(done.iter().map(|lease| day_total(&finish_contribution(lease)))),
+        merge_rows(
+            done.iter()
+                .map(|lease| day_total(&finish_contribution(lease)))
+        ),
         "one totals row for all owners and offerings"
     );
-    assert_eq!(totals[0].get(counter::FINISHED), 4, "the active one is not counted");
+    assert_eq!(
+        totals[0].get(counter::FINISHED),
+        4,
+        "the active one is not counted"
+    );
 }
 
 /// `daily_stats` returns exactly the days asked for, by creation day, and
@@ -247,7 +261,8 @@ pub async fn stats_days_range<S: LeaseStore + ?Sized>(store: Arc<S>) {
     let base = lonely_day();
     let mut done = BTreeMap::new();
     for ago in [0, 1, 3, 3] {
-        let lease = insert_and_expire(&*store, &created_days_ago(&owner, "alpine", base + ago), 0).await;
+        let lease =
+            insert_and_expire(&*store, &created_days_ago(&owner, "alpine", base + ago), 0).await;
         done.entry(ago).or_insert_with(Vec::new).push(lease);
     }
     let at = |ago: i64| days_ago(base + ago);
@@ -266,12 +281,28 @@ pub async fn stats_days_range<S: LeaseStore + ?Sized>(store: Arc<S>) {
     assert_eq!(finished_on(&middle), [(at(3), 2), (at(1), 1)]);
     let one = daily(&*store, at(1), at(1)).await;
     assert_eq!(finished_on(&one), [(at(1), 1)]);
-    assert!(daily(&*store, at(2), at(2)).await.is_empty(), "no lease was created that day");
+    assert!(
+        daily(&*store, at(2), at(2)).await.is_empty(),
+        "no lease was created that day"
+    );
 
-    let provisions = |rows: &[StatsRow]| rows.iter().map(|row| row.get(counter::PROVISIONS)).sum::<i64>();
-    assert_eq!(provisions(&shares(&*store, at(5), at(0), &[&owner]).await), 4);
-    assert_eq!(provisions(&shares(&*store, at(3), at(1), &[&owner]).await), 3);
-    assert_eq!(provisions(&shares(&*store, at(2), at(0), &[&owner]).await), 2);
+    let provisions = |rows: &[StatsRow]| {
+        rows.iter()
+            .map(|row| row.get(counter::PROVISIONS))
+            .sum::<i64>()
+    };
+    assert_eq!(
+        provisions(&shares(&*store, at(5), at(0), &[&owner]).await),
+        4
+    );
+    assert_eq!(
+        provisions(&shares(&*store, at(3), at(1), &[&owner]).await),
+        3
+    );
+    assert_eq!(
+        provisions(&shares(&*store, at(2), at(0), &[&owner]).await),
+        2
+    );
     assert!(shares(&*store, at(2), at(2), &[&owner]).await.is_empty());
 }
 
@@ -282,7 +313,9 @@ pub async fn stats_shares_over_any_window<S: LeaseStore + ?Sized>(store: Arc<S>)
     let owner = unique_owner("stats-window");
     // Far from the other cases' days (before 1970: negative day numbers).
     let base = random_in(30_000, 60_000);
-    let offsets = [0, 1, 2, 5, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 200, 255, 256, 300, 399];
+    let offsets = [
+        0, 1, 2, 5, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 200, 255, 256, 300, 399,
+    ];
     let mut done = Vec::new();
     for (index, ago) in offsets.iter().enumerate() {
         let offering = if index % 3 == 0 { "ubuntu" } else { "alpine" };
@@ -329,7 +362,10 @@ pub async fn stats_range_bound_refused<S: LeaseStore + ?Sized>(store: Arc<S>) {
     shares(&*store, longest, to, &[]).await;
     let too_long = stats::window_start(to, stats::MAX_DAYS + 1);
     for (from, to) in [(too_long, to), (to, days_ago(1))] {
-        for read in [store.daily_stats(from, to).await, store.share_stats(from, to).await] {
+        for read in [
+            store.daily_stats(from, to).await,
+            store.share_stats(from, to).await,
+        ] {
             match read {
                 Err(StoreError::InvalidRange(range)) => {
                     assert_eq!((range.from, range.to), (from, to));
@@ -343,7 +379,12 @@ pub async fn stats_range_bound_refused<S: LeaseStore + ?Sized>(store: Arc<S>) {
 /// The retention does not apply: a lease gone from history still counts.
 pub async fn stats_not_affected_by_retention<S: LeaseStore + ?Sized>(store: Arc<S>) {
     let owner = unique_owner("stats-old");
-    let done = insert_and_expire(&*store, &created_days_ago(&owner, "alpine", lonely_day()), 0).await;
+    let done = insert_and_expire(
+        &*store,
+        &created_days_ago(&owner, "alpine", lonely_day()),
+        0,
+    )
+    .await;
     let history = store
         .history(&HistoryQuery {
             owner: Some(owner.clone()),
@@ -355,7 +396,10 @@ pub async fn stats_not_affected_by_retention<S: LeaseStore + ?Sized>(store: Arc<
     let day = day(done.created_at);
     let expected = finish_contribution(&done);
     assert_eq!(daily(&*store, day, day).await, [day_total(&expected)]);
-    assert_eq!(shares(&*store, day, day, &[&owner]).await, [share_of(&expected)]);
+    assert_eq!(
+        shares(&*store, day, day, &[&owner]).await,
+        [share_of(&expected)]
+    );
 }
 
 /// A finish that fails (stale revision, or already finished) adds
@@ -378,7 +422,9 @@ pub async fn stats_failed_finish_adds_nothing<S: LeaseStore + ?Sized>(store: Arc
         "a refused finish adds no totals"
     );
     assert!(
-        shares(&*store, the_day, the_day, &[&owner]).await.is_empty(),
+        shares(&*store, the_day, the_day, &[&owner])
+            .await
+            .is_empty(),
         "nor shares"
     );
 
@@ -406,6 +452,10 @@ pub async fn stats_failed_finish_adds_nothing<S: LeaseStore + ?Sized>(store: Arc
         store.finish(&done).await.is_err(),
         "finishing a finished lease fails"
     );
-    assert_eq!(daily(&*store, the_day, the_day).await, rows, "and adds nothing");
+    assert_eq!(
+        daily(&*store, the_day, the_day).await,
+        rows,
+        "and adds nothing"
+    );
     assert_eq!(shares(&*store, the_day, the_day, &[&owner]).await, share);
 }

@@ -30,7 +30,12 @@ impl RedisStore {
     async fn split_stats(&self) -> Result<(), StoreError> {
         let marker = self.keys.stats_split();
         let exists = redis::cmd("EXISTS").arg(&marker).take();
-        if self.link.run::<u64>("read the statistics layout", &exists).await? == 1 {
+        if self
+            .link
+            .run::<u64>("read the statistics layout", &exists)
+            .await?
+            == 1
+        {
             return Ok(());
         }
         let pattern = self.keys.legacy_stats_pattern();
@@ -50,7 +55,9 @@ impl RedisStore {
             cursor = next;
         }
         let set = redis::cmd("SET").arg((&marker, 1)).take();
-        self.link.run::<()>("mark the statistics layout", &set).await?;
+        self.link
+            .run::<()>("mark the statistics layout", &set)
+            .await?;
         tracing::info!(prefix = %self.prefix, fields = moved, "statistics moved to the split rollup");
         Ok(())
     }
