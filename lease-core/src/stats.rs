@@ -306,7 +306,7 @@ impl Span {
     }
 
     /// How many days it holds.
-    pub fn len(&self) -> i64 {
+    pub fn days(&self) -> i64 {
         1i64 << self.level
     }
 }
@@ -344,13 +344,13 @@ pub fn cover(from: NaiveDate, to: NaiveDate) -> Vec<Span> {
         let span = (0..SPAN_LEVELS)
             .rev()
             .map(|level| Span::holding(next, level))
-            .find(|span| span.start == next && span.len() <= left)
+            .find(|span| span.start == next && span.days() <= left)
             .unwrap_or(Span {
                 level: 0,
                 start: next,
             });
         spans.push(span);
-        match next.checked_add_days(Days::new(span.len().unsigned_abs())) {
+        match next.checked_add_days(Days::new(span.days().unsigned_abs())) {
             Some(after) => next = after,
             None => break,
         }
@@ -668,8 +668,8 @@ mod tests {
             assert_eq!(spans.len(), SPAN_LEVELS as usize);
             for span in spans {
                 let number = (span.start - epoch()).num_days();
-                assert_eq!(number.rem_euclid(span.len()), 0, "{span:?} is aligned");
-                assert!(span.start <= d && (d - span.start).num_days() < span.len());
+                assert_eq!(number.rem_euclid(span.days()), 0, "{span:?} is aligned");
+                assert!(span.start <= d && (d - span.start).num_days() < span.days());
             }
         }
         assert_eq!(Span::holding(day("1969-12-31"), 1).start, day("1969-12-30"));
@@ -687,7 +687,7 @@ mod tests {
                 assert_eq!(*span, Span::holding(span.start, span.level), "aligned");
                 covered.extend(days(
                     span.start,
-                    span.start + chrono::Duration::days(span.len() - 1),
+                    span.start + chrono::Duration::days(span.days() - 1),
                 ));
             }
             assert_eq!(covered, days(from, to).collect::<Vec<_>>(), "{from}..={to}");

@@ -548,7 +548,7 @@ async fn a_version_3_file_is_upgraded_to_keep_daily_statistics() {
 /// A version 4 file's statistics rows (per day, owner and offering, every
 /// counter) are carried over by the version 5 migration: the day totals sum
 /// every owner and offering of a day, and the shares of any window are the
-/// sums of the old rows' share counters; a finish afterwards adds to both.
+/// sums of the old rows' share counters, and the old table is gone.
 #[tokio::test]
 async fn a_version_4_file_keeps_its_statistics_in_the_split_rollup() {
     use lease_core::stats::{self, StatsKey, StatsRow, counter};
