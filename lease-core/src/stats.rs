@@ -2,17 +2,27 @@
 //!
 //! A dashboard must read totals over time without scanning every finished
 //! lease, after restarts and across replicas. So [`LeaseStore::finish`]
-//! adds the finished lease's [`finish_contribution`] to one row of counters
-//! in the *same atomic step* that moves the lease into history, and
-//! [`LeaseStore::daily_stats`] reads the rows of a range of days: its cost
-//! grows with days × owners × offerings, never with the number of leases.
+//! adds the finished lease's [`finish_contribution`] to the rollup in the
+//! *same atomic step* that moves the lease into history. The rollup has two
+//! parts, each read in time independent of the number of leases:
 //!
-//! The meaning lives here; stores only add integers. A row's key is the UTC
-//! day of the lease's `created_at`, its owner and its offering
+//! - **Day totals** ([`day_total`]): one row per UTC day of creation, all
+//!   owners and offerings together (the key's owner and offering are
+//!   empty), with every counter including the histograms.
+//!   [`LeaseStore::daily_stats`] reads one row per day.
+//! - **Shares** ([`share_of`]): per owner and offering, only the
+//!   [`SHARE_COUNTERS`] (provisions, booked, spent), kept per [`Span`]: the
+//!   aligned spans of 1, 2, 4, … 256 days holding the creation day
+//!   ([`spans_of`], one row per level). [`LeaseStore::share_stats`] sums a
+//!   window from its few covering spans ([`cover`]: at most about two per
+//!   level), so it reads O(log days × owners × offerings) rows, not days ×
+//!   owners × offerings.
+//!
+//! The meaning lives here; stores only add integers. A contribution's key is
+//! the UTC day of the lease's `created_at`, its owner and its offering
 //! ([`StatsKey::of`]); its counters are named by the constants of
 //! [`counter`] (money in nano-dollars, durations in milliseconds); a row
-//! holds only the counters its leases touched (about ten), so rows stay
-//! small. Stores
+//! holds only the counters its leases touched, so rows stay small. Stores
 //! treat names as opaque strings: they store any name and sum per name.
 //!
 //! ```
@@ -37,10 +47,17 @@
 //! assert_eq!(provisioning.percentile(50), Some(250));
 //! let lateness = Histogram::from_row(&row, counter::REAP_LATE_MS, &stats::LATENESS_BOUNDS_MS);
 //! assert_eq!(lateness.percentile(99), Some(50));
+//!
+//! let total = stats::day_total(&row);
+//! assert!(total.key.owner.is_empty() && total.key.offering.is_empty());
+//! let share = stats::share_of(&row);
+//! assert_eq!(share.counters.len(), 3, "provisions, booked, spent");
+//! assert_eq!(stats::spans_of(row.key.day).len(), 9);
 //! ```
 //!
 //! [`LeaseStore::finish`]: crate::LeaseStore::finish
 //! [`LeaseStore::daily_stats`]: crate::LeaseStore::daily_stats
+//! [`LeaseStore::share_stats`]: crate::LeaseStore::share_stats
 
 use std::collections::BTreeMap;
 
@@ -163,6 +180,15 @@ impl StatsKey {
             offering: lease.offering.clone(),
         }
     }
+
+    /// The key of `day`'s totals row: owner and offering empty.
+    pub fn totals(day: NaiveDate) -> StatsKey {
+        StatsKey {
+            day,
+            owner: String::new(),
+            offering: String::new(),
+        }
+    }
 }
 
 /// One row of counters: counter name → value (money in nano-dollars).
@@ -219,6 +245,127 @@ pub fn merge_rows(rows: impl IntoIterator<Item = StatsRow>) -> Vec<StatsRow> {
         }
     }
     merged.into_values().collect()
+}
+
+/// The counters kept per owner and offering ([`share_of`]); every other
+/// counter is kept only in the day totals ([`day_total`]).
+pub const SHARE_COUNTERS: [&str; 3] = [
+    counter::PROVISIONS,
+    counter::BOOKED_NANOS,
+    counter::SPENT_NANOS,
+];
+
+/// `row` as a day-totals row: the same day and counters, owner and offering
+/// empty.
+pub fn day_total(row: &StatsRow) -> StatsRow {
+    StatsRow {
+        key: StatsKey::totals(row.key.day),
+        counters: row.counters.clone(),
+    }
+}
+
+/// `row` with only its [`SHARE_COUNTERS`] (those it has).
+pub fn share_of(row: &StatsRow) -> StatsRow {
+    let mut share = StatsRow::new(row.key.clone());
+    for name in SHARE_COUNTERS {
+        if let Some(value) = row.counters.get(name) {
+            share.add(name, *value);
+        }
+    }
+    share
+}
+
+/// How many span levels are kept: spans of 2⁰ … 2⁸ = 256 days.
+pub const SPAN_LEVELS: u32 = 9;
+
+/// The day spans are aligned on (day number 0).
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// An aligned run of `2^level` days starting at `start`, whose day number
+/// (days since 1970-01-01) is a multiple of `2^level`. Share counters are
+/// kept per span: a lease counts in the [`spans_of`] its creation day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Span {
+    /// 0 ..[`SPAN_LEVELS`]: the span holds `2^level` days.
+    pub level: u32,
+    /// Its first day.
+    pub start: NaiveDate,
+}
+
+impl Span {
+    /// The span of `level` holding `day`.
+    pub fn holding(day: NaiveDate, level: u32) -> Span {
+        let number = (day - epoch()).num_days();
+        let offset = number.rem_euclid(1i64 << level);
+        Span {
+            level,
+            start: day - chrono::Duration::days(offset),
+        }
+    }
+
+    /// How many days it holds.
+    pub fn days(&self) -> i64 {
+        1i64 << self.level
+    }
+}
+
+/// The spans holding `day`, one per level, shortest first.
+pub fn spans_of(day: NaiveDate) -> Vec<Span> {
+    (0..SPAN_LEVELS)
+        .map(|level| Span::holding(day, level))
+        .collect()
+}
+
+/// The fewest spans that together hold exactly the days `from..=to`,
+/// oldest first: at each step the longest span that starts at the next day
+/// and ends by `to` (at most about two per level, plus one per 256 days).
+/// Empty when `from` is after `to`.
+///
+/// ```
+/// use lease_core::stats::{cover, Span};
+/// let day = |text: &str| text.parse().unwrap();
+/// // 1970-01-01 is day 0: a span of 4 days starts on days 0, 4, 8, …
+/// assert_eq!(
+///     cover(day("1970-01-02"), day("1970-01-08")),
+///     [
+///         Span { level: 0, start: day("1970-01-02") },
+///         Span { level: 1, start: day("1970-01-03") },
+///         Span { level: 2, start: day("1970-01-05") },
+///     ]
+/// );
+/// ```
+pub fn cover(from: NaiveDate, to: NaiveDate) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let left = (to - next).num_days() + 1;
+        let span = (0..SPAN_LEVELS)
+            .rev()
+            .map(|level| Span::holding(next, level))
+            .find(|span| span.start == next && span.days() <= left)
+            .unwrap_or(Span {
+                level: 0,
+                start: next,
+            });
+        spans.push(span);
+        match next.checked_add_days(Days::new(span.days().unsigned_abs())) {
+            Some(after) => next = after,
+            None => break,
+        }
+    }
+    spans
+}
+
+/// Sums share rows (of any spans or days) into one row per (owner,
+/// offering), keyed by `day` (the window's first day), ordered by owner and
+/// offering.
+pub fn sum_shares(day: NaiveDate, rows: impl IntoIterator<Item = StatsRow>) -> Vec<StatsRow> {
+    merge_rows(rows.into_iter().map(|mut row| {
+        row.key.day = day;
+        row
+    }))
 }
 
 /// Whether a lease counts as a failure: it ended with reason `error`, or
@@ -511,6 +658,82 @@ mod tests {
                 .any(|name| name.starts_with(counter::PROVISION_MS)),
             "a lease that never ran has no provisioning time"
         );
+    }
+
+    #[test]
+    fn spans_are_aligned_and_hold_their_day() {
+        for text in ["1969-12-31", "1970-01-01", "2026-12-02", "1861-03-04"] {
+            let d = day(text);
+            let spans = spans_of(d);
+            assert_eq!(spans.len(), SPAN_LEVELS as usize);
+            for span in spans {
+                let number = (span.start - epoch()).num_days();
+                assert_eq!(number.rem_euclid(span.days()), 0, "{span:?} is aligned");
+                assert!(span.start <= d && (d - span.start).num_days() < span.days());
+            }
+        }
+        assert_eq!(Span::holding(day("1969-12-31"), 1).start, day("1969-12-30"));
+    }
+
+    #[test]
+    fn cover_holds_each_day_of_the_window_once() {
+        let base = day("1969-10-01");
+        for (from_offset, length) in [(0, 1), (3, 90), (1, 400), (127, 256), (500, 129), (64, 64)] {
+            let from = base + chrono::Duration::days(from_offset);
+            let to = from + chrono::Duration::days(length - 1);
+            let spans = cover(from, to);
+            let mut covered: Vec<NaiveDate> = Vec::new();
+            for span in &spans {
+                assert_eq!(*span, Span::holding(span.start, span.level), "aligned");
+                covered.extend(days(
+                    span.start,
+                    span.start + chrono::Duration::days(span.days() - 1),
+                ));
+            }
+            assert_eq!(covered, days(from, to).collect::<Vec<_>>(), "{from}..={to}");
+            assert!(
+                spans.len() <= 2 * SPAN_LEVELS as usize,
+                "{} spans",
+                spans.len()
+            );
+        }
+        assert!(cover(day("2026-01-02"), day("2026-01-01")).is_empty());
+    }
+
+    #[test]
+    fn day_totals_and_shares_split_a_contribution() {
+        let created = Utc
+            .with_ymd_and_hms(2026, 5, 4, 12, 0, 0)
+            .single()
+            .expect("a time");
+        let mut lease = lease_at(created);
+        lease.running_at = Some(created + Duration::milliseconds(60));
+        lease.end_billing(created + Duration::hours(1), EndReason::Expired);
+        lease.final_cost = Some(Money::from_nanos(7));
+        lease.finished_at = Some(created + Duration::hours(1));
+        let row = finish_contribution(&lease);
+        let total = day_total(&row);
+        assert_eq!(total.key, StatsKey::totals(row.key.day));
+        assert_eq!(total.counters, row.counters);
+        let share = share_of(&row);
+        assert_eq!(share.key, row.key);
+        assert_eq!(
+            share
+                .counters
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            [
+                counter::BOOKED_NANOS,
+                counter::PROVISIONS,
+                counter::SPENT_NANOS
+            ]
+        );
+        assert_eq!(share.get(counter::SPENT_NANOS), 7);
+        let summed = sum_shares(day("2026-01-01"), [share.clone(), share]);
+        assert_eq!(summed.len(), 1);
+        assert_eq!(summed[0].key.day, day("2026-01-01"));
+        assert_eq!(summed[0].get(counter::PROVISIONS), 2);
     }
 
     #[test]

@@ -39,14 +39,18 @@
 //!   host slots. `Admission::default()` limits nothing.
 //! - **Daily statistics.** [`LeaseStore::finish`] adds the finished
 //!   lease's [`finish_contribution`](crate::stats::finish_contribution) to
-//!   the rollup row of its key (the UTC day of its `created_at`, its owner,
-//!   its offering) in the *same atomic step* as the move into history and
-//!   the usage totals: a finish that fails (conflict, not found) adds
-//!   nothing, and a finished lease is counted exactly once. The rows are
-//!   integers summed per counter name; the store does not interpret the
-//!   names (see [`stats`](crate::stats)). [`LeaseStore::daily_stats`] reads
-//!   whole days: its cost grows with days × owners × offerings, not with
-//!   the number of leases, and the retention does not apply to it.
+//!   the rollup in the *same atomic step* as the move into history and the
+//!   usage totals: a finish that fails (conflict, not found) adds nothing,
+//!   and a finished lease is counted exactly once. The rollup has two parts
+//!   (see [`stats`](crate::stats)): the day totals row of its creation day
+//!   ([`day_total`](crate::stats::day_total): every counter), and the share
+//!   rows ([`share_of`](crate::stats::share_of): a few counters) of its
+//!   owner and offering in each [`spans_of`](crate::stats::spans_of) its
+//!   creation day. The rows are integers summed per counter name; the store
+//!   does not interpret the names. [`LeaseStore::daily_stats`] reads one
+//!   row per day; [`LeaseStore::share_stats`] sums the few spans that
+//!   [`cover`](crate::stats::cover) the window: neither grows with the
+//!   number of leases, and the retention does not apply to them.
 //! - **Conformance.** `lease_core::testing::conformance` (feature
 //!   `test-utils`) checks all of this; a store is done when it passes.
 
@@ -238,15 +242,28 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// does not apply).
     async fn usage(&self, owner: &str) -> Result<UsageTotals, StoreError>;
 
-    /// Rollup rows of the finished leases created on the UTC days
-    /// `from..=to`: one row per (day, owner, offering) that has any,
-    /// ordered by day, owner, offering, each counter summed. The retention
-    /// does not apply (like [`LeaseStore::usage`]). At most
-    /// [`MAX_DAYS`](crate::stats::MAX_DAYS) days and `from` not after `to`,
-    /// else [`StoreError::InvalidRange`] (checked by
+    /// Day totals of the finished leases created on the UTC days
+    /// `from..=to`: one [`day_total`](crate::stats::day_total) row per day
+    /// that has any (owner and offering empty), oldest first, each counter
+    /// summed. The retention does not apply (like [`LeaseStore::usage`]).
+    /// At most [`MAX_DAYS`](crate::stats::MAX_DAYS) days and `from` not
+    /// after `to`, else [`StoreError::InvalidRange`] (checked by
     /// [`stats::check_range`](crate::stats::check_range)) before anything
     /// is read.
     async fn daily_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError>;
+
+    /// The [`share_of`](crate::stats::share_of) counters of the finished
+    /// leases created on the UTC days `from..=to`, summed per (owner,
+    /// offering) over the whole window: one row per pair that has any, key
+    /// day = `from`, ordered by owner and offering
+    /// ([`sum_shares`](crate::stats::sum_shares) of the share rows of the
+    /// spans that [`cover`](crate::stats::cover) the window). The same range
+    /// rules as [`LeaseStore::daily_stats`].
+    async fn share_stats(
         &self,
         from: NaiveDate,
         to: NaiveDate,

@@ -54,6 +54,11 @@ mock! {
             from: chrono::NaiveDate,
             to: chrono::NaiveDate,
         ) -> Result<Vec<lease_core::StatsRow>, StoreError>;
+        async fn share_stats(
+            &self,
+            from: chrono::NaiveDate,
+            to: chrono::NaiveDate,
+        ) -> Result<Vec<lease_core::StatsRow>, StoreError>;
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use lease_core::stats::{StatsKey, StatsRow, finish_contribution};
+use lease_core::stats::{self, Span, StatsKey, StatsRow, finish_contribution};
 use lease_core::store::{HistoryQuery, ListQuery, Page, UsageTotals};
 use lease_core::{Admission, AdmissionUsage, Lease, LeaseId, Money, StoreError, cursor};
 
@@ -73,9 +73,12 @@ pub(crate) struct Leases {
     finished_created_by_owner: HashMap<String, BTreeSet<TimeKey>>,
     /// Each owner's totals of finished leases.
     usage: HashMap<String, UsageTotals>,
-    /// The daily statistics: finished leases' contributions summed per key
-    /// (kept forever, like the usage totals).
-    daily: BTreeMap<StatsKey, StatsRow>,
+    /// The daily statistics' day totals: finished leases' contributions
+    /// summed per creation day (kept forever, like the usage totals).
+    day_totals: BTreeMap<NaiveDate, StatsRow>,
+    /// The share counters per (span, owner, offering) (see
+    /// `lease_core::stats`).
+    shares: BTreeMap<(Span, String, String), StatsRow>,
     /// Σ nano-CPUs of the active leases (the host's CPU use).
     active_nano_cpus: i64,
     /// Σ memory of the active leases in MiB (the host's memory use).
@@ -482,29 +485,42 @@ impl Leases {
         }))
     }
 
-    /// Adds a finished lease's contribution to the row of its key.
+    /// Adds a finished lease's contribution to its day totals and to its
+    /// share rows of every span holding its creation day.
     fn add_stats(&mut self, contribution: StatsRow) {
-        match self.daily.get_mut(&contribution.key) {
-            Some(row) => row.absorb(&contribution),
-            None => {
-                self.daily.insert(contribution.key.clone(), contribution);
-            }
+        let key = &contribution.key;
+        self.day_totals
+            .entry(key.day)
+            .or_insert_with(|| StatsRow::new(StatsKey::totals(key.day)))
+            .absorb(&contribution);
+        let share = stats::share_of(&contribution);
+        for span in stats::spans_of(key.day) {
+            self.shares
+                .entry((span, key.owner.clone(), key.offering.clone()))
+                .or_insert_with(|| StatsRow::new(key.clone()))
+                .absorb(&share);
         }
     }
 
-    /// The daily statistics rows of the days `from..=to` (already checked),
-    /// in key order: a range of the ordered map, never a scan of leases.
+    /// The day totals of the days `from..=to` (already checked): a range of
+    /// the ordered map, never a scan of leases.
     pub(crate) fn daily_stats(&self, from: NaiveDate, to: NaiveDate) -> Vec<StatsRow> {
-        let start = StatsKey {
-            day: from,
-            owner: String::new(),
-            offering: String::new(),
-        };
-        self.daily
-            .range(start..)
-            .take_while(|(key, _)| key.day <= to)
+        self.day_totals
+            .range(from..=to)
             .map(|(_, row)| row.clone())
             .collect()
+    }
+
+    /// The share counters of `from..=to` (already checked) per owner and
+    /// offering: the rows of the spans covering the window.
+    pub(crate) fn share_stats(&self, from: NaiveDate, to: NaiveDate) -> Vec<StatsRow> {
+        let rows = stats::cover(from, to).into_iter().flat_map(|span| {
+            self.shares
+                .range((span, String::new(), String::new())..)
+                .take_while(move |((of, _, _), _)| *of == span)
+                .map(|(_, row)| row.clone())
+        });
+        stats::sum_shares(from, rows)
     }
 
     pub(crate) fn usage(&self, owner: &str) -> UsageTotals {

@@ -182,6 +182,15 @@ impl LeaseStore for MemoryStore {
         stats::check_range(from, to)?;
         Ok(self.lock().daily_stats(from, to))
     }
+
+    async fn share_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        stats::check_range(from, to)?;
+        Ok(self.lock().share_stats(from, to))
+    }
 }
 
 #[cfg(test)]

@@ -13,11 +13,10 @@ use crate::config::fnv1a;
 use crate::error::PostgresError;
 
 /// The schema migrations, in order: entry `n` takes version `n` to `n + 1`.
-// Branch pg: v3 (statistics) comes from another branch and goes between v2
-// and v4 when they are merged; v4 does not depend on its content.
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/v1.sql"),
     include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
     include_str!("schema/v4.sql"),
 ];
 

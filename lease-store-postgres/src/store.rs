@@ -268,6 +268,15 @@ impl LeaseStore for PostgresStore {
         let client = self.client().await?;
         history::daily_stats(&client, from, to).await
     }
+
+    async fn share_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let client = self.client().await?;
+        history::share_stats(&client, from, to).await
+    }
 }
 
 /// Drops the store's schema with everything in it (its namespace's leases,

@@ -290,3 +290,129 @@ async fn a_version_2_schema_migrates_keeping_due_times_and_claims() {
     );
     drop_schema(&store).await.expect("drop the schema");
 }
+
+/// A version 2 schema's statistics rows (per day, owner and offering, every
+/// counter) are carried over by the version 3 migration: the day totals sum
+/// every owner and offering of a day, the shares of any window are the sums
+/// of the old rows' share counters, and the old table is gone.
+#[tokio::test]
+async fn a_version_2_schema_keeps_its_statistics_in_the_split_rollup() {
+    use lease_core::stats::{self, StatsKey, StatsRow, counter};
+
+    let Some(config) = common::config("v2stats") else {
+        return;
+    };
+    let schema = config.schema();
+    let day = |text: &str| -> chrono::NaiveDate { text.parse().expect("a date") };
+    // Days on both sides of span boundaries, one before 1970.
+    let old_rows = [
+        ("1969-12-30", "ada", "alpine", counter::PROVISIONS, 2_i64),
+        ("1969-12-30", "ada", "alpine", counter::SPENT_NANOS, 5),
+        ("2026-11-30", "ada", "alpine", counter::PROVISIONS, 1),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::BOOKED_NANOS,
+            9_000_000_000_000_000_000,
+        ),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::SPENT_NANOS,
+            333_333_333,
+        ),
+        ("2026-11-30", "ada", "alpine", "provision_ms_b02", 1),
+        ("2026-11-30", "bob", "alpine", counter::PROVISIONS, 3),
+        ("2026-11-30", "bob", "alpine", "provision_ms_b02", 2),
+        ("2026-12-01", "bob", "ubuntu", counter::PROVISIONS, 4),
+        ("2026-12-01", "bob", "ubuntu", counter::SPENT_NANOS, 7),
+        ("2026-12-01", "bob", "ubuntu", "reap_late_ms_b01", 4),
+    ];
+    let client = raw_client(&test_url()).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; \
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+             INSERT INTO meta VALUES ('schema_version', '2');"
+        ))
+        .await
+        .expect("an empty schema");
+    for ddl in [
+        include_str!("../src/schema/v1.sql"),
+        include_str!("../src/schema/v2.sql"),
+    ] {
+        client.batch_execute(ddl).await.expect("the v1..v2 DDL");
+    }
+    for (d, owner, offering, name, value) in old_rows {
+        client
+            .execute(
+                "INSERT INTO daily_stats (day, owner, offering, name, value) \
+                 VALUES (CAST($1::text AS date), $2, $3, $4, $5)",
+                &[&d, &owner, &offering, &name, &value],
+            )
+            .await
+            .expect("a v2 statistics row");
+    }
+    let old: Vec<StatsRow> =
+        stats::merge_rows(old_rows.iter().map(|(d, owner, offering, name, value)| {
+            let mut row = StatsRow::new(StatsKey {
+                day: day(d),
+                owner: (*owner).to_owned(),
+                offering: (*offering).to_owned(),
+            });
+            row.add(name, *value);
+            row
+        }));
+
+    let store = PostgresStore::connect(config)
+        .await
+        .expect("a v2 schema migrates");
+    let totals = store
+        .daily_stats(day("1969-12-01"), day("1969-12-31"))
+        .await
+        .expect("totals");
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[..1].iter().map(stats::day_total))
+    );
+    let totals = store
+        .daily_stats(day("2026-11-30"), day("2026-12-01"))
+        .await
+        .expect("totals");
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[1..].iter().map(stats::day_total))
+    );
+    assert_eq!(totals[0].get("provision_ms_b02"), 3, "ada's and bob's");
+    for (from, to) in [
+        ("1969-12-30", "1969-12-30"),
+        ("1969-11-01", "1970-12-01"),
+        ("2026-11-30", "2026-11-30"),
+        ("2026-08-01", "2026-12-01"),
+        ("2026-12-01", "2026-12-31"),
+        ("2025-11-01", "2026-11-30"),
+    ] {
+        let (from, to) = (day(from), day(to));
+        let inside = old
+            .iter()
+            .filter(|row| (from..=to).contains(&row.key.day))
+            .map(stats::share_of);
+        assert_eq!(
+            store.share_stats(from, to).await.expect("shares"),
+            stats::sum_shares(from, inside),
+            "shares {from}..={to}"
+        );
+    }
+    let old_table = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = 'daily_stats'",
+            &[&schema],
+        )
+        .await
+        .expect("the catalogue");
+    assert_eq!(old_table.get::<_, i64>(0), 0, "the version 2 table is gone");
+    drop_schema(&store).await.expect("drop the schema");
+}

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use lease_core::LeaseId;
+use lease_core::stats::Span;
 
 /// Digits of the nanosecond part of a [`time_key`]; matches the padding in
 /// `finish.lua` and `page.lua`.
@@ -114,10 +115,30 @@ impl Keys {
         format!("{}spend:{owner}", self.base)
     }
 
-    /// Hash of the daily statistics of the leases created on one UTC day:
+    /// Set once the old statistics hashes were moved into the split
+    /// rollup (see `store/split_stats.rs`).
+    pub(crate) fn stats_split(&self) -> String {
+        format!("{}rollup:split", self.base)
+    }
+
+    /// `SCAN` pattern of the statistics hashes of the layout before the
+    /// rollup was split (`{p}:stats:<day>`: the daily statistics of the
+    /// leases created on one UTC day, `<owner>\x1f<offering>\x1f<counter>`
+    /// → value), moved once by `store/split_stats.rs`, then deleted.
+    pub(crate) fn legacy_stats_pattern(&self) -> String {
+        format!("{}stats:*", self.base)
+    }
+
+    /// Hash of the day totals of the leases created on one UTC day: counter
+    /// name → value (see `stats.rs`).
+    pub(crate) fn stats_day(&self, day: NaiveDate) -> String {
+        format!("{}rollup:day:{day}", self.base)
+    }
+
+    /// Hash of the share counters of one span of days:
     /// `<owner>\x1f<offering>\x1f<counter>` → value (see `stats.rs`).
-    pub(crate) fn stats(&self, day: NaiveDate) -> String {
-        format!("{}stats:{day}", self.base)
+    pub(crate) fn stats_span(&self, span: Span) -> String {
+        format!("{}rollup:span:{}:{}", self.base, span.level, span.start)
     }
 
     /// Hash of one browser session, by the SHA-256 of its cookie: `data`

@@ -1,10 +1,15 @@
-//! The daily statistics rollup on Redis: one hash per UTC day of creation
-//! (`{p}:stats:<day>`), one field per (owner, offering, counter) named
+//! The statistics rollup on Redis (see `lease_core::stats`): one day totals
+//! hash per UTC day of creation (`{p}:rollup:day:<day>`, counter → value)
+//! and one share hash per span of days (`{p}:rollup:span:<level>:<start>`),
+//! one field per (owner, offering, share counter) named
 //! `<owner>\x1f<offering>\x1f<counter>`. `finish.lua` adds a finished
 //! lease's counters with `HINCRBY` in the same script that moves it into
-//! history; [`read_days`] reads a range of days with one `HGETALL` per day,
-//! pipelined: the cost grows with days × owners × offerings, never with the
-//! number of leases.
+//! history. `daily_stats` reads one `HGETALL` per day, `share_stats` one per
+//! covering span, pipelined: neither grows with the number of leases.
+//!
+//! Hashes of the layout before the split (`{p}:stats:<day>`, every counter
+//! per owner and offering) are moved into this one once per store by
+//! `split_stats.lua` (see `store/upgrade.rs`).
 //!
 //! The separator is the ASCII unit separator, which owners (checked by the
 //! engine: no control characters), offering keys and counter names never
@@ -14,7 +19,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use lease_core::StoreError;
-use lease_core::stats::{StatsKey, StatsRow};
+use lease_core::stats::{StatsKey, StatsRow, share_of};
 
 use crate::error::{RedisStoreError, corrupt};
 
@@ -37,9 +42,49 @@ pub(crate) fn fields(row: &StatsRow) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The rows of one day's hash (read from `key`), ordered by owner and
-/// offering; [`StoreError::Corrupt`] for a field or value that is not ours.
-pub(crate) fn rows_of_day(
+/// `finish.lua`'s statistics arguments: how many day totals pairs, the
+/// day totals counters and increments, then the share fields and
+/// increments (added to every span).
+pub(crate) fn finish_args(row: &StatsRow) -> Vec<String> {
+    let mut args = vec![row.counters.len().to_string()];
+    for (name, value) in &row.counters {
+        args.push(name.clone());
+        args.push(value.to_string());
+    }
+    for (field, value) in fields(&share_of(row)) {
+        args.push(field);
+        args.push(value.to_string());
+    }
+    args
+}
+
+/// A counter value read from `key`, or [`StoreError::Corrupt`].
+fn number(key: &str, value: &str) -> Result<i64, StoreError> {
+    value.parse().map_err(|_| {
+        corrupt(
+            key.to_owned(),
+            RedisStoreError::NotANumber(value.to_owned()),
+        )
+    })
+}
+
+/// The day totals row of `day` from its hash (read from `key`).
+pub(crate) fn day_totals(
+    key: &str,
+    day: NaiveDate,
+    hash: BTreeMap<String, String>,
+) -> Result<StatsRow, StoreError> {
+    let mut row = StatsRow::new(StatsKey::totals(day));
+    for (name, value) in hash {
+        row.add(&name, number(key, &value)?);
+    }
+    Ok(row)
+}
+
+/// The rows of one share hash (read from `key`), keyed by `day`, ordered by
+/// owner and offering; [`StoreError::Corrupt`] for a field or value that is
+/// not ours.
+pub(crate) fn rows_of_hash(
     key: &str,
     day: NaiveDate,
     hash: BTreeMap<String, String>,
@@ -48,9 +93,7 @@ pub(crate) fn rows_of_day(
     for (field, value) in hash {
         let (owner, offering, name) = split(&field)
             .ok_or_else(|| corrupt(key.to_owned(), RedisStoreError::StatsField(field.clone())))?;
-        let value: i64 = value
-            .parse()
-            .map_err(|_| corrupt(key.to_owned(), RedisStoreError::NotANumber(value.clone())))?;
+        let value = number(key, &value)?;
         let row = rows
             .entry((owner.to_owned(), offering.to_owned()))
             .or_insert_with(|| {
@@ -66,7 +109,7 @@ pub(crate) fn rows_of_day(
 }
 
 /// `<owner>\x1f<offering>\x1f<name>` split at its first and last separator.
-fn split(field: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split(field: &str) -> Option<(&str, &str, &str)> {
     let (owner, rest) = field.split_once(SEPARATOR)?;
     let (offering, name) = rest.rsplit_once(SEPARATOR)?;
     Some((owner, offering, name))
@@ -90,16 +133,16 @@ mod tests {
             .into_iter()
             .map(|(field, value)| (field, value.to_string()))
             .collect();
-        assert_eq!(rows_of_day("k", day, hash).expect("ours"), [row]);
+        assert_eq!(rows_of_hash("k", day, hash).expect("ours"), [row]);
 
         let foreign = BTreeMap::from([("no-separator".to_owned(), "1".to_owned())]);
         assert!(matches!(
-            rows_of_day("k", day, foreign),
+            rows_of_hash("k", day, foreign),
             Err(StoreError::Corrupt { .. })
         ));
         let not_a_number = BTreeMap::from([("a\x1fb\x1fc".to_owned(), "x".to_owned())]);
         assert!(matches!(
-            rows_of_day("k", day, not_a_number),
+            rows_of_hash("k", day, not_a_number),
             Err(StoreError::Corrupt { .. })
         ));
     }

@@ -31,6 +31,7 @@ use crate::stats;
 
 mod credentials;
 mod paging;
+mod split_stats;
 mod upgrade;
 
 use credentials::CredentialScripts;
@@ -46,6 +47,7 @@ struct Scripts {
     next_due: Script,
     page: Script,
     upgrade: Script,
+    split_stats: Script,
 }
 
 /// A script that keeps the admission counters: `lua/lib/admission.lua`
@@ -70,6 +72,7 @@ impl Scripts {
             next_due: Script::new(include_str!("lua/next_due.lua")),
             page: Script::new(include_str!("lua/page.lua")),
             upgrade: Script::new(include_str!("lua/upgrade.lua")),
+            split_stats: Script::new(include_str!("lua/split_stats.lua")),
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct RedisStore {
     credential_scripts: CredentialScripts,
     /// Set once the admission counters are known to be kept (`upgrade.rs`).
     upgraded: OnceCell<()>,
+    /// Set once old statistics hashes were moved (`store/split_stats.rs`).
+    stats_split: OnceCell<()>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -112,6 +117,7 @@ impl RedisStore {
         let store = Self::connect_lazy(config)?;
         store.ping().await?;
         store.counters_ready().await?;
+        store.stats_ready().await?;
         Ok(store)
     }
 
@@ -132,6 +138,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             credential_scripts: CredentialScripts::new(),
             upgraded: OnceCell::new(),
+            stats_split: OnceCell::new(),
         })
     }
 
@@ -341,8 +348,12 @@ impl LeaseStore for RedisStore {
             (
                 k.capacity(),
                 k.spend(owner),
-                k.stats(day_of(stored.created_at)),
+                k.stats_day(day_of(stored.created_at)),
             ),
+            rollup::spans_of(day_of(stored.created_at))
+                .into_iter()
+                .map(|span| k.stats_span(span))
+                .collect::<Vec<_>>(),
         );
         let json = encode(&stored)?;
         let record = (json, member(ended, &stored.id), cost, kept_until_ms);
@@ -354,7 +365,7 @@ impl LeaseStore for RedisStore {
             self.retention_ms,
             k.base(),
             spend,
-            stats::fields(&finish_contribution(&stored)),
+            stats::finish_args(&finish_contribution(&stored)),
         );
         let outcome: Outcome = self
             .link
@@ -389,10 +400,11 @@ impl LeaseStore for RedisStore {
         to: NaiveDate,
     ) -> Result<Vec<StatsRow>, StoreError> {
         rollup::check_range(from, to)?;
+        self.stats_ready().await?;
         let days: Vec<NaiveDate> = rollup::days(from, to).collect();
         let mut pipeline = redis::pipe();
         for day in &days {
-            pipeline.cmd("HGETALL").arg(self.keys.stats(*day));
+            pipeline.cmd("HGETALL").arg(self.keys.stats_day(*day));
         }
         let hashes: Vec<BTreeMap<String, String>> = self
             .link
@@ -400,8 +412,36 @@ impl LeaseStore for RedisStore {
             .await?;
         let mut rows = Vec::new();
         for (day, hash) in days.into_iter().zip(hashes) {
-            rows.extend(stats::rows_of_day(&self.keys.stats(day), day, hash)?);
+            if !hash.is_empty() {
+                rows.push(stats::day_totals(&self.keys.stats_day(day), day, hash)?);
+            }
         }
         Ok(rows)
+    }
+
+    async fn share_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        rollup::check_range(from, to)?;
+        self.stats_ready().await?;
+        let keys: Vec<String> = rollup::cover(from, to)
+            .into_iter()
+            .map(|span| self.keys.stats_span(span))
+            .collect();
+        let mut pipeline = redis::pipe();
+        for key in &keys {
+            pipeline.cmd("HGETALL").arg(key);
+        }
+        let hashes: Vec<BTreeMap<String, String>> = self
+            .link
+            .run("read the statistics shares", &pipeline)
+            .await?;
+        let mut rows = Vec::new();
+        for (key, hash) in keys.iter().zip(hashes) {
+            rows.extend(stats::rows_of_hash(key, from, hash)?);
+        }
+        Ok(rollup::sum_shares(from, rows))
     }
 }

@@ -124,20 +124,22 @@ async fn credential_keys_live_under_the_prefix() {
         .expect("touch the token");
 
     let base = format!("{{{}}}:", store.prefix());
-    // `layout` is the lease side's (written when the store connects).
-    let layout = format!("{base}layout");
-    let expected: BTreeSet<String> = [
-        layout.clone(),
-        format!("{base}session:{}", session.id_sha256),
-        format!("{base}sessions-of:{owner}"),
-        format!("{base}sessions"),
-        format!("{base}token:{}", token.token_sha256),
-        format!("{base}token-ids"),
-        format!("{base}tokens-of:{owner}"),
-        format!("{base}token-expiry"),
-    ]
-    .into_iter()
-    .collect();
+    // `layout` and `rollup:split` are the lease side's (written when the
+    // store connects).
+    let lease_side = BTreeSet::from([format!("{base}layout"), format!("{base}rollup:split")]);
+    let expected: BTreeSet<String> = lease_side
+        .iter()
+        .cloned()
+        .chain([
+            format!("{base}session:{}", session.id_sha256),
+            format!("{base}sessions-of:{owner}"),
+            format!("{base}sessions"),
+            format!("{base}token:{}", token.token_sha256),
+            format!("{base}token-ids"),
+            format!("{base}tokens-of:{owner}"),
+            format!("{base}token-expiry"),
+        ])
+        .collect();
     assert_eq!(keys_of(&mut connection, store.prefix()).await, expected);
 
     assert!(store.revoke_token(&owner, &token.id).await.expect("revoke"));
@@ -149,7 +151,7 @@ async fn credential_keys_live_under_the_prefix() {
     );
     assert_eq!(
         keys_of(&mut connection, store.prefix()).await,
-        BTreeSet::from([layout]),
+        lease_side,
         "signing out and revoking leave no credential key behind"
     );
     insert_session(&*store, &sample_session(&owner, Duration::hours(1))).await;

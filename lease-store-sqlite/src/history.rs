@@ -5,8 +5,10 @@
 //! ended before `now - retention` is gone, for `get` as for `history`. Reads
 //! filter on that cutoff; `finish` also deletes what fell out of it.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
-use lease_core::stats::{StatsKey, StatsRow, finish_contribution};
+use lease_core::stats::{self, Span, StatsKey, StatsRow, finish_contribution};
 use lease_core::store::{HistoryQuery, Page, UsageTotals};
 use lease_core::{Lease, Money, StoreError};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
@@ -99,27 +101,60 @@ pub(crate) fn history(
     }))
 }
 
-/// Adds each counter of `row` to its stored value (inserting it at 0).
+/// Adds a finished lease's contribution to the rollup: every counter to
+/// its day totals, the share counters to its owner's and offering's row of
+/// each span holding the day (inserting at 0).
 fn add_stats(transaction: &Connection, row: &StatsRow) -> Result<(), StoreError> {
     const OPERATION: &str = "add to the daily statistics";
-    let mut statement = transaction
+    let mut totals = transaction
         .prepare_cached(
-            "INSERT INTO daily_stats (day, owner, offering, name, value) \
-             VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (day, owner, offering, name) DO UPDATE SET value = value + excluded.value",
+            "INSERT INTO stats_days (day, name, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (day, name) DO UPDATE SET value = value + excluded.value",
         )
         .during(OPERATION)?;
     let day = row.key.day.to_string();
     for (name, value) in &row.counters {
-        statement
-            .execute(params![day, row.key.owner, row.key.offering, name, value])
+        totals
+            .execute(params![day, name, value])
             .during(OPERATION)?;
+    }
+    let mut shares = transaction
+        .prepare_cached(
+            "INSERT INTO stats_shares (level, start, owner, offering, name, value) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (level, start, owner, offering, name) \
+             DO UPDATE SET value = value + excluded.value",
+        )
+        .during(OPERATION)?;
+    let share = stats::share_of(row);
+    for span in stats::spans_of(row.key.day) {
+        let start = span.start.to_string();
+        for (name, value) in &share.counters {
+            shares
+                .execute(params![
+                    span.level,
+                    start,
+                    row.key.owner,
+                    row.key.offering,
+                    name,
+                    value
+                ])
+                .during(OPERATION)?;
+        }
     }
     Ok(())
 }
 
-/// The daily statistics rows of the days `from..=to` (already checked): a
-/// range of the primary key, one row per (day, owner, offering).
+/// A stored day, or [`StoreError::Corrupt`].
+fn parse_day(table: &str, day: &str) -> Result<NaiveDate, StoreError> {
+    day.parse().map_err(|error| StoreError::Corrupt {
+        key: format!("{table} day `{day}`"),
+        source: Box::new(error),
+    })
+}
+
+/// The day totals of the days `from..=to` (already checked): a range of
+/// the primary key, one row per day.
 pub(crate) fn daily_stats(
     connection: &Connection,
     from: NaiveDate,
@@ -128,8 +163,8 @@ pub(crate) fn daily_stats(
     const OPERATION: &str = "read the daily statistics";
     let mut statement = connection
         .prepare_cached(
-            "SELECT day, owner, offering, name, value FROM daily_stats \
-             WHERE day >= ?1 AND day <= ?2 ORDER BY day, owner, offering, name",
+            "SELECT day, name, value FROM stats_days \
+             WHERE day >= ?1 AND day <= ?2 ORDER BY day, name",
         )
         .during(OPERATION)?;
     let cells = statement
@@ -137,37 +172,66 @@ pub(crate) fn daily_stats(
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(2)?,
             ))
         })
         .during(OPERATION)?;
     let mut rows: Vec<StatsRow> = Vec::new();
     for cell in cells {
-        let (day, owner, offering, name, value) = cell.during(OPERATION)?;
-        let day: NaiveDate = day.parse().map_err(|error| StoreError::Corrupt {
-            key: format!("daily_stats day `{day}`"),
-            source: Box::new(error),
-        })?;
+        let (day, name, value) = cell.during(OPERATION)?;
+        let day = parse_day("stats_days", &day)?;
         match rows.last_mut() {
-            Some(row)
-                if row.key.day == day && row.key.owner == owner && row.key.offering == offering =>
-            {
-                row.add(&name, value);
-            }
+            Some(row) if row.key.day == day => row.add(&name, value),
             _ => {
-                let mut row = StatsRow::new(StatsKey {
-                    day,
-                    owner,
-                    offering,
-                });
+                let mut row = StatsRow::new(StatsKey::totals(day));
                 row.add(&name, value);
                 rows.push(row);
             }
         }
     }
     Ok(rows)
+}
+
+/// The share counters of `from..=to` (already checked) per owner and
+/// offering: one primary-key range per span covering the window, summed.
+pub(crate) fn share_stats(
+    connection: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<StatsRow>, StoreError> {
+    const OPERATION: &str = "read the statistics shares";
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT owner, offering, name, value FROM stats_shares \
+             WHERE level = ?1 AND start = ?2",
+        )
+        .during(OPERATION)?;
+    let mut sums: BTreeMap<(String, String), StatsRow> = BTreeMap::new();
+    for Span { level, start } in stats::cover(from, to) {
+        let cells = statement
+            .query_map(params![level, start.to_string()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .during(OPERATION)?;
+        for cell in cells {
+            let (owner, offering, name, value) = cell.during(OPERATION)?;
+            sums.entry((owner, offering))
+                .or_insert_with_key(|(owner, offering)| {
+                    StatsRow::new(StatsKey {
+                        day: from,
+                        owner: owner.clone(),
+                        offering: offering.clone(),
+                    })
+                })
+                .add(&name, value);
+        }
+    }
+    Ok(sums.into_values().collect())
 }
 
 pub(crate) fn usage(connection: &Connection, owner: &str) -> Result<UsageTotals, StoreError> {

@@ -336,6 +336,16 @@ impl LeaseStore for SqliteStore {
         self.read(move |connection| history::daily_stats(connection, from, to))
             .await
     }
+
+    async fn share_stats(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        lease_core::stats::check_range(from, to)?;
+        self.read(move |connection| history::share_stats(connection, from, to))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -530,12 +530,145 @@ async fn a_version_3_file_is_upgraded_to_keep_daily_statistics() {
     assert_eq!(store.get(&active.id).await.expect("in history"), done);
     let day = lease_core::stats::day_of(done.created_at);
     let rows = store.daily_stats(day, day).await.expect("daily stats");
-    assert_eq!(rows, [lease_core::finish_contribution(&done)]);
+    assert_eq!(
+        rows,
+        [lease_core::stats::day_total(
+            &lease_core::finish_contribution(&done)
+        )]
+    );
     drop(store);
 
     let connection = rusqlite::Connection::open(&path).expect("reopen");
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("version");
-    assert_eq!((version, SCHEMA_VERSION), (4, 4));
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// A version 4 file's statistics rows (per day, owner and offering, every
+/// counter) are carried over by the version 5 migration: the day totals sum
+/// every owner and offering of a day, and the shares of any window are the
+/// sums of the old rows' share counters, and the old table is gone.
+#[tokio::test]
+async fn a_version_4_file_keeps_its_statistics_in_the_split_rollup() {
+    use lease_core::stats::{self, StatsKey, StatsRow, counter};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = db_path(dir.path());
+    let day = |text: &str| -> chrono::NaiveDate { text.parse().expect("a date") };
+    // (day, owner, offering, name, value): days on both sides of span
+    // boundaries, one before 1970 (a negative day number).
+    let old_rows = [
+        ("1969-12-30", "ada", "alpine", counter::PROVISIONS, 2),
+        ("1969-12-30", "ada", "alpine", counter::SPENT_NANOS, 5),
+        ("2026-11-30", "ada", "alpine", counter::PROVISIONS, 1),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::BOOKED_NANOS,
+            9_000_000_000_000_000_000,
+        ),
+        (
+            "2026-11-30",
+            "ada",
+            "alpine",
+            counter::SPENT_NANOS,
+            333_333_333,
+        ),
+        ("2026-11-30", "ada", "alpine", "provision_ms_b02", 1),
+        ("2026-11-30", "bob", "alpine", counter::PROVISIONS, 3),
+        ("2026-11-30", "bob", "alpine", "provision_ms_b02", 2),
+        ("2026-11-30", "bob", "alpine", counter::FAILED, 1),
+        ("2026-12-01", "bob", "ubuntu", counter::PROVISIONS, 4),
+        ("2026-12-01", "bob", "ubuntu", counter::SPENT_NANOS, 7),
+        ("2026-12-01", "bob", "ubuntu", "reap_late_ms_b01", 4),
+    ];
+    {
+        let connection = rusqlite::Connection::open(&path).expect("create a v4 file");
+        for ddl in [
+            include_str!("../src/schema/v1.sql"),
+            include_str!("../src/schema/v2.sql"),
+            include_str!("../src/schema/v3.sql"),
+            include_str!("../src/schema/v4.sql"),
+        ] {
+            connection.execute_batch(ddl).expect("the v1..v4 DDL");
+        }
+        connection
+            .execute_batch("PRAGMA application_id = 1129083749; PRAGMA user_version = 4;")
+            .expect("mark it a v4 lease database");
+        for (day, owner, offering, name, value) in old_rows {
+            connection
+                .execute(
+                    "INSERT INTO daily_stats (day, owner, offering, name, value) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![day, owner, offering, name, value],
+                )
+                .expect("a v4 statistics row");
+        }
+    }
+    let old: Vec<StatsRow> =
+        stats::merge_rows(old_rows.iter().map(|(d, owner, offering, name, value)| {
+            let mut row = StatsRow::new(StatsKey {
+                day: day(d),
+                owner: (*owner).to_owned(),
+                offering: (*offering).to_owned(),
+            });
+            row.add(name, *value);
+            row
+        }));
+
+    let store = open(&path).await.expect("a v4 file opens");
+    let totals = store
+        .daily_stats(day("1969-12-01"), day("1969-12-31"))
+        .await
+        .expect("totals");
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[..1].iter().map(stats::day_total))
+    );
+    let totals = store
+        .daily_stats(day("2026-11-30"), day("2026-12-01"))
+        .await
+        .expect("totals");
+    assert_eq!(
+        totals,
+        stats::merge_rows(old[1..].iter().map(stats::day_total))
+    );
+    assert_eq!(totals[0].get("provision_ms_b02"), 3, "ada's and bob's");
+    for (from, to) in [
+        ("1969-12-30", "1969-12-30"),
+        ("1969-11-01", "2026-11-29"),
+        ("2026-11-30", "2026-11-30"),
+        ("2026-08-01", "2026-12-01"),
+        ("2026-12-01", "2026-12-31"),
+        ("2025-11-01", "2026-11-30"),
+    ] {
+        let (from, to) = (day(from), day(to));
+        let (from, to) = if (to - from).num_days() >= 400 {
+            (to - Duration::days(399), to)
+        } else {
+            (from, to)
+        };
+        let inside = old
+            .iter()
+            .filter(|row| (from..=to).contains(&row.key.day))
+            .map(stats::share_of);
+        assert_eq!(
+            store.share_stats(from, to).await.expect("shares"),
+            stats::sum_shares(from, inside),
+            "shares {from}..={to}"
+        );
+    }
+    drop(store);
+
+    let connection = rusqlite::Connection::open(&path).expect("reopen");
+    let old_table: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'daily_stats'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert_eq!(old_table, 0, "the version 4 table is gone");
 }

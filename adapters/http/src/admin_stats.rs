@@ -1,14 +1,18 @@
 //! `GET /api/admin/stats`: the operators' totals over the last N days.
 //!
 //! Bounded by construction: one [`LeaseStore::daily_stats`] call over the
-//! window (rows per day × owner × offering, not per lease), the active
-//! leases (bounded by the host's capacity) and nothing else. Finished
-//! leases count through the store's rollup
+//! window (one day totals row per day, with the histograms), one
+//! [`LeaseStore::share_stats`] call (the owners' and offerings' few
+//! counters summed over the window from a handful of spans: rows grow with
+//! log days × owners × offerings, never with leases), the active leases
+//! (bounded by the host's capacity) and nothing else. Finished leases count
+//! through the store's rollup
 //! ([`finish_contribution`](lease_core::finish_contribution)), active ones
 //! through [`active_contribution`] at the Clock's now; both land in the
 //! day, owner and offering of their `created_at`.
 //!
 //! [`LeaseStore::daily_stats`]: lease_core::LeaseStore::daily_stats
+//! [`LeaseStore::share_stats`]: lease_core::LeaseStore::share_stats
 
 use std::collections::BTreeMap;
 
@@ -209,23 +213,29 @@ pub(crate) async fn admin_stats(
     let now = manager.clock().now();
     let to = stats::day_of(now);
     let from = stats::window_start(to, days);
-    let rows = manager
-        .store()
-        .daily_stats(from, to)
-        .await
-        .map_err(lease_core::LeaseError::from)?;
+    let store = manager.store();
+    let (day_rows, share_rows) =
+        tokio::try_join!(store.daily_stats(from, to), store.share_stats(from, to))
+            .map_err(lease_core::LeaseError::from)?;
     let active = manager.list_all(&ListQuery::default()).await?;
     let config = manager.config();
     let mut window = Window::new(from, to);
-    for row in &rows {
-        window.add(row);
+    for row in &day_rows {
+        window.add_day(row);
+    }
+    for row in &share_rows {
+        window.add_share(row);
     }
     for lease in &active {
-        window.add(&active_contribution(lease, now));
+        let row = active_contribution(lease, now);
+        if window.add_day(&row) {
+            window.add_share(&row);
+        }
     }
     tracing::debug!(
         days,
-        rows = rows.len(),
+        day_rows = day_rows.len(),
+        share_rows = share_rows.len(),
         active = active.len(),
         "admin statistics"
     );
@@ -282,13 +292,22 @@ impl Window {
         }
     }
 
-    /// Adds a row; rows of days outside the window (active leases created
-    /// before it) are left out.
-    fn add(&mut self, row: &StatsRow) {
+    /// Adds a row to its day, the totals and the histograms; a row of a day
+    /// outside the window (an active lease created before it) is left out
+    /// (`false`).
+    fn add_day(&mut self, row: &StatsRow) -> bool {
         let Some(day) = self.days.get_mut(&row.key.day) else {
-            return;
+            return false;
         };
         day.absorb(row);
+        self.total.absorb(row);
+        self.provisioning.add_row(row, counter::PROVISION_MS);
+        self.lateness.add_row(row, counter::REAP_LATE_MS);
+        true
+    }
+
+    /// Adds a row of the window to its owner's and its offering's sums.
+    fn add_share(&mut self, row: &StatsRow) {
         let owner = row.key.owner.clone();
         self.owners
             .entry(owner)
@@ -298,9 +317,6 @@ impl Window {
             .entry(row.key.offering.clone())
             .or_insert_with(|| StatsRow::new(row.key.clone()))
             .absorb(row);
-        self.total.absorb(row);
-        self.provisioning.add_row(row, counter::PROVISION_MS);
-        self.lateness.add_row(row, counter::REAP_LATE_MS);
     }
 
     fn totals(&self, active: usize) -> TotalsJson {

@@ -103,6 +103,14 @@ impl LeaseStore for FailingStore {
         self.check().await?;
         self.inner.daily_stats(from, to).await
     }
+    async fn share_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
+        self.check().await?;
+        self.inner.share_stats(from, to).await
+    }
 }
 
 #[tokio::test]

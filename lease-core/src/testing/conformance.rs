@@ -1508,6 +1508,7 @@ macro_rules! __store_conformance_cases {
             stats_rollup_after_finish,
             stats_two_owners_and_offerings,
             stats_days_range,
+            stats_shares_over_any_window,
             stats_range_bound_refused,
             stats_not_affected_by_retention,
             stats_failed_finish_adds_nothing,

@@ -3,19 +3,21 @@
 -- its end time + the retention (by the server's clock: a time already past deletes it
 -- at once), indexes it by end time, adds it to its owner's usage totals, and prunes
 -- history index entries that ended before the server's now - retention, and adds
--- its daily statistics counters to the hash of its creation day. Its size
+-- its statistics counters to the day totals hash of its creation day and its share
+-- counters to the hash of each span holding that day. Its size
 -- leaves the host's totals, and its owner's spend of its creation day counts its final
 -- charge instead of the one it had while active.
 -- (lib/admission.lua comes first: negated.)
 -- KEYS: 1 lease hash, 2 due zset, 3 claims hash, 4 active index, 5 history record,
 --       6 history index, 7 owner's history index, 8 owner's usage hash,
---       9 host totals hash, 10 owner's spend hash, 11 daily statistics hash of its
---       creation day
+--       9 host totals hash, 10 owner's spend hash, 11 day totals hash of its
+--       creation day, 12.. share hashes of the spans holding that day
 -- ARGV: 1 id, 2 expected revision, 3 record JSON, 4 history index member,
 --       5 cost in nano-dollars, 6 history record's end (ms since the epoch),
 --       7 retention ms, 8 key base ('{prefix}:'), 9 final charge (nano-dollars),
---       10 creation day (UTC day number), 11.. statistics field, increment, field,
---       increment, …
+--       10 creation day (UTC day number), 11 n = how many day totals pairs follow,
+--       12 .. 11 + 2n: day totals counter, increment, …; then share field, increment,
+--       … (added to every span hash)
 -- Reply: 'ok' | 'notfound' | 'conflict'
 if redis.replicate_commands then
   -- Redis < 5 needs this before writing after TIME; a no-op on Redis 7.
@@ -57,8 +59,14 @@ if current[4] and current[5] and current[3] then
   redis.call('HINCRBY', ARGV[8] .. 'spend:' .. current[3], current[5], negated(current[4]))
 end
 redis.call('HINCRBY', KEYS[10], ARGV[10], ARGV[9])
-for i = 11, #ARGV - 1, 2 do
+local shares_from = 12 + 2 * tonumber(ARGV[11])
+for i = 12, shares_from - 2, 2 do
   redis.call('HINCRBY', KEYS[11], ARGV[i], ARGV[i + 1])
+end
+for k = 12, #KEYS do
+  for i = shares_from, #ARGV - 1, 2 do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+  end
 end
 
 -- Index members start with 'p' and 25 digits of nanoseconds since the epoch ('n' for

@@ -104,6 +104,13 @@ impl LeaseStore for TempStore {
     ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
         self.store.daily_stats(from, to).await
     }
+    async fn share_stats(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
+        self.store.share_stats(from, to).await
+    }
 }
 
 #[async_trait]
