@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use lease_core::runtime::{
+    BelongsTo,
     ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode, ProgressFn,
 };
 use lease_core::{
@@ -216,6 +217,7 @@ fn tiny() -> Offering {
         scratch_mb: None,
         user: None,
         disk_mb: None,
+        pool: 0,
     }
 }
 
@@ -427,7 +429,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
         .withf(move |spec| {
             lock(&stored)
                 .as_ref()
-                .is_some_and(|lease| lease.id == spec.lease_id && lease.status == Status::Pending)
+                .is_some_and(|lease| spec.belongs_to == BelongsTo::Lease(lease.id.clone()) && lease.status == Status::Pending)
         })
         .times(1)
         .in_sequence(&mut seq)
@@ -467,7 +469,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
     let spec = lock(&spec_seen)
         .clone()
         .expect("create_and_start was called");
-    assert_eq!(spec.lease_id, lease.id);
+    assert_eq!(spec.belongs_to, BelongsTo::Lease(lease.id.clone()));
     assert_eq!(spec.namespace, NS);
     assert_eq!(spec.name, format!("containerlease-{}", lease.id));
     assert_eq!(spec.image, IMAGE);
