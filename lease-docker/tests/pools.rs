@@ -21,7 +21,8 @@ use lease_store_memory::MemoryStore;
 
 /// The offline catalog with a pool of `pool` on alpine.
 fn pooled_catalog(pool: u32) -> Catalog {
-    let offerings = local_catalog().offerings().cloned().map(|mut offering| {
+    let catalog = local_catalog();
+    let offerings = catalog.offerings().cloned().map(|mut offering| {
         if offering.key == "alpine" {
             offering.pool = pool;
         }
