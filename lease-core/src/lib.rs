@@ -39,7 +39,8 @@
 //!
 //! Modules by concept: [`lease`] (the record and its state machine),
 //! [`pricing`] and [`money`], [`catalog`], [`clock`], the ports [`store`] and
-//! [`runtime`], [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
+//! [`runtime`], [`pool`] (warm pools: slot records and the invariants as
+//! pools amend them), [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
 //! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store

@@ -38,6 +38,21 @@
 //!   configured age, or of an image the catalog no longer names), extra
 //!   (more than N), or whose container is gone are dropped, record first.
 
+//!
+//! # The invariants, as pools amend them
+//!
+//! 1. Every container carries the managed and namespace labels, set at
+//!    create time; a lease's also its lease id, owner and expiry; a pool
+//!    container instead [`labels::POOL`] and [`labels::POOL_SLOT`].
+//! 2. A lease, and a pool slot, is stored before its container is
+//!    created; a take is one atomic store step (slot taken + lease
+//!    running on its container); a lease leaves the active set only after
+//!    its container (by the id it holds) is confirmed removed.
+//! 7. The reconciler judges pool-labelled containers by their slot
+//!    records, never as orphans of a lease; it matches a running lease to
+//!    its container by lease label or by the container id it holds; it
+//!    drops stale, extra, stopped or stuck slots record first.
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};

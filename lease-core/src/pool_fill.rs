@@ -155,7 +155,9 @@ impl LeaseManager {
                 .iter()
                 .filter(|slot| slot.offering == offering.key && slot.state.in_pool())
                 .count();
-            let missing = usize::try_from(offering.pool).unwrap_or(usize::MAX).saturating_sub(have);
+            let missing = usize::try_from(offering.pool)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(have);
             fills.extend((0..missing).map(|_| self.fill_one(offering)));
         }
         let results = join_all(fills).await;

@@ -221,7 +221,12 @@ pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> Co
         (labels::CREATED_AT, lease.created_at.to_rfc3339()),
         (labels::IMAGE_TYPE, lease.offering.clone()),
     ];
-    hardened_spec(namespace, BelongsTo::Lease(lease.id.clone()), labels, offering)
+    hardened_spec(
+        namespace,
+        BelongsTo::Lease(lease.id.clone()),
+        labels,
+        offering,
+    )
 }
 
 /// The container spec of a warm-pool slot: the same image, command,
@@ -234,7 +239,12 @@ pub fn pool_container_spec(namespace: &str, slot: &PoolSlot, offering: &Offering
         (labels::CREATED_AT, slot.created_at.to_rfc3339()),
         (labels::IMAGE_TYPE, offering.key.clone()),
     ];
-    hardened_spec(namespace, BelongsTo::PoolSlot(slot.id.clone()), labels, offering)
+    hardened_spec(
+        namespace,
+        BelongsTo::PoolSlot(slot.id.clone()),
+        labels,
+        offering,
+    )
 }
 
 /// `offering`'s hardened container for `belongs_to`, with the managed and

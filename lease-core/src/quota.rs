@@ -46,8 +46,12 @@ impl PoolReserve {
         let too_big = config
             .max_leases
             .is_some_and(|max| self.containers >= u64::from(max))
-            || config.max_nano_cpus.is_some_and(|max| self.nano_cpus >= max && self.nano_cpus > 0)
-            || config.max_memory_mb.is_some_and(|max| self.memory_mb >= max && self.memory_mb > 0);
+            || config
+                .max_nano_cpus
+                .is_some_and(|max| self.nano_cpus >= max && self.nano_cpus > 0)
+            || config
+                .max_memory_mb
+                .is_some_and(|max| self.memory_mb >= max && self.memory_mb > 0);
         if too_big {
             return Err(ValidationError::new(
                 "pool",
@@ -74,9 +78,9 @@ impl LeaseManager {
             max_leases_per_owner: config.max_leases_per_owner,
             max_daily_spend: config.max_daily_spend,
             day_start: start_of_day(self.clock().now()),
-            max_leases: config
-                .max_leases
-                .map(|max| max.saturating_sub(u32::try_from(reserve.containers).unwrap_or(u32::MAX))),
+            max_leases: config.max_leases.map(|max| {
+                max.saturating_sub(u32::try_from(reserve.containers).unwrap_or(u32::MAX))
+            }),
             max_nano_cpus: config
                 .max_nano_cpus
                 .map(|max| max.saturating_sub(reserve.nano_cpus).max(0)),

@@ -15,10 +15,10 @@ use crate::config::OrphanPolicy;
 use crate::error::{LeaseError, StoreError};
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
+use crate::pool::PoolSlot;
 use crate::provision::Provisioning;
 use crate::reaper::to_chrono;
 use crate::reconciler::Reconciler;
-use crate::pool::PoolSlot;
 use crate::runtime::{ContainerInfo, labels};
 use crate::store::{LeaseStoreExt, ListQuery};
 

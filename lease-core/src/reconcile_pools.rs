@@ -45,7 +45,9 @@ impl Reconciler {
         let mut container_of: HashMap<&str, &ContainerInfo> = HashMap::new();
         let mut unknown = Vec::new();
         for container in pooled {
-            let Some(slot_id) = container.pool_slot() else { continue };
+            let Some(slot_id) = container.pool_slot() else {
+                continue;
+            };
             container_of.insert(slot_id, container);
             if !known.contains(slot_id) {
                 unknown.push((slot_id, *container));
@@ -66,10 +68,9 @@ impl Reconciler {
             }
         }
         for (offering, in_pool) in in_pool_by_offering(slots) {
-            let target = self
-                .catalog
-                .get(offering)
-                .map_or(0, |offering| usize::try_from(offering.pool).unwrap_or(usize::MAX));
+            let target = self.catalog.get(offering).map_or(0, |offering| {
+                usize::try_from(offering.pool).unwrap_or(usize::MAX)
+            });
             let mut kept = 0;
             for slot in in_pool {
                 let container = container_of.get(slot.id.as_str()).copied();
@@ -86,7 +87,9 @@ impl Reconciler {
         }
         let active: HashSet<&LeaseId> = leases.iter().map(|lease| &lease.id).collect();
         for slot in slots.iter().filter(|slot| slot.state == SlotState::Taken) {
-            let Some(lease_id) = &slot.lease_id else { continue };
+            let Some(lease_id) = &slot.lease_id else {
+                continue;
+            };
             if active.contains(lease_id) || self.is_active(lease_id).await? {
                 continue;
             }
@@ -127,16 +130,15 @@ impl Reconciler {
         }
         match self.catalog.get(&slot.offering) {
             None => Some("its offering is no longer in the catalog".to_owned()),
-            Some(offering) if offering.pool == 0 => {
-                Some("its offering has no pool now".to_owned())
-            }
+            Some(offering) if offering.pool == 0 => Some("its offering has no pool now".to_owned()),
             Some(offering) if offering.image != slot.image => Some(format!(
                 "its offering's image changed to `{}`",
                 offering.image
             )),
-            Some(_) if age >= to_chrono(self.settings.pool_max_age) => {
-                Some(format!("older than the pool max age ({} s)", age.num_seconds()))
-            }
+            Some(_) if age >= to_chrono(self.settings.pool_max_age) => Some(format!(
+                "older than the pool max age ({} s)",
+                age.num_seconds()
+            )),
             Some(_) => None,
         }
     }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use lease_core::runtime::{
-    BelongsTo,
-    ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode, ProgressFn,
+    BelongsTo, ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode,
+    ProgressFn,
 };
 use lease_core::{
     Admission, Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery,
@@ -427,9 +427,10 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
         // The lease must already be in the store, still pending, when its
         // container is created.
         .withf(move |spec| {
-            lock(&stored)
-                .as_ref()
-                .is_some_and(|lease| spec.belongs_to == BelongsTo::Lease(lease.id.clone()) && lease.status == Status::Pending)
+            lock(&stored).as_ref().is_some_and(|lease| {
+                spec.belongs_to == BelongsTo::Lease(lease.id.clone())
+                    && lease.status == Status::Pending
+            })
         })
         .times(1)
         .in_sequence(&mut seq)

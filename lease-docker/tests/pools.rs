@@ -84,7 +84,10 @@ impl Pooled {
             .await
             .into_iter()
             .collect();
-        assert_eq!(actual, expected, "namespace containers ≠ live leases' + pool");
+        assert_eq!(
+            actual, expected,
+            "namespace containers ≠ live leases' + pool"
+        );
     }
 
     async fn host_config(&self, container: &str) -> bollard::models::HostConfig {
@@ -119,7 +122,10 @@ async fn a_hit_runs_at_once_on_a_hardened_pool_container_and_the_pool_refills() 
         .expect("inspect");
     assert_eq!(pooled.state.and_then(|s| s.running), Some(true));
     let pool_labels = pooled.config.and_then(|c| c.labels).expect("labels");
-    assert_eq!(pool_labels.get(labels::POOL).map(String::as_str), Some("alpine"));
+    assert_eq!(
+        pool_labels.get(labels::POOL).map(String::as_str),
+        Some("alpine")
+    );
     assert!(!pool_labels.contains_key(labels::LEASE_ID));
 
     let lease = p
@@ -173,10 +179,16 @@ async fn a_hit_runs_at_once_on_a_hardened_pool_container_and_the_pool_refills() 
     assert_eq!(a.cap_add, b.cap_add);
     assert_eq!(a.security_opt, b.security_opt);
     assert_eq!(a.init, b.init);
-    assert_eq!((a.memory, a.nano_cpus, a.pids_limit), (b.memory, b.nano_cpus, b.pids_limit));
+    assert_eq!(
+        (a.memory, a.nano_cpus, a.pids_limit),
+        (b.memory, b.nano_cpus, b.pids_limit)
+    );
     assert_eq!(a.network_mode, b.network_mode);
     assert_eq!(a.log_config, b.log_config);
-    miss_catalog_manager.delete(&plain.id).await.expect("delete");
+    miss_catalog_manager
+        .delete(&plain.id)
+        .await
+        .expect("delete");
     miss_catalog_manager.reap_once().await.expect("reap");
 
     // Ended: the used container goes and never returns to the pool.
@@ -187,7 +199,9 @@ async fn a_hit_runs_at_once_on_a_hardened_pool_container_and_the_pool_refills() 
     assert_eq!(report.orphans_removed, 0);
     p.check().await;
     assert!(
-        !raw_list(&p.test.raw, &p.test.namespace).await.contains(&container),
+        !raw_list(&p.test.raw, &p.test.namespace)
+            .await
+            .contains(&container),
         "the used container is gone"
     );
 }
@@ -207,7 +221,10 @@ async fn a_burst_larger_than_the_pool_gets_distinct_containers() {
     });
     let leases = futures::future::join_all(provisions).await;
     assert_eq!(
-        leases.iter().filter(|l| l.status == Status::Running).count(),
+        leases
+            .iter()
+            .filter(|l| l.status == Status::Running)
+            .count(),
         2,
         "exactly the pool ran at once"
     );
@@ -222,7 +239,10 @@ async fn a_burst_larger_than_the_pool_gets_distinct_containers() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(containers.insert(container.expect("running")), "shared container");
+        assert!(
+            containers.insert(container.expect("running")),
+            "shared container"
+        );
     }
     p.check().await;
 }
@@ -233,7 +253,12 @@ async fn the_reconciler_replaces_stale_pool_containers_and_removes_unknown_ones(
     assert_eq!(p.manager.fill_pools_once().await.expect("fill"), 1);
     let old = p.store.pool_slots().await.expect("slots")[0].clone();
     // A pool container whose record is gone (a crashed drop): an orphan.
-    assert!(p.store.pool_drop(&old.id, SlotState::Ready).await.expect("drop"));
+    assert!(
+        p.store
+            .pool_drop(&old.id, SlotState::Ready)
+            .await
+            .expect("drop")
+    );
     let report = p.manager.reconcile_once().await.expect("reconcile");
     assert_eq!(report.orphans_removed, 1);
     p.check().await;

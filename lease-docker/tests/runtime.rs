@@ -43,7 +43,9 @@ async fn round_trip_with_labels_limits_and_hardening() {
     assert_eq!(info.name, spec.name);
     assert_eq!(info.exit_code, None);
     assert_eq!(
-        info.lease_id().map(lease_core::runtime::BelongsTo::Lease).as_ref(),
+        info.lease_id()
+            .map(lease_core::runtime::BelongsTo::Lease)
+            .as_ref(),
         Some(&spec.belongs_to)
     );
     // By name, too.

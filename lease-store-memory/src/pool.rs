@@ -86,7 +86,11 @@ impl Leases {
 
     /// Deletes a slot that is in `state`.
     pub(crate) fn pool_drop(&mut self, slot_id: &str, state: SlotState) -> bool {
-        if self.pool.get(slot_id).is_some_and(|slot| slot.state == state) {
+        if self
+            .pool
+            .get(slot_id)
+            .is_some_and(|slot| slot.state == state)
+        {
             self.pool.remove(slot_id);
             true
         } else {

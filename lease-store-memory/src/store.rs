@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::pool::Taken;
 use lease_core::stats::{self, StatsRow};
 use lease_core::store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
 };
-use lease_core::pool::Taken;
 use lease_core::{Admission, Clock, Lease, LeaseId, PoolSlot, SlotState, StoreError, SystemClock};
 
 use crate::index::{Leases, nanos};

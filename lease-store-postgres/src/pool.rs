@@ -30,7 +30,10 @@ fn slot_from_row(row: &Row) -> Result<PoolSlot, StoreError> {
         state: state.parse().map_err(corrupt)?,
         container_id: row.try_get(4).during("read a pool slot")?,
         lease_id: lease_id
-            .map(|text| text.parse::<LeaseId>().map_err(|error| corrupt(error.to_string())))
+            .map(|text| {
+                text.parse::<LeaseId>()
+                    .map_err(|error| corrupt(error.to_string()))
+            })
             .transpose()?,
         created_at: time(row.try_get(6).during("read a pool slot")?),
         id: id.clone(),
@@ -40,7 +43,11 @@ fn slot_from_row(row: &Row) -> Result<PoolSlot, StoreError> {
 /// Adds a filling slot if its offering has fewer than `target` in the
 /// pool: the count and the insert are one statement, serialised per
 /// offering by a transaction-scoped advisory lock.
-pub(crate) async fn add(client: &mut Object, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+pub(crate) async fn add(
+    client: &mut Object,
+    slot: &PoolSlot,
+    target: usize,
+) -> Result<bool, StoreError> {
     const OPERATION: &str = "add a pool slot";
     let transaction = client.transaction().await.during(OPERATION)?;
     transaction

@@ -17,7 +17,11 @@ fn slot_from_row(row: &Row<'_>) -> rusqlite::Result<PoolSlot> {
     let state: String = row.get(3)?;
     let lease_id: Option<String> = row.get(5)?;
     let corrupt = |index, message: String| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            message.into(),
+        )
     };
     Ok(PoolSlot {
         id: row.get(0)?,
@@ -26,14 +30,21 @@ fn slot_from_row(row: &Row<'_>) -> rusqlite::Result<PoolSlot> {
         state: state.parse().map_err(|message| corrupt(3, message))?,
         container_id: row.get(4)?,
         lease_id: lease_id
-            .map(|id| id.parse::<LeaseId>().map_err(|error| corrupt(5, error.to_string())))
+            .map(|id| {
+                id.parse::<LeaseId>()
+                    .map_err(|error| corrupt(5, error.to_string()))
+            })
             .transpose()?,
         created_at: time(row.get(6)?),
     })
 }
 
 /// Adds a filling slot if its offering has fewer than `target` in the pool.
-pub(crate) fn add(transaction: &Connection, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+pub(crate) fn add(
+    transaction: &Connection,
+    slot: &PoolSlot,
+    target: usize,
+) -> Result<bool, StoreError> {
     const OPERATION: &str = "add a pool slot";
     let in_pool: i64 = transaction
         .prepare_cached(
@@ -62,7 +73,11 @@ pub(crate) fn add(transaction: &Connection, slot: &PoolSlot, target: usize) -> R
 }
 
 /// Filling → ready with `container_id`.
-pub(crate) fn ready(transaction: &Connection, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+pub(crate) fn ready(
+    transaction: &Connection,
+    slot_id: &str,
+    container_id: &str,
+) -> Result<bool, StoreError> {
     let changed = transaction
         .prepare_cached(
             "UPDATE pool_slots SET state = 'ready', container_id = ?2 WHERE id = ?1 AND state = 'filling'",
@@ -124,7 +139,11 @@ pub(crate) fn slots(connection: &Connection) -> Result<Vec<PoolSlot>, StoreError
 }
 
 /// Deletes a slot that is in `state`.
-pub(crate) fn drop_slot(transaction: &Connection, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+pub(crate) fn drop_slot(
+    transaction: &Connection,
+    slot_id: &str,
+    state: SlotState,
+) -> Result<bool, StoreError> {
     let deleted = transaction
         .prepare_cached("DELETE FROM pool_slots WHERE id = ?1 AND state = ?2")
         .and_then(|mut statement| statement.execute(params![slot_id, state.as_str()]))

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::pool::Taken;
 use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::pool::Taken;
 use lease_core::{Admission, Lease, LeaseId, PoolSlot, SlotState, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;

@@ -84,7 +84,9 @@ async fn run() -> Result<(), Error> {
     let (cold, _) = api_runs(&namespace, &dir, "cold.db", catalog, runs, Path::NoPool).await?;
     let raw = raw_runs(&docker, &namespace, runs).await?;
 
-    let ms = |values: &[Duration], q: f64| quantile(values, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    let ms = |values: &[Duration], q: f64| {
+        quantile(values, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
     for (name, values) in [
         ("pool hit", &hit),
         ("no pool", &cold),
@@ -111,7 +113,10 @@ async fn run() -> Result<(), Error> {
     } else {
         "MISSED"
     };
-    println!("  goal p99 ≤ {} ms at a hit: {verdict}", GOAL_P99.as_millis());
+    println!(
+        "  goal p99 ≤ {} ms at a hit: {verdict}",
+        GOAL_P99.as_millis()
+    );
     Ok(())
 }
 
@@ -141,10 +146,9 @@ async fn api_runs(
     runs: usize,
     path: Path,
 ) -> Result<(Vec<Duration>, usize), Error> {
-    let store = SqliteStore::open(
-        SqliteStoreConfig::new(dir.path().join(file)).namespace(namespace),
-    )
-    .await?;
+    let store =
+        SqliteStore::open(SqliteStoreConfig::new(dir.path().join(file)).namespace(namespace))
+            .await?;
     let store: Arc<dyn LeaseStore> = Arc::new(store);
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect().await?);
     let manager = LeaseManager::builder(store, runtime)
@@ -193,7 +197,14 @@ async fn api_runs(
         {
             times.push(took);
         }
-        send(&mut sender, address, "DELETE", &format!("/api/containers/{id}"), "").await?;
+        send(
+            &mut sender,
+            address,
+            "DELETE",
+            &format!("/api/containers/{id}"),
+            "",
+        )
+        .await?;
     }
     stop.cancel();
     background.join().await;
@@ -227,7 +238,14 @@ async fn poll_running(
 ) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let lease = send(sender, address, "GET", &format!("/api/containers/{id}/status"), "").await?;
+        let lease = send(
+            sender,
+            address,
+            "GET",
+            &format!("/api/containers/{id}/status"),
+            "",
+        )
+        .await?;
         match lease["status"].as_str() {
             Some("running") => return Ok(()),
             Some("pending") => {}
@@ -267,7 +285,11 @@ async fn send(
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
     if !status.is_success() {
-        return Err(format!("{method} {path} answered {status}: {}", String::from_utf8_lossy(&bytes)).into());
+        return Err(format!(
+            "{method} {path} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+        .into());
     }
     Ok(serde_json::from_slice(&bytes)?)
 }
@@ -277,7 +299,10 @@ async fn send(
 async fn raw_runs(docker: &Docker, namespace: &str, runs: usize) -> Result<Vec<Duration>, Error> {
     let labels = HashMap::from([
         (lease_testkit::labels::MANAGED.to_owned(), "true".to_owned()),
-        (lease_testkit::labels::NAMESPACE.to_owned(), namespace.to_owned()),
+        (
+            lease_testkit::labels::NAMESPACE.to_owned(),
+            namespace.to_owned(),
+        ),
     ]);
     let mut times = Vec::with_capacity(runs);
     for run in 0..=runs {

@@ -161,7 +161,10 @@ fn pool_check(api: &Api, namespace: &str, limit: Duration) {
         if wrong.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "THE CHECK ({namespace}) failed: {wrong:?}");
+        assert!(
+            Instant::now() < deadline,
+            "THE CHECK ({namespace}) failed: {wrong:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -174,8 +177,12 @@ fn pooled_server(store: &ScenarioStore, namespace: &str) -> Option<Server> {
 fn kill9_during_assignment(kind: StoreKind, test: &str) {
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let Some(store) = ScenarioStore::start(kind, test) else { return };
-    let Some(mut server) = pooled_server(&store, &namespace) else { return };
+    let Some(store) = ScenarioStore::start(kind, test) else {
+        return;
+    };
+    let Some(mut server) = pooled_server(&store, &namespace) else {
+        return;
+    };
     pool_check(&server.api(), &namespace, Duration::from_secs(60));
 
     let burst = Burst::start(&server.api(), "alpine", 10, 12);
@@ -203,8 +210,12 @@ fn kill9_during_assignment(kind: StoreKind, test: &str) {
 fn kill9_during_refill(kind: StoreKind, test: &str) {
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let Some(store) = ScenarioStore::start(kind, test) else { return };
-    let Some(mut server) = pooled_server(&store, &namespace) else { return };
+    let Some(store) = ScenarioStore::start(kind, test) else {
+        return;
+    };
+    let Some(mut server) = pooled_server(&store, &namespace) else {
+        return;
+    };
     // The pools start filling at start-up: kill as soon as the first pool
     // container exists, with more still being made.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -217,7 +228,11 @@ fn kill9_during_refill(kind: StoreKind, test: &str) {
     let api = server.api();
     // Half-made slots are dropped after the provisioning timeout (20 s).
     pool_check(&api, &namespace, Duration::from_secs(90));
-    let lease = api.provision("alpine", 5).expect("provision").ok().expect("202");
+    let lease = api
+        .provision("alpine", 5)
+        .expect("provision")
+        .ok()
+        .expect("202");
     assert_eq!(lease_status(&lease), "running", "a hit after recovery");
     pool_check(&api, &namespace, Duration::from_secs(60));
     delete_all_and_assert_empty(&api, &namespace, Duration::from_secs(60));
@@ -226,9 +241,15 @@ fn kill9_during_refill(kind: StoreKind, test: &str) {
 fn replicas_race_for_a_pool_of_one(kind: StoreKind, test: &str) {
     let namespace = random_namespace();
     let _guard = NamespaceGuard::new(&namespace);
-    let Some(store) = ScenarioStore::start(kind, test) else { return };
-    let Some(first) = pooled_server(&store, &namespace) else { return };
-    let Some(second) = pooled_server(&store, &namespace) else { return };
+    let Some(store) = ScenarioStore::start(kind, test) else {
+        return;
+    };
+    let Some(first) = pooled_server(&store, &namespace) else {
+        return;
+    };
+    let Some(second) = pooled_server(&store, &namespace) else {
+        return;
+    };
     pool_check(&first.api(), &namespace, Duration::from_secs(60));
     // `ubuntu` has a pool of one: both servers ask at the same moment.
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
@@ -238,13 +259,25 @@ fn replicas_race_for_a_pool_of_one(kind: StoreKind, test: &str) {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                api.provision("ubuntu", 5).expect("provision").ok().expect("202")
+                api.provision("ubuntu", 5)
+                    .expect("provision")
+                    .ok()
+                    .expect("202")
             })
         })
         .collect();
-    let leases: Vec<_> = racers.into_iter().map(|r| r.join().expect("racer")).collect();
-    let at_once = leases.iter().filter(|l| lease_status(l) == "running").count();
-    assert_eq!(at_once, 1, "exactly one racer took the pool of one: {leases:?}");
+    let leases: Vec<_> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .collect();
+    let at_once = leases
+        .iter()
+        .filter(|l| lease_status(l) == "running")
+        .count();
+    assert_eq!(
+        at_once, 1,
+        "exactly one racer took the pool of one: {leases:?}"
+    );
     pool_check(&first.api(), &namespace, Duration::from_secs(60));
     let ids: HashSet<String> = leases
         .iter()

@@ -84,7 +84,11 @@ struct PoolMetrics {
 
 impl PoolMetrics {
     fn register(&self, registry: &mut Registry) {
-        registry.register("pool_target", "Warm pool size the catalog asks for", self.target.clone());
+        registry.register(
+            "pool_target",
+            "Warm pool size the catalog asks for",
+            self.target.clone(),
+        );
         registry.register(
             "pool_containers",
             "Warm pool containers by state: ready, filling",
@@ -136,7 +140,10 @@ impl PoolMetrics {
             up_to(&self.takes.get_or_create(&labelled("hit")), c.hits);
             up_to(&self.takes.get_or_create(&labelled("miss")), c.misses);
             up_to(&self.refills.get_or_create(&labelled("ok")), c.refills);
-            up_to(&self.refills.get_or_create(&labelled("failed")), c.refill_failures);
+            up_to(
+                &self.refills.get_or_create(&labelled("failed")),
+                c.refill_failures,
+            );
             let seconds = self.refill_seconds.get_or_create(&offering);
             // A display value for Prometheus (microseconds to seconds).
             let total = c.refill_micros_sum as f64 / 1e6;

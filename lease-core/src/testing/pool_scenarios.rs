@@ -82,7 +82,13 @@ fn manager(
 fn harness(store: Arc<dyn LeaseStore>, pool: u32) -> Harness {
     let clock = Arc::new(ManualClock::default());
     let runtime = Arc::new(FakeRuntime::new(clock.clone()));
-    let manager = manager(&store, &runtime, &clock, catalog(pool, "alpine:3.20"), config());
+    let manager = manager(
+        &store,
+        &runtime,
+        &clock,
+        catalog(pool, "alpine:3.20"),
+        config(),
+    );
     Harness {
         clock,
         runtime,
@@ -165,10 +171,21 @@ pub async fn check_namespace(store: &dyn LeaseStore, runtime: &FakeRuntime) {
             .filter_map(|slot| slot.container_id.clone()),
     );
     let unique: HashSet<&String> = expected.iter().collect();
-    assert_eq!(unique.len(), expected.len(), "a container is held twice: {expected:?}");
-    let actual: BTreeSet<String> = runtime.containers_in(NS).into_iter().map(|c| c.id).collect();
+    assert_eq!(
+        unique.len(),
+        expected.len(),
+        "a container is held twice: {expected:?}"
+    );
+    let actual: BTreeSet<String> = runtime
+        .containers_in(NS)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let expected: BTreeSet<String> = expected.into_iter().collect();
-    assert_eq!(actual, expected, "namespace containers ≠ live leases' + pool");
+    assert_eq!(
+        actual, expected,
+        "namespace containers ≠ live leases' + pool"
+    );
 }
 
 /// A hit: the lease comes back `running` on a pooled container at once
@@ -196,12 +213,19 @@ pub async fn pool_hit_runs_at_once_and_refills(store: Arc<dyn LeaseStore>) {
     assert_eq!(lease.status, Status::Running, "running at once");
     let container = lease.container_id.clone().expect("a container");
     assert!(ready.contains(&container));
-    assert_eq!(lease.running_at, Some(lease.created_at), "billing starts at once");
+    assert_eq!(
+        lease.running_at,
+        Some(lease.created_at),
+        "billing starts at once"
+    );
     assert_eq!(h.store.get(&lease.id).await.expect("get"), lease);
     let created = events.recv().await.expect("event");
     assert_eq!(created.kind, EventKind::Created);
     let running = events.recv().await.expect("event");
-    assert_eq!((running.kind, &running.lease.id), (EventKind::Running, &lease.id));
+    assert_eq!(
+        (running.kind, &running.lease.id),
+        (EventKind::Running, &lease.id)
+    );
     assert_eq!(h.counters().await.hits, 1);
 
     assert_eq!(h.fill().await, 1, "refilled");
@@ -212,13 +236,21 @@ pub async fn pool_hit_runs_at_once_and_refills(store: Arc<dyn LeaseStore>) {
         .filter_map(|slot| slot.container_id)
         .collect();
     assert_eq!(again.len(), 2);
-    assert!(!again.contains(&container), "a used container is not in the pool");
+    assert!(
+        !again.contains(&container),
+        "a used container is not in the pool"
+    );
     check_namespace(&*h.store, &h.runtime).await;
 
     // Ended: its container goes, and never comes back to the pool.
     h.manager.delete(&lease.id).await.expect("delete");
     h.manager.reap_once().await.expect("reap");
-    assert!(h.runtime.containers_in(NS).iter().all(|c| c.id != container));
+    assert!(
+        h.runtime
+            .containers_in(NS)
+            .iter()
+            .all(|c| c.id != container)
+    );
     let report = h.manager.reconcile_once().await.expect("reconcile");
     assert_eq!(report.pool_slots_dropped, 1, "the taken slot's record goes");
     assert_eq!(report.orphans_removed, 0);
@@ -319,7 +351,11 @@ pub async fn reconcile_keeps_pools_honest(store: Arc<dyn LeaseStore>) {
     h.runtime
         .stop_container(slot.container_id.as_deref().expect("ready"));
     assert_eq!(
-        changed.reconcile_once().await.expect("reconcile").pool_slots_dropped,
+        changed
+            .reconcile_once()
+            .await
+            .expect("reconcile")
+            .pool_slots_dropped,
         1
     );
 
@@ -338,7 +374,10 @@ pub async fn reconcile_keeps_pools_honest(store: Arc<dyn LeaseStore>) {
         .vanish(lease.container_id.as_deref().expect("container"));
     let report = changed.reconcile_once().await.expect("reconcile");
     assert_eq!(report.exited, 1);
-    assert_eq!(h.store.get(&lease.id).await.expect("get").status, Status::Exited);
+    assert_eq!(
+        h.store.get(&lease.id).await.expect("get").status,
+        Status::Exited
+    );
     check_namespace(&*h.store, &h.runtime).await;
 }
 
@@ -362,7 +401,11 @@ pub async fn refill_crash_is_cleaned_up(store: Arc<dyn LeaseStore>) {
         .expect("create");
     assert_eq!(h.fill().await, 0, "filling slots count toward the pool");
     let report = h.manager.reconcile_once().await.expect("reconcile");
-    assert_eq!(report, crate::ReconcileReport::default(), "too young to judge");
+    assert_eq!(
+        report,
+        crate::ReconcileReport::default(),
+        "too young to judge"
+    );
 
     h.clock.advance(Duration::minutes(11));
     let report = h.manager.reconcile_once().await.expect("reconcile");
@@ -396,7 +439,13 @@ pub async fn pools_count_against_host_capacity(store: Arc<dyn LeaseStore>) {
         max_leases: Some(3),
         ..config()
     };
-    let m = manager(&store, &runtime, &clock, catalog(2, "alpine:3.20"), limited.clone());
+    let m = manager(
+        &store,
+        &runtime,
+        &clock,
+        catalog(2, "alpine:3.20"),
+        limited.clone(),
+    );
     m.provision(ProvisionRequest::new("ada", "ubuntu").minutes(30))
         .await
         .expect("one lease fits beside a pool of 2");

@@ -66,7 +66,11 @@ impl RedisStore {
         format!("{}pool:ready:{offering}", self.keys.base())
     }
 
-    pub(super) async fn add_slot(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+    pub(super) async fn add_slot(
+        &self,
+        slot: &PoolSlot,
+        target: usize,
+    ) -> Result<bool, StoreError> {
         let keys = (
             self.slot_key(&slot.id),
             self.all_slots_key(),
@@ -86,7 +90,11 @@ impl RedisStore {
         Ok(added == 1)
     }
 
-    pub(super) async fn ready_slot(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+    pub(super) async fn ready_slot(
+        &self,
+        slot_id: &str,
+        container_id: &str,
+    ) -> Result<bool, StoreError> {
         let created_ms = match self.read_slot(slot_id).await? {
             Some(slot) => slot.created_at.timestamp_millis(),
             None => return Ok(false),
@@ -94,7 +102,12 @@ impl RedisStore {
         let args = (slot_id, container_id, self.keys.base(), created_ms);
         let done: i64 = self
             .link
-            .run_script("mark a pool slot ready", &SCRIPTS.ready, self.slot_key(slot_id), args)
+            .run_script(
+                "mark a pool slot ready",
+                &SCRIPTS.ready,
+                self.slot_key(slot_id),
+                args,
+            )
             .await?;
         Ok(done == 1)
     }
@@ -113,8 +126,11 @@ impl RedisStore {
             let Some(slot_id) = ids.into_iter().next() else {
                 return Ok(None);
             };
-            let Some(slot) = self.read_slot(&slot_id).await? else { continue };
-            let (SlotState::Ready, Some(container_id)) = (slot.state, slot.container_id.as_deref()) else {
+            let Some(slot) = self.read_slot(&slot_id).await? else {
+                continue;
+            };
+            let (SlotState::Ready, Some(container_id)) = (slot.state, slot.container_id.as_deref())
+            else {
                 continue;
             };
             let stored = taken_lease(lease, container_id, now);
@@ -161,7 +177,12 @@ impl RedisStore {
     pub(super) async fn all_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
         let records: Vec<HashMap<String, String>> = self
             .link
-            .run_script("list pool slots", &SCRIPTS.slots, self.all_slots_key(), self.keys.base())
+            .run_script(
+                "list pool slots",
+                &SCRIPTS.slots,
+                self.all_slots_key(),
+                self.keys.base(),
+            )
             .await?;
         let mut slots = records
             .into_iter()
@@ -173,7 +194,11 @@ impl RedisStore {
         Ok(slots)
     }
 
-    pub(super) async fn drop_slot(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+    pub(super) async fn drop_slot(
+        &self,
+        slot_id: &str,
+        state: SlotState,
+    ) -> Result<bool, StoreError> {
         let keys = (self.slot_key(slot_id), self.all_slots_key());
         let args = (slot_id, state.as_str(), self.keys.base());
         let dropped: i64 = self
@@ -202,7 +227,9 @@ impl RedisStore {
         };
         let offering = field("offering")?;
         let image = field("image")?;
-        let state = field("state")?.parse().map_err(|e: String| corrupt(key.clone(), e))?;
+        let state = field("state")?
+            .parse()
+            .map_err(|e: String| corrupt(key.clone(), e))?;
         let created_at = DateTime::parse_from_rfc3339(&field("created_at")?)
             .map_err(|e| corrupt(key.clone(), e))?
             .with_timezone(&Utc);

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::pool::Taken;
+use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::{
-    Admission, CredentialError, PoolSlot, SlotState, CredentialStore, Lease, LeaseId, PersonalToken, StoreError,
-    WebSession,
+    Admission, CredentialError, CredentialStore, Lease, LeaseId, PersonalToken, PoolSlot,
+    SlotState, StoreError, WebSession,
 };
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use tempfile::TempDir;
