@@ -10,20 +10,24 @@ use crate::reaper::ReapReport;
 use crate::reconcile_plan::ReconcilePlan;
 use crate::reconciler::ReconcileReport;
 
-/// The reaper and reconciler loops started by [`LeaseManager::start`].
+/// The reaper, reconciler and warm-pool loops started by [`LeaseManager::start`].
 #[derive(Debug)]
 pub struct BackgroundTasks {
     /// The reaper loop.
     pub reaper: JoinHandle<()>,
     /// The reconciler loop.
     pub reconciler: JoinHandle<()>,
+    /// The warm-pool filler loop (ends at once when no offering has a
+    /// pool).
+    pub pools: JoinHandle<()>,
 }
 
 impl BackgroundTasks {
-    /// Waits for both loops to stop (after their token is cancelled).
+    /// Waits for the loops to stop (after their token is cancelled).
     pub async fn join(self) {
         let _ = self.reaper.await;
         let _ = self.reconciler.await;
+        let _ = self.pools.await;
     }
 }
 
@@ -39,9 +43,18 @@ impl LeaseManager {
         };
         let reconciler = {
             let manager = self.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move { manager.run_reconciler(shutdown).await })
         };
-        BackgroundTasks { reaper, reconciler }
+        let pools = {
+            let manager = self.clone();
+            tokio::spawn(async move { manager.run_pools(shutdown).await })
+        };
+        BackgroundTasks {
+            reaper,
+            reconciler,
+            pools,
+        }
     }
 
     /// Runs the reaper until `shutdown` is cancelled: it sleeps until the
@@ -67,6 +80,13 @@ impl LeaseManager {
             .reconciler
             .run(self, self.stopped(shutdown))
             .await;
+    }
+
+    /// Keeps every offering's warm pool at its size until `shutdown` is
+    /// cancelled: fills now, then after every take and every
+    /// `pool_check_interval`. Returns at once when no offering has a pool.
+    pub async fn run_pools(&self, shutdown: CancellationToken) {
+        self.run_pool_filler(self.stopped(shutdown)).await;
     }
 
     /// Completes when `shutdown` is cancelled or the manager shuts down.

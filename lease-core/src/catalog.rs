@@ -117,6 +117,18 @@ pub struct Offering {
     /// storage driver can enforce one (lease-docker refuses it otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_mb: Option<u32>,
+    /// How many started containers of this offering the engine keeps
+    /// ready for the next provisions (a warm pool, see [`crate::pool`]);
+    /// 0, the default, keeps none. At most [`MAX_POOL`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pool: u32,
+}
+
+/// The largest warm pool one offering may ask for.
+pub const MAX_POOL: u32 = 256;
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl Offering {
@@ -313,6 +325,7 @@ impl Default for Catalog {
             scratch_mb: None,
             user: None,
             disk_mb: None,
+            pool: 0,
         };
         let ubuntu = Offering {
             key: "ubuntu".into(),
@@ -346,7 +359,7 @@ fn validate(offering: &Offering) -> Result<(), CatalogError> {
         && key.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
         });
-    let checks: [(bool, &str); 8] = [
+    let checks: [(bool, &str); 9] = [
         (
             key_ok,
             "key must be 1-63 lowercase letters, digits, `-`, `_` or `.`",
@@ -367,6 +380,7 @@ fn validate(offering: &Offering) -> Result<(), CatalogError> {
             (1..=offering.max_minutes).contains(&offering.default_minutes),
             "default_minutes must be within 1..=max_minutes",
         ),
+        (offering.pool <= MAX_POOL, "pool must be at most 256"),
     ];
     match checks.iter().find(|(ok, _)| !ok) {
         Some((_, problem)) => Err(invalid(key, problem)),

@@ -56,6 +56,12 @@ pub struct ManagerConfig {
     /// Most memory the active leases may reserve together, in MiB (their
     /// offerings' `memory_mb`); `None`: no limit.
     pub max_memory_mb: Option<u64>,
+    /// A ready warm-pool container older than this is replaced (so pools
+    /// do not keep containers of a long-gone moment). Default 1 h.
+    pub pool_max_age: Duration,
+    /// How often the pool filler checks every pool's size when nothing
+    /// wakes it (a take wakes it at once). Default 5 s.
+    pub pool_check_interval: Duration,
 }
 
 /// What to do with a labelled container whose lease is unknown to the store
@@ -92,6 +98,8 @@ impl Default for ManagerConfig {
             max_leases: None,
             max_nano_cpus: None,
             max_memory_mb: None,
+            pool_max_age: Duration::from_secs(3600),
+            pool_check_interval: Duration::from_secs(5),
         }
     }
 }
@@ -131,9 +139,17 @@ impl ManagerConfig {
             ("quick_retry_base", self.quick_retry_base),
             ("expiring_soon_lead", self.expiring_soon_lead),
             ("reconcile_interval", self.reconcile_interval),
+            ("pool_max_age", self.pool_max_age),
+            ("pool_check_interval", self.pool_check_interval),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_SETTING) {
             return Err(ValidationError::new(field, "must be at most 365 days"));
+        }
+        if self.pool_max_age.is_zero() || self.pool_check_interval.is_zero() {
+            return Err(ValidationError::new(
+                "pool_max_age",
+                "pool max age and check interval must be above zero",
+            ));
         }
         if self.max_nano_cpus.is_some_and(|nano_cpus| nano_cpus < 0) {
             return Err(ValidationError::new("max_cpus", "must not be negative"));

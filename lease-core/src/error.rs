@@ -137,6 +137,13 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// The store does not implement this (optional) part of the port,
+    /// such as warm pools.
+    #[error("this lease store cannot {operation}")]
+    Unsupported {
+        /// What was asked for.
+        operation: &'static str,
+    },
     /// Any other store failure.
     #[error("lease store failed to {operation}")]
     Other {

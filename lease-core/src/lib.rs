@@ -39,7 +39,8 @@
 //!
 //! Modules by concept: [`lease`] (the record and its state machine),
 //! [`pricing`] and [`money`], [`catalog`], [`clock`], the ports [`store`] and
-//! [`runtime`], [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
+//! [`runtime`], [`pool`] (warm pools: slot records and the invariants as
+//! pools amend them), [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
 //! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
 //! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
@@ -62,11 +63,14 @@ pub mod id;
 pub mod lease;
 mod manager;
 pub mod money;
+pub mod pool;
+mod pool_fill;
 pub mod pricing;
 mod provision;
 mod quota;
 mod reaper;
 mod reconcile_plan;
+mod reconcile_pools;
 mod reconciler;
 pub mod runtime;
 pub mod stats;
@@ -86,7 +90,9 @@ pub use id::{InvalidLeaseId, LeaseId};
 pub use lease::{EndReason, InvalidTransition, Lease, Status};
 pub use manager::{LeaseManager, LeaseManagerBuilder, ProvisionRequest, Usage};
 pub use money::Money;
-pub use provision::container_spec;
+pub use pool::{PoolSlot, SlotState};
+pub use pool_fill::{PoolCounters, PoolStatus};
+pub use provision::{container_spec, pool_container_spec};
 pub use reaper::ReapReport;
 pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;

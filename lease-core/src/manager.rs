@@ -111,6 +111,9 @@ impl LeaseManagerBuilder {
     /// Checks the configuration and builds the manager.
     pub fn build(self) -> Result<LeaseManager, LeaseError> {
         self.config.validate()?;
+        if self.catalog.offerings().any(|offering| offering.pool > 0) {
+            crate::quota::PoolReserve::of(&self.catalog).check(&self.config)?;
+        }
         let events = EventSink::new(EVENT_CAPACITY, self.clock.clone());
         let catalog = Arc::new(self.catalog);
         let shutdown = CancellationToken::new();
@@ -144,6 +147,7 @@ impl LeaseManagerBuilder {
                 progress: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 shutdown,
+                pools: crate::pool_fill::Pools::default(),
             }),
         })
     }
@@ -180,6 +184,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: TaskTracker,
     /// Cancels timers and loops when the manager shuts down.
     pub(crate) shutdown: CancellationToken,
+    /// Warm-pool counters and the filler's wake-up.
+    pub(crate) pools: crate::pool_fill::Pools,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
@@ -264,8 +270,13 @@ impl LeaseManager {
         info!(lease_id = %stored.id, owner = %stored.owner, offering = %stored.offering, minutes, "lease created");
         self.emit(EventKind::Created, &stored);
         self.inner.reaper.wake();
-        self.spawn_provisioning(stored.id.clone());
         self.spawn_expiry_warning(&stored);
+        // A warm pool's ready container makes it running at once; else
+        // (or with no pool) its container is created in the background.
+        if let Some(running) = self.take_from_pool(&stored, offering).await {
+            return Ok(running);
+        }
+        self.spawn_provisioning(stored.id.clone());
         Ok(stored)
     }
 

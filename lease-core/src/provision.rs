@@ -17,7 +17,8 @@ use crate::event::EventKind;
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
 use crate::manager::{LeaseManager, lock};
-use crate::runtime::{ContainerSpec, Limits, PullProgress, container_name, labels};
+use crate::pool::PoolSlot;
+use crate::runtime::{BelongsTo, ContainerSpec, Limits, PullProgress, container_name, labels};
 
 /// Bytes in a MiB.
 const MIB: i64 = 1024 * 1024;
@@ -213,22 +214,59 @@ impl LeaseManager {
 /// The container spec of a lease: catalog image, command, limits and
 /// confinement, and the labels of DESIGN invariant 1.
 pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> ContainerSpec {
-    let labels: BTreeMap<String, String> = [
-        (labels::MANAGED, "true".to_owned()),
-        (labels::NAMESPACE, namespace.to_owned()),
+    let labels = [
         (labels::LEASE_ID, lease.id.to_string()),
         (labels::OWNER, lease.owner.clone()),
         (labels::EXPIRES_AT, lease.expires_at.to_rfc3339()),
         (labels::CREATED_AT, lease.created_at.to_rfc3339()),
         (labels::IMAGE_TYPE, lease.offering.clone()),
+    ];
+    hardened_spec(
+        namespace,
+        BelongsTo::Lease(lease.id.clone()),
+        labels,
+        offering,
+    )
+}
+
+/// The container spec of a warm-pool slot: the same image, command,
+/// limits and confinement as a lease of `offering` gets, labelled with the
+/// pool and the slot instead of a lease (see [`crate::pool`]).
+pub fn pool_container_spec(namespace: &str, slot: &PoolSlot, offering: &Offering) -> ContainerSpec {
+    let labels = [
+        (labels::POOL, offering.key.clone()),
+        (labels::POOL_SLOT, slot.id.clone()),
+        (labels::CREATED_AT, slot.created_at.to_rfc3339()),
+        (labels::IMAGE_TYPE, offering.key.clone()),
+    ];
+    hardened_spec(
+        namespace,
+        BelongsTo::PoolSlot(slot.id.clone()),
+        labels,
+        offering,
+    )
+}
+
+/// `offering`'s hardened container for `belongs_to`, with the managed and
+/// namespace labels and `labels`.
+fn hardened_spec<const N: usize>(
+    namespace: &str,
+    belongs_to: BelongsTo,
+    labels: [(&str, String); N],
+    offering: &Offering,
+) -> ContainerSpec {
+    let labels: BTreeMap<String, String> = [
+        (labels::MANAGED, "true".to_owned()),
+        (labels::NAMESPACE, namespace.to_owned()),
     ]
     .into_iter()
+    .chain(labels)
     .map(|(key, value)| (key.to_owned(), value))
     .collect();
     ContainerSpec {
-        lease_id: lease.id.clone(),
+        name: belongs_to.container_name(),
+        belongs_to,
         namespace: namespace.to_owned(),
-        name: container_name(&lease.id),
         image: offering.image.clone(),
         command: offering.command.clone(),
         labels,

@@ -15,6 +15,7 @@ use crate::config::OrphanPolicy;
 use crate::error::{LeaseError, StoreError};
 use crate::id::LeaseId;
 use crate::lease::{EndReason, Lease, Status};
+use crate::pool::PoolSlot;
 use crate::provision::Provisioning;
 use crate::reaper::to_chrono;
 use crate::reconciler::Reconciler;
@@ -36,6 +37,10 @@ pub enum ReconcileAction {
     RetryProvisioning,
     /// Mark a pending lease past the provisioning timeout `error`.
     TimeOut,
+    /// Drop a warm-pool slot record (if it is still in the state read)
+    /// and then remove its container: a stale, extra, stopped or stuck
+    /// slot, or one whose container is gone.
+    DropPoolSlot,
 }
 
 /// One planned change and what it concerns.
@@ -48,6 +53,9 @@ pub struct PlannedChange {
     pub lease_id: Option<LeaseId>,
     /// The container concerned, if there is one.
     pub container: Option<ContainerInfo>,
+    /// The warm-pool slot concerned (for [`ReconcileAction::DropPoolSlot`]),
+    /// as read.
+    pub slot: Option<PoolSlot>,
     /// Why, in words. For [`ReconcileAction::MarkExited`] and
     /// [`ReconcileAction::TimeOut`] it is also the error the lease gets.
     pub reason: String,
@@ -65,7 +73,7 @@ pub struct ReconcilePlan {
 }
 
 impl ReconcilePlan {
-    fn add(
+    pub(crate) fn add(
         &mut self,
         action: ReconcileAction,
         lease_id: Option<&LeaseId>,
@@ -76,6 +84,22 @@ impl ReconcilePlan {
             action,
             lease_id: lease_id.cloned(),
             container: container.cloned(),
+            slot: None,
+            reason: reason.into(),
+        });
+    }
+
+    pub(crate) fn drop_slot(
+        &mut self,
+        slot: &PoolSlot,
+        container: Option<&ContainerInfo>,
+        reason: impl Into<String>,
+    ) {
+        self.changes.push(PlannedChange {
+            action: ReconcileAction::DropPoolSlot,
+            lease_id: slot.lease_id.clone(),
+            container: container.cloned(),
+            slot: Some(slot.clone()),
             reason: reason.into(),
         });
     }
@@ -89,12 +113,24 @@ impl Reconciler {
         &self,
         provisioning: &dyn Provisioning,
     ) -> Result<ReconcilePlan, LeaseError> {
+        // Slots, then leases, then containers: a slot taken after its read
+        // still reads as ready (so its container is the pool's, and only
+        // conditional drops touch it), and a lease that took a container
+        // after the slots' read holds its id in the leases' read.
+        let slots = self.pool_slots().await?;
         let leases = self.store.list_all(&ListQuery::default()).await?;
         let containers = self.runtime.list_managed(&self.settings.namespace).await?;
         let mut plan = ReconcilePlan::default();
 
         let mut by_lease: HashMap<LeaseId, &ContainerInfo> = HashMap::new();
+        let by_id: HashMap<&str, &ContainerInfo> =
+            containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut pooled = Vec::new();
         for container in &containers {
+            if container.pool_slot().is_some() {
+                pooled.push(container);
+                continue;
+            }
             match container.lease_id() {
                 Some(id) => {
                     by_lease.insert(id, container);
@@ -118,8 +154,14 @@ impl Reconciler {
             self.plan_container(id, container, &mut plan).await?;
         }
         let now = self.clock.now();
+        self.plan_pools(&slots, &leases, &pooled, now, &mut plan)
+            .await?;
         for lease in &leases {
-            let container = by_lease.get(&lease.id).copied();
+            // A lease that took a pooled container finds it by its id.
+            let container = by_lease.get(&lease.id).copied().or_else(|| {
+                let id = lease.container_id.as_deref()?;
+                by_id.get(id).copied()
+            });
             self.plan_lease(lease, container, now, provisioning, &mut plan);
         }
         Ok(plan)

@@ -9,7 +9,11 @@
 //! - a running lease whose container vanished or stopped becomes `exited`;
 //! - a pending lease past the provisioning timeout becomes `error`; one that
 //!   no task in this process is provisioning is retried (creation is
-//!   idempotent by container name, so a retry never duplicates).
+//!   idempotent by container name, so a retry never duplicates);
+//! - warm pools (`reconcile_pools.rs`): a container with a pool-slot label
+//!   is judged by its slot record; stale, extra, stopped or stuck slots
+//!   are dropped with their containers, and a running lease that took a
+//!   pooled container is matched to it by the container id it holds.
 //!
 //! Each pass first works out a [`ReconcilePlan`](crate::ReconcilePlan)
 //! read-only (`reconcile_plan.rs`: leases are read *before* containers, so
@@ -55,6 +59,9 @@ pub struct ReconcileReport {
     pub retried: usize,
     /// Pending leases past the provisioning timeout, now `error`.
     pub timed_out: usize,
+    /// Warm-pool slots dropped (stale, extra, stopped, stuck, or of an
+    /// ended lease) with their containers.
+    pub pool_slots_dropped: usize,
 }
 
 /// The reconciler's settings, taken from [`ManagerConfig`].
@@ -65,6 +72,7 @@ pub(crate) struct Settings {
     pub(crate) provision_timeout: StdDuration,
     pub(crate) stuck_pending_after: StdDuration,
     reconcile_interval: StdDuration,
+    pub(crate) pool_max_age: StdDuration,
 }
 
 /// Makes the store and the runtime agree; see the module docs.
@@ -104,6 +112,7 @@ impl Reconciler {
                 provision_timeout: config.provision_timeout,
                 stuck_pending_after: config.stuck_pending_after,
                 reconcile_interval: config.reconcile_interval,
+                pool_max_age: config.pool_max_age,
             },
             wake_reaper,
         }
@@ -197,6 +206,12 @@ impl Reconciler {
                 if provisioning.retry_provisioning(id.clone()) {
                     info!(lease_id = %id, reason = %change.reason, "retrying stuck provisioning");
                     report.retried += 1;
+                }
+            }
+            (ReconcileAction::DropPoolSlot, _) => {
+                if let Some(slot) = &change.slot {
+                    self.drop_pool_slot(slot, container, &change.reason, report)
+                        .await?;
                 }
             }
             (_, None) => {}

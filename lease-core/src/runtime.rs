@@ -37,6 +37,43 @@ pub mod labels {
     pub const CREATED_AT: &str = "io.containerlease.created-at";
     /// The catalog offering's key.
     pub const IMAGE_TYPE: &str = "io.containerlease.image-type";
+    /// On a warm-pool container: the offering whose pool it is in (a pool
+    /// container has no lease id, owner or expiry label).
+    pub const POOL: &str = "io.containerlease.pool";
+    /// On a warm-pool container: its pool slot's id (see
+    /// [`crate::pool`]); the store's slot record says whose it is.
+    pub const POOL_SLOT: &str = "io.containerlease.pool-slot";
+}
+
+/// Whom a container is created for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BelongsTo {
+    /// A lease: named [`container_name`] of it, labelled with its id.
+    Lease(LeaseId),
+    /// A warm-pool slot: named
+    /// [`pool_container_name`](crate::pool::pool_container_name) of it,
+    /// labelled [`labels::POOL_SLOT`] with its id and no lease id.
+    PoolSlot(String),
+}
+
+impl BelongsTo {
+    /// The container name this owner's container must have.
+    pub fn container_name(&self) -> String {
+        match self {
+            BelongsTo::Lease(id) => container_name(id),
+            BelongsTo::PoolSlot(slot) => crate::pool::pool_container_name(slot),
+        }
+    }
+}
+
+impl std::fmt::Display for BelongsTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BelongsTo::Lease(id) => write!(f, "lease {id}"),
+            BelongsTo::PoolSlot(slot) => write!(f, "pool slot {slot}"),
+        }
+    }
 }
 
 /// Name of the container of a lease: `containerlease-<lease id>`.
@@ -128,11 +165,11 @@ pub const SCRATCH_PATH: &str = "/tmp";
 /// image or a command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
-    /// The lease the container belongs to.
-    pub lease_id: LeaseId,
+    /// The lease or pool slot the container is created for.
+    pub belongs_to: BelongsTo,
     /// The namespace label's value.
     pub namespace: String,
-    /// Container name (see [`container_name`]).
+    /// Container name (see [`BelongsTo::container_name`]).
     pub name: String,
     /// Image reference.
     pub image: String,
@@ -192,6 +229,11 @@ impl ContainerInfo {
     /// The lease id from the labels, if present and valid.
     pub fn lease_id(&self) -> Option<LeaseId> {
         self.labels.get(labels::LEASE_ID)?.parse().ok()
+    }
+
+    /// The pool slot id from the labels, on a warm-pool container.
+    pub fn pool_slot(&self) -> Option<&str> {
+        self.labels.get(labels::POOL_SLOT).map(String::as_str)
     }
 
     /// A label's value parsed as an RFC 3339 time.

@@ -51,6 +51,14 @@
 //!   row per day; [`LeaseStore::share_stats`] sums the few spans that
 //!   [`cover`](crate::stats::cover) the window: neither grows with the
 //!   number of leases, and the retention does not apply to them.
+//! - **Warm pools.** The `pool_*` methods keep [`PoolSlot`] records (see
+//!   [`pool`](crate::pool)). Each is atomic on its own;
+//!   [`LeaseStore::pool_add`] checks the pool's size and
+//!   [`LeaseStore::pool_take`] changes a slot and a lease in the same
+//!   atomic step. A store that keeps no pools keeps the defaults, which
+//!   answer [`StoreError::Unsupported`]; the engine then never pools (every
+//!   provision takes the normal path). Their cases are
+//!   `lease_core::testing::pool_conformance`.
 //! - **Conformance.** `lease_core::testing::conformance` (feature
 //!   `test-utils`) checks all of this; a store is done when it passes.
 
@@ -67,6 +75,7 @@ use crate::error::StoreError;
 use crate::id::LeaseId;
 use crate::lease::{Lease, Status};
 use crate::money::Money;
+use crate::pool::{PoolSlot, SlotState, Taken};
 use crate::stats::StatsRow;
 
 /// Most leases one page holds.
@@ -268,6 +277,64 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<StatsRow>, StoreError>;
+
+    /// Stores `slot` (state [`SlotState::Filling`], as given) if its
+    /// offering has fewer than `target` slots filling or ready, all in one
+    /// atomic step; `Ok(false)` stores nothing. A slot id already stored is
+    /// an `Ok(false)` too.
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        let _ = (slot, target);
+        Err(StoreError::Unsupported {
+            operation: "keep warm pools",
+        })
+    }
+
+    /// Marks a filling slot ready with its started container's id.
+    /// `Ok(false)` (nothing changed) if the slot is not stored or not
+    /// filling: the caller then removes the container it made.
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        let _ = (slot_id, container_id);
+        Err(StoreError::Unsupported {
+            operation: "keep warm pools",
+        })
+    }
+
+    /// In one atomic step: picks the ready slot of `offering` stored
+    /// first (oldest `created_at`, ties by id), marks it
+    /// [`taken_slot`](crate::pool::taken_slot) by `lease`, and stores
+    /// `lease` as [`taken_lease`](crate::pool::taken_lease) on the slot's
+    /// container at `now`. `lease` is the active lease as read: if its
+    /// stored revision moved, [`StoreError::Conflict`]; if it is not
+    /// active, [`StoreError::NotFound`]; either way nothing changes.
+    /// `Ok(None)` when no slot of `offering` is ready (nothing changes).
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Taken>, StoreError> {
+        let _ = (offering, lease, now);
+        Err(StoreError::Unsupported {
+            operation: "keep warm pools",
+        })
+    }
+
+    /// Every slot record, ordered by offering, `created_at`, id.
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        Err(StoreError::Unsupported {
+            operation: "keep warm pools",
+        })
+    }
+
+    /// Deletes slot `slot_id` if it is in `state`; `Ok(false)` (nothing
+    /// changed) otherwise. Dropping a ready slot can therefore never race
+    /// a take: one of them wins.
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        let _ = (slot_id, state);
+        Err(StoreError::Unsupported {
+            operation: "keep warm pools",
+        })
+    }
 }
 
 /// Conveniences over any [`LeaseStore`], built on its required methods

@@ -16,7 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use lease_core::runtime::{
-    ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode, ProgressFn,
+    BelongsTo, ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode,
+    ProgressFn,
 };
 use lease_core::{
     Admission, Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery,
@@ -221,6 +222,7 @@ fn tiny() -> Offering {
         scratch_mb: None,
         user: None,
         disk_mb: None,
+        pool: 0,
     }
 }
 
@@ -430,9 +432,10 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
         // The lease must already be in the store, still pending, when its
         // container is created.
         .withf(move |spec| {
-            lock(&stored)
-                .as_ref()
-                .is_some_and(|lease| lease.id == spec.lease_id && lease.status == Status::Pending)
+            lock(&stored).as_ref().is_some_and(|lease| {
+                spec.belongs_to == BelongsTo::Lease(lease.id.clone())
+                    && lease.status == Status::Pending
+            })
         })
         .times(1)
         .in_sequence(&mut seq)
@@ -472,7 +475,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
     let spec = lock(&spec_seen)
         .clone()
         .expect("create_and_start was called");
-    assert_eq!(spec.lease_id, lease.id);
+    assert_eq!(spec.belongs_to, BelongsTo::Lease(lease.id.clone()));
     assert_eq!(spec.namespace, NS);
     assert_eq!(spec.name, format!("containerlease-{}", lease.id));
     assert_eq!(spec.image, IMAGE);

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use lease_core::RuntimeError;
 use lease_core::config::validate_namespace;
-use lease_core::runtime::{ContainerInfo, ContainerSpec, container_name, labels};
+use lease_core::runtime::{BelongsTo, ContainerInfo, ContainerSpec, labels};
 
 use crate::error::{DockerError, message_of, status_of};
 use crate::hardening;
@@ -79,7 +79,7 @@ fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
     let invalid = |problem: String| {
         Err(RuntimeError::Invalid(format!(
             "container spec of {}: {problem}",
-            spec.lease_id
+            spec.belongs_to
         )))
     };
     let label = |key: &str| spec.labels.get(key).map(String::as_str);
@@ -93,11 +93,25 @@ fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
             spec.namespace
         ));
     }
-    if label(labels::LEASE_ID) != Some(spec.lease_id.as_str()) {
-        return invalid(format!("label {} must be the lease id", labels::LEASE_ID));
+    match &spec.belongs_to {
+        BelongsTo::Lease(id) => {
+            if label(labels::LEASE_ID) != Some(id.as_str()) {
+                return invalid(format!("label {} must be the lease id", labels::LEASE_ID));
+            }
+        }
+        BelongsTo::PoolSlot(slot) => {
+            if label(labels::POOL_SLOT) != Some(slot.as_str()) || label(labels::LEASE_ID).is_some()
+            {
+                return invalid(format!(
+                    "label {} must be the slot id, and no lease id label",
+                    labels::POOL_SLOT
+                ));
+            }
+        }
     }
-    if spec.name != container_name(&spec.lease_id) {
-        return invalid(format!("name must be `{}`", container_name(&spec.lease_id)));
+    let name = spec.belongs_to.container_name();
+    if spec.name != name {
+        return invalid(format!("name must be `{name}`"));
     }
     if spec.image.trim().is_empty() || spec.command.is_empty() {
         return invalid("image and command must not be empty".to_owned());
@@ -181,7 +195,7 @@ impl DockerRuntime {
             .await?;
         // The semaphore is never closed, so this always gets a permit.
         let _permit = self.creations.acquire().await.ok();
-        let lease = spec.lease_id.to_string();
+        let lease = spec.belongs_to.to_string();
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
@@ -222,7 +236,7 @@ impl DockerRuntime {
             .iter()
             .filter(|warning| !warning.is_empty())
         {
-            tracing::warn!(lease_id = %spec.lease_id, container = %created.id, warning, "engine warning on create");
+            tracing::warn!(belongs_to = %spec.belongs_to, container = %created.id, warning, "engine warning on create");
         }
         if let Err(source) = self.docker.start_container(&created.id, None).await {
             let error = self.fail(DockerError::StartContainer {
@@ -233,11 +247,11 @@ impl DockerRuntime {
             // Do not leave a dead container behind; if this fails too, the
             // reaper or the reconciler removes it by its labels.
             if let Err(cleanup) = self.remove_impl(&spec.namespace, &created.id).await {
-                tracing::warn!(lease_id = %spec.lease_id, error = %cleanup.chain(), "cannot remove a container that failed to start");
+                tracing::warn!(belongs_to = %spec.belongs_to, error = %cleanup.chain(), "cannot remove a container that failed to start");
             }
             return Err(error);
         }
-        tracing::debug!(lease_id = %spec.lease_id, container = %created.id, "container started");
+        tracing::debug!(belongs_to = %spec.belongs_to, container = %created.id, "container started");
         Ok(created.id)
     }
 
@@ -259,9 +273,11 @@ impl DockerRuntime {
             .as_ref()
             .and_then(|config| config.labels.as_ref());
         check_ours(container_labels, &spec.namespace, &spec.name)?;
-        if container_labels.and_then(|labels| labels.get(labels::LEASE_ID))
-            != Some(&spec.lease_id.to_string())
-        {
+        let (key, wanted) = match &spec.belongs_to {
+            BelongsTo::Lease(id) => (labels::LEASE_ID, id.to_string()),
+            BelongsTo::PoolSlot(slot) => (labels::POOL_SLOT, slot.clone()),
+        };
+        if container_labels.and_then(|labels| labels.get(key)) != Some(&wanted) {
             return Err(RuntimeError::NotManaged {
                 container: spec.name.clone(),
                 namespace: spec.namespace.clone(),
@@ -279,13 +295,13 @@ impl DockerRuntime {
                 .await
                 .map_err(|source| {
                     self.fail(DockerError::StartContainer {
-                        lease: spec.lease_id.to_string(),
+                        lease: spec.belongs_to.to_string(),
                         container: id.clone(),
                         source,
                     })
                 })?;
         }
-        tracing::debug!(lease_id = %spec.lease_id, container = %id, was_running = running, "container already existed");
+        tracing::debug!(belongs_to = %spec.belongs_to, container = %id, was_running = running, "container already existed");
         Ok(id)
     }
 
@@ -566,8 +582,8 @@ mod tests {
             (labels::LEASE_ID.to_owned(), lease_id.to_string()),
         ]);
         ContainerSpec {
-            name: container_name(&lease_id),
-            lease_id,
+            name: lease_core::runtime::container_name(&lease_id),
+            belongs_to: BelongsTo::Lease(lease_id),
             namespace: "test-unit".into(),
             image: "containerlease-test/busybox:latest".into(),
             command: vec!["sleep".into(), "infinity".into()],

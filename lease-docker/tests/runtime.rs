@@ -42,7 +42,12 @@ async fn round_trip_with_labels_limits_and_hardening() {
     assert_eq!(info.state, "running");
     assert_eq!(info.name, spec.name);
     assert_eq!(info.exit_code, None);
-    assert_eq!(info.lease_id().as_ref(), Some(&spec.lease_id));
+    assert_eq!(
+        info.lease_id()
+            .map(lease_core::runtime::BelongsTo::Lease)
+            .as_ref(),
+        Some(&spec.belongs_to)
+    );
     // By name, too.
     assert_eq!(
         test.runtime

@@ -83,6 +83,8 @@ pub(crate) struct Leases {
     active_nano_cpus: i64,
     /// Σ memory of the active leases in MiB (the host's memory use).
     active_memory_mb: u64,
+    /// Warm-pool slot records by id (see `pool.rs`).
+    pub(crate) pool: BTreeMap<String, lease_core::PoolSlot>,
 }
 
 /// When a finished lease ended, for ordering history.

@@ -48,6 +48,7 @@
 
 mod credentials;
 mod index;
+mod pool;
 mod store;
 
 pub use store::MemoryStore;

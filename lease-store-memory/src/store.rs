@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::pool::Taken;
 use lease_core::stats::{self, StatsRow};
 use lease_core::store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals,
 };
-use lease_core::{Admission, Clock, Lease, LeaseId, StoreError, SystemClock};
+use lease_core::{Admission, Clock, Lease, LeaseId, PoolSlot, SlotState, StoreError, SystemClock};
 
 use crate::index::{Leases, nanos};
 
@@ -190,6 +191,31 @@ impl LeaseStore for MemoryStore {
     ) -> Result<Vec<StatsRow>, StoreError> {
         stats::check_range(from, to)?;
         Ok(self.lock().share_stats(from, to))
+    }
+
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        Ok(self.lock().pool_add(slot, target))
+    }
+
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().pool_ready(slot_id, container_id))
+    }
+
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Taken>, StoreError> {
+        self.lock().pool_take(offering, lease, now)
+    }
+
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        Ok(self.lock().pool_slots())
+    }
+
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        Ok(self.lock().pool_drop(slot_id, state))
     }
 }
 

@@ -177,6 +177,16 @@ pub(crate) async fn update(
     Ok(stored)
 }
 
+/// Compare-and-set of `lease` within a caller's transaction, without
+/// admission checks (a warm-pool take: the lease was admitted at insert).
+pub(crate) async fn update_in(
+    client: &impl GenericClient,
+    lease: &Lease,
+) -> Result<Lease, StoreError> {
+    let (stored, values) = codec::cas_values(lease, codec::due_nanos, "update a lease")?;
+    update_row(client, &update_sql(), &values, lease, stored).await
+}
+
 async fn update_row(
     client: &impl GenericClient,
     sql: &str,

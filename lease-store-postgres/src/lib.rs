@@ -61,6 +61,7 @@ mod config;
 mod credentials;
 mod error;
 mod history;
+mod pool;
 mod schema;
 mod store;
 mod tls;

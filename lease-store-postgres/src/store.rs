@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use lease_core::pool::Taken;
 use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::{Admission, Lease, LeaseId, StoreError};
+use lease_core::{Admission, Lease, LeaseId, PoolSlot, SlotState, StoreError};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info, warn};
 
 use crate::admission::AdmissionLocks;
 use crate::config::PostgresStoreConfig;
 use crate::error::{During, PostgresError, pool_error};
-use crate::{active, codec, history, schema, tls};
+use crate::{active, codec, history, pool, schema, tls};
 
 /// A [`LeaseStore`] (and [`lease_core::CredentialStore`]) on PostgreSQL,
 /// shared by every server that connects to the same database and
@@ -276,6 +277,36 @@ impl LeaseStore for PostgresStore {
     ) -> Result<Vec<StatsRow>, StoreError> {
         let client = self.client().await?;
         history::share_stats(&client, from, to).await
+    }
+
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        pool::add(&mut client, slot, target).await
+    }
+
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        pool::ready(&client, slot_id, container_id).await
+    }
+
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Taken>, StoreError> {
+        let mut client = self.client().await?;
+        pool::take(&mut client, offering, lease, now).await
+    }
+
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        let client = self.client().await?;
+        pool::slots(&client).await
+    }
+
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        pool::drop_slot(&client, slot_id, state).await
     }
 }
 

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use lease_core::stats::{self as rollup, StatsRow, day_of, finish_contribution};
 use lease_core::{
-    Admission, HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, StoreError,
-    UsageTotals,
+    Admission, HistoryQuery, Lease, LeaseId, LeaseStore, ListQuery, Money, Page, PoolSlot,
+    SlotState, StoreError, UsageTotals,
 };
 use redis::Script;
 use tokio::sync::OnceCell;
@@ -32,6 +32,7 @@ use crate::stats;
 mod credentials;
 mod paging;
 mod split_stats;
+mod pool;
 mod upgrade;
 
 use credentials::CredentialScripts;
@@ -443,5 +444,31 @@ impl LeaseStore for RedisStore {
             rows.extend(stats::rows_of_hash(key, from, hash)?);
         }
         Ok(rollup::sum_shares(from, rows))
+    }
+
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        self.add_slot(slot, target).await
+    }
+
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        self.ready_slot(slot_id, container_id).await
+    }
+
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<lease_core::pool::Taken>, StoreError> {
+        self.counters_ready().await?;
+        self.take_slot(offering, lease, now).await
+    }
+
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        self.all_slots().await
+    }
+
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        self.drop_slot(slot_id, state).await
     }
 }

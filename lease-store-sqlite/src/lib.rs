@@ -77,6 +77,7 @@ mod config;
 mod credentials;
 mod error;
 mod history;
+mod pool;
 mod schema;
 mod store;
 mod url;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use lease_core::pool::Taken;
 use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
-use lease_core::{Admission, Lease, LeaseId, StoreError};
+use lease_core::{Admission, Lease, LeaseId, PoolSlot, SlotState, StoreError};
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;
 
@@ -18,7 +19,7 @@ use crate::error::{During, OpenError};
 use crate::schema::{self, Found};
 use crate::worker::Worker;
 use crate::writer::Writer;
-use crate::{active, history};
+use crate::{active, history, pool};
 
 /// Prepared statements kept per connection (the list and history queries
 /// vary with their filters).
@@ -344,6 +345,43 @@ impl LeaseStore for SqliteStore {
     ) -> Result<Vec<StatsRow>, StoreError> {
         lease_core::stats::check_range(from, to)?;
         self.read(move |connection| history::share_stats(connection, from, to))
+            .await
+    }
+
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        let slot = slot.clone();
+        self.writer
+            .write(move |connection| pool::add(connection, &slot, target))
+            .await
+    }
+
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        let (slot_id, container_id) = (slot_id.to_owned(), container_id.to_owned());
+        self.writer
+            .write(move |connection| pool::ready(connection, &slot_id, &container_id))
+            .await
+    }
+
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Taken>, StoreError> {
+        let (offering, lease) = (offering.to_owned(), lease.clone());
+        self.writer
+            .write(move |connection| pool::take(connection, &offering, &lease, now))
+            .await
+    }
+
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        self.read(pool::slots).await
+    }
+
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        let slot_id = slot_id.to_owned();
+        self.writer
+            .write(move |connection| pool::drop_slot(connection, &slot_id, state))
             .await
     }
 }

@@ -8,7 +8,13 @@
 //! - `containerlease_provision_duration_seconds`: creation to running;
 //! - `containerlease_reap_lateness_seconds`: expiry to removal;
 //! - `containerlease_events_missed_total`: events this process's metrics
-//!   listener fell behind on.
+//!   listener fell behind on;
+//! - warm pools, per offering with a pool: `containerlease_pool_target`,
+//!   `containerlease_pool_containers{state}` (`ready`, `filling`; read from
+//!   the store, so shared), `containerlease_pool_takes_total{result}`
+//!   (`hit`, `miss`), `containerlease_pool_refills_total{result}` (`ok`,
+//!   `failed`) and `containerlease_pool_refill_seconds_total` (Σ time from
+//!   a slot's record to its container ready; ÷ refills is the mean).
 //!
 //! Counters and histograms count what this process saw.
 //!
@@ -48,6 +54,107 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OfferingLabel {
+    offering: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabel {
+    offering: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolResultLabel {
+    offering: String,
+    result: &'static str,
+}
+
+/// The warm-pool metrics, set from [`LeaseManager::pool_status`](lease_core::LeaseManager::pool_status)
+/// at scrape time.
+#[derive(Debug, Default)]
+struct PoolMetrics {
+    target: Family<OfferingLabel, Gauge>,
+    containers: Family<PoolLabel, Gauge>,
+    takes: Family<PoolResultLabel, Counter>,
+    refills: Family<PoolResultLabel, Counter>,
+    refill_seconds: Family<OfferingLabel, Counter<f64, AtomicU64>>,
+}
+
+impl PoolMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "pool_target",
+            "Warm pool size the catalog asks for",
+            self.target.clone(),
+        );
+        registry.register(
+            "pool_containers",
+            "Warm pool containers by state: ready, filling",
+            self.containers.clone(),
+        );
+        registry.register(
+            "pool_takes",
+            "Provisions of a pooled offering: hit (took a ready container), miss",
+            self.takes.clone(),
+        );
+        registry.register(
+            "pool_refills",
+            "Warm pool containers started: ok, failed",
+            self.refills.clone(),
+        );
+        registry.register(
+            "pool_refill_seconds",
+            "Time spent refilling warm pools (slot record to container ready)",
+            self.refill_seconds.clone(),
+        );
+    }
+
+    /// Brings the gauges to `pools` and the counters up to its totals.
+    fn set(&self, pools: &[lease_core::PoolStatus]) {
+        let up_to = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        for pool in pools {
+            let offering = OfferingLabel {
+                offering: pool.offering.clone(),
+            };
+            self.target
+                .get_or_create(&offering)
+                .set(i64::from(pool.target));
+            for (state, count) in [("ready", pool.ready), ("filling", pool.filling)] {
+                let label = PoolLabel {
+                    offering: pool.offering.clone(),
+                    state,
+                };
+                self.containers
+                    .get_or_create(&label)
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            let c = pool.counters;
+            let labelled = |result| PoolResultLabel {
+                offering: pool.offering.clone(),
+                result,
+            };
+            up_to(&self.takes.get_or_create(&labelled("hit")), c.hits);
+            up_to(&self.takes.get_or_create(&labelled("miss")), c.misses);
+            up_to(&self.refills.get_or_create(&labelled("ok")), c.refills);
+            up_to(
+                &self.refills.get_or_create(&labelled("failed")),
+                c.refill_failures,
+            );
+            let seconds = self.refill_seconds.get_or_create(&offering);
+            // A display value for Prometheus (microseconds to seconds).
+            let total = c.refill_micros_sum as f64 / 1e6;
+            let now = seconds.get();
+            if total > now {
+                seconds.inc_by(total - now);
+            }
+        }
+    }
+}
+
 /// The adapter's metrics and their registry.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -59,6 +166,7 @@ pub(crate) struct Metrics {
     provision_duration: Histogram,
     reap_lateness: Histogram,
     missed: Counter,
+    pools: PoolMetrics,
 }
 
 impl Metrics {
@@ -104,6 +212,8 @@ impl Metrics {
             "Lease events the metrics listener fell behind on",
             missed.clone(),
         );
+        let pools = PoolMetrics::default();
+        pools.register(&mut registry);
         for status in Status::ALL {
             leases
                 .get_or_create(&StatusLabel {
@@ -126,6 +236,7 @@ impl Metrics {
             provision_duration,
             reap_lateness,
             missed,
+            pools,
         }
     }
 
@@ -231,6 +342,7 @@ pub(crate) async fn metrics(
     state
         .metrics
         .set_leases(&leases, state.manager.clock().now());
+    state.metrics.pools.set(&state.manager.pool_status().await?);
     let text = state.metrics.encode().map_err(|e| ApiError::internal(&e))?;
     Ok((
         [(

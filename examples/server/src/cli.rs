@@ -138,6 +138,16 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_RECONCILE_INTERVAL", default_value = "5m")]
     pub reconcile_interval: humantime::Duration,
 
+    /// A ready warm-pool container (catalog `pool = N`) older than this is
+    /// replaced by the reconciler.
+    #[arg(long, env = "LEASE_POOL_MAX_AGE", default_value = "1h")]
+    pub pool_max_age: humantime::Duration,
+
+    /// How often the warm-pool filler checks every pool's size when no
+    /// take wakes it.
+    #[arg(long, env = "LEASE_POOL_CHECK_INTERVAL", default_value = "5s")]
+    pub pool_check_interval: humantime::Duration,
+
     /// How long a reaper's claim on an expired lease lasts before another
     /// reaper (or this one after a restart) may take it over.
     #[arg(long, env = "LEASE_CLAIM_TTL", default_value = "60s")]

@@ -250,6 +250,8 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         provision_timeout: args.provision_timeout.into(),
         stuck_pending_after: args.stuck_pending_after.into(),
         reconcile_interval: args.reconcile_interval.into(),
+        pool_max_age: args.pool_max_age.into(),
+        pool_check_interval: args.pool_check_interval.into(),
         claim_ttl: args.claim_ttl.into(),
         max_minutes: args.max_minutes,
         max_leases_per_owner: (args.max_leases_per_owner > 0).then_some(args.max_leases_per_owner),

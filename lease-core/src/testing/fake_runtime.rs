@@ -539,7 +539,7 @@ mod copy_tests {
         ]);
         ContainerSpec {
             name: crate::runtime::container_name(&lease_id),
-            lease_id,
+            belongs_to: crate::runtime::BelongsTo::Lease(lease_id),
             namespace: namespace.to_owned(),
             image: "busybox".to_owned(),
             command: vec!["sleep".to_owned()],

@@ -9,6 +9,10 @@
 //!   [`crate::credential_conformance_tests`] macro that runs it.
 //! - [`engine_scenarios`]: the whole engine over a store under test, and the
 //!   [`crate::engine_scenario_tests`] macro that runs them.
+//! - [`pool_conformance`]: the warm-pool part of the store port, and the
+//!   [`crate::pool_conformance_tests`] macro that runs it.
+//! - [`pool_scenarios`]: the engine's warm pools over a store under test,
+//!   and the [`crate::pool_scenario_tests`] macro that runs them.
 //! - [`fake_runtime`]: an in-memory [`crate::ContainerRuntime`] with injectable
 //!   latency and failures, for engine scenarios.
 
@@ -17,4 +21,6 @@ pub mod conformance;
 pub mod credential_conformance;
 pub mod engine_scenarios;
 pub mod fake_runtime;
+pub mod pool_conformance;
+pub mod pool_scenarios;
 mod stats_cases;

@@ -153,7 +153,7 @@ pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
     ]);
     ContainerSpec {
         name: container_name(&lease_id),
-        lease_id,
+        belongs_to: lease_core::runtime::BelongsTo::Lease(lease_id),
         namespace: namespace.to_owned(),
         image: IMAGE.to_owned(),
         command: command.iter().map(|part| (*part).to_owned()).collect(),

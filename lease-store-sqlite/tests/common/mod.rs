@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use lease_core::pool::Taken;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
 use lease_core::{
-    Admission, CredentialError, CredentialStore, Lease, LeaseId, PersonalToken, StoreError,
-    WebSession,
+    Admission, CredentialError, CredentialStore, Lease, LeaseId, PersonalToken, PoolSlot,
+    SlotState, StoreError, WebSession,
 };
 use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use tempfile::TempDir;
@@ -110,6 +111,26 @@ impl LeaseStore for TempStore {
         to: chrono::NaiveDate,
     ) -> Result<Vec<lease_core::StatsRow>, StoreError> {
         self.store.share_stats(from, to).await
+    }
+    async fn pool_add(&self, slot: &PoolSlot, target: usize) -> Result<bool, StoreError> {
+        self.store.pool_add(slot, target).await
+    }
+    async fn pool_ready(&self, slot_id: &str, container_id: &str) -> Result<bool, StoreError> {
+        self.store.pool_ready(slot_id, container_id).await
+    }
+    async fn pool_take(
+        &self,
+        offering: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Taken>, StoreError> {
+        self.store.pool_take(offering, lease, now).await
+    }
+    async fn pool_slots(&self) -> Result<Vec<PoolSlot>, StoreError> {
+        self.store.pool_slots().await
+    }
+    async fn pool_drop(&self, slot_id: &str, state: SlotState) -> Result<bool, StoreError> {
+        self.store.pool_drop(slot_id, state).await
     }
 }
 

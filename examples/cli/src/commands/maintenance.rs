@@ -234,5 +234,6 @@ fn action_text(action: ReconcileAction) -> &'static str {
         ReconcileAction::MarkExited => "mark exited",
         ReconcileAction::RetryProvisioning => "retry provisioning",
         ReconcileAction::TimeOut => "mark error (timed out)",
+        ReconcileAction::DropPoolSlot => "drop pool slot",
     }
 }
