@@ -31,8 +31,8 @@ use crate::stats;
 
 mod credentials;
 mod paging;
-mod split_stats;
 mod pool;
+mod split_stats;
 mod upgrade;
 
 use credentials::CredentialScripts;
