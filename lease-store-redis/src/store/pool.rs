@@ -133,6 +133,13 @@ impl RedisStore {
             else {
                 continue;
             };
+            if slot.offering != offering {
+                // A ready-set entry that names another offering's slot (a
+                // damaged index): never hand that container to this lease.
+                tracing::warn!(slot = %slot.id, offering, found = %slot.offering,
+                    "a pool slot in the wrong ready set is skipped");
+                continue;
+            }
             let stored = taken_lease(lease, container_id, now);
             let (k, id, owner) = (&self.keys, stored.id.as_str(), &stored.owner);
             let keys = (
