@@ -39,11 +39,7 @@ pub struct InvalidLeaseId(pub String);
 impl LeaseId {
     /// A fresh random id.
     pub fn generate() -> Self {
-        let random: String = rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(RANDOM_LEN)
-            .map(|byte| char::from(byte).to_ascii_lowercase())
-            .collect();
+        let random = random_lowercase(RANDOM_LEN);
         LeaseId(format!("{LEASE_ID_PREFIX}{random}").into())
     }
 
@@ -101,6 +97,15 @@ impl<'de> Deserialize<'de> for LeaseId {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// `len` random lowercase letters and digits (lease and pool slot ids).
+pub(crate) fn random_lowercase(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(|byte| char::from(byte).to_ascii_lowercase())
+        .collect()
 }
 
 #[cfg(test)]

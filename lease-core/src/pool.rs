@@ -37,7 +37,6 @@
 //!   an orphan and is removed. Slots that are stale (older than the
 //!   configured age, or of an image the catalog no longer names), extra
 //!   (more than N), or whose container is gone are dropped, record first.
-
 //!
 //! # The invariants, as pools amend them
 //!
@@ -56,8 +55,6 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 
 use crate::id::LeaseId;
@@ -78,11 +75,7 @@ const SLOT_RANDOM_LEN: usize = 20;
 /// assert!(id.starts_with("slot-") && id.len() == 25);
 /// ```
 pub fn new_slot_id() -> String {
-    let random: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(SLOT_RANDOM_LEN)
-        .map(|byte| char::from(byte).to_ascii_lowercase())
-        .collect();
+    let random = crate::id::random_lowercase(SLOT_RANDOM_LEN);
     format!("{SLOT_ID_PREFIX}{random}")
 }
 
