@@ -223,6 +223,7 @@ fn tiny() -> Offering {
         user: None,
         disk_mb: None,
         pool: 0,
+        constraints: Vec::new(),
     }
 }
 

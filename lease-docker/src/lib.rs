@@ -70,6 +70,6 @@ pub mod network;
 mod runtime;
 pub mod storage;
 
-pub use connection::{ConnectOptions, DEFAULT_HOST};
-pub use logs::MAX_LINE;
+pub use connection::{ConnectOptions, DEFAULT_HOST, connect};
+pub use logs::{MAX_LINE, lines};
 pub use runtime::DockerRuntime;
