@@ -63,6 +63,7 @@ pub mod id;
 pub mod lease;
 mod manager;
 pub mod money;
+mod placement;
 pub mod pool;
 mod pool_fill;
 pub mod pricing;
@@ -96,7 +97,7 @@ pub use provision::{container_spec, pool_container_spec};
 pub use reaper::ReapReport;
 pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
-pub use runtime::{ContainerRuntime, ContainerSpec};
+pub use runtime::{ContainerRuntime, ContainerSpec, ExecHandle, RuntimeCapabilities, UnitState};
 pub use stats::{Histogram, StatsKey, StatsRow, finish_contribution};
 pub use store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page,

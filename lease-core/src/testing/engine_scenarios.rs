@@ -66,7 +66,7 @@ struct Harness {
 
 fn harness_with(store: Arc<dyn LeaseStore>, config: ManagerConfig) -> Harness {
     let clock = Arc::new(ManualClock::default());
-    let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+    let runtime = Arc::new(FakeRuntime::new(&config.namespace, clock.clone()));
     let manager = LeaseManager::builder(store.clone(), runtime.clone())
         .config(config)
         .clock(clock.clone())
