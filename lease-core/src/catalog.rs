@@ -198,7 +198,7 @@ impl Offering {
     }
 
     /// How its containers are confined: network, read-only root with its
-    /// scratch, user and disk, with the defaults filled in.
+    /// scratch, user, disk and placement, with the defaults filled in.
     pub fn confinement(&self) -> Confinement {
         let scratch_mb = self
             .read_only
@@ -209,6 +209,7 @@ impl Offering {
             scratch_bytes: scratch_mb.map(|mb| i64::from(mb) * MIB),
             user: self.user.clone(),
             disk_bytes: self.disk_mb.map(|mb| i64::from(mb) * MIB),
+            placement: self.constraints.clone(),
         }
     }
 }
@@ -634,6 +635,7 @@ mod tests {
                 scratch_bytes: Some(16 << 20),
                 user: Some("1000:1001".into()),
                 disk_bytes: Some(512 << 20),
+                placement: Vec::new(),
             }
         );
         let default_scratch = parse_with("read_only=true\nnetwork='isolated'").unwrap();

@@ -156,6 +156,13 @@ pub struct Confinement {
     /// runtime's storage can enforce one (a runtime that cannot refuses the
     /// spec rather than ignore the limit).
     pub disk_bytes: Option<i64>,
+    /// Where a cluster runtime may place the unit: placement constraints
+    /// in Swarm's syntax (`node.labels.gpu==true`), from the offering's
+    /// `constraints`. Empty: anywhere. Single-engine runtimes have one
+    /// place only; their callers refuse a catalog with constraints
+    /// ([`crate::Catalog::constrained`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
 }
 
 /// Where a read-only container's scratch tmpfs is mounted.

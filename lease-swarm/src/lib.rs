@@ -86,6 +86,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod choice;
 mod error;
 mod logs;
 pub mod network;
@@ -96,5 +97,6 @@ mod service;
 mod task;
 mod unit;
 
+pub use choice::{RuntimeChoice, RuntimeSettings, connect_runtime};
 pub use routes::{NoRouteError, NodeRoutes};
 pub use runtime::{SwarmOptions, SwarmRuntime};

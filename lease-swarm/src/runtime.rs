@@ -159,7 +159,7 @@ impl SwarmRuntime {
                 SwarmError::NotManager { endpoint, state }.to_string(),
             ));
         };
-        let local = DockerRuntime::connect_with(options.manager.clone()).await?;
+        let local = docker_runtime_with(options.manager.clone(), namespace).await?;
         tracing::debug!(endpoint = %endpoint, node = %node, namespace, routes = ?options.routes, "connected to the swarm manager");
         Ok(SwarmRuntime {
             manager,
@@ -256,7 +256,7 @@ impl SwarmRuntime {
         }
         let options = ConnectOptions::default().host(endpoint);
         let (docker, _) = lease_docker::connect(&options).await?;
-        let runtime = DockerRuntime::connect_with(options).await?;
+        let runtime = docker_runtime_with(options, &self.namespace).await?;
         let engine = Engine { docker, runtime };
         engines.insert(endpoint.to_owned(), engine.clone());
         tracing::debug!(endpoint, "connected to a node's engine");
@@ -275,4 +275,45 @@ impl SwarmRuntime {
         }
         Ok(all)
     }
+}
+
+impl SwarmRuntime {
+    /// Checks that every offering of `catalog` can run as a service:
+    /// `disk_mb` and `network = "none"` cannot (see the crate docs). Servers
+    /// call it at start-up, so a catalog the swarm cannot honour stops them
+    /// with a clear error instead of failing each lease.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Invalid`] naming the offering and what to change.
+    pub fn check_catalog(&self, catalog: &lease_core::Catalog) -> Result<(), RuntimeError> {
+        check_catalog(catalog)
+    }
+}
+
+/// See [`SwarmRuntime::check_catalog`].
+pub(crate) fn check_catalog(catalog: &lease_core::Catalog) -> Result<(), RuntimeError> {
+    for offering in catalog.offerings() {
+        if offering.disk_mb.is_some() {
+            return Err(RuntimeError::Invalid(format!(
+                "offering `{}` asks for a disk limit (disk_mb), which a Swarm service cannot set: drop it, or use --runtime docker",
+                offering.key
+            )));
+        }
+        if offering.network == NetworkMode::None {
+            return Err(RuntimeError::Invalid(format!(
+                "offering `{}` asks for network = \"none\", which a Swarm service cannot have (it would land on the default bridge): use \"isolated\", or --runtime docker",
+                offering.key
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// lease-docker on the engine of `options`, scoped to `namespace`.
+pub(crate) async fn docker_runtime_with(
+    options: ConnectOptions,
+    namespace: &str,
+) -> Result<DockerRuntime, RuntimeError> {
+    DockerRuntime::connect_with(options, namespace).await
 }

@@ -182,7 +182,7 @@ impl SwarmRuntime {
         let setup = ServiceSetup {
             namespace: &self.namespace,
             network: &network,
-            constraints: &spec.placement,
+            constraints: &spec.confinement.placement,
             reserve: self.reserve,
         };
         let id = match self.manager.create_service(service_spec(spec, &setup), None).await {

@@ -208,9 +208,15 @@ impl Context {
         let store = self.open_store().await?;
         let runtime: Arc<dyn ContainerRuntime> = match docker {
             Docker::Needed => {
-                let docker = DockerRuntime::connect().await.map_err(CliError::Docker)?;
-                docker.ping().await.map_err(CliError::Docker)?;
-                Arc::new(docker)
+                let runtime = lease_swarm::connect_runtime(
+                    &self.args.namespace,
+                    self.args.runtime_settings(),
+                    &catalog,
+                )
+                .await
+                .map_err(CliError::Docker)?;
+                runtime.ping().await.map_err(CliError::Docker)?;
+                runtime
             }
             Docker::NotNeeded => Arc::new(OfflineRuntime),
         };
