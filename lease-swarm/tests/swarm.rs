@@ -296,3 +296,35 @@ async fn a_lease_on_the_second_node_is_reached_through_its_route() {
     test.runtime.remove(&unit).await.unwrap();
     assert_eq!(test.runtime.status(&unit).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_lease_has_no_route_out_and_the_host_reaches_it() {
+    let Some(test) = TestSwarm::start().await else {
+        return;
+    };
+    let mut spec = test.spec(&["sh", "-c", "while true; do echo inside | nc -l -p 8080; done"]);
+    spec.confinement.network = lease_core::runtime::NetworkMode::Isolated;
+    let isolated = test.runtime.create(&spec).await.unwrap();
+    let egress = test.runtime.create(&test.spec(&["sleep", "600"])).await.unwrap();
+    let routes = |unit: String| {
+        let runtime = test.runtime.clone();
+        async move { run(&runtime, &unit, &["sh", "-c", "ip route | grep -c ^default"]).await.1 }
+    };
+    assert_eq!(routes(isolated.clone()).await.trim(), "0", "no route out");
+    assert_eq!(routes(egress).await.trim(), "1", "egress routes out");
+    let address = test
+        .runtime
+        .status(&isolated)
+        .await
+        .unwrap()
+        .and_then(|info| info.address)
+        .expect("an address");
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut stream = tokio::net::TcpStream::connect((address, 8080)).await?;
+        stream.read_to_string(&mut text).await
+    })
+    .await;
+    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+    assert_eq!(text, "inside\n");
+}
