@@ -128,6 +128,12 @@ impl Script {
 
 fn parse_statement(text: &str) -> Option<Statement> {
     let words = split_words(text)?;
+    // Pipes, lists, redirections and substitutions are beyond the fake.
+    let special =
+        |word: &String| word != ">&2" && word.contains(['&', '|', '<', '>', '`', '(', ')']);
+    if words.iter().any(special) {
+        return None;
+    }
     let (head, rest) = words.split_first()?;
     match (head.as_str(), rest) {
         ("echo", [words @ .., redirect]) if redirect == ">&2" => Some(Statement::Echo {

@@ -28,4 +28,5 @@ pub mod fake_runtime;
 mod fake_shell;
 pub mod pool_conformance;
 pub mod pool_scenarios;
+pub mod runtime_conformance;
 mod stats_cases;
