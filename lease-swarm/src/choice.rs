@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use lease_core::{Catalog, ContainerRuntime, RuntimeError};
-use lease_docker::DockerRuntime;
 
 use crate::{NodeRoutes, SwarmOptions, SwarmRuntime};
 

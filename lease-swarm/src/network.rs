@@ -172,7 +172,7 @@ pub(crate) async fn ensure_swarm_network(
         scope: Some("swarm".to_owned()),
         internal: Some(mode == NetworkMode::Isolated),
         config_from: Some(ConfigReference {
-            network: Some(config),
+            network: Some(config.clone()),
         }),
         ..NetworkCreateRequest::default()
     };

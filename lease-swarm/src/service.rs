@@ -13,7 +13,7 @@ use bollard::models::{
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use lease_core::RuntimeError;
-use lease_core::runtime::{ContainerSpec, NetworkMode, SCRATCH_PATH, labels};
+use lease_core::runtime::{BelongsTo, ContainerSpec, NetworkMode, SCRATCH_PATH, labels};
 use lease_docker::hardening::{
     ADDED_CAPABILITIES, DROPPED_CAPABILITIES, LOG_MAX_FILES, LOG_MAX_SIZE,
 };
@@ -39,14 +39,35 @@ pub(crate) fn labels_of(namespace: &str, spec: &ContainerSpec) -> HashMap<String
         .collect()
 }
 
-/// Refuses what a Swarm service cannot honour as the spec asks.
-pub(crate) fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+/// Refuses a spec that tries to choose its own namespace (or to be
+/// unmanaged), names the wrong owner, or asks for what a Swarm service
+/// cannot honour.
+pub(crate) fn check_spec(namespace: &str, spec: &ContainerSpec) -> Result<(), RuntimeError> {
     let invalid = |problem: &str| {
         Err(RuntimeError::Invalid(format!(
             "container spec of {}: {problem}",
             spec.belongs_to
         )))
     };
+    let label = |key: &str| spec.labels.get(key).map(String::as_str);
+    if label(labels::NAMESPACE).is_some_and(|value| value != namespace) {
+        return invalid(&format!(
+            "label {} is the runtime's own (`{namespace}`)",
+            labels::NAMESPACE
+        ));
+    }
+    if label(labels::MANAGED).is_some_and(|value| value != "true") {
+        return invalid(&format!("label {} is the runtime's own", labels::MANAGED));
+    }
+    let owner_ok = match &spec.belongs_to {
+        BelongsTo::Lease(id) => label(labels::LEASE_ID) == Some(id.as_str()),
+        BelongsTo::PoolSlot(slot) => {
+            label(labels::POOL_SLOT) == Some(slot.as_str()) && label(labels::LEASE_ID).is_none()
+        }
+    };
+    if !owner_ok {
+        return invalid("its lease id (or pool slot) label must match whom it belongs to");
+    }
     let name = spec.belongs_to.container_name();
     if spec.name != name {
         return invalid(&format!("name must be `{name}`"));
@@ -246,16 +267,29 @@ mod tests {
 
     #[test]
     fn what_a_service_cannot_honour_is_refused() {
-        assert!(check_spec(&spec()).is_ok());
+        assert!(check_spec("ns", &spec()).is_ok());
         let mut disk = spec();
         disk.confinement.disk_bytes = Some(1 << 20);
-        assert!(matches!(check_spec(&disk), Err(RuntimeError::Invalid(m)) if m.contains("disk")));
+        assert!(matches!(check_spec("ns", &disk), Err(RuntimeError::Invalid(m)) if m.contains("disk")));
         let mut none = spec();
         none.confinement.network = NetworkMode::None;
-        assert!(matches!(check_spec(&none), Err(RuntimeError::Invalid(m)) if m.contains("none")));
+        assert!(matches!(check_spec("ns", &none), Err(RuntimeError::Invalid(m)) if m.contains("none")));
         let mut renamed = spec();
         renamed.name = "other".into();
-        assert!(check_spec(&renamed).is_err());
+        assert!(check_spec("ns", &renamed).is_err());
+        let mut foreign = spec();
+        foreign.labels.insert(labels::NAMESPACE.into(), "other".into());
+        assert!(check_spec("ns", &foreign).is_err());
+        let mut ours = spec();
+        ours.labels.insert(labels::NAMESPACE.into(), "ns".into());
+        ours.labels.insert(labels::MANAGED.into(), "true".into());
+        assert!(check_spec("ns", &ours).is_ok());
+        let mut unmanaged = spec();
+        unmanaged.labels.insert(labels::MANAGED.into(), "false".into());
+        assert!(check_spec("ns", &unmanaged).is_err());
+        let mut someone_else = spec();
+        someone_else.labels.insert(labels::LEASE_ID.into(), "container-other".into());
+        assert!(check_spec("ns", &someone_else).is_err());
     }
 
     #[test]

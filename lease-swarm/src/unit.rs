@@ -177,7 +177,7 @@ impl SwarmRuntime {
     /// See [`lease_core::ContainerRuntime::create`]: creates the service,
     /// then waits up to [`CREATE_WAIT`] for its task to run.
     pub(crate) async fn create_unit(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        check_spec(spec)?;
+        check_spec(&self.namespace, spec)?;
         let network = self.network_for(spec).await?;
         let setup = ServiceSetup {
             namespace: &self.namespace,

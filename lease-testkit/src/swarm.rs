@@ -155,6 +155,22 @@ impl SwarmGuard {
             (swarm_networks_of(&self.namespace).is_empty() && networks_of(&self.namespace).is_empty())
                 .then_some(())
         });
+        // The runtime also made config networks on the second node's engine.
+        if let Some(worker) = worker_engine() {
+            let _ = crate::wait_for(Duration::from_secs(15), Duration::from_millis(300), || {
+                let left = labelled_networks_on(&worker, &self.namespace);
+                if !left.is_empty() {
+                    let _ = quiet(
+                        Command::new("docker")
+                            .args(["-H", &worker, "network", "rm"])
+                            .args(&left),
+                    );
+                }
+                labelled_networks_on(&worker, &self.namespace)
+                    .is_empty()
+                    .then_some(())
+            });
+        }
     }
 }
 
@@ -162,6 +178,32 @@ impl Drop for SwarmGuard {
     fn drop(&mut self) {
         self.sweep();
     }
+}
+
+/// The second node's engine (`LEASE_TEST_SWARM_WORKER`, set by
+/// `scripts/swarm.sh` when it made one).
+pub fn worker_engine() -> Option<String> {
+    std::env::var("LEASE_TEST_SWARM_WORKER")
+        .ok()
+        .filter(|endpoint| !endpoint.is_empty())
+}
+
+/// Ids of the networks of `namespace` (managed and carrying its label) on
+/// the engine at `host`.
+fn labelled_networks_on(host: &str, namespace: &str) -> Vec<String> {
+    output(
+        Command::new("docker")
+            .args(["-H", host, "network", "ls", "-q"])
+            .args(["--filter", &format!("label={}=true", labels::MANAGED)])
+            .args([
+                "--filter",
+                &format!("label={}={namespace}", labels::NAMESPACE),
+            ]),
+    )
+    .unwrap_or_default()
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn output(command: &mut Command) -> Result<String, String> {

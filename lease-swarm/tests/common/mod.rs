@@ -18,6 +18,7 @@ use lease_core::runtime::{
 use lease_core::{
     Catalog, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
 };
+use lease_core::testing::runtime_conformance::RuntimeFixture;
 use lease_store_memory::MemoryStore;
 use lease_swarm::{NodeRoutes, SwarmOptions, SwarmRuntime};
 use lease_testkit::swarm::{SwarmGuard, swarm_ready};
@@ -134,6 +135,19 @@ pub async fn run(runtime: &dyn ContainerRuntime, unit: &str, command: &[&str]) -
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("exec in {unit} did not finish");
+}
+
+/// The conformance suite's fixture: two runtimes of two fresh namespaces
+/// on the swarm (each with its [`SwarmGuard`]) and the test image; `None`
+/// (printed, a failure under `CI=true`) without a swarm manager.
+pub async fn fixture() -> Option<RuntimeFixture<SwarmRuntime>> {
+    let first = TestSwarm::start().await?;
+    let second = TestSwarm::start().await?;
+    Some(
+        RuntimeFixture::new(Arc::new(first.runtime), Arc::new(second.runtime), IMAGE)
+            .guard(first.guard)
+            .guard(second.guard),
+    )
 }
 
 /// A lease's spec on the test image running `command`, labelled as the

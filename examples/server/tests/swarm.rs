@@ -5,14 +5,21 @@
 //! The namespace is the test's own (`test-<random>`); a [`SwarmGuard`]
 //! removes its services, containers and networks even when the test fails.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use lease_client::{Client, Frame, SessionRequest};
 use lease_testkit::docker::containers_of;
 use lease_testkit::server::{Server, ServerConfig};
 use lease_testkit::swarm::{SwarmGuard, services_of, swarm_ready};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_lease-server");
+
+/// The second node's engine and hostname (`scripts/swarm.sh`), if any.
+fn worker() -> Option<(String, String)> {
+    let endpoint = std::env::var("LEASE_TEST_SWARM_WORKER").ok()?;
+    let hostname = std::env::var("LEASE_TEST_SWARM_WORKER_HOSTNAME").ok()?;
+    (!endpoint.is_empty() && !hostname.is_empty()).then_some((endpoint, hostname))
+}
 
 /// The server with `--runtime swarm` (and the second node's route when
 /// there is one), overcommitting so a loaded test machine places every
@@ -23,11 +30,12 @@ fn start(namespace: &str) -> Option<Server> {
         "swarm".to_owned(),
         "--swarm-overcommit".to_owned(),
     ];
-    if let Some((endpoint, hostname)) = common::worker() {
+    if let Some((endpoint, hostname)) = worker() {
         args.push("--swarm-node-engine".to_owned());
         args.push(format!("{hostname}={endpoint}"));
     }
     let config = ServerConfig::new(namespace)
+        .binary(BINARY)
         .store("memory")
         .sweep_interval("2s")
         .ready_path("/healthz")
