@@ -706,7 +706,9 @@ mod tests {
         ] {
             assert_eq!(check_constraint(good), Ok(()), "{good}");
         }
-        let text = format!("{BASE}[[offering]]\nkey='gpu'\nimage='x'\nhourly_rate='1'\ncpus=1\nmemory_mb=1\nconstraints=['node.labels.gpu==true']\n");
+        let text = format!(
+            "{BASE}[[offering]]\nkey='gpu'\nimage='x'\nhourly_rate='1'\ncpus=1\nmemory_mb=1\nconstraints=['node.labels.gpu==true']\n"
+        );
         let catalog = Catalog::from_toml(&text).expect("valid");
         assert_eq!(
             catalog.get("gpu").map(|o| o.constraints.clone()),

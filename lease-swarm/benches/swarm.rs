@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::models::{
     NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListTasksOptionsBuilder};
 use chrono::Utc;
@@ -188,7 +189,12 @@ async fn run() -> Result<(), Error> {
         .into_iter()
         .collect::<Result<_, _>>()?;
     let raw_total = started.elapsed();
-    report(&format!("{reap} reaped, per lease"), &reaped, &raw_removed, GOAL_REAP);
+    report(
+        &format!("{reap} reaped, per lease"),
+        &reaped,
+        &raw_removed,
+        GOAL_REAP,
+    );
     let ratio = engine_total.as_secs_f64() / raw_total.as_secs_f64();
     println!(
         "  {reap} reaped in total: engine {:.0} ms, raw {:.0} ms, ratio {ratio:.3} (goal ≤ {GOAL_REAP}: {})",
@@ -217,7 +223,11 @@ fn report(what: &str, engine: &[Duration], raw: &[Duration], goal: f64) {
     );
     println!(
         "    ratio p50 {p50:.3}, p99 {p99:.3} (goal ≤ {goal}: {})",
-        if p50 <= goal { "met at p50" } else { "MISSED at p50" }
+        if p50 <= goal {
+            "met at p50"
+        } else {
+            "MISSED at p50"
+        }
     );
 }
 
@@ -290,9 +300,7 @@ async fn raw_create(docker: &Docker, namespace: &str, network: &str) -> Result<S
     loop {
         let options = ListTasksOptionsBuilder::new().filters(&filters).build();
         let tasks = docker.list_tasks(Some(options)).await?;
-        let state = tasks
-            .iter()
-            .find_map(|task| task.status.as_ref()?.state);
+        let state = tasks.iter().find_map(|task| task.status.as_ref()?.state);
         match state {
             Some(TaskState::RUNNING) => return Ok(id),
             Some(TaskState::FAILED | TaskState::REJECTED) => {
@@ -326,10 +334,7 @@ async fn raw_remove(docker: &Docker, id: &str) -> Result<(), Error> {
 
 /// Containers of `namespace` on the manager's engine.
 async fn containers(docker: &Docker, namespace: &str) -> Result<usize, Error> {
-    let filters = HashMap::from([(
-        "label",
-        vec![format!("{}={namespace}", labels::NAMESPACE)],
-    )]);
+    let filters = HashMap::from([("label", vec![format!("{}={namespace}", labels::NAMESPACE)])]);
     let options = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)

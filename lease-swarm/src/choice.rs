@@ -89,9 +89,11 @@ pub async fn connect_runtime(
                     "--swarm-node-engine and --swarm-overcommit need --runtime swarm".to_owned(),
                 ));
             }
-            let docker =
-                crate::runtime::docker_runtime_with(lease_docker::ConnectOptions::from_env(), namespace)
-                    .await?;
+            let docker = crate::runtime::docker_runtime_with(
+                lease_docker::ConnectOptions::from_env(),
+                namespace,
+            )
+            .await?;
             docker.check_catalog(catalog).await?;
             tracing::info!(endpoint = %docker.endpoint(), namespace, "container runtime: Docker");
             Ok(Arc::new(docker))

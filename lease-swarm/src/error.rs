@@ -89,7 +89,9 @@ pub(crate) enum SwarmError {
         node: String,
         after: Duration,
     },
-    #[error("task of service {service} is not running (state: {state}); its container cannot be reached")]
+    #[error(
+        "task of service {service} is not running (state: {state}); its container cannot be reached"
+    )]
     NotRunning { service: String, state: String },
 }
 

@@ -204,11 +204,27 @@ mod tests {
             internal: Some(internal),
             ..Network::default()
         };
-        assert!(is_ours(&network("swarm", &config, false), &config, NetworkMode::Egress));
-        assert!(!is_ours(&network("local", &config, false), &config, NetworkMode::Egress));
-        assert!(!is_ours(&network("swarm", "theirs", false), &config, NetworkMode::Egress));
+        assert!(is_ours(
+            &network("swarm", &config, false),
+            &config,
+            NetworkMode::Egress
+        ));
+        assert!(!is_ours(
+            &network("local", &config, false),
+            &config,
+            NetworkMode::Egress
+        ));
+        assert!(!is_ours(
+            &network("swarm", "theirs", false),
+            &config,
+            NetworkMode::Egress
+        ));
         assert!(
-            !is_ours(&network("swarm", &config, false), &config, NetworkMode::Isolated),
+            !is_ours(
+                &network("swarm", &config, false),
+                &config,
+                NetworkMode::Isolated
+            ),
             "an isolated network must be internal"
         );
         let mut labelled = Network::default();

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use lease_core::files::{ArchiveInput, ArchiveOut, CopyReport};
 use lease_core::runtime::{
-    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream,
-    ProgressSender, RuntimeCapabilities,
+    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressSender,
+    RuntimeCapabilities,
 };
 use lease_core::{ContainerRuntime, RuntimeError};
 
@@ -29,7 +29,11 @@ impl ContainerRuntime for SwarmRuntime {
 
     /// On the manager's engine (progress reported); every other node pulls
     /// the image itself when its task starts, as Swarm does.
-    async fn ensure_image(&self, image: &str, progress: ProgressSender) -> Result<(), RuntimeError> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        progress: ProgressSender,
+    ) -> Result<(), RuntimeError> {
         self.local.ensure_image(image, progress).await
     }
 
@@ -51,7 +55,11 @@ impl ContainerRuntime for SwarmRuntime {
 
     /// On the engine of the node that runs the task (its route, or the
     /// manager's for the manager's own node).
-    async fn exec(&self, container: &str, request: ExecRequest) -> Result<ExecSession, RuntimeError> {
+    async fn exec(
+        &self,
+        container: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
         let (engine, id) = self.running_container(container).await?;
         engine.exec(&id, request).await
     }

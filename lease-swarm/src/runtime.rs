@@ -231,7 +231,10 @@ impl SwarmRuntime {
     /// lease-docker on the engine of node `node_id`: its route, else the
     /// manager's connection for the manager's own node, else
     /// [`NoRouteError`].
-    pub(crate) async fn engine_of_node(&self, node_id: &str) -> Result<DockerRuntime, RuntimeError> {
+    pub(crate) async fn engine_of_node(
+        &self,
+        node_id: &str,
+    ) -> Result<DockerRuntime, RuntimeError> {
         let hostname = self.hostname_of(node_id).await?;
         let Some(endpoint) = self.routes.endpoint_for(node_id, &hostname) else {
             if self.route_manager_node && node_id == &*self.manager_node {

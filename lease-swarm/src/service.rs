@@ -239,10 +239,7 @@ mod tests {
         let constraints = vec!["node.labels.gpu==true".to_owned()];
         let service = service_spec(&spec, &setup(&constraints));
         assert_eq!(service.name.as_deref(), Some(spec.name.as_str()));
-        assert_eq!(
-            service.mode.unwrap().replicated.unwrap().replicas,
-            Some(1)
-        );
+        assert_eq!(service.mode.unwrap().replicated.unwrap().replicas, Some(1));
         let task = service.task_template.unwrap();
         assert_eq!(
             task.restart_policy.unwrap().condition,
@@ -250,17 +247,20 @@ mod tests {
         );
         let resources = task.resources.unwrap();
         assert_eq!(resources.limits.unwrap().pids, Some(64));
-        assert_eq!(
-            resources.reservations.unwrap().memory_bytes,
-            Some(64 << 20)
-        );
+        assert_eq!(resources.reservations.unwrap().memory_bytes, Some(64 << 20));
         assert_eq!(task.placement.unwrap().constraints.unwrap(), constraints);
         let container = task.container_spec.unwrap();
         assert_eq!(container.args.as_deref(), Some(&spec.command[..]));
         assert_eq!(container.command, None, "the entrypoint stays");
         for labels in [service.labels.unwrap(), container.labels.unwrap()] {
-            assert_eq!(labels.get(labels::MANAGED).map(String::as_str), Some("true"));
-            assert_eq!(labels.get(labels::NAMESPACE).map(String::as_str), Some("ns"));
+            assert_eq!(
+                labels.get(labels::MANAGED).map(String::as_str),
+                Some("true")
+            );
+            assert_eq!(
+                labels.get(labels::NAMESPACE).map(String::as_str),
+                Some("ns")
+            );
         }
         assert_eq!(container.capability_drop.unwrap(), vec!["ALL".to_owned()]);
     }
@@ -270,25 +270,35 @@ mod tests {
         assert!(check_spec("ns", &spec()).is_ok());
         let mut disk = spec();
         disk.confinement.disk_bytes = Some(1 << 20);
-        assert!(matches!(check_spec("ns", &disk), Err(RuntimeError::Invalid(m)) if m.contains("disk")));
+        assert!(
+            matches!(check_spec("ns", &disk), Err(RuntimeError::Invalid(m)) if m.contains("disk"))
+        );
         let mut none = spec();
         none.confinement.network = NetworkMode::None;
-        assert!(matches!(check_spec("ns", &none), Err(RuntimeError::Invalid(m)) if m.contains("none")));
+        assert!(
+            matches!(check_spec("ns", &none), Err(RuntimeError::Invalid(m)) if m.contains("none"))
+        );
         let mut renamed = spec();
         renamed.name = "other".into();
         assert!(check_spec("ns", &renamed).is_err());
         let mut foreign = spec();
-        foreign.labels.insert(labels::NAMESPACE.into(), "other".into());
+        foreign
+            .labels
+            .insert(labels::NAMESPACE.into(), "other".into());
         assert!(check_spec("ns", &foreign).is_err());
         let mut ours = spec();
         ours.labels.insert(labels::NAMESPACE.into(), "ns".into());
         ours.labels.insert(labels::MANAGED.into(), "true".into());
         assert!(check_spec("ns", &ours).is_ok());
         let mut unmanaged = spec();
-        unmanaged.labels.insert(labels::MANAGED.into(), "false".into());
+        unmanaged
+            .labels
+            .insert(labels::MANAGED.into(), "false".into());
         assert!(check_spec("ns", &unmanaged).is_err());
         let mut someone_else = spec();
-        someone_else.labels.insert(labels::LEASE_ID.into(), "container-other".into());
+        someone_else
+            .labels
+            .insert(labels::LEASE_ID.into(), "container-other".into());
         assert!(check_spec("ns", &someone_else).is_err());
     }
 

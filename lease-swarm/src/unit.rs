@@ -57,7 +57,11 @@ fn service_labels(service: &Service) -> Option<&HashMap<String, String>> {
 
 /// Whether `labels` put a unit in `namespace`.
 fn is_ours(labels: Option<&HashMap<String, String>>, namespace: &str) -> bool {
-    let label = |key: &str| labels.and_then(|labels| labels.get(key)).map(String::as_str);
+    let label = |key: &str| {
+        labels
+            .and_then(|labels| labels.get(key))
+            .map(String::as_str)
+    };
     label(labels::MANAGED) == Some("true") && label(labels::NAMESPACE) == Some(namespace)
 }
 
@@ -107,7 +111,10 @@ fn info_of(service: &Service, task: Option<&Task>, address: Option<IpAddr>) -> C
 impl SwarmRuntime {
     /// The service `reference` of our namespace: `None` if it does not
     /// exist, [`RuntimeError::NotManaged`] if it is not ours.
-    pub(crate) async fn our_service(&self, reference: &str) -> Result<Option<Service>, RuntimeError> {
+    pub(crate) async fn our_service(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Service>, RuntimeError> {
         check_reference(reference)?;
         let service = match self.manager.inspect_service(reference, None).await {
             Ok(service) => service,
@@ -146,11 +153,7 @@ impl SwarmRuntime {
         // The filter also matches by name and prefix: keep exact ids.
         Ok(tasks
             .into_iter()
-            .filter(|task| {
-                task.service_id
-                    .as_ref()
-                    .is_some_and(|id| ids.contains(id))
-            })
+            .filter(|task| task.service_id.as_ref().is_some_and(|id| ids.contains(id)))
             .collect())
     }
 
@@ -185,7 +188,11 @@ impl SwarmRuntime {
             constraints: &spec.confinement.placement,
             reserve: self.reserve,
         };
-        let id = match self.manager.create_service(service_spec(spec, &setup), None).await {
+        let id = match self
+            .manager
+            .create_service(service_spec(spec, &setup), None)
+            .await
+        {
             Ok(created) => created.id.unwrap_or_else(|| spec.name.clone()),
             Err(source) if status_of(&source) == Some(409) => self.adopt(spec).await?,
             Err(source) => {
@@ -241,7 +248,9 @@ impl SwarmRuntime {
             let tasks = self.tasks_of(&ids).await?;
             let task_phase = phase(current(&tasks).and_then(|task| task.status.as_ref()));
             match task_phase {
-                Phase::Pending { reason: Some(reason) } if reason.starts_with("no suitable node") => {
+                Phase::Pending {
+                    reason: Some(reason),
+                } if reason.starts_with("no suitable node") => {
                     return Ok(());
                 }
                 Phase::Pending { .. } => tokio::time::sleep(CREATE_POLL).await,
@@ -252,7 +261,10 @@ impl SwarmRuntime {
     }
 
     /// See [`lease_core::ContainerRuntime::status`].
-    pub(crate) async fn unit_status(&self, reference: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+    pub(crate) async fn unit_status(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ContainerInfo>, RuntimeError> {
         let service = match self.our_service(reference).await {
             Ok(Some(service)) => service,
             Ok(None) | Err(RuntimeError::NotManaged { .. }) => return Ok(None),
@@ -304,9 +316,9 @@ impl SwarmRuntime {
         let tasks = self.tasks_of(&[id]).await?;
         let task = current(&tasks);
         let running = task.filter(|task| phase(task.status.as_ref()) == Phase::Running);
-        let Some((task, node, container)) = running.and_then(|task| {
-            Some((task, task.node_id.clone()?, container_id(task)?.to_owned()))
-        }) else {
+        let Some((task, node, container)) = running
+            .and_then(|task| Some((task, task.node_id.clone()?, container_id(task)?.to_owned())))
+        else {
             let state = task
                 .and_then(|task| task.status.as_ref()?.state)
                 .map_or_else(|| "no task".to_owned(), |state| state.to_string());

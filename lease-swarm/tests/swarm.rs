@@ -16,7 +16,6 @@ use lease_testkit::docker::{containers_of, containers_with};
 use lease_testkit::swarm::{manager_node, services_of};
 use tokio::io::AsyncReadExt;
 
-
 /// A constraint no node of any test swarm has.
 const NOWHERE: &str = "node.labels.containerlease-test-nowhere==true";
 
@@ -37,9 +36,14 @@ async fn a_constraint_no_node_satisfies_fails_the_lease_with_the_clusters_reason
         .provision(ProvisionRequest::new("alice", "box").minutes(5))
         .await
         .expect("provision");
-    let failed = wait_for(&mut events, &lease.id, EventKind::Error, Duration::from_secs(60))
-        .await
-        .lease;
+    let failed = wait_for(
+        &mut events,
+        &lease.id,
+        EventKind::Error,
+        Duration::from_secs(60),
+    )
+    .await
+    .lease;
     assert_eq!(failed.status, Status::Error);
     let error = failed.error.unwrap_or_default();
     assert!(
@@ -61,11 +65,21 @@ async fn task_states_become_unit_states_with_the_tasks_reason() {
     let runtime = &test.runtime;
     let running = runtime.create(&test.spec(&["sleep", "600"])).await.unwrap();
     let info = runtime.status(&running).await.unwrap().expect("exists");
-    assert_eq!(info.state, UnitState::Running, "create waits for a quick start");
-    assert!(info.address.is_some(), "the container's address on its node");
+    assert_eq!(
+        info.state,
+        UnitState::Running,
+        "create waits for a quick start"
+    );
+    assert!(
+        info.address.is_some(),
+        "the container's address on its node"
+    );
     assert_eq!(info.limits.map(|limits| limits.pids), Some(64));
 
-    let done = runtime.create(&test.spec(&["sh", "-c", "exit 0"])).await.unwrap();
+    let done = runtime
+        .create(&test.spec(&["sh", "-c", "exit 0"]))
+        .await
+        .unwrap();
     let state = test
         .wait_state(&done, |state| matches!(state, UnitState::Exited { .. }))
         .await;
@@ -103,11 +117,19 @@ async fn listing_is_cluster_wide_by_namespace_label_with_task_states() {
     let Some(other) = TestSwarm::start().await else {
         return;
     };
-    let running = test.runtime.create(&test.spec(&["sleep", "600"])).await.unwrap();
+    let running = test
+        .runtime
+        .create(&test.spec(&["sleep", "600"]))
+        .await
+        .unwrap();
     let mut nowhere = test.spec(&["sleep", "600"]);
     nowhere.confinement.placement = vec![NOWHERE.to_owned()];
     let pending = test.runtime.create(&nowhere).await.unwrap();
-    let theirs = other.runtime.create(&other.spec(&["sleep", "600"])).await.unwrap();
+    let theirs = other
+        .runtime
+        .create(&other.spec(&["sleep", "600"]))
+        .await
+        .unwrap();
 
     let listed = test.runtime.list_managed().await.unwrap();
     let mut ids: Vec<&str> = listed.iter().map(|unit| unit.id.as_str()).collect();
@@ -128,7 +150,10 @@ async fn listing_is_cluster_wide_by_namespace_label_with_task_states() {
         state_of(&pending)
     );
     for unit in &listed {
-        assert_eq!(unit.labels.get(labels::MANAGED).map(String::as_str), Some("true"));
+        assert_eq!(
+            unit.labels.get(labels::MANAGED).map(String::as_str),
+            Some("true")
+        );
         assert_eq!(unit.labels.get(labels::NAMESPACE), Some(&test.namespace));
     }
     // Another namespace's service is not ours: no status, no removal.
@@ -178,14 +203,22 @@ async fn a_node_without_a_route_is_a_clear_typed_error() {
     let Some(test) = TestSwarm::start_with(options().route_manager_node(false)).await else {
         return;
     };
-    let unit = test.runtime.create(&test.spec(&["sleep", "600"])).await.unwrap();
+    let unit = test
+        .runtime
+        .create(&test.spec(&["sleep", "600"]))
+        .await
+        .unwrap();
     let error = run_error(&test.runtime, &unit).await;
     let no_route = error
         .source()
         .and_then(|source| source.downcast_ref::<NoRouteError>())
         .unwrap_or_else(|| panic!("a NoRouteError: {}", error.chain()));
     assert_eq!(no_route.node_id, manager_node());
-    assert!(error.chain().contains("--swarm-node-engine"), "{}", error.chain());
+    assert!(
+        error.chain().contains("--swarm-node-engine"),
+        "{}",
+        error.chain()
+    );
 
     // Routed by hostname to the same engine, the exec works.
     let hostname = no_route.hostname.clone();
@@ -198,7 +231,10 @@ async fn a_node_without_a_route_is_a_clear_typed_error() {
     )
     .await
     .unwrap();
-    assert_eq!(run(&routed, &unit, &["echo", "routed"]).await, (0, "routed\n".to_owned()));
+    assert_eq!(
+        run(&routed, &unit, &["echo", "routed"]).await,
+        (0, "routed\n".to_owned())
+    );
 }
 
 async fn run_error(runtime: &SwarmRuntime, unit: &str) -> RuntimeError {
@@ -217,7 +253,11 @@ async fn leases_cannot_reach_each_other_and_the_host_reaches_them() {
     let Some(test) = TestSwarm::start().await else {
         return;
     };
-    let serve = ["sh", "-c", "while true; do echo hello | nc -l -p 8080; done"];
+    let serve = [
+        "sh",
+        "-c",
+        "while true; do echo hello | nc -l -p 8080; done",
+    ];
     let first = test.runtime.create(&test.spec(&serve)).await.unwrap();
     let second = test.runtime.create(&test.spec(&serve)).await.unwrap();
     let address = test
@@ -292,7 +332,9 @@ async fn a_lease_on_the_second_node_is_reached_through_its_route() {
         .unwrap();
     let lines: Vec<_> = futures::TryStreamExt::try_collect(logs).await.unwrap();
     assert!(
-        lines.iter().any(|line| line.text == "started on the worker"),
+        lines
+            .iter()
+            .any(|line| line.text == "started on the worker"),
         "{lines:?}"
     );
     test.runtime.remove(&unit).await.unwrap();
@@ -362,5 +404,9 @@ async fn an_isolated_lease_reaches_nothing_outside_and_the_host_reaches_it() {
     let (_, from_egress) = run(&test.runtime, &egress, &["sh", "-c", &probe]).await;
     assert_eq!(from_egress.trim(), "out", "egress leases reach {outside}");
     let (_, from_isolated) = run(&test.runtime, &isolated, &["sh", "-c", &probe]).await;
-    assert_eq!(from_isolated.trim(), "blocked", "isolated leases reach nothing outside");
+    assert_eq!(
+        from_isolated.trim(),
+        "blocked",
+        "isolated leases reach nothing outside"
+    );
 }

@@ -126,11 +126,18 @@ impl SwarmGuard {
     /// Removes what is left; never panics.
     fn sweep(&self) {
         let services = try_services_of(&self.namespace).unwrap_or_else(|error| {
-            eprintln!("SwarmGuard: cannot list the services of {}: {error}", self.namespace);
+            eprintln!(
+                "SwarmGuard: cannot list the services of {}: {error}",
+                self.namespace
+            );
             Vec::new()
         });
         if !services.is_empty() {
-            let _ = quiet(Command::new("docker").args(["service", "rm"]).args(&services));
+            let _ = quiet(
+                Command::new("docker")
+                    .args(["service", "rm"])
+                    .args(&services),
+            );
             if !std::thread::panicking() {
                 eprintln!(
                     "SwarmGuard: removed {} service(s) of {} left by the test",
@@ -152,8 +159,9 @@ impl SwarmGuard {
         let _ = crate::wait_for(Duration::from_secs(15), Duration::from_millis(300), || {
             remove_networks(&swarm_networks_of(&self.namespace));
             remove_networks(&networks_of(&self.namespace));
-            (swarm_networks_of(&self.namespace).is_empty() && networks_of(&self.namespace).is_empty())
-                .then_some(())
+            (swarm_networks_of(&self.namespace).is_empty()
+                && networks_of(&self.namespace).is_empty())
+            .then_some(())
         });
         // The runtime also made config networks on the second node's engine.
         if let Some(worker) = worker_engine() {

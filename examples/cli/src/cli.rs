@@ -113,7 +113,12 @@ pub struct GlobalArgs {
     pub swarm_node_engines: Vec<lease_swarm::NodeRoutes>,
 
     /// With `--runtime swarm`: limits without reservations (as lease-server).
-    #[arg(long, env = "LEASE_SWARM_OVERCOMMIT", global = true, hide_short_help = true)]
+    #[arg(
+        long,
+        env = "LEASE_SWARM_OVERCOMMIT",
+        global = true,
+        hide_short_help = true
+    )]
     pub swarm_overcommit: bool,
 
     /// Catalog of offerings (TOML `[[offering]]` tables) [default: built-in alpine and ubuntu].

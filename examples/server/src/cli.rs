@@ -83,7 +83,8 @@ pub enum RuntimeKind {
 }
 
 fn parse_node_engine(text: &str) -> Result<lease_swarm::NodeRoutes, String> {
-    text.parse().map_err(|error: lease_core::RuntimeError| error.to_string())
+    text.parse()
+        .map_err(|error: lease_core::RuntimeError| error.to_string())
 }
 
 impl RuntimeArgs {

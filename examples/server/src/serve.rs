@@ -9,12 +9,12 @@ use lease_core::error::error_chain;
 use lease_core::{
     Catalog, ContainerRuntime, CredentialStore, LeaseManager, LeaseStore, ManagerConfig,
 };
-use lease_swarm::connect_runtime;
 use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresError, PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::SqliteStore;
+use lease_swarm::connect_runtime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};

@@ -68,10 +68,17 @@ async fn a_lease_on_swarm_runs_takes_a_shell_and_is_gone_after_expiry() {
     };
     let client = Client::new(&server.url(), None).expect("client");
 
-    let lease = client.provision("busybox", Some(1)).await.expect("provision");
+    let lease = client
+        .provision("busybox", Some(1))
+        .await
+        .expect("provision");
     let status = wait_status(&client, &lease.id, "running", Duration::from_secs(60)).await;
     assert_eq!(status, "running", "server log:\n{}", server.log_text());
-    assert_eq!(services_of(&namespace).len(), 1, "one service for the lease");
+    assert_eq!(
+        services_of(&namespace).len(),
+        1,
+        "one service for the lease"
+    );
 
     // A shell session through the server, on the task's node.
     let request = SessionRequest {
@@ -110,7 +117,10 @@ async fn a_lease_on_swarm_runs_takes_a_shell_and_is_gone_after_expiry() {
     let status = wait_status(&client, &lease.id, "deleted", Duration::from_secs(120)).await;
     assert_eq!(status, "deleted", "server log:\n{}", server.log_text());
     assert!(services_of(&namespace).is_empty(), "the service is gone");
-    assert!(containers_of(&namespace).is_empty(), "its container is gone");
+    assert!(
+        containers_of(&namespace).is_empty(),
+        "its container is gone"
+    );
     drop(server);
     drop(guard);
 }

@@ -15,10 +15,10 @@ use lease_core::runtime::{
     BelongsTo, Confinement, ContainerSpec, ExecRequest, Limits, LogSource, UnitState,
     container_name, labels,
 };
+use lease_core::testing::runtime_conformance::RuntimeFixture;
 use lease_core::{
     Catalog, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
 };
-use lease_core::testing::runtime_conformance::RuntimeFixture;
 use lease_store_memory::MemoryStore;
 use lease_swarm::{NodeRoutes, SwarmOptions, SwarmRuntime};
 use lease_testkit::swarm::{SwarmGuard, swarm_ready};
@@ -89,11 +89,7 @@ impl TestSwarm {
     }
 
     /// Polls the unit's status until `wanted` says yes (up to 60 s).
-    pub async fn wait_state(
-        &self,
-        unit: &str,
-        wanted: impl Fn(&UnitState) -> bool,
-    ) -> UnitState {
+    pub async fn wait_state(&self, unit: &str, wanted: impl Fn(&UnitState) -> bool) -> UnitState {
         let mut last = None;
         for _ in 0..600 {
             let info = self.runtime.status(unit).await.expect("status");
