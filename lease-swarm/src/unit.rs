@@ -2,7 +2,7 @@
 //! created, reported, listed cluster-wide and removed, always within the
 //! runtime's namespace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ fn info_of(service: &Service, task: Option<&Task>, address: Option<IpAddr>) -> C
         state: unit_state(phase(task.and_then(|task| task.status.as_ref()))),
         labels: service_labels(service)
             .map(|labels| labels.clone().into_iter().collect())
-            .unwrap_or_else(BTreeMap::new),
+            .unwrap_or_default(),
         address,
         limits: limits_of(service),
     }
@@ -135,8 +135,8 @@ impl SwarmRuntime {
         Ok(Some(service))
     }
 
-    /// The tasks of the services `ids` (all of them when empty is not
-    /// wanted: callers pass at least one id).
+    /// The tasks of the services `ids` (at least one: an empty filter
+    /// would list every task of the swarm).
     async fn tasks_of(&self, ids: &[String]) -> Result<Vec<Task>, RuntimeError> {
         let filters = HashMap::from([("service", ids.to_vec())]);
         let options = ListTasksOptionsBuilder::new().filters(&filters).build();
