@@ -203,11 +203,10 @@ async fn a_node_without_a_route_is_a_clear_typed_error() {
     let Some(test) = TestSwarm::start_with(options().route_manager_node(false)).await else {
         return;
     };
-    let unit = test
-        .runtime
-        .create(&test.spec(&["sleep", "600"]))
-        .await
-        .unwrap();
+    // On the manager's node, which has no route now (the worker has one).
+    let mut spec = test.spec(&["sleep", "600"]);
+    spec.confinement.placement = vec!["node.role==manager".to_owned()];
+    let unit = test.runtime.create(&spec).await.unwrap();
     let error = run_error(&test.runtime, &unit).await;
     let no_route = error
         .source()
