@@ -208,11 +208,13 @@ impl Context {
         let store = self.open_store().await?;
         let runtime: Arc<dyn ContainerRuntime> = match docker {
             Docker::Needed => {
-                let docker = DockerRuntime::connect().await.map_err(CliError::Docker)?;
+                let docker = DockerRuntime::connect(&config.namespace)
+                    .await
+                    .map_err(CliError::Docker)?;
                 docker.ping().await.map_err(CliError::Docker)?;
                 Arc::new(docker)
             }
-            Docker::NotNeeded => Arc::new(OfflineRuntime),
+            Docker::NotNeeded => Arc::new(OfflineRuntime::new(&config.namespace)),
         };
         Ok(LeaseManager::builder(store, runtime)
             .catalog(catalog)

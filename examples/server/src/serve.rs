@@ -237,7 +237,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         .oidc
         .setup(&args.listen, credential_store.clone())
         .await?;
-    let docker = DockerRuntime::connect().await?;
+    let docker = DockerRuntime::connect(&args.namespace).await?;
     info!(endpoint = %docker.endpoint(), "container runtime: Docker");
     docker
         .check_catalog(&catalog)
@@ -248,6 +248,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let config = ManagerConfig {
         sweep_interval: args.sweep_interval.into(),
         provision_timeout: args.provision_timeout.into(),
+        placement_timeout: args.placement_timeout.into(),
         stuck_pending_after: args.stuck_pending_after.into(),
         reconcile_interval: args.reconcile_interval.into(),
         pool_max_age: args.pool_max_age.into(),
