@@ -139,6 +139,7 @@ impl ManagerConfig {
         }
         let durations = [
             ("provision_timeout", self.provision_timeout),
+            ("placement_timeout", self.placement_timeout),
             ("stuck_pending_after", self.stuck_pending_after),
             ("sweep_interval", self.sweep_interval),
             ("claim_ttl", self.claim_ttl),

@@ -15,7 +15,11 @@
 //!
 //! The engine, [`LeaseManager`], works over two ports held as trait
 //! objects: a [`LeaseStore`] (memory, Redis, …) and a [`ContainerRuntime`]
-//! (Docker, …). Wiring it, with any store and runtime:
+//! (Docker, …). A runtime is scoped to one namespace, the manager's (the
+//! builder refuses a mismatch); its `create` may return before the unit
+//! runs, and the engine waits for it with a deadline
+//! ([`ManagerConfig::placement_timeout`]). Wiring it, with any store and
+//! runtime:
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -43,9 +47,9 @@
 //! pools amend them), [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
 //! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
-//! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
-//! conformance suite, the engine scenarios over any store, and a fake
-//! runtime.
+//! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store and
+//! runtime conformance suites, the engine scenarios over any store, and a
+//! fake runtime; and `runtime::MockContainerRuntime` (mockall).
 #![forbid(unsafe_code)]
 
 pub mod admission;

@@ -464,7 +464,7 @@ impl Debug for ExecSession {
 }
 
 /// What a runtime can do beyond the port's required behaviour. The
-/// conformance suite ([`crate::testing::runtime_conformance`]) skips a
+/// conformance suite (`lease_core::testing::runtime_conformance`) skips a
 /// case only when the runtime declares here that it cannot do it.
 /// The default: neither.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -502,7 +502,7 @@ pub struct RuntimeCapabilities {
 /// - **Progress is an owned channel** ([`ProgressSender`]).
 ///
 /// Every runtime passes the conformance suite
-/// ([`crate::runtime_conformance_tests`]).
+/// (`lease_core::runtime_conformance_tests!`, feature `test-utils`).
 #[cfg_attr(feature = "test-utils", mockall::automock)]
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + Debug + 'static {

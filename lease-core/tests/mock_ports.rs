@@ -537,6 +537,114 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
     finish(manager).await;
 }
 
+/// Placement may be asynchronous: the engine asks for the created unit's
+/// status until it runs; a unit the runtime gives up on fails the lease
+/// with the runtime's own reason (not a timeout), and the engine removes
+/// what it created, by name.
+#[tokio::test]
+async fn a_unit_the_runtime_cannot_place_fails_the_lease_with_its_reason() {
+    let clock = Arc::new(ManualClock::default());
+    let slot = Slot::default();
+    let mut seq = Sequence::new();
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    runtime.expect_namespace().return_const(NS.to_owned());
+
+    store.expect_insert().times(1).returning(insert_into(&slot));
+    store.expect_get().returning(get_from(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
+    runtime.expect_ensure_image().returning(|_, _| Ok(()));
+    runtime
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok("unit-1".to_owned()));
+    runtime
+        .expect_status()
+        .withf(|unit| unit == "unit-1")
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|unit| {
+            Ok(Some(ContainerInfo {
+                state: UnitState::Pending {
+                    reason: Some("no suitable node (scheduling constraints)".into()),
+                },
+                ..running_unit(unit)
+            }))
+        });
+    runtime
+        .expect_status()
+        .withf(|unit| unit == "unit-1")
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|unit| {
+            Ok(Some(ContainerInfo {
+                state: UnitState::Failed {
+                    reason: "no suitable node (insufficient resources on 2 nodes)".into(),
+                },
+                ..running_unit(unit)
+            }))
+        });
+    store
+        .expect_update()
+        .withf(|lease, _admission| {
+            lease.status == Status::Error
+                && lease
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("insufficient resources on 2 nodes"))
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(cas_update(&slot));
+    let named = slot.clone();
+    runtime
+        .expect_remove()
+        .withf(move |container| {
+            lock(&named)
+                .as_ref()
+                .is_some_and(|lease| container == format!("containerlease-{}", lease.id))
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Running)
+        .never();
+
+    watch_panics();
+    // Not `manager()`: its runtime reports every unit running.
+    let manager = LeaseManager::builder(Arc::new(store), Arc::new(runtime))
+        .catalog(catalog())
+        .config(config())
+        .clock(clock.clone())
+        .build()
+        .expect("valid manager config");
+    let mut events = manager.subscribe();
+    let lease = manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(30))
+        .await
+        .expect("valid request");
+    // The pending poll sleeps 50 ms by the manual clock: move it on.
+    let advance = {
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                clock.advance(TimeDelta::milliseconds(100));
+            }
+        })
+    };
+    let failed = wait_for(&mut events, &lease.id, EventKind::Error).await;
+    advance.abort();
+    assert_eq!(failed.lease.status, Status::Error);
+    finish(manager).await;
+}
+
 /// A provisioning attempt that fails after the lease became `running`
 /// elsewhere (another replica's attempt, or this one's racing the
 /// reconciler) must leave that running lease's container alone: it has the

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use lease_core::StoreError;
 use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
-use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
@@ -209,7 +208,7 @@ impl Context {
         let runtime: Arc<dyn ContainerRuntime> = match docker {
             Docker::Needed => {
                 let runtime = lease_swarm::connect_runtime(
-                    &self.args.namespace,
+                    &config.namespace,
                     self.args.runtime_settings(),
                     &catalog,
                 )
@@ -218,7 +217,7 @@ impl Context {
                 runtime.ping().await.map_err(CliError::Docker)?;
                 runtime
             }
-            Docker::NotNeeded => Arc::new(OfflineRuntime),
+            Docker::NotNeeded => Arc::new(OfflineRuntime::new(&config.namespace)),
         };
         Ok(LeaseManager::builder(store, runtime)
             .catalog(catalog)

@@ -185,6 +185,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_PROVISION_TIMEOUT", default_value = "10m")]
     pub provision_timeout: humantime::Duration,
 
+    /// A created container not running after this (a cluster that cannot
+    /// place it) fails its lease with the runtime's reason.
+    #[arg(long, env = "LEASE_PLACEMENT_TIMEOUT", default_value = "2m")]
+    pub placement_timeout: humantime::Duration,
+
     /// A pending lease that no task of this process is provisioning (say,
     /// after a crash) is retried once it is this old.
     #[arg(long, env = "LEASE_STUCK_PENDING_AFTER", default_value = "30s")]

@@ -247,6 +247,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let config = ManagerConfig {
         sweep_interval: args.sweep_interval.into(),
         provision_timeout: args.provision_timeout.into(),
+        placement_timeout: args.placement_timeout.into(),
         stuck_pending_after: args.stuck_pending_after.into(),
         reconcile_interval: args.reconcile_interval.into(),
         pool_max_age: args.pool_max_age.into(),

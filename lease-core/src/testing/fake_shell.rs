@@ -7,8 +7,9 @@
 //! A script is statements separated by `;` or newlines, each one of:
 //! `echo WORD…` (optionally `>&2`; `$NAME` expands a variable read
 //! before), `read NAME` (one line of input), `cat` (input to output until
-//! it is closed), `exit N`, and `sleep N` / `exec sleep N` (a container's
-//! keep-alive: the script stops there and the container keeps running).
+//! it is closed), `exit N`, `sleep N` (a pause, taken as none) and
+//! `exec sleep N` (a container's keep-alive: the script stops there and
+//! the container keeps running).
 //! Words may be single-quoted. Anything else makes the script unknown and
 //! the fake falls back to its plain behaviour.
 
@@ -34,7 +35,9 @@ pub(crate) enum Statement {
     Cat,
     /// `exit N`.
     Exit(i64),
-    /// `sleep N` or `exec sleep N`: keep running.
+    /// `sleep N`: a pause (none, in the fake).
+    Pause,
+    /// `exec sleep N`: keep running.
     Sleep,
 }
 
@@ -75,7 +78,7 @@ impl Script {
         for statement in &self.0 {
             match statement {
                 Statement::Echo { words, to } => lines.push((*to, expand(words, &variables))),
-                Statement::Read(_) | Statement::Cat => {}
+                Statement::Read(_) | Statement::Cat | Statement::Pause => {}
                 Statement::Exit(code) => return (lines, Ending::Exited(*code)),
                 Statement::Sleep => return (lines, Ending::KeptRunning),
             }
@@ -119,6 +122,7 @@ impl Script {
                     }
                 }
                 Statement::Exit(code) => return *code,
+                Statement::Pause => {}
                 Statement::Sleep => return 0,
             }
         }
@@ -147,7 +151,7 @@ fn parse_statement(text: &str) -> Option<Statement> {
         ("read", [name]) => Some(Statement::Read(name.clone())),
         ("cat", []) => Some(Statement::Cat),
         ("exit", [code]) => code.parse().ok().map(Statement::Exit),
-        ("sleep", [_]) => Some(Statement::Sleep),
+        ("sleep", [_]) => Some(Statement::Pause),
         ("exec", [sleep, _]) if sleep == "sleep" => Some(Statement::Sleep),
         _ => None,
     }
@@ -229,7 +233,10 @@ mod tests {
 
     #[test]
     fn a_container_script_logs_until_its_sleep() {
-        let script = Script::of(&sh("echo one; echo two >&2; sleep 5; echo never")).expect("known");
+        let script = Script::of(&sh(
+            "echo one; sleep 1; echo two >&2; exec sleep 5; echo never",
+        ))
+        .expect("known");
         let (lines, ending) = script.run_without_input();
         assert_eq!(
             lines,

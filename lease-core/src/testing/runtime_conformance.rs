@@ -505,9 +505,13 @@ pub async fn limits_are_applied_where_reported<R: ContainerRuntime + ?Sized>(
 }
 
 /// Logs: what the command printed, tagged stdout/stderr in order, and the
-/// last `tail` lines.
+/// last `tail` lines (written after a pause: stdout and stderr may be
+/// copied by separate pipes, so their order to each other is not kept).
 pub async fn logs_tell_streams_apart_and_tail<R: ContainerRuntime + ?Sized>(fx: RuntimeFixture<R>) {
-    let spec = lease_spec(&fx, "echo out-1; echo err-1 >&2; echo out-2");
+    let spec = lease_spec(
+        &fx,
+        "echo out-1; echo err-1 >&2; sleep 1; echo out-2; echo out-3",
+    );
     let id = create_running(fx.runtime.as_ref(), &spec).await;
     let read = |tail: Option<u32>| {
         let runtime = fx.runtime.clone();
@@ -528,7 +532,7 @@ pub async fn logs_tell_streams_apart_and_tail<R: ContainerRuntime + ?Sized>(fx: 
     let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
     let all = loop {
         let lines = read(None).await;
-        if lines.len() >= 3 || tokio::time::Instant::now() >= deadline {
+        if lines.len() >= 4 || tokio::time::Instant::now() >= deadline {
             break lines;
         }
         tokio::time::sleep(POLL).await;
@@ -541,14 +545,17 @@ pub async fn logs_tell_streams_apart_and_tail<R: ContainerRuntime + ?Sized>(fx: 
     };
     assert_eq!(
         of(LogSource::Stdout),
-        ["out-1", "out-2"],
+        ["out-1", "out-2", "out-3"],
         "stdout lines: {all:?}"
     );
     assert_eq!(of(LogSource::Stderr), ["err-1"], "stderr lines: {all:?}");
     assert_eq!(
-        read(Some(1)).await,
-        [(LogSource::Stdout, "out-2".to_owned())],
-        "the last line"
+        read(Some(2)).await,
+        [
+            (LogSource::Stdout, "out-2".to_owned()),
+            (LogSource::Stdout, "out-3".to_owned())
+        ],
+        "the last two lines"
     );
     fx.runtime.remove(&id).await.expect("remove");
 }
