@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lease_core::error::error_chain;
-use lease_core::{
-    Catalog, ContainerRuntime, CredentialStore, LeaseManager, LeaseStore, ManagerConfig,
-};
+use lease_core::{Catalog, CredentialStore, LeaseManager, LeaseStore, ManagerConfig};
 use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresError, PostgresStore, PostgresStoreConfig};
