@@ -44,6 +44,19 @@ if ! scripts/test-images.sh; then
     echo "no Docker test image: the lease-docker tests that need Docker will print SKIPPED" >&2
 fi
 
+# (lease-swarm: a swarm manager)
+# Makes sure the engine is a swarm manager: an existing swarm is used as it
+# is; an engine in no swarm gets a single-node one (advertise 127.0.0.1),
+# which the EXIT trap leaves again — only that one. Exports LEASE_TEST_SWARM.
+# The plain Docker tests run on the same engine, in swarm mode.
+step "swarm manager for the Swarm tests (scripts/swarm.sh)"
+swarm_env="$(scripts/swarm.sh start)"
+eval "$swarm_env"
+swarm_prev_exit_trap="$(trap -p EXIT)"
+swarm_prev_exit_trap="${swarm_prev_exit_trap#"trap -- "}"
+swarm_prev_exit_trap="${swarm_prev_exit_trap%" EXIT"}"
+trap "scripts/swarm.sh stop \"\${LEASE_TEST_SWARM_CREATED:-}\"; eval ${swarm_prev_exit_trap:-:}" EXIT
+
 # (lease-store-redis: private Redis)
 # Starts a private redis-server (installing Debian's if missing) and exports
 # LEASE_TEST_REDIS_URL; stopped on exit, also when a step fails. The trap runs
@@ -146,6 +159,18 @@ if docker version >/dev/null 2>&1; then
     if [ -n "$leftovers" ]; then
         printf 'test containers left behind (id, name, namespace):\n%s\n' "$leftovers" >&2
         exit 1
+    fi
+    # The same for Swarm services (lease-swarm: one per lease, labelled alike).
+    if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = "true" ]; then
+        leftover_services="$(docker service ls --filter label=io.containerlease.managed=true \
+            --format '{{.ID}} {{.Name}}' | while read -r service_id service_name; do
+                namespace="$(docker service inspect --format '{{index .Spec.Labels "io.containerlease.namespace"}}' "$service_id" 2>/dev/null || true)"
+                case "$namespace" in test-*) echo "$service_id $service_name $namespace" ;; esac
+            done)"
+        if [ -n "$leftover_services" ]; then
+            printf 'test services left behind (id, name, namespace):\n%s\n' "$leftover_services" >&2
+            exit 1
+        fi
     fi
     # The same for the namespace networks (lease-docker creates them on
     # first use; NamespaceGuard removes them with the containers).

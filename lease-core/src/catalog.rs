@@ -122,10 +122,67 @@ pub struct Offering {
     /// 0, the default, keeps none. At most [`MAX_POOL`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pool: u32,
+    /// Where a cluster runtime may place its containers: Swarm placement
+    /// constraints, each `<attribute>==<value>` or `<attribute>!=<value>`
+    /// over `node.id`, `node.hostname`, `node.role`, `node.platform.os`,
+    /// `node.platform.arch`, `node.labels.<label>` or
+    /// `engine.labels.<label>` (`["node.labels.gpu==true"]`). Only the
+    /// Swarm runtime places containers; the single-engine Docker runtime
+    /// refuses a catalog that has any (see [`Catalog::constrained`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
 }
 
 /// The largest warm pool one offering may ask for.
 pub const MAX_POOL: u32 = 256;
+
+/// The most placement constraints one offering may have.
+pub const MAX_CONSTRAINTS: usize = 32;
+
+/// Node attributes a placement constraint may test (besides
+/// `node.labels.<label>` and `engine.labels.<label>`).
+const CONSTRAINT_ATTRIBUTES: [&str; 5] = [
+    "node.id",
+    "node.hostname",
+    "node.role",
+    "node.platform.os",
+    "node.platform.arch",
+];
+
+/// Checks one placement constraint: `<attribute>==<value>` or
+/// `<attribute>!=<value>`, a known attribute, a value without spaces or
+/// control characters.
+fn check_constraint(constraint: &str) -> Result<(), String> {
+    let problem = || {
+        format!(
+            "constraint `{constraint}` must be `<attribute>==<value>` or `<attribute>!=<value>` \
+             over node.id, node.hostname, node.role, node.platform.os, node.platform.arch, \
+             node.labels.<label> or engine.labels.<label>"
+        )
+    };
+    let (attribute, value) = constraint
+        .split_once("==")
+        .or_else(|| constraint.split_once("!="))
+        .ok_or_else(problem)?;
+    let (attribute, value) = (attribute.trim(), value.trim());
+    let label = |prefix: &str| {
+        attribute
+            .strip_prefix(prefix)
+            .is_some_and(|name| !name.is_empty() && !name.contains(char::is_whitespace))
+    };
+    let known = CONSTRAINT_ATTRIBUTES.contains(&attribute)
+        || label("node.labels.")
+        || label("engine.labels.");
+    let value_ok = !value.is_empty()
+        && !value.contains("==")
+        && !value.contains("!=")
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if known && value_ok {
+        Ok(())
+    } else {
+        Err(problem())
+    }
+}
 
 fn is_zero(value: &u32) -> bool {
     *value == 0
@@ -141,7 +198,7 @@ impl Offering {
     }
 
     /// How its containers are confined: network, read-only root with its
-    /// scratch, user and disk, with the defaults filled in.
+    /// scratch, user, disk and placement, with the defaults filled in.
     pub fn confinement(&self) -> Confinement {
         let scratch_mb = self
             .read_only
@@ -152,6 +209,7 @@ impl Offering {
             scratch_bytes: scratch_mb.map(|mb| i64::from(mb) * MIB),
             user: self.user.clone(),
             disk_bytes: self.disk_mb.map(|mb| i64::from(mb) * MIB),
+            placement: self.constraints.clone(),
         }
     }
 }
@@ -305,6 +363,31 @@ impl Catalog {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.offerings.keys().map(String::as_str)
     }
+
+    /// The offerings with placement constraints, which only a cluster
+    /// runtime (Swarm) can honour. A single-engine runtime's caller
+    /// refuses to start with any: a constraint says where a lease *must*
+    /// run (`node.labels.gpu==true`), and ignoring it would run the lease
+    /// where that does not hold.
+    ///
+    /// ```
+    /// use lease_core::Catalog;
+    /// let catalog = Catalog::from_toml(r#"
+    ///     [[offering]]
+    ///     key = "gpu"
+    ///     image = "cuda:12"
+    ///     hourly_rate = "1"
+    ///     cpus = "4"
+    ///     memory_mb = 8192
+    ///     constraints = ["node.labels.gpu==true", "node.role!=manager"]
+    /// "#).unwrap();
+    /// assert_eq!(catalog.constrained().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["gpu"]);
+    /// assert!(Catalog::default().constrained().next().is_none());
+    /// ```
+    pub fn constrained(&self) -> impl Iterator<Item = &Offering> {
+        self.offerings()
+            .filter(|offering| !offering.constraints.is_empty())
+    }
 }
 
 impl Default for Catalog {
@@ -326,6 +409,7 @@ impl Default for Catalog {
             user: None,
             disk_mb: None,
             pool: 0,
+            constraints: Vec::new(),
         };
         let ubuntu = Offering {
             key: "ubuntu".into(),
@@ -412,6 +496,12 @@ fn validate_confinement(offering: &Offering) -> Result<(), CatalogError> {
     }
     if offering.disk_mb == Some(0) {
         return Err(invalid(key, "disk_mb must be above zero"));
+    }
+    if offering.constraints.len() > MAX_CONSTRAINTS {
+        return Err(invalid(key, "at most 32 constraints"));
+    }
+    for constraint in &offering.constraints {
+        check_constraint(constraint).map_err(|problem| invalid(key, &problem))?;
     }
     Ok(())
 }
@@ -545,6 +635,7 @@ mod tests {
                 scratch_bytes: Some(16 << 20),
                 user: Some("1000:1001".into()),
                 disk_bytes: Some(512 << 20),
+                placement: Vec::new(),
             }
         );
         let default_scratch = parse_with("read_only=true\nnetwork='isolated'").unwrap();
@@ -588,6 +679,12 @@ mod tests {
             ("disk_mb=-5", "disk_mb"),
             ("disk_mb=99999999999", "disk_mb"),
             ("privileged=true", "unknown field `privileged`"),
+            ("constraints=['gpu']", "constraint `gpu`"),
+            ("constraints=['node.labels.==x']", "constraint"),
+            ("constraints=['node.labels.gpu==']", "constraint"),
+            ("constraints=['node.color==red']", "constraint"),
+            ("constraints=['node.hostname==a b']", "constraint"),
+            ("constraints=['node.id==a==b']", "constraint"),
         ];
         for (extra, expected) in cases {
             let problem = problem_of(extra);
@@ -596,6 +693,28 @@ mod tests {
                 "{extra}: `{problem}` should mention `{expected}`"
             );
         }
+    }
+
+    #[test]
+    fn placement_constraints_are_checked_and_kept() {
+        for good in [
+            "node.labels.gpu==true",
+            "node.role!=manager",
+            "node.hostname == worker-1",
+            "engine.labels.zone==eu-1",
+            "node.platform.arch==x86_64",
+        ] {
+            assert_eq!(check_constraint(good), Ok(()), "{good}");
+        }
+        let text = format!(
+            "{BASE}[[offering]]\nkey='gpu'\nimage='x'\nhourly_rate='1'\ncpus=1\nmemory_mb=1\nconstraints=['node.labels.gpu==true']\n"
+        );
+        let catalog = Catalog::from_toml(&text).expect("valid");
+        assert_eq!(
+            catalog.get("gpu").map(|o| o.constraints.clone()),
+            Some(vec!["node.labels.gpu==true".to_owned()])
+        );
+        assert_eq!(catalog.constrained().count(), 1);
     }
 
     #[test]

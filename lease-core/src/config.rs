@@ -20,6 +20,11 @@ pub struct ManagerConfig {
     pub max_minutes: u32,
     /// A pending lease not running after this becomes `error`. Default 10 min.
     pub provision_timeout: Duration,
+    /// A created container (unit) not running after this fails its lease
+    /// (or pool slot) with the runtime's reason, e.g. a cluster with no
+    /// suitable node; it is then removed. The provisioning timeout bounds
+    /// it too. Default 2 min.
+    pub placement_timeout: Duration,
     /// A pending lease with no provisioning task in this process is retried
     /// after this. Default 30 s.
     pub stuck_pending_after: Duration,
@@ -83,6 +88,7 @@ impl Default for ManagerConfig {
             namespace: "default".into(),
             max_minutes: crate::catalog::DEFAULT_MAX_MINUTES,
             provision_timeout: Duration::from_secs(600),
+            placement_timeout: Duration::from_secs(120),
             stuck_pending_after: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(60),
             claim_ttl: Duration::from_secs(60),
@@ -133,6 +139,7 @@ impl ManagerConfig {
         }
         let durations = [
             ("provision_timeout", self.provision_timeout),
+            ("placement_timeout", self.placement_timeout),
             ("stuck_pending_after", self.stuck_pending_after),
             ("sweep_interval", self.sweep_interval),
             ("claim_ttl", self.claim_ttl),

@@ -61,6 +61,16 @@ pub enum RuntimeError {
         /// Why, in words.
         reason: String,
     },
+    /// A created unit did not come to run: the runtime gave up on it (its
+    /// reason, e.g. `no suitable node …`), it stopped, or it was still
+    /// pending at the placement deadline.
+    #[error("container {container} was not placed: {reason}")]
+    Placement {
+        /// Id or name of the unit.
+        container: String,
+        /// The runtime's reason, or what the engine saw.
+        reason: String,
+    },
     /// The request is invalid for the runtime (bad spec, bad exec request).
     #[error("invalid runtime request: {0}")]
     Invalid(String),

@@ -15,7 +15,11 @@
 //!
 //! The engine, [`LeaseManager`], works over two ports held as trait
 //! objects: a [`LeaseStore`] (memory, Redis, …) and a [`ContainerRuntime`]
-//! (Docker, …). Wiring it, with any store and runtime:
+//! (Docker, …). A runtime is scoped to one namespace, the manager's (the
+//! builder refuses a mismatch); its `create` may return before the unit
+//! runs, and the engine waits for it with a deadline
+//! ([`ManagerConfig::placement_timeout`]). Wiring it, with any store and
+//! runtime:
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -43,9 +47,9 @@
 //! pools amend them), [`stats`] (daily rollup counters), [`admission`] (limits a store checks atomically with a
 //! write), [`event`]s, [`config`]. The manager's provisioning task,
 //! reaper and reconciler live in private modules and are reached through
-//! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store
-//! conformance suite, the engine scenarios over any store, and a fake
-//! runtime.
+//! [`LeaseManager`]. Feature `test-utils` adds `testing`: the store and
+//! runtime conformance suites, the engine scenarios over any store, and a
+//! fake runtime; and `runtime::MockContainerRuntime` (mockall).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -63,6 +67,7 @@ pub mod id;
 pub mod lease;
 mod manager;
 pub mod money;
+mod placement;
 pub mod pool;
 mod pool_fill;
 pub mod pricing;
@@ -96,7 +101,7 @@ pub use provision::{container_spec, pool_container_spec};
 pub use reaper::ReapReport;
 pub use reconcile_plan::{PlannedChange, ReconcileAction, ReconcilePlan};
 pub use reconciler::ReconcileReport;
-pub use runtime::{ContainerRuntime, ContainerSpec};
+pub use runtime::{ContainerRuntime, ContainerSpec, ExecHandle, RuntimeCapabilities, UnitState};
 pub use stats::{Histogram, StatsKey, StatsRow, finish_contribution};
 pub use store::{
     DEFAULT_HISTORY_RETENTION, HistoryQuery, LeaseStore, LeaseStoreExt, ListQuery, Page,

@@ -111,6 +111,17 @@ impl LeaseManagerBuilder {
     /// Checks the configuration and builds the manager.
     pub fn build(self) -> Result<LeaseManager, LeaseError> {
         self.config.validate()?;
+        if self.runtime.namespace() != self.config.namespace {
+            return Err(ValidationError::new(
+                "namespace",
+                format!(
+                    "the container runtime is scoped to namespace `{}`, the configuration names `{}`",
+                    self.runtime.namespace(),
+                    self.config.namespace
+                ),
+            )
+            .into());
+        }
         if self.catalog.offerings().any(|offering| offering.pool > 0) {
             crate::quota::PoolReserve::of(&self.catalog).check(&self.config)?;
         }
@@ -422,11 +433,7 @@ impl LeaseManager {
     /// Streams a live lease's container logs.
     pub async fn logs(&self, id: &LeaseId, options: LogOptions) -> Result<LogStream, LeaseError> {
         let target = self.container_of(id).await?;
-        Ok(self
-            .inner
-            .runtime
-            .logs(&self.inner.config.namespace, &target, options)
-            .await?)
+        Ok(self.inner.runtime.logs(&target, options).await?)
     }
 
     /// Runs a command in a live lease's container.
@@ -439,11 +446,7 @@ impl LeaseManager {
             return Err(ValidationError::new("command", "must not be empty").into());
         }
         let target = self.container_of(id).await?;
-        Ok(self
-            .inner
-            .runtime
-            .exec(&self.inner.config.namespace, &target, request)
-            .await?)
+        Ok(self.inner.runtime.exec(&target, request).await?)
     }
 
     /// The container of a lease that has one and has not ended.

@@ -212,21 +212,15 @@ impl LeaseManager {
         slot: &PoolSlot,
         offering: &Offering,
     ) -> Result<String, RuntimeError> {
-        self.runtime()
-            .ensure_image(&offering.image, &|_| {})
-            .await?;
-        let spec = pool_container_spec(&self.config().namespace, slot, offering);
-        self.runtime().create_and_start(&spec).await
+        self.ensure_image(&offering.image, |_| {}).await?;
+        let spec = pool_container_spec(slot, offering);
+        self.create_running(&spec).await
     }
 
     /// Removes a container, logging (not failing) when it cannot: the
     /// reconciler removes what is left.
     pub(crate) async fn remove_quietly(&self, container: &str) {
-        if let Err(error) = self
-            .runtime()
-            .remove(&self.config().namespace, container)
-            .await
-        {
+        if let Err(error) = self.runtime().remove(container).await {
             warn!(container, error = %error.chain(), "could not remove a pool container; the reconciler will");
         }
     }

@@ -122,7 +122,7 @@ impl LeaseManager {
         .await
     }
 
-    /// Ensures the image, then creates and starts the container.
+    /// Ensures the image, creates the container and waits until it runs.
     async fn create_container(&self, lease: &Lease) -> Result<String, RuntimeError> {
         let offering = self.catalog().get(&lease.offering).ok_or_else(|| {
             RuntimeError::Invalid(format!(
@@ -132,14 +132,55 @@ impl LeaseManager {
         })?;
         let manager = self.clone();
         let id = lease.id.clone();
-        let report = move |progress: PullProgress| {
+        self.ensure_image(&offering.image, move |progress| {
             lock(&manager.inner.progress).insert(id.clone(), progress);
-        };
-        self.runtime()
-            .ensure_image(&offering.image, &report)
-            .await?;
-        let spec = container_spec(&self.config().namespace, lease, offering);
-        self.runtime().create_and_start(&spec).await
+        })
+        .await?;
+        let spec = container_spec(lease, offering);
+        self.create_running(&spec).await
+    }
+
+    /// Makes `image` available, handing each progress report to `report`
+    /// while the pull runs.
+    pub(crate) async fn ensure_image(
+        &self,
+        image: &str,
+        report: impl Fn(PullProgress),
+    ) -> Result<(), RuntimeError> {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let pull = self.runtime().ensure_image(image, sender);
+        let mut pull = std::pin::pin!(pull);
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut pull => {
+                    while let Ok(progress) = receiver.try_recv() {
+                        report(progress);
+                    }
+                    return result;
+                }
+                Some(progress) = receiver.recv() => report(progress),
+            }
+        }
+    }
+
+    /// Creates the unit of `spec` and waits until it runs (placement may
+    /// be asynchronous), returning its id. When it does not come to run,
+    /// the error carries the runtime's reason; the caller removes what
+    /// was created (DESIGN invariant 4).
+    pub(crate) async fn create_running(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<String, RuntimeError> {
+        let unit = self.runtime().create(spec).await?;
+        crate::placement::wait_running(
+            self.runtime().as_ref(),
+            self.clock(),
+            &unit,
+            self.config().placement_timeout,
+        )
+        .await?;
+        Ok(unit)
     }
 
     /// Moves the lease to `running`, or removes the container if the lease
@@ -170,9 +211,7 @@ impl LeaseManager {
                     return Ok(());
                 }
                 info!(lease_id = %id, container_id = %container_id, "lease ended during provisioning; removing its container");
-                self.runtime()
-                    .remove(&self.config().namespace, &container_id)
-                    .await?;
+                self.runtime().remove(&container_id).await?;
                 Ok(())
             }
             Err(other) => Err(other),
@@ -204,7 +243,7 @@ impl LeaseManager {
         warn!(lease_id = %id, error = %message, "provisioning failed");
         self.emit(EventKind::Error, &lease);
         let name = container_name(id);
-        if let Err(error) = self.runtime().remove(&self.config().namespace, &name).await {
+        if let Err(error) = self.runtime().remove(&name).await {
             warn!(lease_id = %id, error = %error.chain(), "could not remove a failed lease's container; the reaper will");
         }
         Ok(())
@@ -212,8 +251,9 @@ impl LeaseManager {
 }
 
 /// The container spec of a lease: catalog image, command, limits and
-/// confinement, and the labels of DESIGN invariant 1.
-pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> ContainerSpec {
+/// confinement, and the lease's labels of DESIGN invariant 1 (the runtime
+/// adds the managed and namespace labels).
+pub fn container_spec(lease: &Lease, offering: &Offering) -> ContainerSpec {
     let labels = [
         (labels::LEASE_ID, lease.id.to_string()),
         (labels::OWNER, lease.owner.clone()),
@@ -221,52 +261,36 @@ pub fn container_spec(namespace: &str, lease: &Lease, offering: &Offering) -> Co
         (labels::CREATED_AT, lease.created_at.to_rfc3339()),
         (labels::IMAGE_TYPE, lease.offering.clone()),
     ];
-    hardened_spec(
-        namespace,
-        BelongsTo::Lease(lease.id.clone()),
-        labels,
-        offering,
-    )
+    hardened_spec(BelongsTo::Lease(lease.id.clone()), labels, offering)
 }
 
 /// The container spec of a warm-pool slot: the same image, command,
 /// limits and confinement as a lease of `offering` gets, labelled with the
 /// pool and the slot instead of a lease (see [`crate::pool`]).
-pub fn pool_container_spec(namespace: &str, slot: &PoolSlot, offering: &Offering) -> ContainerSpec {
+pub fn pool_container_spec(slot: &PoolSlot, offering: &Offering) -> ContainerSpec {
     let labels = [
         (labels::POOL, offering.key.clone()),
         (labels::POOL_SLOT, slot.id.clone()),
         (labels::CREATED_AT, slot.created_at.to_rfc3339()),
         (labels::IMAGE_TYPE, offering.key.clone()),
     ];
-    hardened_spec(
-        namespace,
-        BelongsTo::PoolSlot(slot.id.clone()),
-        labels,
-        offering,
-    )
+    hardened_spec(BelongsTo::PoolSlot(slot.id.clone()), labels, offering)
 }
 
-/// `offering`'s hardened container for `belongs_to`, with the managed and
-/// namespace labels and `labels`.
+/// `offering`'s hardened container for `belongs_to`, with `labels` (the
+/// runtime adds the managed and namespace labels).
 fn hardened_spec<const N: usize>(
-    namespace: &str,
     belongs_to: BelongsTo,
     labels: [(&str, String); N],
     offering: &Offering,
 ) -> ContainerSpec {
-    let labels: BTreeMap<String, String> = [
-        (labels::MANAGED, "true".to_owned()),
-        (labels::NAMESPACE, namespace.to_owned()),
-    ]
-    .into_iter()
-    .chain(labels)
-    .map(|(key, value)| (key.to_owned(), value))
-    .collect();
+    let labels: BTreeMap<String, String> = labels
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
     ContainerSpec {
         name: belongs_to.container_name(),
         belongs_to,
-        namespace: namespace.to_owned(),
         image: offering.image.clone(),
         command: offering.command.clone(),
         labels,

@@ -293,7 +293,7 @@ impl Reaper {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.runtime.remove(&settings.namespace, &target).await {
+            match self.runtime.remove(&target).await {
                 Ok(()) => return Ok(()),
                 Err(RuntimeError::NotManaged {
                     container,

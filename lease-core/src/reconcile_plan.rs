@@ -19,7 +19,7 @@ use crate::pool::PoolSlot;
 use crate::provision::Provisioning;
 use crate::reaper::to_chrono;
 use crate::reconciler::Reconciler;
-use crate::runtime::{ContainerInfo, labels};
+use crate::runtime::{ContainerInfo, UnitState, labels};
 use crate::store::{LeaseStoreExt, ListQuery};
 
 /// A change a reconciliation pass makes.
@@ -119,7 +119,7 @@ impl Reconciler {
         // after the slots' read holds its id in the leases' read.
         let slots = self.pool_slots().await?;
         let leases = self.store.list_all(&ListQuery::default()).await?;
-        let containers = self.runtime.list_managed(&self.settings.namespace).await?;
+        let containers = self.runtime.list_managed().await?;
         let mut plan = ReconcilePlan::default();
 
         let mut by_lease: HashMap<LeaseId, &ContainerInfo> = HashMap::new();
@@ -215,7 +215,7 @@ impl Reconciler {
     ) {
         let id = Some(&lease.id);
         match lease.status {
-            Status::Running if container.is_none_or(|c| !c.running) => {
+            Status::Running if container.is_none_or(|c| !c.running()) => {
                 let message =
                     container.map_or_else(|| "container vanished".to_owned(), exit_message);
                 plan.add(ReconcileAction::MarkExited, id, container, message);
@@ -276,7 +276,7 @@ impl Reconciler {
             )
             .with_size(offering.nano_cpus, offering.memory_mb)
         };
-        if !container.running {
+        if !container.running() {
             lease.status = Status::Exited;
             lease.end_billing(now, EndReason::Exited);
             lease.error = Some(exit_message(container));
@@ -287,8 +287,8 @@ impl Reconciler {
 
 /// How a stopped container is described in a lease's error.
 pub(crate) fn exit_message(container: &ContainerInfo) -> String {
-    match container.exit_code {
-        Some(code) => format!("container {} (exit code {code})", container.state),
-        None => format!("container {}", container.state),
+    match &container.state {
+        UnitState::Exited { code: Some(code) } => format!("container exited (exit code {code})"),
+        other => format!("container {other}"),
     }
 }

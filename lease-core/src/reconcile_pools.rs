@@ -125,7 +125,7 @@ impl Reconciler {
         let Some(container) = container else {
             return Some("its container is gone".to_owned());
         };
-        if !container.running {
+        if !container.running() {
             return Some(exit_message(container));
         }
         match self.catalog.get(&slot.offering) {
@@ -157,7 +157,7 @@ impl Reconciler {
             return Ok(());
         }
         let target = container.map_or_else(|| pool_container_name(&slot.id), |c| c.id.clone());
-        if let Err(error) = self.runtime.remove(&self.settings.namespace, &target).await {
+        if let Err(error) = self.runtime.remove(&target).await {
             tracing::warn!(slot = %slot.id, container = %target, error = %error.chain(), "could not remove a pool container; next pass removes it as an orphan");
         }
         tracing::info!(slot = %slot.id, offering = %slot.offering, state = %slot.state, reason, "pool slot dropped");

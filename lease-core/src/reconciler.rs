@@ -67,7 +67,6 @@ pub struct ReconcileReport {
 /// The reconciler's settings, taken from [`ManagerConfig`].
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub(crate) namespace: String,
     pub(crate) orphan_policy: OrphanPolicy,
     pub(crate) provision_timeout: StdDuration,
     pub(crate) stuck_pending_after: StdDuration,
@@ -107,7 +106,6 @@ impl Reconciler {
             catalog,
             events,
             settings: Settings {
-                namespace: config.namespace.clone(),
                 orphan_policy: config.orphan_policy,
                 provision_timeout: config.provision_timeout,
                 stuck_pending_after: config.stuck_pending_after,
@@ -225,11 +223,7 @@ impl Reconciler {
         reason: &str,
         report: &mut ReconcileReport,
     ) {
-        match self
-            .runtime
-            .remove(&self.settings.namespace, &container.id)
-            .await
-        {
+        match self.runtime.remove(&container.id).await {
             Ok(()) => {
                 info!(container = %container.name, lease_id = ?container.lease_id(), reason, "orphan container removed");
                 report.orphans_removed += 1;

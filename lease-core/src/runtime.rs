@@ -1,15 +1,16 @@
 //! The container runtime port: what the engine needs from Docker (or any
 //! other place containers run).
 //!
-//! Implementations must only ever touch containers that carry this
-//! deployment's namespace label ([`labels::NAMESPACE`]); see DESIGN.md
-//! invariant 3. Container references are ids or names, as the runtime takes
-//! them.
+//! A runtime is scoped to one namespace and only ever touches units that
+//! carry its namespace label ([`labels::NAMESPACE`]); see DESIGN.md
+//! invariant 3 and [`ContainerRuntime`] for the port's shape. Unit
+//! references are ids or names, as the runtime takes them.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -155,6 +156,13 @@ pub struct Confinement {
     /// runtime's storage can enforce one (a runtime that cannot refuses the
     /// spec rather than ignore the limit).
     pub disk_bytes: Option<i64>,
+    /// Where a cluster runtime may place the unit: placement constraints
+    /// in Swarm's syntax (`node.labels.gpu==true`), from the offering's
+    /// `constraints`. Empty: anywhere. Single-engine runtimes have one
+    /// place only; their callers refuse a catalog with constraints
+    /// ([`crate::Catalog::constrained`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
 }
 
 /// Where a read-only container's scratch tmpfs is mounted.
@@ -163,25 +171,68 @@ pub const SCRATCH_PATH: &str = "/tmp";
 /// Everything a runtime needs to create and start one lease's container.
 /// Only the engine builds specs, from the catalog: users never choose an
 /// image or a command.
+///
+/// The spec carries no namespace: the runtime is built for one
+/// ([`ContainerRuntime::namespace`]) and adds the managed and namespace
+/// labels itself (see [`ContainerSpec::unit_labels`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The lease or pool slot the container is created for.
     pub belongs_to: BelongsTo,
-    /// The namespace label's value.
-    pub namespace: String,
     /// Container name (see [`BelongsTo::container_name`]).
     pub name: String,
     /// Image reference.
     pub image: String,
     /// Keep-alive command.
     pub command: Vec<String>,
-    /// All labels, the namespace and managed labels included.
+    /// The unit's own labels (lease id, owner, pool slot, …); the runtime
+    /// adds [`labels::MANAGED`] and [`labels::NAMESPACE`].
     pub labels: BTreeMap<String, String>,
     /// Resource limits.
     pub limits: Limits,
     /// Network, filesystem, user and disk confinement.
     #[serde(default)]
     pub confinement: Confinement,
+}
+
+impl ContainerSpec {
+    /// Every label the unit of this spec carries in `namespace`: the spec's
+    /// labels plus `io.containerlease.managed=true` and the namespace label.
+    ///
+    /// A spec that sets either of those two itself to anything else is
+    /// [`RuntimeError::Invalid`]: only the runtime says where a unit belongs.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use lease_core::runtime::{labels, BelongsTo, ContainerSpec, Limits};
+    /// use lease_core::LeaseId;
+    /// let id = LeaseId::generate();
+    /// let spec = ContainerSpec {
+    ///     name: lease_core::runtime::container_name(&id),
+    ///     belongs_to: BelongsTo::Lease(id),
+    ///     image: "busybox".into(),
+    ///     command: vec!["sleep".into(), "infinity".into()],
+    ///     labels: BTreeMap::from([(labels::NAMESPACE.to_owned(), "other".to_owned())]),
+    ///     limits: Limits { nano_cpus: 1, memory_bytes: 1, pids: 1 },
+    ///     confinement: Default::default(),
+    /// };
+    /// assert!(spec.unit_labels("dev").is_err());
+    /// ```
+    pub fn unit_labels(&self, namespace: &str) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let ours = [(labels::MANAGED, "true"), (labels::NAMESPACE, namespace)];
+        let mut all = self.labels.clone();
+        for (key, value) in ours {
+            if let Some(given) = all.insert(key.to_owned(), value.to_owned())
+                && given != value
+            {
+                return Err(RuntimeError::Invalid(format!(
+                    "the spec of `{}` sets label {key}={given}; the runtime of namespace `{namespace}` sets it",
+                    self.name
+                )));
+            }
+        }
+        Ok(all)
+    }
 }
 
 /// Progress of an image pull, reported while a lease is pending.
@@ -199,33 +250,109 @@ pub struct PullProgress {
     pub status: String,
 }
 
-/// A callback that receives pull progress.
-pub type ProgressFn<'a> = &'a (dyn Fn(PullProgress) + Send + Sync);
+/// Where [`ContainerRuntime::ensure_image`] sends pull progress: an owned
+/// channel the runtime may send on (a send to a receiver that went away is
+/// ignored) and drops when it returns.
+pub type ProgressSender = tokio::sync::mpsc::UnboundedSender<PullProgress>;
 
-/// What the runtime reports about one container.
+/// Where a unit is in its life, as the runtime sees it.
+///
+/// Placement may be asynchronous: a unit just created can be
+/// [`UnitState::Pending`] (a cluster looking for a node, an image being
+/// fetched on a node) before it runs anywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum UnitState {
+    /// Created, not running yet; `reason` is the runtime's word on why,
+    /// where it gives one (`no suitable node …`, `created`).
+    Pending {
+        /// Why it is not running yet.
+        reason: Option<String>,
+    },
+    /// Its command is running.
+    Running,
+    /// Its command ended (a stopped container).
+    Exited {
+        /// The exit code, where known.
+        code: Option<i64>,
+    },
+    /// The runtime gave up on it (rejected, dead): it will never run.
+    Failed {
+        /// The runtime's reason.
+        reason: String,
+    },
+}
+
+impl UnitState {
+    /// Whether the unit is running.
+    pub fn is_running(&self) -> bool {
+        matches!(self, UnitState::Running)
+    }
+
+    /// The exit code of an exited unit.
+    pub fn exit_code(&self) -> Option<i64> {
+        match self {
+            UnitState::Exited { code } => *code,
+            _ => None,
+        }
+    }
+
+    /// One word: `pending`, `running`, `exited` or `failed`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            UnitState::Pending { .. } => "pending",
+            UnitState::Running => "running",
+            UnitState::Exited { .. } => "exited",
+            UnitState::Failed { .. } => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for UnitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnitState::Pending {
+                reason: Some(reason),
+            } => write!(f, "pending: {reason}"),
+            UnitState::Exited { code: Some(code) } => write!(f, "exited with code {code}"),
+            UnitState::Failed { reason } => write!(f, "failed: {reason}"),
+            other => f.write_str(other.word()),
+        }
+    }
+}
+
+/// What the runtime reports about one unit (a container, or the unit a
+/// cluster runs it in).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerInfo {
-    /// Runtime's container id.
+    /// The runtime's id of the unit (what [`ContainerRuntime::create`]
+    /// returned).
     pub id: String,
-    /// Container name, without a leading `/`.
+    /// Its name (the spec's), without a leading `/`.
     pub name: String,
-    /// Whether it is running.
-    pub running: bool,
-    /// The runtime's state word (`running`, `exited`, `created`, …).
-    pub state: String,
-    /// Exit code, once it has stopped.
-    pub exit_code: Option<i64>,
-    /// Its labels.
+    /// Where it is in its life.
+    pub state: UnitState,
+    /// Its labels, the managed and namespace labels included.
     pub labels: BTreeMap<String, String>,
     /// Its address on the namespace's network (else on any network it is
     /// on), where the server reaches its ports; `None` without a network
-    /// (`network = none`), when stopped, or when the runtime does not say
-    /// (a listing).
+    /// (`network = none`), when not running, or when the runtime does not
+    /// say (a listing).
     #[serde(default)]
     pub address: Option<IpAddr>,
+    /// The limits it runs under, where the runtime reports them (from
+    /// [`ContainerRuntime::status`]; see
+    /// [`RuntimeCapabilities::reports_limits`]).
+    #[serde(default)]
+    pub limits: Option<Limits>,
 }
 
 impl ContainerInfo {
+    /// Whether it is running.
+    pub fn running(&self) -> bool {
+        self.state.is_running()
+    }
+
     /// The lease id from the labels, if present and valid.
     pub fn lease_id(&self) -> Option<LeaseId> {
         self.labels.get(labels::LEASE_ID)?.parse().ok()
@@ -300,114 +427,151 @@ pub struct ExecChunk {
     pub bytes: Vec<u8>,
 }
 
-/// A running exec: its output, its input if asked for, and its id for
-/// [`ContainerRuntime::exec_resize`] and [`ContainerRuntime::exec_exit_code`].
+/// The handle of a running exec: what stays useful after its output has
+/// been taken. Cheap to clone ([`ExecHandle`]); a shell session registry
+/// keeps it for the life of the session.
+#[async_trait]
+pub trait ExecControl: Send + Sync + Debug {
+    /// Resizes the exec's terminal to `columns` × `rows` (an exec without
+    /// a terminal may refuse with [`RuntimeError::Invalid`]).
+    async fn resize(&self, columns: u16, rows: u16) -> Result<(), RuntimeError>;
+
+    /// The exec's exit code once it has finished, `None` while it runs.
+    async fn exit_code(&self) -> Result<Option<i64>, RuntimeError>;
+}
+
+/// A shared [`ExecControl`].
+pub type ExecHandle = Arc<dyn ExecControl>;
+
+/// A running exec: its output, its input if asked for, and its control.
 pub struct ExecSession {
-    /// The runtime's exec id.
-    pub id: String,
     /// Output until the command ends.
     pub output: BoxStream<'static, Result<ExecChunk, RuntimeError>>,
-    /// Standard input, when requested.
+    /// Standard input, when requested. Dropping (or shutting down) it
+    /// closes the command's input.
     pub input: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// Resize and exit code, usable for as long as anyone holds it.
+    pub control: ExecHandle,
 }
 
 impl Debug for ExecSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecSession")
-            .field("id", &self.id)
+            .field("control", &self.control)
+            .field("input", &self.input.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// The container runtime port.
+/// What a runtime can do beyond the port's required behaviour. The
+/// conformance suite (`lease_core::testing::runtime_conformance`) skips a
+/// case only when the runtime declares here that it cannot do it.
+/// The default: neither.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeCapabilities {
+    /// [`ContainerRuntime::copy_from`] and [`ContainerRuntime::copy_to`]
+    /// work (else they answer [`RuntimeError::Invalid`]).
+    pub copy_files: bool,
+    /// [`ContainerRuntime::status`] fills [`ContainerInfo::limits`].
+    pub reports_limits: bool,
+}
+
+/// The container runtime port: where lease containers run (one Docker
+/// engine, a Swarm cluster, …).
 ///
-/// All methods act only within `namespace`: a container without that
-/// namespace label is reported as [`RuntimeError::NotManaged`] (or skipped
-/// by [`ContainerRuntime::list_managed`]) and never changed.
+/// # Shape
+///
+/// - **Scoped once.** A runtime is built for one namespace
+///   ([`ContainerRuntime::namespace`]) and no method takes one. It adds the
+///   managed and namespace labels to what it creates
+///   ([`ContainerSpec::unit_labels`]) and only ever acts on units carrying
+///   its namespace (DESIGN invariant 3): another namespace's unit is
+///   [`RuntimeError::NotManaged`] (or `None` from
+///   [`ContainerRuntime::status`]; skipped by
+///   [`ContainerRuntime::list_managed`]) and never changed.
+/// - **Units.** A unit is referenced by the id [`ContainerRuntime::create`]
+///   returned or by its name; what runs it (a container, a service's task)
+///   is the runtime's business.
+/// - **Placement may be asynchronous.** [`ContainerRuntime::create`] may
+///   return before the unit runs anywhere; [`ContainerRuntime::status`]
+///   says when it is [`UnitState::Running`] or why it is not. The engine
+///   waits for `Running` with a deadline
+///   ([`crate::ManagerConfig::placement_timeout`]).
+/// - **Exec is a session** ([`ExecSession`]) owning its output, input and
+///   control ([`ExecHandle`]: resize, exit code); no exec ids go around.
+/// - **Progress is an owned channel** ([`ProgressSender`]).
+///
+/// Every runtime passes the conformance suite
+/// (`lease_core::runtime_conformance_tests!`, feature `test-utils`).
+#[cfg_attr(feature = "test-utils", mockall::automock)]
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + Debug + 'static {
+    /// The namespace this runtime is scoped to.
+    fn namespace(&self) -> &str;
+
+    /// What it can do beyond the required behaviour.
+    fn capabilities(&self) -> RuntimeCapabilities {
+        RuntimeCapabilities::default()
+    }
+
     /// Whether the runtime can be reached (for readiness checks).
     async fn ping(&self) -> Result<(), RuntimeError>;
 
-    /// Makes `image` available locally, pulling it if needed and reporting
-    /// progress to `progress`.
-    async fn ensure_image(&self, image: &str, progress: ProgressFn<'_>)
+    /// Makes `image` available where units will run, pulling it if needed
+    /// and sending progress to `progress` (dropped when this returns).
+    async fn ensure_image(&self, image: &str, progress: ProgressSender)
     -> Result<(), RuntimeError>;
 
-    /// Creates and starts the container of `spec`, returning its id.
+    /// Creates the unit of `spec` and asks for it to run, returning its id.
     ///
-    /// Idempotent by name: if a container named `spec.name` already exists in
-    /// the namespace, it is started if needed and its id returned (so a
-    /// retried provisioning never makes a duplicate).
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// It may return before the unit runs anywhere (see
+    /// [`ContainerRuntime::status`]); a runtime that starts it synchronously
+    /// (Docker) returns once it runs.
+    ///
+    /// Idempotent by name: if a unit named `spec.name` already exists in
+    /// the namespace, its id is returned (started if needed), so a retried
+    /// provisioning never makes a duplicate.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
 
-    /// Stops and removes a container (id or name) with its volumes.
-    /// Idempotent: a container that does not exist counts as removed.
-    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError>;
+    /// Reports one unit (id or name), with its state and address, or
+    /// `None` if it does not exist or is not of this namespace.
+    async fn status(&self, container: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
 
-    /// Reports one container, or `None` if it does not exist.
-    async fn inspect(
-        &self,
-        namespace: &str,
-        container: &str,
-    ) -> Result<Option<ContainerInfo>, RuntimeError>;
+    /// Stops and removes a unit (id or name) with its volumes, and returns
+    /// once it is gone: afterwards [`ContainerRuntime::status`] answers
+    /// `None` and [`ContainerRuntime::list_managed`] does not list it.
+    /// Idempotent: a unit that does not exist counts as removed; one of
+    /// another namespace is [`RuntimeError::NotManaged`] and left alone.
+    async fn remove(&self, container: &str) -> Result<(), RuntimeError>;
 
-    /// Streams a container's log lines.
-    async fn logs(
-        &self,
-        namespace: &str,
-        container: &str,
-        options: LogOptions,
-    ) -> Result<LogStream, RuntimeError>;
+    /// Streams a unit's log lines.
+    async fn logs(&self, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError>;
 
-    /// Starts a command inside a container.
+    /// Starts a command inside a running unit.
     async fn exec(
         &self,
-        namespace: &str,
         container: &str,
         request: ExecRequest,
     ) -> Result<ExecSession, RuntimeError>;
 
-    /// Resizes the terminal of an exec (in a container of `namespace`) to
-    /// `columns` × `rows`.
-    async fn exec_resize(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-        columns: u16,
-        rows: u16,
-    ) -> Result<(), RuntimeError>;
-
-    /// An exec's exit code (in a container of `namespace`), once it has
-    /// finished (`None` while it runs).
-    async fn exec_exit_code(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError>;
-
     /// Streams `path` (absolute, see [`crate::files::check_container_path`];
-    /// a file or a directory tree) of a container as a tar archive.
+    /// a file or a directory tree) of a unit as a tar archive.
     ///
     /// [`RuntimeError::PathNotFound`] when it does not exist,
     /// [`RuntimeError::PathNotAllowed`] when it cannot be read. The default
-    /// answers [`RuntimeError::Invalid`]: a runtime that cannot copy files.
-    async fn copy_from(
-        &self,
-        namespace: &str,
-        container: &str,
-        path: &str,
-    ) -> Result<ArchiveOut, RuntimeError> {
-        let _ = (namespace, container, path);
+    /// answers [`RuntimeError::Invalid`]: a runtime that cannot copy files
+    /// (and says so in [`RuntimeCapabilities::copy_files`]).
+    async fn copy_from(&self, container: &str, path: &str) -> Result<ArchiveOut, RuntimeError> {
+        let _ = (container, path);
         Err(RuntimeError::Invalid(
             "this container runtime cannot copy files".to_owned(),
         ))
     }
 
     /// Unpacks the tar archive `archive` into the directory `dir` (absolute)
-    /// of a container, streaming, as the container's user. All or nothing:
-    /// when the archive fails (an `Err` item, a bad archive, a full disk)
-    /// nothing of it is left in `dir`.
+    /// of a unit, streaming, as the unit's user. All or nothing: when the
+    /// archive fails (an `Err` item, a bad archive, a full disk) nothing of
+    /// it is left in `dir`.
     ///
     /// [`RuntimeError::PathNotFound`] when `dir` does not exist,
     /// [`RuntimeError::PathNotAllowed`] when it is not a directory or cannot
@@ -415,17 +579,17 @@ pub trait ContainerRuntime: Send + Sync + Debug + 'static {
     /// [`RuntimeError::Invalid`]: a runtime that cannot copy files.
     async fn copy_to(
         &self,
-        namespace: &str,
         container: &str,
         dir: &str,
         archive: ArchiveInput,
     ) -> Result<CopyReport, RuntimeError> {
-        let _ = (namespace, container, dir, archive);
+        let _ = (container, dir, archive);
         Err(RuntimeError::Invalid(
             "this container runtime cannot copy files".to_owned(),
         ))
     }
 
-    /// Every container carrying `namespace`'s label, stopped ones included.
-    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    /// Every unit of the namespace, wherever it runs (cluster-wide), stopped
+    /// ones included. Listings need not carry addresses or limits.
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
 }

@@ -15,13 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use lease_core::runtime::{
-    BelongsTo, ContainerInfo, ExecRequest, ExecSession, Limits, LogOptions, LogStream, NetworkMode,
-    ProgressFn,
-};
+use lease_core::runtime::{BelongsTo, ContainerInfo, Limits, NetworkMode, UnitState};
 use lease_core::{
-    Admission, Catalog, Clock, ContainerRuntime, ContainerSpec, EndReason, EventKind, HistoryQuery,
-    Lease, LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseStore, ListQuery, ManagerConfig,
+    Admission, Catalog, Clock, ContainerSpec, EndReason, EventKind, HistoryQuery, Lease,
+    LeaseError, LeaseEvent, LeaseId, LeaseManager, LeaseStore, ListQuery, ManagerConfig,
     ManualClock, Money, Offering, Page, ProvisionRequest, ReapReport, RuntimeError, Status,
     StoreError, UsageTotals, ValidationError,
 };
@@ -63,124 +60,30 @@ mock! {
     }
 }
 
-mock! {
-    /// Expectations on the container runtime port. mockall cannot implement
-    /// [`ContainerRuntime`] itself: `ensure_image` takes a [`ProgressFn`],
-    /// whose trait object's lifetime mockall's `#[async_trait]` support
-    /// declares differently from the trait (E0195). So the mock has the
-    /// port's methods as plain synchronous methods and [`Port`] implements the
-    /// trait by forwarding each call, arguments untouched.
-    #[derive(Debug)]
-    Runtime {
-        fn ping(&self) -> Result<(), RuntimeError>;
-        fn ensure_image<'a>(
-            &self,
-            image: &str,
-            progress: ProgressFn<'a>,
-        ) -> Result<(), RuntimeError>;
-        fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
-        fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError>;
-        fn inspect(
-            &self,
-            namespace: &str,
-            container: &str,
-        ) -> Result<Option<ContainerInfo>, RuntimeError>;
-        fn logs(
-            &self,
-            namespace: &str,
-            container: &str,
-            options: LogOptions,
-        ) -> Result<LogStream, RuntimeError>;
-        fn exec(
-            &self,
-            namespace: &str,
-            container: &str,
-            request: ExecRequest,
-        ) -> Result<ExecSession, RuntimeError>;
-        fn exec_resize(
-            &self,
-            namespace: &str,
-            exec_id: &str,
-            columns: u16,
-            rows: u16,
-        ) -> Result<(), RuntimeError>;
-        fn exec_exit_code(&self, namespace: &str, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
-        fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
-    }
+/// Expectations on the container runtime port: the trait's own automock
+/// (feature `test-utils`), scoped to [`NS`] with every unit running as soon
+/// as it is created (see [`scoped`]).
+use lease_core::runtime::MockContainerRuntime as MockRuntime;
+
+/// `runtime`, scoped to [`NS`], and reporting any unit the engine asks
+/// about as running (the placement wait's one status call).
+fn scoped(mut runtime: MockRuntime) -> MockRuntime {
+    runtime.expect_namespace().return_const(NS.to_owned());
+    runtime
+        .expect_status()
+        .returning(|unit| Ok(Some(running_unit(unit))));
+    runtime
 }
 
-/// The [`ContainerRuntime`] the engine gets: every call goes to the mock.
-#[derive(Debug)]
-struct Port(MockRuntime);
-
-#[async_trait]
-impl ContainerRuntime for Port {
-    async fn ping(&self) -> Result<(), RuntimeError> {
-        self.0.ping()
-    }
-
-    async fn ensure_image(
-        &self,
-        image: &str,
-        progress: ProgressFn<'_>,
-    ) -> Result<(), RuntimeError> {
-        self.0.ensure_image(image, progress)
-    }
-
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        self.0.create_and_start(spec)
-    }
-
-    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError> {
-        self.0.remove(namespace, container)
-    }
-
-    async fn inspect(
-        &self,
-        namespace: &str,
-        container: &str,
-    ) -> Result<Option<ContainerInfo>, RuntimeError> {
-        self.0.inspect(namespace, container)
-    }
-
-    async fn logs(
-        &self,
-        namespace: &str,
-        container: &str,
-        options: LogOptions,
-    ) -> Result<LogStream, RuntimeError> {
-        self.0.logs(namespace, container, options)
-    }
-
-    async fn exec(
-        &self,
-        namespace: &str,
-        container: &str,
-        request: ExecRequest,
-    ) -> Result<ExecSession, RuntimeError> {
-        self.0.exec(namespace, container, request)
-    }
-
-    async fn exec_resize(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-        columns: u16,
-        rows: u16,
-    ) -> Result<(), RuntimeError> {
-        self.0.exec_resize(namespace, exec_id, columns, rows)
-    }
-
-    async fn exec_exit_code(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError> {
-        self.0.exec_exit_code(namespace, exec_id)
-    }
-
-    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        self.0.list_managed(namespace)
+/// What the runtime reports about a running unit `id`.
+fn running_unit(id: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        state: UnitState::Running,
+        labels: Default::default(),
+        address: None,
+        limits: None,
     }
 }
 
@@ -223,6 +126,7 @@ fn tiny() -> Offering {
         user: None,
         disk_mb: None,
         pool: 0,
+        constraints: Vec::new(),
     }
 }
 
@@ -254,7 +158,7 @@ fn manager_with(
     config: ManagerConfig,
 ) -> LeaseManager {
     watch_panics();
-    LeaseManager::builder(Arc::new(store), Arc::new(Port(runtime)))
+    LeaseManager::builder(Arc::new(store), Arc::new(scoped(runtime)))
         .catalog(catalog())
         .config(config)
         .clock(clock.clone())
@@ -428,7 +332,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
     let stored = slot.clone();
     let seen = spec_seen.clone();
     runtime
-        .expect_create_and_start()
+        .expect_create()
         // The lease must already be in the store, still pending, when its
         // container is created.
         .withf(move |spec| {
@@ -476,7 +380,6 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
         .clone()
         .expect("create_and_start was called");
     assert_eq!(spec.belongs_to, BelongsTo::Lease(lease.id.clone()));
-    assert_eq!(spec.namespace, NS);
     assert_eq!(spec.name, format!("containerlease-{}", lease.id));
     assert_eq!(spec.image, IMAGE);
     assert_eq!(spec.command, ["sh", "-c", "sleep 1d"]);
@@ -499,8 +402,9 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
             .unwrap_or_else(|error| panic!("label {key} is not RFC 3339: {error}"))
             .with_timezone(&Utc)
     };
-    assert_eq!(label("io.containerlease.managed"), "true");
-    assert_eq!(label("io.containerlease.namespace"), NS);
+    // The runtime, scoped to the namespace, adds these two itself.
+    assert_eq!(spec.labels.get("io.containerlease.managed"), None);
+    assert_eq!(spec.labels.get("io.containerlease.namespace"), None);
     assert_eq!(label("io.containerlease.lease-id"), lease.id.as_str());
     assert_eq!(label("io.containerlease.owner"), "alice");
     assert_eq!(label("io.containerlease.image-type"), OFFERING);
@@ -514,7 +418,7 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
 async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
     let clock = Arc::new(ManualClock::default());
     let slot = Slot::default();
-    let (removed_tx, mut removed_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let (removed_tx, mut removed_rx) = mpsc::unbounded_channel::<String>();
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
 
@@ -530,25 +434,22 @@ async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
         .never();
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     let ended = slot.clone();
-    runtime
-        .expect_create_and_start()
-        .times(1)
-        .returning(move |_spec| {
-            // Another replica deletes the lease while the container starts.
-            let mut guard = lock(&ended);
-            let lease = guard.as_mut().expect("lease stored before create");
-            lease.status = Status::Deleting;
-            lease.ended_at = Some(lease.created_at);
-            lease.end_reason = Some(EndReason::Deleted);
-            lease.revision += 1;
-            Ok("cid-late".to_owned())
-        });
+    runtime.expect_create().times(1).returning(move |_spec| {
+        // Another replica deletes the lease while the container starts.
+        let mut guard = lock(&ended);
+        let lease = guard.as_mut().expect("lease stored before create");
+        lease.status = Status::Deleting;
+        lease.ended_at = Some(lease.created_at);
+        lease.end_reason = Some(EndReason::Deleted);
+        lease.revision += 1;
+        Ok("cid-late".to_owned())
+    });
     runtime
         .expect_remove()
-        .withf(|namespace, container| namespace == NS && container == "cid-late")
+        .withf(|container| container == "cid-late")
         .times(1)
-        .returning(move |namespace, container| {
-            let _ = removed_tx.send((namespace.to_owned(), container.to_owned()));
+        .returning(move |container| {
+            let _ = removed_tx.send(container.to_owned());
             Ok(())
         });
 
@@ -561,7 +462,7 @@ async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
         .await
         .expect("the late container was removed in time")
         .expect("remove reported");
-    assert_eq!(removed, (NS.to_owned(), "cid-late".to_owned()));
+    assert_eq!(removed, "cid-late");
     finish(manager).await;
 }
 
@@ -587,7 +488,7 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
         .returning(cas_update(&slot));
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     runtime
-        .expect_create_and_start()
+        .expect_create()
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| {
@@ -612,15 +513,14 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
     let named = slot.clone();
     runtime
         .expect_remove()
-        .withf(move |namespace, container| {
-            namespace == NS
-                && lock(&named)
-                    .as_ref()
-                    .is_some_and(|lease| container == format!("containerlease-{}", lease.id))
+        .withf(move |container| {
+            lock(&named)
+                .as_ref()
+                .is_some_and(|lease| container == format!("containerlease-{}", lease.id))
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(()));
     store
         .expect_update()
         .withf(|lease, _admission| lease.status == Status::Running)
@@ -633,6 +533,114 @@ async fn failed_create_marks_the_lease_error_and_removes_by_name() {
         .await
         .expect("valid request");
     let failed = wait_for(&mut events, &lease.id, EventKind::Error).await;
+    assert_eq!(failed.lease.status, Status::Error);
+    finish(manager).await;
+}
+
+/// Placement may be asynchronous: the engine asks for the created unit's
+/// status until it runs; a unit the runtime gives up on fails the lease
+/// with the runtime's own reason (not a timeout), and the engine removes
+/// what it created, by name.
+#[tokio::test]
+async fn a_unit_the_runtime_cannot_place_fails_the_lease_with_its_reason() {
+    let clock = Arc::new(ManualClock::default());
+    let slot = Slot::default();
+    let mut seq = Sequence::new();
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    runtime.expect_namespace().return_const(NS.to_owned());
+
+    store.expect_insert().times(1).returning(insert_into(&slot));
+    store.expect_get().returning(get_from(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .returning(cas_update(&slot));
+    runtime.expect_ensure_image().returning(|_, _| Ok(()));
+    runtime
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok("unit-1".to_owned()));
+    runtime
+        .expect_status()
+        .withf(|unit| unit == "unit-1")
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|unit| {
+            Ok(Some(ContainerInfo {
+                state: UnitState::Pending {
+                    reason: Some("no suitable node (scheduling constraints)".into()),
+                },
+                ..running_unit(unit)
+            }))
+        });
+    runtime
+        .expect_status()
+        .withf(|unit| unit == "unit-1")
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|unit| {
+            Ok(Some(ContainerInfo {
+                state: UnitState::Failed {
+                    reason: "no suitable node (insufficient resources on 2 nodes)".into(),
+                },
+                ..running_unit(unit)
+            }))
+        });
+    store
+        .expect_update()
+        .withf(|lease, _admission| {
+            lease.status == Status::Error
+                && lease
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("insufficient resources on 2 nodes"))
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(cas_update(&slot));
+    let named = slot.clone();
+    runtime
+        .expect_remove()
+        .withf(move |container| {
+            lock(&named)
+                .as_ref()
+                .is_some_and(|lease| container == format!("containerlease-{}", lease.id))
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Running)
+        .never();
+
+    watch_panics();
+    // Not `manager()`: its runtime reports every unit running.
+    let manager = LeaseManager::builder(Arc::new(store), Arc::new(runtime))
+        .catalog(catalog())
+        .config(config())
+        .clock(clock.clone())
+        .build()
+        .expect("valid manager config");
+    let mut events = manager.subscribe();
+    let lease = manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(30))
+        .await
+        .expect("valid request");
+    // The pending poll sleeps 50 ms by the manual clock: move it on.
+    let advance = {
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                clock.advance(TimeDelta::milliseconds(100));
+            }
+        })
+    };
+    let failed = wait_for(&mut events, &lease.id, EventKind::Error).await;
+    advance.abort();
     assert_eq!(failed.lease.status, Status::Error);
     finish(manager).await;
 }
@@ -671,9 +679,9 @@ async fn failed_attempt_leaves_the_container_of_a_running_lease_alone() {
                 source: "registry timeout".into(),
             })
         });
-    runtime.expect_create_and_start().never();
+    runtime.expect_create().never();
     let journal = removed.clone();
-    runtime.expect_remove().returning(move |_, container| {
+    runtime.expect_remove().returning(move |container| {
         lock(&journal).push(container.to_owned());
         Ok(())
     });
@@ -706,7 +714,7 @@ async fn a_huge_provisioning_timeout_is_refused_up_front() {
     };
     let built = LeaseManager::builder(
         Arc::new(MockStore::new()),
-        Arc::new(Port(MockRuntime::new())),
+        Arc::new(scoped(MockRuntime::new())),
     )
     .config(config)
     .build();
@@ -746,16 +754,6 @@ fn expired_lease(now: DateTime<Utc>, status: Status, container_id: Option<&str>)
 /// 30 minutes at $0.01 an hour.
 const THIRTY_MINUTES_COST: Money = Money::from_nanos(RATE_NANOS / 2);
 
-/// Forbids any removal outside the configured namespace (DESIGN invariant
-/// 3). Such a call matches no other expectation either (they all require
-/// [`NS`]), so mockall panics on it.
-fn forbid_foreign_namespaces(runtime: &mut MockRuntime) {
-    runtime
-        .expect_remove()
-        .withf(|namespace, _| namespace != NS)
-        .never();
-}
-
 #[tokio::test]
 async fn reaper_removes_an_expired_lease_once_then_finishes_it_once() {
     let clock = Arc::new(ManualClock::default());
@@ -766,7 +764,6 @@ async fn reaper_removes_an_expired_lease_once_then_finishes_it_once() {
     let mut seq = Sequence::new();
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
-    forbid_foreign_namespaces(&mut runtime);
 
     let claimed = lease.clone();
     let claim_ttl = config().claim_ttl;
@@ -790,10 +787,10 @@ async fn reaper_removes_an_expired_lease_once_then_finishes_it_once() {
         .returning(cas_update(&slot));
     runtime
         .expect_remove()
-        .withf(|namespace, container| namespace == NS && container == "cid-7")
+        .withf(|container| container == "cid-7")
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(()));
     store
         .expect_finish()
         .withf(|lease| {
@@ -835,7 +832,6 @@ async fn reaper_removes_a_pending_lease_by_container_name() {
     let slot: Slot = Arc::new(Mutex::new(Some(lease.clone())));
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
-    forbid_foreign_namespaces(&mut runtime);
 
     let claimed = lease.clone();
     store
@@ -850,9 +846,9 @@ async fn reaper_removes_a_pending_lease_by_container_name() {
         .returning(cas_update(&slot));
     runtime
         .expect_remove()
-        .withf(move |namespace, container| namespace == NS && container == name)
+        .withf(move |container| container == name)
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(()));
     store
         .expect_finish()
         .withf(|lease| lease.status == Status::Deleted)
@@ -880,7 +876,6 @@ async fn reaper_never_finishes_a_lease_whose_removal_failed() {
     let mut seq = Sequence::new();
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
-    forbid_foreign_namespaces(&mut runtime);
 
     let claimed = lease.clone();
     store
@@ -897,10 +892,10 @@ async fn reaper_never_finishes_a_lease_whose_removal_failed() {
         .returning(cas_update(&slot));
     runtime
         .expect_remove()
-        .withf(|namespace, container| namespace == NS && container == "cid-stuck")
+        .withf(|container| container == "cid-stuck")
         .times(attempts as usize)
         .in_sequence(&mut seq)
-        .returning(|_, _| Err(runtime_failure("daemon busy")));
+        .returning(|_| Err(runtime_failure("daemon busy")));
     store
         .expect_update()
         .withf(move |lease, _admission| {
@@ -960,7 +955,6 @@ async fn reaper_retries_a_failed_removal_once_per_sweep_until_it_succeeds() {
     let mut seq = Sequence::new();
     let mut store = MockStore::new();
     let mut runtime = MockRuntime::new();
-    forbid_foreign_namespaces(&mut runtime);
 
     // Each sweep claims whatever the store holds now.
     let claims = slot.clone();
@@ -971,10 +965,10 @@ async fn reaper_retries_a_failed_removal_once_per_sweep_until_it_succeeds() {
     store.expect_get().returning(get_from(&slot));
     runtime
         .expect_remove()
-        .withf(|namespace, container| namespace == NS && container == "cid-flaky")
+        .withf(|container| container == "cid-flaky")
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Err(runtime_failure("daemon busy")));
+        .returning(|_| Err(runtime_failure("daemon busy")));
     store
         .expect_update()
         .withf(|lease, _admission| lease.removal_failures == 5)
@@ -988,10 +982,10 @@ async fn reaper_retries_a_failed_removal_once_per_sweep_until_it_succeeds() {
         .returning(|_, _| Ok(()));
     runtime
         .expect_remove()
-        .withf(|namespace, container| namespace == NS && container == "cid-flaky")
+        .withf(|container| container == "cid-flaky")
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(()));
     store
         .expect_finish()
         .withf(|lease| {
@@ -1103,9 +1097,9 @@ async fn reaper_trusts_the_store_claim_over_a_lagging_clock() {
     });
     runtime
         .expect_remove()
-        .withf(|ns, container| ns == "test-mock" && container == "cid-lagging")
+        .withf(|container| container == "cid-lagging")
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_| Ok(()));
 
     let manager = manager(store, runtime, &clock);
     let report = manager.reap_once().await.expect("reap pass");
@@ -1125,7 +1119,7 @@ fn untouchable() -> (MockStore, MockRuntime) {
     store.expect_finish().never();
     let mut runtime = MockRuntime::new();
     runtime.expect_ensure_image().never();
-    runtime.expect_create_and_start().never();
+    runtime.expect_create().never();
     runtime.expect_remove().never();
     (store, runtime)
 }
@@ -1197,7 +1191,7 @@ async fn boundary_durations_are_accepted_and_stored_once() {
     store
         .expect_get()
         .returning(|id| Err(StoreError::NotFound(id.clone())));
-    runtime.expect_create_and_start().never();
+    runtime.expect_create().never();
 
     let manager = manager(store, runtime, &clock);
     for (offering, minutes) in [(OFFERING, 1), (OFFERING, MAX_MINUTES), (SHORT, SHORT_MAX)] {

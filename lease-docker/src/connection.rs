@@ -184,7 +184,15 @@ impl Endpoint {
 
 /// Connects to the engine and agrees on an API version (bollard speaks a
 /// newer one than many engines), all within `options.connect_timeout`.
-pub(crate) async fn connect(options: &ConnectOptions) -> Result<(Docker, String), RuntimeError> {
+/// Returns the bollard client and the endpoint as `unix:///…` or
+/// `tcp://host:port`. Public for runtimes built on the same engine
+/// connection (lease-swarm's manager and node engines).
+///
+/// # Errors
+///
+/// [`RuntimeError::Invalid`] for a host this crate cannot speak to,
+/// [`RuntimeError::Unavailable`] when the engine does not answer in time.
+pub async fn connect(options: &ConnectOptions) -> Result<(Docker, String), RuntimeError> {
     let endpoint = Endpoint::parse(options.host.as_deref(), options.tls_requested)?;
     let name = endpoint.to_string();
     let client = endpoint

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use lease_core::RuntimeError;
 use lease_core::config::validate_namespace;
-use lease_core::runtime::{BelongsTo, ContainerInfo, ContainerSpec, labels};
+use lease_core::runtime::{BelongsTo, ContainerInfo, ContainerSpec, Limits, UnitState, labels};
 
 use crate::error::{DockerError, message_of, status_of};
 use crate::hardening;
@@ -73,26 +73,22 @@ pub(crate) fn check_ours(
     }
 }
 
-/// Refuses a spec the engine should never have built.
-fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
-    check_namespace_arg(&spec.namespace)?;
+/// Refuses a spec the engine should never have built; else returns every
+/// label of its container in `namespace` (the managed and namespace
+/// labels added).
+fn check_spec(
+    spec: &ContainerSpec,
+    namespace: &str,
+) -> Result<BTreeMap<String, String>, RuntimeError> {
+    check_namespace_arg(namespace)?;
+    let all_labels = spec.unit_labels(namespace)?;
     let invalid = |problem: String| {
         Err(RuntimeError::Invalid(format!(
             "container spec of {}: {problem}",
             spec.belongs_to
         )))
     };
-    let label = |key: &str| spec.labels.get(key).map(String::as_str);
-    if label(labels::MANAGED) != Some("true") {
-        return invalid(format!("label {} must be `true`", labels::MANAGED));
-    }
-    if label(labels::NAMESPACE) != Some(spec.namespace.as_str()) {
-        return invalid(format!(
-            "label {} must be the namespace `{}`",
-            labels::NAMESPACE,
-            spec.namespace
-        ));
-    }
+    let label = |key: &str| all_labels.get(key).map(String::as_str);
     match &spec.belongs_to {
         BelongsTo::Lease(id) => {
             if label(labels::LEASE_ID) != Some(id.as_str()) {
@@ -135,7 +131,7 @@ fn check_spec(spec: &ContainerSpec) -> Result<(), RuntimeError> {
             "user `{user}` must be a numeric non-root `uid` or `uid:gid`"
         ));
     }
-    Ok(())
+    Ok(all_labels)
 }
 
 /// A numeric `uid` or `uid:gid` whose uid is not 0 (the catalog refuses
@@ -147,21 +143,21 @@ fn is_numeric_user(user: &str) -> bool {
     numeric(uid) && numeric(gid) && uid.bytes().any(|b| b != b'0')
 }
 
-/// The create request of a spec: image, keep-alive command, user, labels,
-/// and the hardened host configuration with the spec's limits and
-/// confinement, on `network_mode` (`none` or a network id).
-pub(crate) fn create_body(spec: &ContainerSpec, network_mode: String) -> ContainerCreateBody {
+/// The create request of a spec: image, keep-alive command, user, `labels`
+/// (all of them, see [`check_spec`]), and the hardened host configuration
+/// with the spec's limits and confinement, on `network_mode` (`none` or a
+/// network id).
+pub(crate) fn create_body(
+    spec: &ContainerSpec,
+    labels: BTreeMap<String, String>,
+    network_mode: String,
+) -> ContainerCreateBody {
     ContainerCreateBody {
         networking_config: crate::network::networking_config(&network_mode),
         image: Some(spec.image.clone()),
         cmd: Some(spec.command.clone()),
         user: spec.confinement.user.clone(),
-        labels: Some(
-            spec.labels
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-        ),
+        labels: Some(labels.into_iter().collect()),
         tty: Some(false),
         open_stdin: Some(false),
         attach_stdin: Some(false),
@@ -177,12 +173,14 @@ pub(crate) fn create_body(spec: &ContainerSpec, network_mode: String) -> Contain
 }
 
 impl DockerRuntime {
-    /// See [`lease_core::ContainerRuntime::create_and_start`].
-    pub(crate) async fn create_and_start_impl(
+    /// See [`lease_core::ContainerRuntime::create`]: creates and starts the
+    /// container, so it runs when this returns.
+    pub(crate) async fn create_impl(
         &self,
+        namespace: &str,
         spec: &ContainerSpec,
     ) -> Result<String, RuntimeError> {
-        check_spec(spec)?;
+        let all_labels = check_spec(spec, namespace)?;
         if let Some(bytes) = spec.confinement.disk_bytes {
             let offering = spec
                 .labels
@@ -191,7 +189,7 @@ impl DockerRuntime {
             self.check_disk_limit(offering, bytes / MIB).await?;
         }
         let network_mode = self
-            .network_for(&spec.namespace, spec.confinement.network)
+            .network_for(namespace, spec.confinement.network)
             .await?;
         // The semaphore is never closed, so this always gets a permit.
         let _permit = self.creations.acquire().await.ok();
@@ -201,12 +199,12 @@ impl DockerRuntime {
             .build();
         let created = match self
             .docker
-            .create_container(Some(options), create_body(spec, network_mode))
+            .create_container(Some(options), create_body(spec, all_labels, network_mode))
             .await
         {
             Ok(created) => created,
             Err(source) if status_of(&source) == Some(409) => {
-                return self.adopt_existing(spec).await;
+                return self.adopt_existing(namespace, spec).await;
             }
             // 404 is a missing image, unless the network went away meanwhile
             // (`network … not found`): that is an operation failure.
@@ -246,7 +244,7 @@ impl DockerRuntime {
             });
             // Do not leave a dead container behind; if this fails too, the
             // reaper or the reconciler removes it by its labels.
-            if let Err(cleanup) = self.remove_impl(&spec.namespace, &created.id).await {
+            if let Err(cleanup) = self.remove_impl(namespace, &created.id).await {
                 tracing::warn!(belongs_to = %spec.belongs_to, error = %cleanup.chain(), "cannot remove a container that failed to start");
             }
             return Err(error);
@@ -257,7 +255,11 @@ impl DockerRuntime {
 
     /// The spec's name is taken: if it is this lease's container in our
     /// namespace, start it if needed and return its id.
-    async fn adopt_existing(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+    async fn adopt_existing(
+        &self,
+        namespace: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, RuntimeError> {
         let Some(existing) = self.inspect_raw(&spec.name).await? else {
             // Removed between the create and this inspect: the caller retries.
             return Err(RuntimeError::operation(
@@ -272,7 +274,7 @@ impl DockerRuntime {
             .config
             .as_ref()
             .and_then(|config| config.labels.as_ref());
-        check_ours(container_labels, &spec.namespace, &spec.name)?;
+        check_ours(container_labels, namespace, &spec.name)?;
         let (key, wanted) = match &spec.belongs_to {
             BelongsTo::Lease(id) => (labels::LEASE_ID, id.to_string()),
             BelongsTo::PoolSlot(slot) => (labels::POOL_SLOT, slot.clone()),
@@ -280,7 +282,7 @@ impl DockerRuntime {
         if container_labels.and_then(|labels| labels.get(key)) != Some(&wanted) {
             return Err(RuntimeError::NotManaged {
                 container: spec.name.clone(),
-                namespace: spec.namespace.clone(),
+                namespace: namespace.to_owned(),
             });
         }
         let id = existing.id.clone().unwrap_or_else(|| spec.name.clone());
@@ -345,8 +347,9 @@ impl DockerRuntime {
         Ok(response.id.unwrap_or_else(|| container.to_owned()))
     }
 
-    /// See [`lease_core::ContainerRuntime::inspect`].
-    pub(crate) async fn inspect_impl(
+    /// See [`lease_core::ContainerRuntime::status`]: another namespace's
+    /// container is `None`, as a missing one.
+    pub(crate) async fn status_impl(
         &self,
         namespace: &str,
         container: &str,
@@ -355,14 +358,13 @@ impl DockerRuntime {
         let Some(response) = self.inspect_raw(container).await? else {
             return Ok(None);
         };
-        check_ours(
-            response
-                .config
-                .as_ref()
-                .and_then(|config| config.labels.as_ref()),
-            namespace,
-            container,
-        )?;
+        let labels = response
+            .config
+            .as_ref()
+            .and_then(|config| config.labels.as_ref());
+        if check_ours(labels, namespace, container).is_err() {
+            return Ok(None);
+        }
         Ok(Some(info_from_inspect(response, container)))
     }
 
@@ -486,10 +488,8 @@ pub(crate) fn info_from_inspect(response: ContainerInspectResponse, asked: &str)
     let state = response.state.unwrap_or_default();
     let status = state.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
     let running = state.running.unwrap_or(false);
-    let stopped = matches!(
-        status,
-        ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD
-    );
+    let unit_state = unit_state(status, running, state.exit_code, state.error.as_deref());
+    let limits = response.host_config.as_ref().and_then(limits_of);
     let labels = sorted(response.config.and_then(|config| config.labels));
     let address = if running {
         address_of(response.network_settings.as_ref(), &labels)
@@ -503,12 +503,54 @@ pub(crate) fn info_from_inspect(response: ContainerInspectResponse, asked: &str)
             .unwrap_or_default()
             .trim_start_matches('/')
             .to_owned(),
-        running,
-        state: status.to_string(),
-        exit_code: if stopped { state.exit_code } else { None },
+        state: unit_state,
         labels,
         address,
+        limits,
     }
+}
+
+/// The port's state of a container: `running` (and `paused`,
+/// `restarting`: it has run) is running, `created` is pending (Docker's
+/// create starts at once, so only a failed start leaves it there),
+/// `exited` and `removing` are exited, `dead` is failed.
+fn unit_state(
+    status: ContainerStateStatusEnum,
+    running: bool,
+    exit_code: Option<i64>,
+    error: Option<&str>,
+) -> UnitState {
+    match status {
+        ContainerStateStatusEnum::DEAD => UnitState::Failed {
+            reason: error
+                .filter(|e| !e.is_empty())
+                .unwrap_or("the container is dead")
+                .to_owned(),
+        },
+        ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::REMOVING => {
+            UnitState::Exited { code: exit_code }
+        }
+        ContainerStateStatusEnum::CREATED => UnitState::Pending {
+            reason: Some(
+                error
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or("created, not started")
+                    .to_owned(),
+            ),
+        },
+        _ if running => UnitState::Running,
+        _ => UnitState::Pending { reason: None },
+    }
+}
+
+/// The limits an inspected container runs under, when the engine reports
+/// all three.
+fn limits_of(host: &bollard::models::HostConfig) -> Option<Limits> {
+    Some(Limits {
+        nano_cpus: host.nano_cpus?,
+        memory_bytes: host.memory?,
+        pids: host.pids_limit?,
+    })
 }
 
 /// The container's address on its namespace's network
@@ -540,11 +582,15 @@ fn address_of(
 /// Reports a listed container; the exit code comes from the status text
 /// (`Exited (137) 5 seconds ago`).
 fn info_from_summary(summary: ContainerSummary) -> Option<ContainerInfo> {
-    let state = summary
+    let word = summary
         .state
         .map(|state| state.to_string())
         .unwrap_or_default();
     let exit_code = summary.status.as_deref().and_then(parse_exit_code);
+    let status = word
+        .parse::<ContainerStateStatusEnum>()
+        .unwrap_or(ContainerStateStatusEnum::EMPTY);
+    let state = unit_state(status, word == "running", exit_code, None);
     Some(ContainerInfo {
         id: summary.id?,
         name: summary
@@ -553,12 +599,11 @@ fn info_from_summary(summary: ContainerSummary) -> Option<ContainerInfo> {
             .unwrap_or_default()
             .trim_start_matches('/')
             .to_owned(),
-        running: state == "running",
         state,
-        exit_code,
         labels: sorted(summary.labels),
-        // A listing does not say; `inspect` does.
+        // A listing does not say; `status` does.
         address: None,
+        limits: None,
     })
 }
 
@@ -574,17 +619,14 @@ mod tests {
 
     use super::*;
 
+    const NS: &str = "test-unit";
+
     fn spec() -> ContainerSpec {
         let lease_id = LeaseId::generate();
-        let labels = BTreeMap::from([
-            (labels::MANAGED.to_owned(), "true".to_owned()),
-            (labels::NAMESPACE.to_owned(), "test-unit".to_owned()),
-            (labels::LEASE_ID.to_owned(), lease_id.to_string()),
-        ]);
+        let labels = BTreeMap::from([(labels::LEASE_ID.to_owned(), lease_id.to_string())]);
         ContainerSpec {
             name: lease_core::runtime::container_name(&lease_id),
             belongs_to: BelongsTo::Lease(lease_id),
-            namespace: "test-unit".into(),
             image: "containerlease-test/busybox:latest".into(),
             command: vec!["sleep".into(), "infinity".into()],
             labels,
@@ -599,11 +641,13 @@ mod tests {
 
     #[test]
     fn specs_without_our_labels_are_refused() {
-        assert!(check_spec(&spec()).is_ok());
+        assert!(check_spec(&spec(), NS).is_ok());
         let mut unmanaged = spec();
-        unmanaged.labels.remove(labels::MANAGED);
+        unmanaged
+            .labels
+            .insert(labels::MANAGED.into(), "false".into());
         assert!(matches!(
-            check_spec(&unmanaged),
+            check_spec(&unmanaged, NS),
             Err(RuntimeError::Invalid(_))
         ));
         let mut other_namespace = spec();
@@ -611,15 +655,15 @@ mod tests {
             .labels
             .insert(labels::NAMESPACE.into(), "someone-else".into());
         assert!(matches!(
-            check_spec(&other_namespace),
+            check_spec(&other_namespace, NS),
             Err(RuntimeError::Invalid(_))
         ));
         let mut renamed = spec();
         renamed.name = "anything".into();
-        assert!(check_spec(&renamed).is_err());
+        assert!(check_spec(&renamed, NS).is_err());
         let mut no_limit = spec();
         no_limit.limits.memory_bytes = 0;
-        assert!(check_spec(&no_limit).is_err());
+        assert!(check_spec(&no_limit, NS).is_err());
     }
 
     #[test]
@@ -627,7 +671,7 @@ mod tests {
         let with = |change: fn(&mut Confinement)| {
             let mut spec = spec();
             change(&mut spec.confinement);
-            check_spec(&spec)
+            check_spec(&spec, NS)
         };
         assert!(
             with(|c| {
@@ -658,14 +702,15 @@ mod tests {
         ] {
             let mut spec = spec();
             spec.confinement.user = Some(user.to_owned());
-            assert!(check_spec(&spec).is_err(), "user `{user}`");
+            assert!(check_spec(&spec, NS).is_err(), "user `{user}`");
         }
     }
 
     #[test]
     fn create_body_keeps_labels_command_and_limits() {
         let spec = spec();
-        let body = create_body(&spec, "none".into());
+        let labels = check_spec(&spec, NS).expect("valid");
+        let body = create_body(&spec, labels, "none".into());
         assert_eq!(body.cmd.as_deref(), Some(&spec.command[..]));
         assert_eq!(body.user, None);
         assert_eq!(

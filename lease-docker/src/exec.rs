@@ -1,32 +1,22 @@
 //! Commands run inside a lease's container, with an optional terminal.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::exec::{ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use futures::StreamExt;
 use lease_core::RuntimeError;
-use lease_core::runtime::{ExecChunk, ExecRequest, ExecSession, LogSource};
+use lease_core::runtime::{ExecChunk, ExecControl, ExecRequest, ExecSession, LogSource};
+
+use crate::error::{DockerError, status_of};
+use crate::runtime::DockerRuntime;
 
 /// An exec's output as the runtime port gives it.
 type ExecOutput = futures::stream::BoxStream<'static, Result<ExecChunk, RuntimeError>>;
 /// An exec's input.
 type ExecInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
-
-use crate::container::{check_namespace_arg, check_reference};
-use crate::error::{DockerError, status_of};
-use crate::runtime::DockerRuntime;
-
-/// Checks an exec id (hex, as the engine makes them) before it goes into a URL.
-fn check_exec_id(exec_id: &str) -> Result<(), RuntimeError> {
-    if !exec_id.is_empty() && exec_id.len() <= 128 && exec_id.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        Ok(())
-    } else {
-        Err(RuntimeError::Invalid(format!(
-            "`{exec_id}` is not an exec id"
-        )))
-    }
-}
 
 /// Whether an exec environment entry is `KEY=VALUE` with a non-empty key
 /// and no NUL anywhere.
@@ -93,10 +83,14 @@ impl DockerRuntime {
             }
         }
         tracing::debug!(namespace, container, exec = %exec_id, tty = request.tty, "exec started");
+        let control = Arc::new(DockerExec {
+            runtime: self.clone(),
+            exec_id,
+        });
         Ok(ExecSession {
-            id: exec_id,
             output,
             input: request.stdin.then_some(input),
+            control,
         })
     }
 
@@ -159,18 +153,6 @@ impl DockerRuntime {
         Ok((output, input))
     }
 
-    /// See [`lease_core::ContainerRuntime::exec_resize`].
-    pub(crate) async fn exec_resize_impl(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-        columns: u16,
-        rows: u16,
-    ) -> Result<(), RuntimeError> {
-        self.inspect_our_exec(namespace, exec_id).await?;
-        self.resize(exec_id, columns, rows).await
-    }
-
     async fn resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<(), RuntimeError> {
         let size = ResizeExecOptions {
             width: columns,
@@ -186,46 +168,48 @@ impl DockerRuntime {
                 })
             })
     }
+}
 
-    /// See [`lease_core::ContainerRuntime::exec_exit_code`].
-    pub(crate) async fn exec_exit_code_impl(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError> {
-        let exec = self.inspect_our_exec(namespace, exec_id).await?;
-        if exec.running.unwrap_or(false) {
-            return Ok(None);
-        }
-        Ok(exec.exit_code)
+/// The control of one exec on this engine: resize and exit code by its
+/// exec id (made by this runtime on a container of its namespace, so no
+/// further check is needed).
+struct DockerExec {
+    runtime: DockerRuntime,
+    exec_id: String,
+}
+
+impl std::fmt::Debug for DockerExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerExec")
+            .field("exec_id", &self.exec_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ExecControl for DockerExec {
+    async fn resize(&self, columns: u16, rows: u16) -> Result<(), RuntimeError> {
+        self.runtime.resize(&self.exec_id, columns, rows).await
     }
 
-    /// Inspects an exec and checks that its container is ours: managed and
-    /// in `namespace` ([`RuntimeError::NotManaged`] otherwise).
-    async fn inspect_our_exec(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<bollard::models::ExecInspectResponse, RuntimeError> {
-        check_namespace_arg(namespace)?;
-        check_exec_id(exec_id)?;
-        let exec = match self.docker.inspect_exec(exec_id).await {
+    async fn exit_code(&self) -> Result<Option<i64>, RuntimeError> {
+        let exec = match self.runtime.docker.inspect_exec(&self.exec_id).await {
             Ok(exec) => exec,
             Err(source) if status_of(&source) == Some(404) => {
                 return Err(RuntimeError::NotFound {
-                    container: exec_id.to_owned(),
+                    container: self.exec_id.clone(),
                 });
             }
             Err(source) => {
-                return Err(self.fail(DockerError::InspectExec {
-                    exec: exec_id.to_owned(),
+                return Err(self.runtime.fail(DockerError::InspectExec {
+                    exec: self.exec_id.clone(),
                     source,
                 }));
             }
         };
-        let container = exec.container_id.clone().unwrap_or_default();
-        check_reference(&container)?;
-        self.require_ours(namespace, &container).await?;
-        Ok(exec)
+        if exec.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(exec.exit_code)
     }
 }

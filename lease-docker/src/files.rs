@@ -24,7 +24,7 @@ use lease_core::files::{
     ArchiveInput, ArchiveOut, ArchiveStream, CopyReport, PathKind, check_container_path,
     split_parent,
 };
-use lease_core::runtime::{ExecRequest, LogSource};
+use lease_core::runtime::{ExecHandle, ExecRequest, LogSource};
 use tokio::io::AsyncWriteExt;
 
 use crate::runtime::DockerRuntime;
@@ -145,30 +145,12 @@ impl DockerRuntime {
             )
             .await?;
         let (stdout, stderr) = collect(session.output).await?;
-        let code = self.wait_exit_code(namespace, &session.id).await?;
+        let code = wait_exit_code(&session.control).await?;
         Ok(ScriptOutput {
             stdout,
             stderr,
             code,
         })
-    }
-
-    /// An ended exec's exit code (`None` if the engine never says).
-    async fn wait_exit_code(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError> {
-        let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
-        loop {
-            if let Some(code) = self.exec_exit_code_impl(namespace, exec_id).await? {
-                return Ok(Some(code));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(EXIT_CODE_POLL).await;
-        }
     }
 
     /// See [`lease_core::ContainerRuntime::copy_from`].
@@ -213,8 +195,8 @@ impl DockerRuntime {
                 },
             )
             .await?;
-        tracing::debug!(namespace, container, path, size, exec = %session.id, "copying out of a container");
-        let archive = archive_stream(self.clone(), namespace.to_owned(), path.to_owned(), session);
+        tracing::debug!(namespace, container, path, size, exec = ?session.control, "copying out of a container");
+        let archive = archive_stream(path.to_owned(), session);
         Ok(ArchiveOut {
             kind,
             size,
@@ -340,7 +322,7 @@ impl DockerRuntime {
         if let Some(error) = aborted {
             return Err(RuntimeError::operation("receive the archive", error));
         }
-        let code = self.wait_exit_code(namespace, &session.id).await?;
+        let code = wait_exit_code(&session.control).await?;
         if broken || code != Some(0) {
             let reason = stderr_reason(&stderr);
             return Err(denied(
@@ -355,6 +337,20 @@ impl DockerRuntime {
         Ok(CopyReport {
             archive_bytes: bytes,
         })
+    }
+}
+
+/// An ended exec's exit code (`None` if the engine never says).
+async fn wait_exit_code(control: &ExecHandle) -> Result<Option<i64>, RuntimeError> {
+    let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
+    loop {
+        if let Some(code) = control.exit_code().await? {
+            return Ok(Some(code));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(EXIT_CODE_POLL).await;
     }
 }
 
@@ -385,17 +381,10 @@ async fn collect(
 
 /// The archive of a `tar -c` exec: its stdout, then an error item if tar
 /// failed (so that a reader never takes a cut archive for a whole one).
-fn archive_stream(
-    runtime: DockerRuntime,
-    namespace: String,
-    path: String,
-    session: lease_core::runtime::ExecSession,
-) -> ArchiveStream {
+fn archive_stream(path: String, session: lease_core::runtime::ExecSession) -> ArchiveStream {
     struct Reading {
-        runtime: DockerRuntime,
-        namespace: String,
         path: String,
-        exec: String,
+        exec: ExecHandle,
         output: futures::stream::BoxStream<
             'static,
             Result<lease_core::runtime::ExecChunk, RuntimeError>,
@@ -404,10 +393,8 @@ fn archive_stream(
         done: bool,
     }
     let reading = Reading {
-        runtime,
-        namespace,
         path,
-        exec: session.id,
+        exec: session.control,
         output: session.output,
         stderr: Vec::new(),
         done: false,
@@ -433,10 +420,7 @@ fn archive_stream(
                 }
                 None => {
                     reading.done = true;
-                    let code = reading
-                        .runtime
-                        .wait_exit_code(&reading.namespace, &reading.exec)
-                        .await;
+                    let code = wait_exit_code(&reading.exec).await;
                     return match code {
                         Ok(Some(0)) => None,
                         Ok(_) => {

@@ -7,7 +7,7 @@ use bollard::models::CreateImageInfo;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures::StreamExt;
 use lease_core::RuntimeError;
-use lease_core::runtime::{ProgressFn, PullProgress};
+use lease_core::runtime::{ProgressSender, PullProgress};
 
 use crate::error::{DockerError, status_of};
 
@@ -16,7 +16,7 @@ pub(crate) async fn ensure_image(
     docker: &Docker,
     endpoint: &str,
     image: &str,
-    progress: ProgressFn<'_>,
+    progress: &ProgressSender,
 ) -> Result<(), RuntimeError> {
     let (repository, tag) = split_reference(image)?;
     match docker.inspect_image(image).await {
@@ -41,7 +41,8 @@ pub(crate) async fn ensure_image(
         match item {
             Ok(info) => {
                 if tracker.update(&info) {
-                    progress(tracker.progress());
+                    // A receiver that went away does not stop the pull.
+                    let _ = progress.send(tracker.progress());
                 }
             }
             Err(source) => {

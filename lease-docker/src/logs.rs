@@ -61,8 +61,11 @@ impl DockerRuntime {
     }
 }
 
-/// Cuts frames into lines; stops after the first error.
-pub(crate) fn lines(frames: BoxStream<'static, Result<LogOutput, RuntimeError>>) -> LogStream {
+/// Cuts the engine's log frames into lines (per stream, at most
+/// [`MAX_LINE`] bytes each); stops after the first error. Public for
+/// runtimes that read the same frames elsewhere (lease-swarm's service
+/// logs).
+pub fn lines(frames: BoxStream<'static, Result<LogOutput, RuntimeError>>) -> LogStream {
     let state = Splitter {
         frames,
         stdout: Vec::new(),

@@ -7,24 +7,29 @@ use async_trait::async_trait;
 use bollard::Docker;
 use lease_core::files::{ArchiveInput, ArchiveOut, CopyReport};
 use lease_core::runtime::{
-    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
+    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressSender,
+    RuntimeCapabilities,
 };
 use lease_core::{Catalog, ContainerRuntime, RuntimeError};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use crate::connection::{self, ConnectOptions};
+use crate::container::check_namespace_arg;
 use crate::error::DockerError;
 use crate::storage::StorageDriver;
 
 /// A [`ContainerRuntime`] on the Docker Engine API. Cheap to clone: clones
 /// share one connection pool.
 ///
-/// Every method acts only on containers that carry the namespace label it is
-/// given (and `io.containerlease.managed=true`); anything else is reported
-/// as [`RuntimeError::NotManaged`] and left alone.
+/// Scoped to one namespace, given when it connects: it labels what it
+/// creates with it (and `io.containerlease.managed=true`) and acts only on
+/// containers that carry both; anything else is reported as
+/// [`RuntimeError::NotManaged`] (or not at all by `status` and
+/// `list_managed`) and left alone.
 #[derive(Clone)]
 pub struct DockerRuntime {
     pub(crate) docker: Docker,
+    namespace: Arc<str>,
     endpoint: Arc<str>,
     ping_timeout: Duration,
     /// Permits for container creations in flight
@@ -41,32 +46,48 @@ impl std::fmt::Debug for DockerRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DockerRuntime")
             .field("endpoint", &self.endpoint)
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
 
 impl DockerRuntime {
-    /// Connects like the docker CLI: `DOCKER_HOST` if set (`unix://…` or
-    /// `tcp://…`), else the local socket.
+    /// Connects like the docker CLI (`DOCKER_HOST` if set, `unix://…` or
+    /// `tcp://…`, else the local socket), scoped to `namespace`.
     ///
     /// An engine that cannot be reached within the connect timeout (1.5 s)
     /// is [`RuntimeError::Unavailable`], naming where it tried; a host this
-    /// crate cannot speak to (ssh, TLS) is [`RuntimeError::Invalid`].
-    pub async fn connect() -> Result<Self, RuntimeError> {
-        DockerRuntime::connect_with(ConnectOptions::from_env()).await
+    /// crate cannot speak to (ssh, TLS) or an invalid namespace is
+    /// [`RuntimeError::Invalid`].
+    pub async fn connect(namespace: &str) -> Result<Self, RuntimeError> {
+        DockerRuntime::connect_with(ConnectOptions::from_env(), namespace).await
     }
 
-    /// Connects with explicit options.
-    pub async fn connect_with(options: ConnectOptions) -> Result<Self, RuntimeError> {
+    /// Connects with explicit options, scoped to `namespace`.
+    pub async fn connect_with(
+        options: ConnectOptions,
+        namespace: &str,
+    ) -> Result<Self, RuntimeError> {
+        check_namespace_arg(namespace)?;
         let (docker, endpoint) = connection::connect(&options).await?;
-        tracing::debug!(endpoint = %endpoint, api = %docker.client_version(), "connected to the Docker engine");
+        tracing::debug!(endpoint = %endpoint, namespace, api = %docker.client_version(), "connected to the Docker engine");
         Ok(DockerRuntime {
             docker,
+            namespace: namespace.into(),
             endpoint: endpoint.into(),
             ping_timeout: options.connect_timeout,
             creations: Arc::new(Semaphore::new(options.max_concurrent_creations.max(1))),
             storage: Arc::new(OnceCell::new()),
             network_creation: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The same engine and connection pool, scoped to another namespace.
+    pub fn in_namespace(&self, namespace: &str) -> Result<Self, RuntimeError> {
+        check_namespace_arg(namespace)?;
+        Ok(DockerRuntime {
+            namespace: namespace.into(),
+            ..self.clone()
         })
     }
 
@@ -130,6 +151,17 @@ impl DockerRuntime {
 
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn capabilities(&self) -> RuntimeCapabilities {
+        RuntimeCapabilities {
+            copy_files: true,
+            reports_limits: true,
+        }
+    }
+
     async fn ping(&self) -> Result<(), RuntimeError> {
         match tokio::time::timeout(self.ping_timeout, self.docker.ping()).await {
             Ok(Ok(_)) => Ok(()),
@@ -147,84 +179,50 @@ impl ContainerRuntime for DockerRuntime {
     async fn ensure_image(
         &self,
         image: &str,
-        progress: ProgressFn<'_>,
+        progress: ProgressSender,
     ) -> Result<(), RuntimeError> {
-        crate::image::ensure_image(&self.docker, &self.endpoint, image, progress).await
+        crate::image::ensure_image(&self.docker, &self.endpoint, image, &progress).await
     }
 
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        self.create_and_start_impl(spec).await
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        self.create_impl(&self.namespace, spec).await
     }
 
-    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError> {
-        self.remove_impl(namespace, container).await
+    async fn status(&self, container: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        self.status_impl(&self.namespace, container).await
     }
 
-    async fn inspect(
-        &self,
-        namespace: &str,
-        container: &str,
-    ) -> Result<Option<ContainerInfo>, RuntimeError> {
-        self.inspect_impl(namespace, container).await
+    async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
+        self.remove_impl(&self.namespace, container).await
     }
 
-    async fn logs(
-        &self,
-        namespace: &str,
-        container: &str,
-        options: LogOptions,
-    ) -> Result<LogStream, RuntimeError> {
-        self.logs_impl(namespace, container, options).await
+    async fn logs(&self, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError> {
+        self.logs_impl(&self.namespace, container, options).await
     }
 
     async fn exec(
         &self,
-        namespace: &str,
         container: &str,
         request: ExecRequest,
     ) -> Result<ExecSession, RuntimeError> {
-        self.exec_impl(namespace, container, request).await
+        self.exec_impl(&self.namespace, container, request).await
     }
 
-    async fn exec_resize(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-        columns: u16,
-        rows: u16,
-    ) -> Result<(), RuntimeError> {
-        self.exec_resize_impl(namespace, exec_id, columns, rows)
-            .await
-    }
-
-    async fn exec_exit_code(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError> {
-        self.exec_exit_code_impl(namespace, exec_id).await
-    }
-
-    async fn copy_from(
-        &self,
-        namespace: &str,
-        container: &str,
-        path: &str,
-    ) -> Result<ArchiveOut, RuntimeError> {
-        self.copy_from_impl(namespace, container, path).await
+    async fn copy_from(&self, container: &str, path: &str) -> Result<ArchiveOut, RuntimeError> {
+        self.copy_from_impl(&self.namespace, container, path).await
     }
 
     async fn copy_to(
         &self,
-        namespace: &str,
         container: &str,
         dir: &str,
         archive: ArchiveInput,
     ) -> Result<CopyReport, RuntimeError> {
-        self.copy_to_impl(namespace, container, dir, archive).await
+        self.copy_to_impl(&self.namespace, container, dir, archive)
+            .await
     }
 
-    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        self.list_managed_impl(namespace).await
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.list_managed_impl(&self.namespace).await
     }
 }

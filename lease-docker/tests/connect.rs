@@ -13,7 +13,7 @@ const CHILD: &str = "LEASE_DOCKER_TEST_CHILD";
 /// Connects with `options` and checks the error and how long it took.
 async fn assert_unavailable(options: ConnectOptions, endpoint: &str) {
     let started = Instant::now();
-    let error = DockerRuntime::connect_with(options)
+    let error = DockerRuntime::connect_with(options, "test-connect")
         .await
         .expect_err("unreachable");
     let elapsed = started.elapsed();
@@ -59,7 +59,7 @@ async fn child_connects_from_env() {
     }
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST set by the parent");
     let started = Instant::now();
-    let error = DockerRuntime::connect()
+    let error = DockerRuntime::connect("test-connect")
         .await
         .expect_err("nothing listens there");
     assert!(
@@ -117,9 +117,10 @@ async fn a_refused_tcp_connection_is_unavailable() {
 #[tokio::test]
 async fn unsupported_hosts_are_invalid() {
     for host in ["ssh://me@example.invalid", "npipe:////./pipe/docker_engine"] {
-        let error = DockerRuntime::connect_with(ConnectOptions::default().host(host))
-            .await
-            .expect_err(host);
+        let error =
+            DockerRuntime::connect_with(ConnectOptions::default().host(host), "test-connect")
+                .await
+                .expect_err(host);
         assert!(
             matches!(error, RuntimeError::Invalid(_)),
             "{host}: {error:?}"
@@ -149,9 +150,10 @@ async fn ping_reports_an_engine_that_went_away() {
         // Dropping the listener closes the socket; removing the path makes it vanish.
     });
     let host = format!("unix://{}", path.display());
-    let runtime = DockerRuntime::connect_with(ConnectOptions::default().host(&host))
-        .await
-        .expect("handshake");
+    let runtime =
+        DockerRuntime::connect_with(ConnectOptions::default().host(&host), "test-connect")
+            .await
+            .expect("handshake");
     server.await.unwrap();
     std::fs::remove_file(&path).unwrap();
     let started = Instant::now();
@@ -161,7 +163,7 @@ async fn ping_reports_an_engine_that_went_away() {
         matches!(&error, RuntimeError::Unavailable { endpoint, .. } if *endpoint == host),
         "{error:?}"
     );
-    let list = runtime.list_managed("test-gone").await.expect_err("gone");
+    let list = runtime.list_managed().await.expect_err("gone");
     assert!(matches!(list, RuntimeError::Unavailable { .. }), "{list:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

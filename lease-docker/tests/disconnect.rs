@@ -47,9 +47,12 @@ async fn setup() -> Option<Setup> {
         );
     };
     let proxy = DockerProxy::start(&upstream).expect("proxy");
-    let runtime = DockerRuntime::connect_with(ConnectOptions::default().host(proxy.host()))
-        .await
-        .expect("runtime through the proxy");
+    let runtime = DockerRuntime::connect_with(
+        ConnectOptions::default().host(proxy.host()),
+        &test.namespace,
+    )
+    .await
+    .expect("runtime through the proxy");
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let manager = manager(&test.namespace, runtime, clock.clone(), |config| {
@@ -95,11 +98,7 @@ async fn a_connection_killed_mid_reap_is_retried_within_the_pass() {
     setup.proxy.set_mode(Mode::KillDeletes);
     // What the reaper will see: the runtime's namespace check passes, the
     // removal's connection dies, and that is `Unavailable`, not success.
-    let direct = setup
-        .manager
-        .runtime()
-        .remove(&setup.test.namespace, &container)
-        .await;
+    let direct = setup.manager.runtime().remove(&container).await;
     assert!(
         matches!(direct, Err(lease_core::RuntimeError::Unavailable { .. })),
         "{direct:?}"

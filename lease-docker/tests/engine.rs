@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use common::{TestDocker, manager, raw_exists, raw_list, wait_for};
 use lease_core::runtime::{
-    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
+    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressSender,
     labels,
 };
 use lease_core::{
@@ -77,13 +77,8 @@ async fn provision_runs_a_real_container_and_the_reaper_removes_it_at_expiry() {
         Some(256 << 20),
         "the catalog's limits"
     );
-    let info = manager
-        .runtime()
-        .inspect(&test.namespace, &container)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(info.running);
+    let info = manager.runtime().status(&container).await.unwrap().unwrap();
+    assert!(info.running());
 
     // The lease's shell works through the engine too.
     let session = manager
@@ -139,67 +134,42 @@ struct SlowStart {
 
 #[async_trait]
 impl ContainerRuntime for SlowStart {
+    fn namespace(&self) -> &str {
+        self.inner.namespace()
+    }
     async fn ping(&self) -> Result<(), RuntimeError> {
         self.inner.ping().await
     }
     async fn ensure_image(
         &self,
         image: &str,
-        progress: ProgressFn<'_>,
+        progress: ProgressSender,
     ) -> Result<(), RuntimeError> {
         self.inner.ensure_image(image, progress).await
     }
-    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        let id = self.inner.create_and_start(spec).await?;
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let id = self.inner.create(spec).await?;
         tokio::time::sleep(self.delay).await;
         Ok(id)
     }
-    async fn remove(&self, namespace: &str, container: &str) -> Result<(), RuntimeError> {
-        self.inner.remove(namespace, container).await
+    async fn status(&self, container: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        self.inner.status(container).await
     }
-    async fn inspect(
-        &self,
-        namespace: &str,
-        container: &str,
-    ) -> Result<Option<ContainerInfo>, RuntimeError> {
-        self.inner.inspect(namespace, container).await
+    async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
+        self.inner.remove(container).await
     }
-    async fn logs(
-        &self,
-        namespace: &str,
-        container: &str,
-        options: LogOptions,
-    ) -> Result<LogStream, RuntimeError> {
-        self.inner.logs(namespace, container, options).await
+    async fn logs(&self, container: &str, options: LogOptions) -> Result<LogStream, RuntimeError> {
+        self.inner.logs(container, options).await
     }
     async fn exec(
         &self,
-        namespace: &str,
         container: &str,
         request: ExecRequest,
     ) -> Result<ExecSession, RuntimeError> {
-        self.inner.exec(namespace, container, request).await
+        self.inner.exec(container, request).await
     }
-    async fn exec_resize(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-        columns: u16,
-        rows: u16,
-    ) -> Result<(), RuntimeError> {
-        self.inner
-            .exec_resize(namespace, exec_id, columns, rows)
-            .await
-    }
-    async fn exec_exit_code(
-        &self,
-        namespace: &str,
-        exec_id: &str,
-    ) -> Result<Option<i64>, RuntimeError> {
-        self.inner.exec_exit_code(namespace, exec_id).await
-    }
-    async fn list_managed(&self, namespace: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        self.inner.list_managed(namespace).await
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.inner.list_managed().await
     }
 }
 
@@ -296,7 +266,7 @@ async fn reconciliation_removes_orphans_and_notices_vanished_containers() {
     // A labelled container of a lease the store never heard of.
     let orphan = test
         .runtime
-        .create_and_start(&test.spec(&["sleep", "infinity"]))
+        .create(&test.spec(&["sleep", "infinity"]))
         .await
         .unwrap();
     // A running lease whose container is removed behind the engine's back.
@@ -313,10 +283,7 @@ async fn reconciliation_removes_orphans_and_notices_vanished_containers() {
     .await
     .lease;
     let container = running.container_id.unwrap();
-    test.runtime
-        .remove(&test.namespace, &container)
-        .await
-        .unwrap();
+    test.runtime.remove(&container).await.unwrap();
 
     let report = manager.reconcile_once().await.unwrap();
     eprintln!("{report:?}");

@@ -138,12 +138,12 @@ async fn neighbours_cannot_reach_each_other(mode: NetworkMode) {
     let serve: Vec<&str> = serve.iter().map(String::as_str).collect();
     let a = test
         .runtime
-        .create_and_start(&confined(&test, &serve, on_network(mode)))
+        .create(&confined(&test, &serve, on_network(mode)))
         .await
         .expect("lease A");
     let b = test
         .runtime
-        .create_and_start(&confined(&test, KEEP_ALIVE, on_network(mode)))
+        .create(&confined(&test, KEEP_ALIVE, on_network(mode)))
         .await
         .expect("lease B");
 
@@ -189,7 +189,7 @@ async fn neighbours_cannot_reach_each_other(mode: NetworkMode) {
     };
     let c = test
         .runtime
-        .create_and_start(&confined(&test, &serve, on_network(other_mode)))
+        .create(&confined(&test, &serve, on_network(other_mode)))
         .await
         .expect("lease C");
     let other_network = network_name(&test.namespace, other_mode).expect("a network mode");
@@ -215,7 +215,7 @@ async fn a_lease_without_a_network_has_only_loopback() {
     };
     let id = test
         .runtime
-        .create_and_start(&confined(&test, KEEP_ALIVE, on_network(NetworkMode::None)))
+        .create(&confined(&test, KEEP_ALIVE, on_network(NetworkMode::None)))
         .await
         .expect("create");
     let interfaces = test.run(&id, &["ls", "/sys/class/net"]).await;
@@ -250,7 +250,7 @@ async fn a_read_only_lease_writes_only_to_its_sized_scratch() {
     };
     let id = test
         .runtime
-        .create_and_start(&confined(&test, KEEP_ALIVE, confinement))
+        .create(&confined(&test, KEEP_ALIVE, confinement))
         .await
         .expect("create");
 
@@ -322,7 +322,7 @@ async fn a_non_root_lease_runs_its_command_and_execs_as_that_user() {
     };
     let id = test
         .runtime
-        .create_and_start(&confined(&test, KEEP_ALIVE, confinement))
+        .create(&confined(&test, KEEP_ALIVE, confinement))
         .await
         .expect("create");
     let ids = test.run(&id, &["sh", "-c", "id -u; id -g"]).await;
@@ -434,7 +434,7 @@ async fn a_disk_limit_is_enforced_or_refused_never_ignored() {
             ..Confinement::default()
         },
     );
-    let created = test.runtime.create_and_start(&spec).await;
+    let created = test.runtime.create(&spec).await;
     if driver.supports_disk_limit() {
         eprintln!("storage driver {driver}: disk limits are enforced");
         test.runtime
@@ -479,7 +479,9 @@ async fn replicas_racing_to_create_the_network_all_land_on_ours_and_the_guard_re
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let other = DockerRuntime::connect().await.expect("a second connection");
+    let other = DockerRuntime::connect(&test.namespace)
+        .await
+        .expect("a second connection");
     let namespace = test.namespace.clone();
     let creations = (0..6).map(|index| {
         let runtime = if index % 2 == 0 {
@@ -488,7 +490,7 @@ async fn replicas_racing_to_create_the_network_all_land_on_ours_and_the_guard_re
             other.clone()
         };
         let spec = test.spec(KEEP_ALIVE);
-        tokio::spawn(async move { runtime.create_and_start(&spec).await })
+        tokio::spawn(async move { runtime.create(&spec).await })
     });
     let mut containers = Vec::new();
     for creation in futures::future::join_all(creations).await {
@@ -508,11 +510,7 @@ async fn replicas_racing_to_create_the_network_all_land_on_ours_and_the_guard_re
     for container in &containers {
         address_on(&test, container, &name).await;
     }
-    let later = test
-        .runtime
-        .create_and_start(&test.spec(KEEP_ALIVE))
-        .await
-        .unwrap();
+    let later = test.runtime.create(&test.spec(KEEP_ALIVE)).await.unwrap();
     let inspected = test.raw.inspect_container(&later, None).await.unwrap();
     let joined = inspected
         .network_settings
@@ -554,7 +552,7 @@ async fn a_same_named_network_that_is_not_ours_is_refused_and_left_alone() {
         .expect("create a foreign network");
     test.guard.also_remove_network(&foreign.id);
 
-    let refused = test.runtime.create_and_start(&test.spec(KEEP_ALIVE)).await;
+    let refused = test.runtime.create(&test.spec(KEEP_ALIVE)).await;
     let error = refused.expect_err("a foreign network must not be used");
     assert!(
         error.chain().contains("not managed by namespace"),
@@ -605,7 +603,7 @@ async fn with_two_networks_of_ours_of_one_name_leases_join_the_earliest_by_id() 
     }
     let id = test
         .runtime
-        .create_and_start(&test.spec(KEEP_ALIVE))
+        .create(&test.spec(KEEP_ALIVE))
         .await
         .expect("a lease starts even while the name is ambiguous");
     let inspected = test.raw.inspect_container(&id, None).await.unwrap();

@@ -1,63 +1,33 @@
-//! The runtime against the real Docker engine: round trip, labels, limits
-//! and hardening, idempotent create and remove, logs, exec, namespace
-//! scoping, and a pull that cannot succeed.
+//! What is Docker's own in the runtime, against the real Docker engine:
+//! hardening as `docker inspect` and the process see it, references the
+//! engine would misread, a retried create restarting a stopped container,
+//! following logs until the container stops, exec environment, terminal
+//! size and raw terminal output, unlabelled containers left alone, a pull
+//! that cannot succeed, and a command that cannot run. What every runtime
+//! must do is in the conformance suite (`tests/conformance.rs`).
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use common::{TestDocker, raw_exists, raw_list, spec_in};
+use common::{TestDocker, raw_exists, raw_list};
 use futures::{StreamExt, TryStreamExt};
-use lease_core::runtime::{ExecRequest, LogOptions, LogSource, PullProgress, labels};
+use lease_core::runtime::{ExecRequest, LogOptions, LogSource, UnitState, labels};
 use lease_core::{ContainerRuntime, RuntimeError};
 use lease_docker::hardening::ADDED_CAPABILITIES;
-use lease_testkit::docker::NamespaceGuard;
-use lease_testkit::{IMAGE, random_namespace};
-use tokio::io::AsyncWriteExt;
+use lease_testkit::IMAGE;
 
 const KEEP_ALIVE: &[&str] = &["sleep", "infinity"];
 
 #[tokio::test]
-async fn round_trip_with_labels_limits_and_hardening() {
+async fn hardening_is_what_docker_and_the_process_see() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
     let spec = test.spec(KEEP_ALIVE);
-    let id = test
-        .runtime
-        .create_and_start(&spec)
-        .await
-        .expect("create and start");
-
-    let info = test
-        .runtime
-        .inspect(&test.namespace, &id)
-        .await
-        .unwrap()
-        .expect("exists");
-    assert!(info.running, "{info:?}");
-    assert_eq!(info.state, "running");
-    assert_eq!(info.name, spec.name);
-    assert_eq!(info.exit_code, None);
-    assert_eq!(
-        info.lease_id()
-            .map(lease_core::runtime::BelongsTo::Lease)
-            .as_ref(),
-        Some(&spec.belongs_to)
-    );
-    // By name, too.
-    assert_eq!(
-        test.runtime
-            .inspect(&test.namespace, &spec.name)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        id
-    );
+    let id = test.runtime.create(&spec).await.expect("create");
 
     // What `docker inspect` shows.
     let raw = test.raw.inspect_container(&id, None).await.unwrap();
@@ -115,124 +85,66 @@ async fn round_trip_with_labels_limits_and_hardening() {
     assert_eq!(field("CapBnd:"), "00000000000000cb", "{status}");
     assert_eq!(field("NoNewPrivs:"), "1", "{status}");
 
-    test.runtime
-        .remove(&test.namespace, &id)
-        .await
-        .expect("remove");
-    assert!(
-        test.runtime
-            .inspect(&test.namespace, &id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    test.runtime.remove(&id).await.expect("remove");
     assert!(!raw_exists(&test.raw, &id).await);
-    // Removing twice, and removing by name, are fine.
-    test.runtime
-        .remove(&test.namespace, &id)
-        .await
-        .expect("remove twice");
-    test.runtime
-        .remove(&test.namespace, &spec.name)
-        .await
-        .expect("remove by name after removal");
 }
 
 #[tokio::test]
-async fn remove_of_an_unknown_container_is_fine() {
+async fn references_the_engine_would_misread_are_refused() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let unknown = lease_core::runtime::container_name(&lease_core::LeaseId::generate());
     test.runtime
-        .remove(&test.namespace, &unknown)
+        .remove("0123456789abcdef0123")
         .await
-        .expect("unknown name");
-    test.runtime
-        .remove(&test.namespace, "0123456789abcdef0123")
-        .await
-        .expect("unknown id");
-    assert!(
-        test.runtime
-            .inspect(&test.namespace, &unknown)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(matches!(
-        test.runtime
-            .logs(&test.namespace, &unknown, LogOptions::default())
-            .await,
-        Err(RuntimeError::NotFound { .. })
-    ));
-    let bad = test
-        .runtime
-        .remove(&test.namespace, "../images/busybox")
-        .await;
-    assert!(matches!(bad, Err(RuntimeError::Invalid(_))), "{bad:?}");
+        .expect("an unknown id counts as removed");
+    for bad in ["../images/busybox", "a/b", "-a"] {
+        let removed = test.runtime.remove(bad).await;
+        assert!(
+            matches!(removed, Err(RuntimeError::Invalid(_))),
+            "{bad}: {removed:?}"
+        );
+        let status = test.runtime.status(bad).await;
+        assert!(
+            matches!(status, Err(RuntimeError::Invalid(_))),
+            "{bad}: {status:?}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn create_is_idempotent_by_name() {
+async fn a_retried_create_starts_a_stopped_container() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
     let spec = test.spec(KEEP_ALIVE);
-    let first = test.runtime.create_and_start(&spec).await.unwrap();
-    let second = test.runtime.create_and_start(&spec).await.unwrap();
-    assert_eq!(first, second);
+    let first = test.runtime.create(&spec).await.unwrap();
+
+    // A retried provisioning finds its stopped container and starts it again.
+    test.raw.stop_container(&first, None).await.unwrap();
+    let stopped = test.runtime.status(&first).await.unwrap().unwrap();
+    assert!(
+        matches!(stopped.state, UnitState::Exited { code: Some(_) }),
+        "{stopped:?}"
+    );
+    let again = test.runtime.create(&spec).await.unwrap();
+    assert_eq!(again, first);
+    assert!(
+        test.runtime
+            .status(&first)
+            .await
+            .unwrap()
+            .unwrap()
+            .running()
+    );
     assert_eq!(
         raw_list(&test.raw, &test.namespace).await,
         std::slice::from_ref(&first)
     );
-
-    // A retried provisioning finds its stopped container and starts it again.
-    test.raw.stop_container(&first, None).await.unwrap();
-    let stopped = test
-        .runtime
-        .inspect(&test.namespace, &first)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!stopped.running);
-    assert_eq!(stopped.state, "exited");
-    assert!(stopped.exit_code.is_some());
-    let third = test.runtime.create_and_start(&spec).await.unwrap();
-    assert_eq!(third, first);
-    assert!(
-        test.runtime
-            .inspect(&test.namespace, &first)
-            .await
-            .unwrap()
-            .unwrap()
-            .running
-    );
 }
 
 #[tokio::test]
-async fn specs_without_our_labels_are_refused() {
-    let Some(test) = TestDocker::start().await else {
-        return;
-    };
-    let mut unmanaged = test.spec(KEEP_ALIVE);
-    unmanaged.labels.remove(labels::MANAGED);
-    assert!(matches!(
-        test.runtime.create_and_start(&unmanaged).await,
-        Err(RuntimeError::Invalid(_))
-    ));
-    let mut elsewhere = test.spec(KEEP_ALIVE);
-    elsewhere
-        .labels
-        .insert(labels::NAMESPACE.to_owned(), random_namespace());
-    assert!(matches!(
-        test.runtime.create_and_start(&elsewhere).await,
-        Err(RuntimeError::Invalid(_))
-    ));
-    assert!(raw_list(&test.raw, &test.namespace).await.is_empty());
-}
-
-#[tokio::test]
-async fn logs_stream_the_lines_a_container_printed() {
+async fn logs_follow_until_the_container_stops() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
@@ -241,18 +153,14 @@ async fn logs_stream_the_lines_a_container_printed() {
         "-c",
         "echo one; echo two >&2; echo three; sleep 1; echo four; echo five >&2",
     ]);
-    let id = test.runtime.create_and_start(&spec).await.unwrap();
+    let id = test.runtime.create(&spec).await.unwrap();
 
     // Follow until the container stops.
     let follow = LogOptions {
         follow: true,
         tail: None,
     };
-    let stream = test
-        .runtime
-        .logs(&test.namespace, &id, follow)
-        .await
-        .unwrap();
+    let stream = test.runtime.logs(&id, follow).await.unwrap();
     let lines: Vec<_> =
         tokio::time::timeout(Duration::from_secs(20), stream.try_collect::<Vec<_>>())
             .await
@@ -271,15 +179,9 @@ async fn logs_stream_the_lines_a_container_printed() {
     assert_eq!(stdout, ["one", "three", "four"]);
     assert_eq!(stderr, ["two", "five"]);
 
-    // It has stopped: inspect reports its exit code.
-    let info = test
-        .runtime
-        .inspect(&test.namespace, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!info.running);
-    assert_eq!(info.exit_code, Some(0));
+    // It has stopped: its status has its exit code.
+    let info = test.runtime.status(&id).await.unwrap().unwrap();
+    assert_eq!(info.state, UnitState::Exited { code: Some(0) });
 
     // Tail of what is already written (stdout and stderr are copied by
     // separate pipes, so the last two lines may come in either order).
@@ -289,7 +191,7 @@ async fn logs_stream_the_lines_a_container_printed() {
     };
     let last: Vec<_> = test
         .runtime
-        .logs(&test.namespace, &id, tail)
+        .logs(&id, tail)
         .await
         .unwrap()
         .try_collect()
@@ -311,21 +213,12 @@ async fn exec_output(test: &TestDocker, container: &str, command: &[&str]) -> St
     ran.stdout
 }
 
-/// Waits for an exec's exit code.
-async fn exit_code(test: &TestDocker, exec_id: &str) -> i64 {
-    test.exit_code(exec_id).await
-}
-
 #[tokio::test]
-async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
+async fn exec_environment_terminal_size_and_raw_terminal_output() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let id = test
-        .runtime
-        .create_and_start(&test.spec(KEEP_ALIVE))
-        .await
-        .unwrap();
+    let id = test.runtime.create(&test.spec(KEEP_ALIVE)).await.unwrap();
 
     assert_eq!(
         exec_output(&test, &id, &["echo", "hello", "world"]).await,
@@ -338,11 +231,7 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         env: vec!["GREETING=hi there".into()],
         ..ExecRequest::default()
     };
-    let session = test
-        .runtime
-        .exec(&test.namespace, &id, request)
-        .await
-        .unwrap();
+    let session = test.runtime.exec(&id, request).await.unwrap();
     let chunks: Vec<_> = session.output.try_collect().await.unwrap();
     let text: Vec<u8> = chunks.into_iter().flat_map(|c| c.bytes).collect();
     assert_eq!(text, b"hi there\n");
@@ -352,55 +241,9 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         ..ExecRequest::default()
     };
     assert!(matches!(
-        test.runtime.exec(&test.namespace, &id, request).await,
+        test.runtime.exec(&id, request).await,
         Err(RuntimeError::Invalid(_))
     ));
-
-    // stderr is tagged, and the exit code comes back.
-    let request = ExecRequest {
-        command: vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
-        ..ExecRequest::default()
-    };
-    let session = test
-        .runtime
-        .exec(&test.namespace, &id, request)
-        .await
-        .unwrap();
-    let chunks: Vec<_> = session.output.try_collect().await.unwrap();
-    assert!(
-        chunks
-            .iter()
-            .any(|c| c.source == LogSource::Stderr && c.bytes.starts_with(b"oops")),
-        "{chunks:?}"
-    );
-    assert_eq!(exit_code(&test, &session.id).await, 3);
-
-    // Standard input.
-    let request = ExecRequest {
-        command: vec!["cat".into()],
-        stdin: true,
-        ..ExecRequest::default()
-    };
-    let mut session = test
-        .runtime
-        .exec(&test.namespace, &id, request)
-        .await
-        .unwrap();
-    let mut input = session.input.take().expect("stdin requested");
-    input.write_all(b"ping\n").await.unwrap();
-    input.shutdown().await.unwrap();
-    let mut echoed = Vec::new();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), session.output.next())
-        .await
-        .unwrap()
-    {
-        echoed.extend(chunk.unwrap().bytes);
-        if echoed.ends_with(b"ping\n") {
-            break;
-        }
-    }
-    assert_eq!(echoed, b"ping\n");
-    drop(input);
 
     // A terminal of the asked size, resizable.
     let request = ExecRequest {
@@ -409,32 +252,8 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         size: Some((100, 30)),
         ..ExecRequest::default()
     };
-    let session = test
-        .runtime
-        .exec(&test.namespace, &id, request)
-        .await
-        .unwrap();
-    test.runtime
-        .exec_resize(&test.namespace, &session.id, 120, 40)
-        .await
-        .expect("resize");
-    // The same exec seen from another deployment's namespace is not ours.
-    let foreign = test
-        .runtime
-        .exec_resize("someone-else", &session.id, 80, 24)
-        .await;
-    assert!(
-        matches!(&foreign, Err(RuntimeError::NotManaged { namespace, .. }) if namespace == "someone-else"),
-        "{foreign:?}"
-    );
-    let foreign = test
-        .runtime
-        .exec_exit_code("someone-else", &session.id)
-        .await;
-    assert!(
-        matches!(foreign, Err(RuntimeError::NotManaged { .. })),
-        "{foreign:?}"
-    );
+    let session = test.runtime.exec(&id, request).await.unwrap();
+    session.control.resize(120, 40).await.expect("resize");
     let chunks: Vec<_> = session.output.try_collect().await.unwrap();
     let text: String = chunks
         .iter()
@@ -455,11 +274,7 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
         tty: true,
         ..ExecRequest::default()
     };
-    let mut session = test
-        .runtime
-        .exec(&test.namespace, &id, request)
-        .await
-        .unwrap();
+    let mut session = test.runtime.exec(&id, request).await.unwrap();
     let mut raw = Vec::new();
     while !raw.ends_with(b"hi") {
         let chunk = tokio::time::timeout(Duration::from_secs(10), session.output.next())
@@ -472,44 +287,17 @@ async fn exec_runs_commands_with_output_stdin_and_a_terminal() {
     assert_eq!(raw, b"\x01\x02\x03\x04\x05\x06\x07\x08hi");
     drop(session);
 
-    let unknown = test
-        .runtime
-        .exec_exit_code(&test.namespace, &"ab".repeat(32))
-        .await;
-    assert!(
-        matches!(unknown, Err(RuntimeError::NotFound { .. })),
-        "{unknown:?}"
-    );
-    let empty = test
-        .runtime
-        .exec(&test.namespace, &id, ExecRequest::default())
-        .await;
+    let empty = test.runtime.exec(&id, ExecRequest::default()).await;
     assert!(matches!(empty, Err(RuntimeError::Invalid(_))));
 }
 
 #[tokio::test]
-async fn list_managed_sees_only_this_namespace() {
+async fn unlabelled_containers_are_never_listed_or_touched() {
     let Some(test) = TestDocker::start().await else {
         return;
     };
-    let other_namespace = random_namespace();
-    let other_guard = NamespaceGuard::new(&other_namespace);
-
-    let a = test
-        .runtime
-        .create_and_start(&test.spec(KEEP_ALIVE))
-        .await
-        .unwrap();
-    let b = test
-        .runtime
-        .create_and_start(&test.spec(&["true"]))
-        .await
-        .unwrap();
-    let other = test
-        .runtime
-        .create_and_start(&spec_in(&other_namespace, KEEP_ALIVE))
-        .await
-        .unwrap();
+    let a = test.runtime.create(&test.spec(KEEP_ALIVE)).await.unwrap();
+    let b = test.runtime.create(&test.spec(&["true"])).await.unwrap();
 
     // An unlabelled container beside them, made with the raw client.
     let name = format!("containerlease-unlabelled-{}", test.namespace);
@@ -530,7 +318,7 @@ async fn list_managed_sees_only_this_namespace() {
 
     let mut listed: Vec<String> = test
         .runtime
-        .list_managed(&test.namespace)
+        .list_managed()
         .await
         .unwrap()
         .into_iter()
@@ -543,26 +331,16 @@ async fn list_managed_sees_only_this_namespace() {
         listed, expected,
         "stopped containers included, others excluded"
     );
-    let others = test.runtime.list_managed(&other_namespace).await.unwrap();
-    assert_eq!(
-        others.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [other.as_str()]
-    );
-    assert!(others[0].running);
 
-    // Nothing outside the namespace is touched.
-    for foreign in [unlabelled.as_str(), name.as_str(), other.as_str()] {
-        let ns = test.namespace.as_str();
+    // Nothing unlabelled is touched.
+    for foreign in [unlabelled.as_str(), name.as_str()] {
+        assert!(matches!(test.runtime.status(foreign).await, Ok(None)));
         assert!(matches!(
-            test.runtime.inspect(ns, foreign).await,
+            test.runtime.remove(foreign).await,
             Err(RuntimeError::NotManaged { .. })
         ));
         assert!(matches!(
-            test.runtime.remove(ns, foreign).await,
-            Err(RuntimeError::NotManaged { .. })
-        ));
-        assert!(matches!(
-            test.runtime.logs(ns, foreign, LogOptions::default()).await,
+            test.runtime.logs(foreign, LogOptions::default()).await,
             Err(RuntimeError::NotManaged { .. })
         ));
         let exec = ExecRequest {
@@ -570,7 +348,7 @@ async fn list_managed_sees_only_this_namespace() {
             ..ExecRequest::default()
         };
         assert!(matches!(
-            test.runtime.exec(ns, foreign, exec).await,
+            test.runtime.exec(foreign, exec).await,
             Err(RuntimeError::NotManaged { .. })
         ));
         assert!(
@@ -580,7 +358,6 @@ async fn list_managed_sees_only_this_namespace() {
     }
     let still_running = test.raw.inspect_container(&unlabelled, None).await.unwrap();
     assert_eq!(still_running.state.and_then(|s| s.running), Some(true));
-    drop(other_guard);
 }
 
 #[tokio::test]
@@ -589,22 +366,19 @@ async fn a_pull_that_cannot_succeed_fails_clearly_and_leaves_nothing() {
         return;
     };
     // The local image needs no pull and reports no progress.
-    let calls = AtomicUsize::new(0);
-    let count = |_: PullProgress| {
-        calls.fetch_add(1, Ordering::Relaxed);
-    };
+    let (progress, mut reports) = tokio::sync::mpsc::unbounded_channel();
     test.runtime
-        .ensure_image(IMAGE, &count)
+        .ensure_image(IMAGE, progress.clone())
         .await
         .expect("local image");
-    assert_eq!(calls.load(Ordering::Relaxed), 0);
+    assert!(reports.try_recv().is_err(), "no progress for a local image");
 
     // No registry here: the pull fails, naming the image and the engine's reason.
     let missing = format!("containerlease-test/not-here-{}:never", test.namespace);
     let started = std::time::Instant::now();
     let error = test
         .runtime
-        .ensure_image(&missing, &count)
+        .ensure_image(&missing, progress)
         .await
         .expect_err("no registry");
     let chain = error.chain();
@@ -621,7 +395,7 @@ async fn a_pull_that_cannot_succeed_fails_clearly_and_leaves_nothing() {
     // Creating from it fails the same way, and nothing is left behind.
     let mut spec = test.spec(KEEP_ALIVE);
     spec.image = missing.clone();
-    let create = test.runtime.create_and_start(&spec).await;
+    let create = test.runtime.create(&spec).await;
     assert!(
         matches!(create, Err(RuntimeError::ImageUnavailable { .. })),
         "{create:?}"
@@ -631,13 +405,7 @@ async fn a_pull_that_cannot_succeed_fails_clearly_and_leaves_nothing() {
         raw_list(&test.raw, &test.namespace).await.is_empty(),
         "no container"
     );
-    assert!(
-        test.runtime
-            .list_managed(&test.namespace)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(test.runtime.list_managed().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -648,39 +416,19 @@ async fn a_command_that_cannot_run_shows_as_exited() {
     // The init process starts, so the start succeeds; the command then
     // fails and the container exits with 127, which inspect and list report.
     let spec = test.spec(&["/no/such/program"]);
-    let id = test
-        .runtime
-        .create_and_start(&spec)
-        .await
-        .expect("init starts");
-    let mut info = test
-        .runtime
-        .inspect(&test.namespace, &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let id = test.runtime.create(&spec).await.expect("init starts");
+    let mut info = test.runtime.status(&id).await.unwrap().unwrap();
     for _ in 0..100 {
-        if !info.running {
+        if !info.running() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        info = test
-            .runtime
-            .inspect(&test.namespace, &id)
-            .await
-            .unwrap()
-            .unwrap();
+        info = test.runtime.status(&id).await.unwrap().unwrap();
     }
-    assert_eq!(
-        (info.running, info.state.as_str(), info.exit_code),
-        (false, "exited", Some(127))
-    );
-    let listed = test.runtime.list_managed(&test.namespace).await.unwrap();
+    assert_eq!(info.state, UnitState::Exited { code: Some(127) });
+    let listed = test.runtime.list_managed().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(
-        (listed[0].state.as_str(), listed[0].exit_code),
-        ("exited", Some(127))
-    );
-    test.runtime.remove(&test.namespace, &id).await.unwrap();
+    assert_eq!(listed[0].state, UnitState::Exited { code: Some(127) });
+    test.runtime.remove(&id).await.unwrap();
     assert!(raw_list(&test.raw, &test.namespace).await.is_empty());
 }

@@ -205,7 +205,10 @@ async fn two_replicas_reap_1000_leases_expiring_together_exactly_once() {
     };
     // One Docker host, shared by both replicas; removals take a little time
     // so both reapers get work.
-    let docker = Arc::new(FakeRuntime::new(Arc::new(SystemClock)));
+    let docker = Arc::new(FakeRuntime::new(
+        &deployment.namespace,
+        Arc::new(SystemClock),
+    ));
     docker.set_remove_latency(StdDuration::from_millis(2));
     let config = ManagerConfig {
         reap_batch: 50,
@@ -330,7 +333,10 @@ async fn a_dead_claimers_leases_are_finished_after_its_claim_lapses() {
     let Some(store) = deployment.store().await else {
         return;
     };
-    let docker = Arc::new(FakeRuntime::new(Arc::new(SystemClock)));
+    let docker = Arc::new(FakeRuntime::new(
+        &deployment.namespace,
+        Arc::new(SystemClock),
+    ));
     let clock_b = Arc::new(TestClock::default());
     let b = deployment
         .replica(
@@ -354,7 +360,10 @@ async fn a_dead_claimers_leases_are_finished_after_its_claim_lapses() {
 
     // Replica A claims everything, moves it to `deleting`, and hangs in the
     // removal (its Docker never answers) until it dies.
-    let hung_docker = Arc::new(FakeRuntime::default());
+    let hung_docker = Arc::new(FakeRuntime::new(
+        &deployment.namespace,
+        Arc::new(SystemClock),
+    ));
     hung_docker.set_remove_latency(StdDuration::from_secs(3600));
     let a = deployment
         .replica(
@@ -433,7 +442,10 @@ async fn a_replica_whose_clock_runs_30s_ahead_reaps_nothing_early() {
     let Some(store) = deployment.store().await else {
         return;
     };
-    let docker = Arc::new(FakeRuntime::new(Arc::new(SystemClock)));
+    let docker = Arc::new(FakeRuntime::new(
+        &deployment.namespace,
+        Arc::new(SystemClock),
+    ));
     let honest_clock = Arc::new(TestClock::default());
     let honest = deployment
         .replica(

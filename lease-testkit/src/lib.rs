@@ -12,6 +12,9 @@
 //!   restarted, its log kept and printed when a test fails.
 //! - [`redis`]: the suite's Redis (`LEASE_TEST_REDIS_URL`) and private
 //!   `redis-server` processes (AOF, TLS, Sentinel), killed on drop.
+//! - [`swarm`]: is the engine a swarm manager (`scripts/swarm.sh`); the
+//!   services of a namespace; [`swarm::SwarmGuard`], which removes them,
+//!   their containers and networks on drop.
 //! - [`proxy`]: a unix-socket proxy in front of the Docker engine that a
 //!   test cuts.
 //! - [`labels`]: the container labels, from `lease_core` (never spelled out
@@ -39,6 +42,7 @@ pub mod proxy;
 pub mod redis;
 pub mod server;
 pub mod skip;
+pub mod swarm;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -150,7 +150,7 @@ async fn api_runs(
         SqliteStore::open(SqliteStoreConfig::new(dir.path().join(file)).namespace(namespace))
             .await?;
     let store: Arc<dyn LeaseStore> = Arc::new(store);
-    let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect().await?);
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect(namespace).await?);
     let manager = LeaseManager::builder(store, runtime)
         .catalog(catalog)
         .config(ManagerConfig::with_namespace(namespace))

@@ -677,7 +677,10 @@ async fn paced_provisions(
     store: Arc<dyn LeaseStore>,
     quotas: Quotas,
 ) -> Result<Vec<Duration>, Error> {
-    let runtime = Arc::new(FakeRuntime::default());
+    let runtime = Arc::new(FakeRuntime::new(
+        "bench-postgres",
+        Arc::new(lease_core::SystemClock),
+    ));
     runtime.set_create_latency(CREATE_LATENCY);
     let manager = LeaseManager::builder(store, runtime)
         .config(quotas.apply(ManagerConfig::with_namespace("bench-postgres")))

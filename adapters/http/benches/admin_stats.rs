@@ -199,7 +199,10 @@ async fn run(
     println!("{name}:");
     let now = Utc::now();
     fill(store.clone(), leases, now).await?;
-    let runtime = Arc::new(FakeRuntime::new(Arc::new(lease_core::SystemClock)));
+    let runtime = Arc::new(FakeRuntime::new(
+        "bench-admin-stats",
+        Arc::new(lease_core::SystemClock),
+    ));
     let manager = LeaseManager::builder(store.clone(), runtime)
         .config(ManagerConfig::with_namespace("bench-admin-stats"))
         .build()?;

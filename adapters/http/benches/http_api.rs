@@ -146,7 +146,10 @@ fn manager(store: Arc<dyn LeaseStore>, runtime: Arc<FakeRuntime>) -> Result<Leas
 }
 
 async fn status_vs_hello(seconds: f64) -> Result<(), Error> {
-    let runtime = Arc::new(FakeRuntime::default());
+    let runtime = Arc::new(FakeRuntime::new(
+        "bench-http",
+        Arc::new(lease_core::SystemClock),
+    ));
     let manager = manager(Arc::new(MemoryStore::new()), runtime)?;
     let lease = manager
         .provision(ProvisionRequest::new("local", "alpine").minutes(60))
@@ -276,7 +279,10 @@ async fn provision_latency(
     store: Arc<dyn LeaseStore>,
     target: Duration,
 ) -> Result<(), Error> {
-    let runtime = Arc::new(FakeRuntime::default());
+    let runtime = Arc::new(FakeRuntime::new(
+        "bench-http",
+        Arc::new(lease_core::SystemClock),
+    ));
     runtime.set_create_latency(CREATE_LATENCY);
     let manager = manager(store, runtime.clone())?;
     let shutdown = CancellationToken::new();

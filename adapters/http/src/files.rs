@@ -171,11 +171,10 @@ pub(crate) async fn download(
         .map_err(|error| invalid_path(error.to_string()))?
         .to_owned();
     let container = running_container(&lease)?;
-    let namespace = state.manager.config().namespace.clone();
     let out = state
         .manager
         .runtime()
-        .copy_from(&namespace, &container, &path)
+        .copy_from(&container, &path)
         .await
         .map_err(copy_error)?;
     let limit = state.files.max_download;
@@ -374,14 +373,11 @@ pub(crate) async fn upload(
     };
     tracing::info!(lease = %lease.id, owner = %caller.owner, dir = %dir, length, "upload started");
     let runtime = state.manager.runtime().clone();
-    let namespace = state.manager.config().namespace.clone();
     let target = dir.clone();
     // A task of its own: a client that goes away mid-upload still gets the
     // staged files cleaned up.
     let copy = tokio::spawn(async move {
-        let result = runtime
-            .copy_to(&namespace, &container, &target, input)
-            .await;
+        let result = runtime.copy_to(&container, &target, input).await;
         drop(permit);
         result
     });

@@ -42,7 +42,10 @@ impl Drop for Served {
 /// Serves the API with `limits` and `connections`, with tokens for alice
 /// and bob when `tokens`, else single-user.
 async fn start(tokens: bool, limits: Limits, connections: ServeConfig) -> Served {
-    let runtime = Arc::new(FakeRuntime::default());
+    let runtime = Arc::new(FakeRuntime::new(
+        "test-limits",
+        Arc::new(lease_core::SystemClock),
+    ));
     let manager = LeaseManager::builder(Arc::new(MemoryStore::new()), runtime.clone())
         .config(ManagerConfig::with_namespace("test-limits"))
         .build()

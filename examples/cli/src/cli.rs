@@ -45,6 +45,34 @@ pub enum Output {
     Json,
 }
 
+/// `--runtime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// One Docker engine.
+    Docker,
+    /// A Docker Swarm.
+    Swarm,
+}
+
+fn parse_node_engine(text: &str) -> Result<lease_swarm::NodeRoutes, String> {
+    text.parse()
+        .map_err(|error: lease_core::RuntimeError| error.to_string())
+}
+
+impl GlobalArgs {
+    /// The runtime settings lease-swarm's `connect_runtime` takes.
+    pub fn runtime_settings(&self) -> lease_swarm::RuntimeSettings {
+        lease_swarm::RuntimeSettings {
+            choice: match self.runtime {
+                RuntimeKind::Docker => lease_swarm::RuntimeChoice::Docker,
+                RuntimeKind::Swarm => lease_swarm::RuntimeChoice::Swarm,
+            },
+            routes: self.swarm_node_engines.iter().cloned().collect(),
+            overcommit: self.swarm_overcommit,
+        }
+    }
+}
+
 /// Settings shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
@@ -72,6 +100,26 @@ pub struct GlobalArgs {
         global = true
     )]
     pub namespace: String,
+
+    /// Where leases run (as lease-server): `docker`, one engine (DOCKER_HOST,
+    /// else the local socket), or `swarm`, a Docker Swarm through its manager.
+    #[arg(long = "runtime", env = "LEASE_RUNTIME", value_enum, default_value_t = RuntimeKind::Docker, global = true, hide_short_help = true)]
+    pub runtime: RuntimeKind,
+
+    /// With `--runtime swarm`: NODE=ENDPOINT, the engine of swarm node NODE
+    /// (id or hostname; `unix:///path` or `tcp://host:port`) for shells and
+    /// files of its leases. Repeatable. The manager's own node needs none.
+    #[arg(long = "swarm-node-engine", env = "LEASE_SWARM_NODE_ENGINES", value_name = "NODE=ENDPOINT", value_delimiter = ',', value_parser = parse_node_engine, global = true, hide_short_help = true)]
+    pub swarm_node_engines: Vec<lease_swarm::NodeRoutes>,
+
+    /// With `--runtime swarm`: limits without reservations (as lease-server).
+    #[arg(
+        long,
+        env = "LEASE_SWARM_OVERCOMMIT",
+        global = true,
+        hide_short_help = true
+    )]
+    pub swarm_overcommit: bool,
 
     /// Catalog of offerings (TOML `[[offering]]` tables) [default: built-in alpine and ubuntu].
     #[arg(long, env = "LEASE_CATALOG", global = true)]

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use lease_core::StoreError;
 use lease_core::{Catalog, ContainerRuntime, LeaseManager, LeaseStore, ManagerConfig};
-use lease_docker::DockerRuntime;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
@@ -208,11 +207,17 @@ impl Context {
         let store = self.open_store().await?;
         let runtime: Arc<dyn ContainerRuntime> = match docker {
             Docker::Needed => {
-                let docker = DockerRuntime::connect().await.map_err(CliError::Docker)?;
-                docker.ping().await.map_err(CliError::Docker)?;
-                Arc::new(docker)
+                let runtime = lease_swarm::connect_runtime(
+                    &config.namespace,
+                    self.args.runtime_settings(),
+                    &catalog,
+                )
+                .await
+                .map_err(CliError::Docker)?;
+                runtime.ping().await.map_err(CliError::Docker)?;
+                runtime
             }
-            Docker::NotNeeded => Arc::new(OfflineRuntime),
+            Docker::NotNeeded => Arc::new(OfflineRuntime::new(&config.namespace)),
         };
         Ok(LeaseManager::builder(store, runtime)
             .catalog(catalog)

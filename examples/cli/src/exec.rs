@@ -2,7 +2,7 @@
 //! output to stdout/stderr, stdin to the command, window size along.
 
 use futures::StreamExt;
-use lease_core::runtime::{ExecRequest, ExecSession, LogSource};
+use lease_core::runtime::{ExecHandle, ExecRequest, ExecSession, LogSource};
 use lease_core::{LeaseId, LeaseManager};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -106,14 +106,11 @@ pub async fn next_input(keys: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Ve
 }
 
 /// Tells the exec the terminal's current size (best effort).
-async fn resize(manager: &LeaseManager, exec_id: &str) {
+async fn resize(control: &ExecHandle) {
     if let Some((columns, rows)) = terminal::size()
-        && let Err(error) = manager
-            .runtime()
-            .exec_resize(&manager.config().namespace, exec_id, columns, rows)
-            .await
+        && let Err(error) = control.resize(columns, rows).await
     {
-        tracing::debug!(exec = exec_id, error = %error.chain(), "resize failed");
+        tracing::debug!(exec = ?control, error = %error.chain(), "resize failed");
     }
 }
 
@@ -134,9 +131,9 @@ pub async fn run(
         ..ExecRequest::default()
     };
     let ExecSession {
-        id: exec_id,
         mut output,
         mut input,
+        control,
     } = manager.exec(id, request).await?;
     // Dropped on every way out of this function: the terminal comes back.
     let _raw = if plan.tty && terminal::stdin_is_terminal() {
@@ -159,7 +156,7 @@ pub async fn run(
                     }
                     if !resized_after_output {
                         resized_after_output = true;
-                        resize(manager, &exec_id).await;
+                        resize(&control).await;
                     }
                 }
                 Some(Err(error)) => return Err(error.into()),
@@ -181,23 +178,19 @@ pub async fn run(
                     }
                 }
             },
-            () = windows.changed(), if plan.tty => resize(manager, &exec_id).await,
+            () = windows.changed(), if plan.tty => resize(&control).await,
             () = cancel.cancelled() => return Ok(ExecEnd::Cancelled),
         }
     }
     drop(input);
-    exit_code(manager, &exec_id).await.map(ExecEnd::Exited)
+    exit_code(&control).await.map(ExecEnd::Exited)
 }
 
 /// The exec's exit code; the engine may take a moment to record it after
 /// the output ends.
-async fn exit_code(manager: &LeaseManager, exec_id: &str) -> Result<i64, CliError> {
+async fn exit_code(control: &ExecHandle) -> Result<i64, CliError> {
     for _ in 0..100 {
-        if let Some(code) = manager
-            .runtime()
-            .exec_exit_code(&manager.config().namespace, exec_id)
-            .await?
-        {
+        if let Some(code) = control.exit_code().await? {
             return Ok(code);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -3,13 +3,25 @@
 
 use async_trait::async_trait;
 use lease_core::runtime::{
-    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressFn,
+    ContainerInfo, ContainerSpec, ExecRequest, ExecSession, LogOptions, LogStream, ProgressSender,
 };
 use lease_core::{ContainerRuntime, RuntimeError};
 
 /// Fails every call: the command that built it promised not to use Docker.
-#[derive(Debug, Clone, Copy)]
-pub struct OfflineRuntime;
+/// Scoped to the namespace of the flags, as the engine requires.
+#[derive(Debug, Clone)]
+pub struct OfflineRuntime {
+    namespace: String,
+}
+
+impl OfflineRuntime {
+    /// A stand-in for `namespace`'s runtime.
+    pub fn new(namespace: &str) -> Self {
+        OfflineRuntime {
+            namespace: namespace.to_owned(),
+        }
+    }
+}
 
 fn offline() -> RuntimeError {
     RuntimeError::Unavailable {
@@ -20,43 +32,39 @@ fn offline() -> RuntimeError {
 
 #[async_trait]
 impl ContainerRuntime for OfflineRuntime {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     async fn ping(&self) -> Result<(), RuntimeError> {
         Err(offline())
     }
 
-    async fn ensure_image(&self, _: &str, _: ProgressFn<'_>) -> Result<(), RuntimeError> {
+    async fn ensure_image(&self, _: &str, _: ProgressSender) -> Result<(), RuntimeError> {
         Err(offline())
     }
 
-    async fn create_and_start(&self, _: &ContainerSpec) -> Result<String, RuntimeError> {
+    async fn create(&self, _: &ContainerSpec) -> Result<String, RuntimeError> {
         Err(offline())
     }
 
-    async fn remove(&self, _: &str, _: &str) -> Result<(), RuntimeError> {
+    async fn status(&self, _: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
         Err(offline())
     }
 
-    async fn inspect(&self, _: &str, _: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+    async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
         Err(offline())
     }
 
-    async fn logs(&self, _: &str, _: &str, _: LogOptions) -> Result<LogStream, RuntimeError> {
+    async fn logs(&self, _: &str, _: LogOptions) -> Result<LogStream, RuntimeError> {
         Err(offline())
     }
 
-    async fn exec(&self, _: &str, _: &str, _: ExecRequest) -> Result<ExecSession, RuntimeError> {
+    async fn exec(&self, _: &str, _: ExecRequest) -> Result<ExecSession, RuntimeError> {
         Err(offline())
     }
 
-    async fn exec_resize(&self, _: &str, _: &str, _: u16, _: u16) -> Result<(), RuntimeError> {
-        Err(offline())
-    }
-
-    async fn exec_exit_code(&self, _: &str, _: &str) -> Result<Option<i64>, RuntimeError> {
-        Err(offline())
-    }
-
-    async fn list_managed(&self, _: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    async fn list_managed(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         Err(offline())
     }
 }

@@ -49,6 +49,58 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where leases run: flags shared in spirit with the `lease` CLI.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// `docker`: one Docker engine (DOCKER_HOST, else the local socket).
+    /// `swarm`: a Docker Swarm through its manager (DOCKER_HOST, else the
+    /// local socket); every lease is a service the cluster places.
+    #[arg(long = "runtime", env = "LEASE_RUNTIME", value_enum, default_value_t = RuntimeKind::Docker)]
+    pub kind: RuntimeKind,
+
+    /// With `--runtime swarm`: the engine of swarm node NODE (its id or
+    /// hostname), `NODE=unix:///path/docker.sock` or
+    /// `NODE=tcp://host:port`, for shells, files and the address of the
+    /// leases it runs. Repeatable (comma-separated in the variable). The
+    /// manager's own node needs none.
+    #[arg(long = "swarm-node-engine", env = "LEASE_SWARM_NODE_ENGINES", value_name = "NODE=ENDPOINT", value_delimiter = ',', value_parser = parse_node_engine)]
+    pub swarm_node_engines: Vec<lease_swarm::NodeRoutes>,
+
+    /// With `--runtime swarm`: set each lease's CPU and memory limits
+    /// without reserving them on its node (overcommit). By default they are
+    /// reserved, so the scheduler never places more than a node has.
+    #[arg(long, env = "LEASE_SWARM_OVERCOMMIT")]
+    pub swarm_overcommit: bool,
+}
+
+/// `--runtime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// One Docker engine.
+    Docker,
+    /// A Docker Swarm.
+    Swarm,
+}
+
+fn parse_node_engine(text: &str) -> Result<lease_swarm::NodeRoutes, String> {
+    text.parse()
+        .map_err(|error: lease_core::RuntimeError| error.to_string())
+}
+
+impl RuntimeArgs {
+    /// The settings lease-swarm's `connect_runtime` takes.
+    pub fn settings(&self) -> lease_swarm::RuntimeSettings {
+        lease_swarm::RuntimeSettings {
+            choice: match self.kind {
+                RuntimeKind::Docker => lease_swarm::RuntimeChoice::Docker,
+                RuntimeKind::Swarm => lease_swarm::RuntimeChoice::Swarm,
+            },
+            routes: self.swarm_node_engines.iter().cloned().collect(),
+            overcommit: self.swarm_overcommit,
+        }
+    }
+}
+
 /// Server settings.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -121,6 +173,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASE_NAMESPACE", default_value = "default")]
     pub namespace: String,
 
+    /// Where leases run.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+
     /// The reaper wakes at least this often (e.g. `60s`, `5m`).
     #[arg(long, env = "LEASE_SWEEP_INTERVAL", default_value = "60s")]
     pub sweep_interval: humantime::Duration,
@@ -128,6 +184,11 @@ pub struct ServeArgs {
     /// A pending lease not running after this becomes `error`.
     #[arg(long, env = "LEASE_PROVISION_TIMEOUT", default_value = "10m")]
     pub provision_timeout: humantime::Duration,
+
+    /// A created container not running after this (a cluster that cannot
+    /// place it) fails its lease with the runtime's reason.
+    #[arg(long, env = "LEASE_PLACEMENT_TIMEOUT", default_value = "2m")]
+    pub placement_timeout: humantime::Duration,
 
     /// A pending lease that no task of this process is provisioning (say,
     /// after a crash) is retried once it is this old.

@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lease_core::error::error_chain;
-use lease_core::{
-    Catalog, ContainerRuntime, CredentialStore, LeaseManager, LeaseStore, ManagerConfig,
-};
-use lease_docker::DockerRuntime;
+use lease_core::{Catalog, CredentialStore, LeaseManager, LeaseStore, ManagerConfig};
 use lease_http::ApiConfig;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresError, PostgresStore, PostgresStoreConfig};
 use lease_store_redis::{RedisStore, RedisStoreConfig};
 use lease_store_sqlite::SqliteStore;
+use lease_swarm::connect_runtime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -41,9 +39,9 @@ enum StartError {
     /// Its message names the URL, the password replaced by `***`.
     #[error("cannot use the PostgreSQL lease store")]
     Postgres(#[from] PostgresError),
-    #[error("cannot reach Docker (is it running? DOCKER_HOST?)")]
+    #[error("cannot reach the container runtime (is Docker running? DOCKER_HOST? --runtime?)")]
     Runtime(#[from] lease_core::RuntimeError),
-    #[error("the catalog asks for something this Docker engine cannot do")]
+    #[error("the catalog or runtime flags ask for something this runtime cannot do")]
     Unsupported(#[source] lease_core::RuntimeError),
     #[error("invalid engine settings")]
     Engine(#[from] lease_core::LeaseError),
@@ -237,17 +235,17 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         .oidc
         .setup(&args.listen, credential_store.clone())
         .await?;
-    let docker = DockerRuntime::connect().await?;
-    info!(endpoint = %docker.endpoint(), "container runtime: Docker");
-    docker
-        .check_catalog(&catalog)
+    let runtime = connect_runtime(&args.namespace, args.runtime.settings(), &catalog)
         .await
-        .map_err(StartError::Unsupported)?;
-    let runtime: Arc<dyn ContainerRuntime> = Arc::new(docker);
+        .map_err(|error| match error {
+            lease_core::RuntimeError::Invalid(_) => StartError::Unsupported(error),
+            other => StartError::Runtime(other),
+        })?;
 
     let config = ManagerConfig {
         sweep_interval: args.sweep_interval.into(),
         provision_timeout: args.provision_timeout.into(),
+        placement_timeout: args.placement_timeout.into(),
         stuck_pending_after: args.stuck_pending_after.into(),
         reconcile_interval: args.reconcile_interval.into(),
         pool_max_age: args.pool_max_age.into(),

@@ -42,7 +42,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use super::conformance::sample_lease;
-use super::fake_runtime::FakeRuntime;
+use super::fake_runtime::{FakeRuntime, Placement};
 use crate::admission::Admission;
 use crate::runtime::{container_name, labels};
 use crate::{
@@ -66,7 +66,7 @@ struct Harness {
 
 fn harness_with(store: Arc<dyn LeaseStore>, config: ManagerConfig) -> Harness {
     let clock = Arc::new(ManualClock::default());
-    let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+    let runtime = Arc::new(FakeRuntime::new(&config.namespace, clock.clone()));
     let manager = LeaseManager::builder(store.clone(), runtime.clone())
         .config(config)
         .clock(clock.clone())
@@ -192,6 +192,33 @@ pub async fn provision_returns_pending_then_runs_with_labels(store: Arc<dyn Leas
     assert_eq!(c.labels[labels::OWNER], "alice");
     assert_eq!(c.label_time(labels::EXPIRES_AT), Some(lease.expires_at));
     assert_eq!(h.stored(&lease.id).await.status, Status::Running);
+}
+
+/// A container the runtime cannot place (a cluster with no suitable node)
+/// fails its lease with the runtime's reason, and nothing is left.
+pub async fn unplaceable_container_is_an_error_with_the_runtimes_reason(
+    store: Arc<dyn LeaseStore>,
+) {
+    let mut h = harness(store);
+    let reason = "no suitable node (scheduling constraints not satisfied on 3 nodes)";
+    h.runtime.place_next_creates(
+        Placement::Fails {
+            reason: reason.to_owned(),
+        },
+        1,
+    );
+    let lease = h.provision("alice", "alpine", 5).await;
+    let failed = wait_event(&mut h.events, EventKind::Error, &lease.id)
+        .await
+        .lease;
+    assert_eq!(failed.status, Status::Error);
+    let message = failed.error.expect("error message kept");
+    assert!(message.contains(reason), "{message}");
+    assert!(
+        h.runtime.containers_in(NS).is_empty(),
+        "what was created is removed"
+    );
+    assert_eq!(h.runtime.removals().len(), 1);
 }
 
 /// Seed prices are exact.
@@ -995,6 +1022,7 @@ macro_rules! __engine_scenarios_any_store {
     ($($prefix:tt)*) => {
         $crate::__engine_scenario_module! { $($prefix)*
             provision_returns_pending_then_runs_with_labels,
+            unplaceable_container_is_an_error_with_the_runtimes_reason,
             seed_prices_are_exact,
             missing_image_is_an_error_naming_it,
             delete_while_pending_leaves_no_container,

@@ -81,7 +81,7 @@ fn manager(
 
 fn harness(store: Arc<dyn LeaseStore>, pool: u32) -> Harness {
     let clock = Arc::new(ManualClock::default());
-    let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+    let runtime = Arc::new(FakeRuntime::new(NS, clock.clone()));
     let manager = manager(
         &store,
         &runtime,
@@ -363,7 +363,7 @@ pub async fn reconcile_keeps_pools_honest(store: Arc<dyn LeaseStore>) {
     let ghost = PoolSlot::filling("alpine", "alpine:3.21", h.clock.now());
     let offering = changed.catalog().get("alpine").expect("alpine");
     h.runtime
-        .create_and_start(&pool_container_spec(NS, &ghost, offering))
+        .create(&pool_container_spec(&ghost, offering))
         .await
         .expect("create");
     let report = changed.reconcile_once().await.expect("reconcile");
@@ -396,7 +396,7 @@ pub async fn refill_crash_is_cleaned_up(store: Arc<dyn LeaseStore>) {
         assert!(h.store.pool_add(slot, 2).await.expect("add"));
     }
     h.runtime
-        .create_and_start(&pool_container_spec(NS, &with_container, &offering))
+        .create(&pool_container_spec(&with_container, &offering))
         .await
         .expect("create");
     assert_eq!(h.fill().await, 0, "filling slots count toward the pool");
@@ -434,7 +434,7 @@ pub async fn failed_refill_leaves_nothing(store: Arc<dyn LeaseStore>) {
 /// a limit is refused.
 pub async fn pools_count_against_host_capacity(store: Arc<dyn LeaseStore>) {
     let clock = Arc::new(ManualClock::default());
-    let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+    let runtime = Arc::new(FakeRuntime::new(NS, clock.clone()));
     let limited = ManagerConfig {
         max_leases: Some(3),
         ..config()

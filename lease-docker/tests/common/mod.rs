@@ -19,7 +19,7 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures::TryStreamExt;
 use lease_core::runtime::{
-    Confinement, ContainerSpec, ExecRequest, Limits, LogSource, container_name, labels,
+    Confinement, ContainerSpec, ExecHandle, ExecRequest, Limits, LogSource, container_name, labels,
 };
 use lease_core::{
     Catalog, Clock, ContainerRuntime, EventKind, LeaseEvent, LeaseId, LeaseManager, ManagerConfig,
@@ -52,7 +52,8 @@ pub struct TestDocker {
 impl TestDocker {
     /// Connects and checks the test image, or skips.
     pub async fn start() -> Option<TestDocker> {
-        let runtime = match DockerRuntime::connect().await {
+        let namespace = random_namespace();
+        let runtime = match DockerRuntime::connect(&namespace).await {
             Ok(runtime) => runtime,
             Err(error) => return skip(format!("engine unreachable: {}", error.chain())),
         };
@@ -65,7 +66,6 @@ impl TestDocker {
                 "image {IMAGE} is missing: run scripts/test-images.sh"
             ));
         }
-        let namespace = random_namespace();
         let guard = NamespaceGuard::new(&namespace);
         Some(TestDocker {
             namespace,
@@ -75,9 +75,9 @@ impl TestDocker {
         })
     }
 
-    /// A spec in this test's namespace running `command` on the test image.
+    /// A lease's spec running `command` on the test image.
     pub fn spec(&self, command: &[&str]) -> ContainerSpec {
-        spec_in(&self.namespace, command)
+        spec(command)
     }
 }
 
@@ -97,11 +97,7 @@ impl TestDocker {
             command: command.iter().map(|part| (*part).to_owned()).collect(),
             ..ExecRequest::default()
         };
-        let session = self
-            .runtime
-            .exec(&self.namespace, container, request)
-            .await
-            .expect("exec");
+        let session = self.runtime.exec(container, request).await.expect("exec");
         let chunks: Vec<_> = session.output.try_collect().await.expect("exec output");
         let text = |source: LogSource| {
             let bytes: Vec<u8> = chunks
@@ -112,36 +108,30 @@ impl TestDocker {
             String::from_utf8_lossy(&bytes).into_owned()
         };
         Ran {
-            code: self.exit_code(&session.id).await,
+            code: exit_code(&session.control).await,
             stdout: text(LogSource::Stdout),
             stderr: text(LogSource::Stderr),
         }
     }
-
-    /// Waits (up to 5 s) for an exec's exit code.
-    pub async fn exit_code(&self, exec_id: &str) -> i64 {
-        for _ in 0..100 {
-            if let Some(code) = self
-                .runtime
-                .exec_exit_code(&self.namespace, exec_id)
-                .await
-                .expect("exec exit code")
-            {
-                return code;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("exec {exec_id} did not finish");
-    }
 }
 
-/// A spec in `namespace`, labelled as the engine labels it.
-pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
+/// Waits (up to 5 s) for an exec's exit code.
+pub async fn exit_code(control: &ExecHandle) -> i64 {
+    for _ in 0..100 {
+        if let Some(code) = control.exit_code().await.expect("exec exit code") {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("exec {control:?} did not finish");
+}
+
+/// A lease's spec, labelled as the engine labels it (the runtime adds the
+/// managed and namespace labels).
+pub fn spec(command: &[&str]) -> ContainerSpec {
     let lease_id = LeaseId::generate();
     let now = chrono::Utc::now();
     let labels = BTreeMap::from([
-        (labels::MANAGED.to_owned(), "true".to_owned()),
-        (labels::NAMESPACE.to_owned(), namespace.to_owned()),
         (labels::LEASE_ID.to_owned(), lease_id.to_string()),
         (labels::OWNER.to_owned(), "alice".to_owned()),
         (labels::CREATED_AT.to_owned(), now.to_rfc3339()),
@@ -154,7 +144,6 @@ pub fn spec_in(namespace: &str, command: &[&str]) -> ContainerSpec {
     ContainerSpec {
         name: container_name(&lease_id),
         belongs_to: lease_core::runtime::BelongsTo::Lease(lease_id),
-        namespace: namespace.to_owned(),
         image: IMAGE.to_owned(),
         command: command.iter().map(|part| (*part).to_owned()).collect(),
         labels,

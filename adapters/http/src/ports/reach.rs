@@ -230,10 +230,10 @@ async fn target(state: &AppState, caller: &Caller, id: &str) -> Result<Found, Ap
     let manager = &state.manager;
     let info = manager
         .runtime()
-        .inspect(&manager.config().namespace, &container)
+        .status(&container)
         .await
         .map_err(|error| ApiError::from(lease_core::LeaseError::from(error)))?;
-    let Some(info) = info.filter(|info| info.running) else {
+    let Some(info) = info.filter(|info| info.running()) else {
         return Err(not_running(&lease));
     };
     let Some(address) = info.address else {

@@ -51,7 +51,6 @@ pub(crate) fn kill_command(session_id: &str, signal: SignalName) -> Vec<String> 
 /// waiting (10 s at most) for the kill exec to finish.
 pub(crate) async fn signal_tree(
     runtime: &dyn ContainerRuntime,
-    namespace: &str,
     container: &str,
     session_id: &str,
     signal: SignalName,
@@ -61,7 +60,7 @@ pub(crate) async fn signal_tree(
         ..ExecRequest::default()
     };
     let run = async {
-        let mut exec = runtime.exec(namespace, container, request).await?;
+        let mut exec = runtime.exec(container, request).await?;
         // Its output is nothing; reading it to the end waits for the walk.
         while let Some(chunk) = exec.output.next().await {
             chunk?;

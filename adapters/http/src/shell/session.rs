@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use lease_core::runtime::{ExecChunk, ExecSession, LogSource};
+use lease_core::runtime::{ExecChunk, ExecHandle, ExecSession, LogSource};
 use lease_core::{
     ContainerRuntime, EndReason as LeaseEndReason, LeaseId, LeaseManager, RuntimeError, Status,
 };
@@ -148,7 +148,8 @@ struct State {
 
 /// What exists once the exec has started.
 struct Started {
-    exec_id: String,
+    /// Resize and exit code of the exec.
+    control: ExecHandle,
     stdin: mpsc::Sender<StdinCommand>,
     /// Bytes queued for stdin and not written yet.
     pending: Arc<AtomicUsize>,
@@ -171,7 +172,6 @@ pub(crate) struct Attached {
 /// One shell session.
 pub(crate) struct Session {
     pub(crate) info: SessionInfo,
-    namespace: String,
     runtime: Arc<dyn ContainerRuntime>,
     state: Mutex<State>,
     started: OnceLock<Started>,
@@ -210,7 +210,6 @@ impl Session {
     ) -> Arc<Self> {
         Arc::new(Session {
             info,
-            namespace: manager.config().namespace.clone(),
             runtime: manager.runtime().clone(),
             state: Mutex::new(State {
                 buffer: ReplayBuffer::new(replay_bytes),
@@ -239,12 +238,16 @@ impl Session {
     /// Starts the session's tasks on its running exec: the output pump and
     /// the stdin writer.
     pub(crate) fn start(self: &Arc<Self>, exec: ExecSession, manager: LeaseManager) {
-        let ExecSession { id, output, input } = exec;
+        let ExecSession {
+            output,
+            input,
+            control,
+        } = exec;
         let (stdin, commands) = mpsc::channel(STDIN_QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
         // `start` runs once per session: a second call would find it set.
         let _ = self.started.set(Started {
-            exec_id: id,
+            control,
             stdin,
             pending: pending.clone(),
         });
@@ -266,9 +269,9 @@ impl Session {
         )
     }
 
-    /// The runtime's exec id (empty before the exec started).
-    fn exec_id(&self) -> &str {
-        self.started.get().map_or("", |s| s.exec_id.as_str())
+    /// The exec's control (`None` before the exec started).
+    fn control(&self) -> Option<&ExecHandle> {
+        self.started.get().map(|started| &started.control)
     }
 
     /// The end, if the session has ended.
@@ -396,9 +399,11 @@ impl Session {
     /// Resizes the terminal.
     pub(crate) async fn resize(&self, cols: u16, rows: u16) -> Result<(), RuntimeError> {
         self.state().size = Some((cols, rows));
-        self.runtime
-            .exec_resize(&self.namespace, self.exec_id(), cols, rows)
-            .await
+        match self.control() {
+            Some(control) => control.resize(cols, rows).await,
+            // Not started yet: the exec starts at the size kept above.
+            None => Ok(()),
+        }
     }
 
     /// Sends `signal` to the session's process tree.
@@ -409,14 +414,7 @@ impl Session {
             signal = signal.as_str(),
             "signalling a shell session"
         );
-        kill::signal_tree(
-            &*self.runtime,
-            &self.namespace,
-            &self.info.container,
-            &self.info.id,
-            signal,
-        )
-        .await
+        kill::signal_tree(&*self.runtime, &self.info.container, &self.info.id, signal).await
     }
 
     /// Kills the process tree (SIGKILL), logging a failure.
@@ -467,10 +465,8 @@ impl Session {
     async fn size_again(&self) {
         let size = self.state().size;
         if let Some((cols, rows)) = size
-            && let Err(error) = self
-                .runtime
-                .exec_resize(&self.namespace, self.exec_id(), cols, rows)
-                .await
+            && let Some(control) = self.control()
+            && let Err(error) = control.resize(cols, rows).await
         {
             debug!(session_id = %self.info.id, error = %error.chain(), "resize after the first output failed");
         }
@@ -509,13 +505,12 @@ impl Session {
             warn!(session_id = %self.info.id, error = %error.chain(), "shell output failed");
             return SessionEnd::ended(EndReason::Error, "the command's output could not be read");
         }
+        let Some(control) = self.control() else {
+            return SessionEnd::ended(EndReason::Error, "the command never started");
+        };
         let deadline = Instant::now() + EXIT_CODE_WAIT;
         loop {
-            match self
-                .runtime
-                .exec_exit_code(&self.namespace, self.exec_id())
-                .await
-            {
+            match control.exit_code().await {
                 Ok(Some(code)) => return SessionEnd::Exit(code),
                 Ok(None) if Instant::now() < deadline => {
                     tokio::time::sleep(EXIT_CODE_POLL).await;

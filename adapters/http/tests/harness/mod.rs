@@ -135,7 +135,7 @@ impl Harness {
             Some(clock) => clock.clone(),
             None => Arc::new(SystemClock),
         };
-        let runtime = Arc::new(FakeRuntime::new(clock.clone()));
+        let runtime = Arc::new(FakeRuntime::new(&options.config.namespace, clock.clone()));
         let store = options
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new()));
