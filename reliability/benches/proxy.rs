@@ -40,8 +40,15 @@
 //!    requests over 200 ms are counted (a SYN retransmit takes 1 s).
 //!
 //! Also printed: lease-server's CPU time per proxied request (from
-//! `/proc`, closed loop), steadier than rates on a shared machine, and the
-//! load average before and after. Skips with a reason without Docker, the
+//! `/proc`, closed loop), steadier than rates on a shared machine, the
+//! load average before and after, and one `VERDICT` line per goal.
+//!
+//! **Two servers in one run** (`PROXY_BENCH_BASELINE=/path/to/lease-server`,
+//! named by `PROXY_BENCH_BASELINE_LABEL`, default `baseline`): a second
+//! server (another build: the previous commit, or the system allocator)
+//! with a lease of its own in its own namespace, the same apps in it, its
+//! proxy path taking turns with the other two; its rows say what the
+//! change bought, measured on the same machine at the same time. Skips with a reason without Docker, the
 //! test image or a static `rustc` build (fails under `CI=true`). Run with
 //! `cargo bench -p lease-reliability --bench proxy`.
 
@@ -109,18 +116,24 @@ fn main() {
         skip_or_fail("proxy bench: Docker is not reachable");
         return;
     }
-    let guard = NamespaceGuard::random();
-    let Some(server) = Server::start(server::config(guard.namespace())) else {
-        return;
-    };
     let Some(app) = build_app() else {
         return;
     };
-    let api = server.api();
-    let (lease, container) = api.running_lease("ubuntu", LIMIT);
-    start_app(&app, &container);
-    start_httpd(&container);
-    let address: IpAddr = docker_inspect_ip(&container).parse().expect("an IP");
+    let Some(ours) = Arm::start("this build", None, &app) else {
+        return;
+    };
+    let baseline = match std::env::var("PROXY_BENCH_BASELINE") {
+        Ok(binary) if !binary.is_empty() => {
+            let label = std::env::var("PROXY_BENCH_BASELINE_LABEL")
+                .unwrap_or_else(|_| "baseline".to_owned());
+            let Some(arm) = Arm::start(&label, Some(PathBuf::from(binary)), &app) else {
+                return;
+            };
+            Some(arm)
+        }
+        _ => None,
+    };
+    let arms: Vec<&Arm> = std::iter::once(&ours).chain(baseline.as_ref()).collect();
     let settings = Settings::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -143,19 +156,18 @@ fn main() {
     let meter = CpuMeter::new();
     let mut reports = Vec::new();
     for upstream in &upstreams {
-        let paths = Paths {
-            direct: Target {
-                connect: SocketAddr::new(address, upstream.port),
-                path: "/file".to_owned(),
-            },
-            proxy: Target {
-                connect: api.address(),
-                path: format!("/leases/{lease}/ports/{}/file", upstream.port),
-            },
+        let direct = Target {
+            connect: SocketAddr::new(ours.address, upstream.port),
+            path: "/file".to_owned(),
         };
-        let report = runtime.block_on(measure(&paths, settings, upstream.closes, || {
-            server.pid().and_then(|pid| meter.seconds(pid))
-        }));
+        let proxies: Vec<Target> = arms.iter().map(|arm| arm.target(upstream.port)).collect();
+        let report = runtime.block_on(measure(
+            &direct,
+            &proxies,
+            settings,
+            upstream.closes,
+            |arm: usize| arms[arm].server.pid().and_then(|pid| meter.seconds(pid)),
+        ));
         reports.push((upstream, report));
     }
     let load_after = load_line();
@@ -166,12 +178,68 @@ fn main() {
         settings.turn.as_secs()
     );
     println!("machine before: {load_before}; after: {load_after}");
-    for (upstream, report) in &reports {
-        report.print(upstream, settings);
+    for arm in &arms {
+        println!("server `{}`: {}", arm.label, arm.server.binary().display());
     }
-    let _ = api.delete(&lease);
-    drop(server);
-    drop(guard);
+    let labels: Vec<&str> = arms.iter().map(|arm| arm.label.as_str()).collect();
+    for (upstream, report) in &reports {
+        report.print(upstream, settings, &labels);
+    }
+    println!();
+    for (upstream, report) in &reports {
+        report.verdicts(upstream);
+    }
+    drop(baseline);
+    drop(ours);
+}
+
+/// One server with its lease and the apps in it.
+struct Arm {
+    label: String,
+    lease: String,
+    address: IpAddr,
+    server: Server,
+    /// Removes the lease's container (and network) after the server.
+    _guard: NamespaceGuard,
+}
+
+impl Arm {
+    /// A server (`binary`, else the default one) in a namespace of its
+    /// own, a running lease, and both apps started in it.
+    fn start(label: &str, binary: Option<PathBuf>, app: &Path) -> Option<Arm> {
+        let guard = NamespaceGuard::random();
+        let mut config = server::config(guard.namespace());
+        if let Some(binary) = binary {
+            config = config.binary(binary);
+        }
+        let server = Server::start(config)?;
+        let api = server.api();
+        let (lease, container) = api.running_lease("ubuntu", LIMIT);
+        start_app(app, &container);
+        start_httpd(&container);
+        let address: IpAddr = docker_inspect_ip(&container).parse().expect("an IP");
+        Some(Arm {
+            label: label.to_owned(),
+            lease,
+            address,
+            server,
+            _guard: guard,
+        })
+    }
+
+    /// The proxy path to `port` of this arm's lease.
+    fn target(&self, port: u16) -> Target {
+        Target {
+            connect: self.server.address(),
+            path: format!("/leases/{}/ports/{port}/file", self.lease),
+        }
+    }
+}
+
+impl Drop for Arm {
+    fn drop(&mut self) {
+        let _ = self.server.api().delete(&self.lease);
+    }
 }
 
 /// An app in the lease.
@@ -188,12 +256,6 @@ struct Upstream {
 struct Target {
     connect: SocketAddr,
     path: String,
-}
-
-/// The two paths to the same app.
-struct Paths {
-    direct: Target,
-    proxy: Target,
 }
 
 /// What a path did across turns.
@@ -225,16 +287,17 @@ impl Run {
     }
 }
 
-/// Both measures of one upstream.
+/// Both measures of one upstream: the direct path, and each server's
+/// proxy path (this build's first).
 struct Report {
     closed_direct: Run,
-    closed_proxy: Run,
-    /// lease-server's CPU seconds during the closed-loop proxy turns.
-    server_cpu: Option<f64>,
+    closed_proxy: Vec<Run>,
+    /// Each server's CPU seconds during its closed-loop proxy turns.
+    server_cpu: Vec<Option<f64>>,
     /// Each paced client's interval.
     interval: Duration,
     paced_direct: Run,
-    paced_proxy: Run,
+    paced_proxy: Vec<Run>,
 }
 
 /// How each client sends.
@@ -251,17 +314,19 @@ enum Pacing {
 /// Linux (on the app's side when the app closes first), and a margin.
 const TIME_WAIT: Duration = Duration::from_secs(62);
 
-/// Runs both measures on `paths`; `server_cpu` reads lease-server's CPU
-/// seconds so far. When the app `closes` every connection, the closed loop
-/// leaves tens of thousands of 4-tuples in `TIME_WAIT` in the container,
-/// which a new connection's port may land on: the paced measure waits them
-/// out first, so it does not inherit the closed loop's after-effects (the
-/// same wait for both paths).
+/// Runs both measures on the `direct` path and each of the `proxies`
+/// (taking turns); `server_cpu(i)` reads the CPU seconds so far of the
+/// server behind `proxies[i]`. When the app `closes` every connection, the
+/// closed loop leaves tens of thousands of 4-tuples in `TIME_WAIT` in the
+/// container, which a new connection's port may land on: the paced measure
+/// waits them out first, so it does not inherit the closed loop's
+/// after-effects (the same wait for every path).
 async fn measure(
-    paths: &Paths,
+    direct: &Target,
+    proxies: &[Target],
     settings: Settings,
     closes: bool,
-    server_cpu: impl Fn() -> Option<f64>,
+    server_cpu: impl Fn(usize) -> Option<f64>,
 ) -> Report {
     let Settings {
         clients,
@@ -269,33 +334,43 @@ async fn measure(
         turns,
         pace,
     } = settings;
-    // Warm up both paths (connections, the server's pool).
+    // Warm up every path (connections, the servers' pools).
     let warm = Duration::from_millis(500);
-    load(&paths.direct, clients, warm, Pacing::Closed).await;
-    load(&paths.proxy, clients, warm, Pacing::Closed).await;
-    let mut closed_direct = Run::default();
-    let mut closed_proxy = Run::default();
-    let mut cpu = Some(0.0);
-    for _ in 0..turns {
-        closed_direct.add(load(&paths.direct, clients, turn, Pacing::Closed).await);
-        let before = server_cpu();
-        closed_proxy.add(load(&paths.proxy, clients, turn, Pacing::Closed).await);
-        cpu = cpu
-            .zip(before.zip(server_cpu()))
-            .map(|(sum, (before, after))| sum + after - before);
+    load(direct, clients, warm, Pacing::Closed).await;
+    for proxy in proxies {
+        load(proxy, clients, warm, Pacing::Closed).await;
     }
-    // Paced at a fraction of what the slower path sustains, the same
-    // schedule on both.
-    let sustained = closed_direct.rate().min(closed_proxy.rate()).max(1.0);
+    let mut closed_direct = Run::default();
+    let mut closed_proxy: Vec<Run> = proxies.iter().map(|_| Run::default()).collect();
+    let mut cpu: Vec<Option<f64>> = proxies.iter().map(|_| Some(0.0)).collect();
+    for _ in 0..turns {
+        closed_direct.add(load(direct, clients, turn, Pacing::Closed).await);
+        for (i, proxy) in proxies.iter().enumerate() {
+            let before = server_cpu(i);
+            closed_proxy[i].add(load(proxy, clients, turn, Pacing::Closed).await);
+            cpu[i] = cpu[i]
+                .zip(before.zip(server_cpu(i)))
+                .map(|(sum, (before, after))| sum + after - before);
+        }
+    }
+    // Paced at a fraction of what the slowest path sustains, the same
+    // schedule on all.
+    let sustained = closed_proxy
+        .iter()
+        .map(Run::rate)
+        .fold(closed_direct.rate(), f64::min)
+        .max(1.0);
     let interval = Duration::from_secs_f64(clients as f64 / (sustained * pace));
     if closes {
         tokio::time::sleep(TIME_WAIT).await;
     }
     let mut paced_direct = Run::default();
-    let mut paced_proxy = Run::default();
+    let mut paced_proxy: Vec<Run> = proxies.iter().map(|_| Run::default()).collect();
     for _ in 0..turns {
-        paced_direct.add(load(&paths.direct, clients, turn, Pacing::Every(interval)).await);
-        paced_proxy.add(load(&paths.proxy, clients, turn, Pacing::Every(interval)).await);
+        paced_direct.add(load(direct, clients, turn, Pacing::Every(interval)).await);
+        for (i, proxy) in proxies.iter().enumerate() {
+            paced_proxy[i].add(load(proxy, clients, turn, Pacing::Every(interval)).await);
+        }
     }
     Report {
         closed_direct,
@@ -423,83 +498,148 @@ async fn client(
     (latencies, errors)
 }
 
+/// The throughput goal: proxy ÷ direct requests/s.
+const GOAL_RATIO: f64 = 0.7;
+/// The added-latency goal: paced p99, proxy − direct, in ms.
+const GOAL_ADDED_P99_MS: f64 = 1.0;
+
 impl Report {
-    fn print(&self, upstream: &Upstream, settings: Settings) {
-        let (cd, cp) = (&self.closed_direct, &self.closed_proxy);
-        let (pd, pp) = (&self.paced_direct, &self.paced_proxy);
-        let ratio = cp.rate() / cd.rate().max(f64::EPSILON);
+    fn ratio(&self, arm: usize) -> f64 {
+        self.closed_proxy[arm].rate() / self.closed_direct.rate().max(f64::EPSILON)
+    }
+
+    fn added_ms(&self, arm: usize, q: f64) -> f64 {
+        self.paced_proxy[arm].ms(q) - self.paced_direct.ms(q)
+    }
+
+    fn print(&self, upstream: &Upstream, settings: Settings, labels: &[&str]) {
+        let (cd, pd) = (&self.closed_direct, &self.paced_direct);
         let paced_rate = settings.clients as f64 / self.interval.as_secs_f64();
         println!();
         println!("upstream: {} on port {}", upstream.name, upstream.port);
         println!("| measure | direct | proxy | proxy vs direct | goal |");
         println!("|---|---|---|---|---|");
-        println!(
-            "| closed loop: requests/s | {:.0} | {:.0} | {ratio:.2}× | ≥ 0.7× |",
-            cd.rate(),
-            cp.rate()
-        );
-        println!(
-            "| closed loop: p50 / p99 ms (saturated: clients ÷ rate, not the hop) | {:.2} / {:.2} | {:.2} / {:.2} | +{:.2} / +{:.2} | — |",
-            cd.ms(0.5),
-            cd.ms(0.99),
-            cp.ms(0.5),
-            cp.ms(0.99),
-            cp.ms(0.5) - cd.ms(0.5),
-            cp.ms(0.99) - cd.ms(0.99)
-        );
-        println!(
-            "| paced {paced_rate:.0} req/s (each client every {:.1} ms, {:.0}% of the slower path's rate): p50 ms | {:.3} | {:.3} | +{:.3} | — |",
-            self.interval.as_secs_f64() * 1000.0,
-            settings.pace * 100.0,
-            pd.ms(0.5),
-            pp.ms(0.5),
-            pp.ms(0.5) - pd.ms(0.5)
-        );
-        println!(
-            "| paced: p99 ms | {:.3} | {:.3} | +{:.3} | ≤ +1 ms |",
-            pd.ms(0.99),
-            pp.ms(0.99),
-            pp.ms(0.99) - pd.ms(0.99)
-        );
-        println!(
-            "| paced: requests answered / errors | {} / {} | {} / {} | | |",
-            pd.latencies.len(),
-            pd.errors,
-            pp.latencies.len(),
-            pp.errors
-        );
-        let slow = Duration::from_millis(200);
-        println!(
-            "| paced: requests over 200 ms (SYN retransmits are 1 s) | {} | {} | | |",
-            pd.slower_than(slow),
-            pp.slower_than(slow)
-        );
-        println!(
-            "| closed loop: errors | {} | {} | | |",
-            cd.errors, cp.errors
-        );
-        match self.server_cpu {
-            Some(cpu) if !cp.latencies.is_empty() => println!(
-                "| lease-server CPU per proxied request (closed loop) | | {:.1} µs | | |",
-                cpu * 1e6 / cp.latencies.len() as f64
-            ),
-            _ => println!("| lease-server CPU per proxied request | | not measurable here | | |"),
+        for (arm, label) in labels.iter().enumerate() {
+            let (cp, pp) = (&self.closed_proxy[arm], &self.paced_proxy[arm]);
+            let ratio = self.ratio(arm);
+            let proxy = if labels.len() > 1 {
+                format!("proxy `{label}`")
+            } else {
+                "proxy".to_owned()
+            };
+            println!(
+                "| {proxy}: closed loop requests/s | {:.0} | {:.0} | {ratio:.2}× | ≥ {GOAL_RATIO}× |",
+                cd.rate(),
+                cp.rate()
+            );
+            println!(
+                "| {proxy}: closed loop p50 / p99 ms (saturated: clients ÷ rate, not the hop) | {:.2} / {:.2} | {:.2} / {:.2} | {:+.2} / {:+.2} | — |",
+                cd.ms(0.5),
+                cd.ms(0.99),
+                cp.ms(0.5),
+                cp.ms(0.99),
+                cp.ms(0.5) - cd.ms(0.5),
+                cp.ms(0.99) - cd.ms(0.99)
+            );
+            println!(
+                "| {proxy}: paced {paced_rate:.0} req/s (each client every {:.1} ms, {:.0}% of the slowest path's rate): p50 ms | {:.3} | {:.3} | {:+.3} | — |",
+                self.interval.as_secs_f64() * 1000.0,
+                settings.pace * 100.0,
+                pd.ms(0.5),
+                pp.ms(0.5),
+                self.added_ms(arm, 0.5)
+            );
+            println!(
+                "| {proxy}: paced p99 ms | {:.3} | {:.3} | {:+.3} | ≤ +{GOAL_ADDED_P99_MS} ms |",
+                pd.ms(0.99),
+                pp.ms(0.99),
+                self.added_ms(arm, 0.99)
+            );
+            println!(
+                "| {proxy}: paced requests answered / errors | {} / {} | {} / {} | | |",
+                pd.latencies.len(),
+                pd.errors,
+                pp.latencies.len(),
+                pp.errors
+            );
+            let slow = Duration::from_millis(200);
+            println!(
+                "| {proxy}: paced requests over 200 ms (SYN retransmits are 1 s) | {} | {} | | |",
+                pd.slower_than(slow),
+                pp.slower_than(slow)
+            );
+            println!(
+                "| {proxy}: closed loop errors | {} | {} | | |",
+                cd.errors, cp.errors
+            );
+            match self.server_cpu[arm] {
+                Some(cpu) if !cp.latencies.is_empty() => println!(
+                    "| {proxy}: lease-server CPU per proxied request (closed loop) | | {:.1} µs | | |",
+                    cpu * 1e6 / cp.latencies.len() as f64
+                ),
+                _ => println!(
+                    "| {proxy}: lease-server CPU per proxied request | | not measurable here | | |"
+                ),
+            }
+            let key = upstream.key();
+            let suffix = if arm == 0 {
+                String::new()
+            } else {
+                format!("_{}", figure_name(label))
+            };
+            println!("FIGURE proxy_{key}{suffix}_rps_ratio={ratio:.2}");
+            println!(
+                "FIGURE proxy_{key}{suffix}_paced_added_p50_ms={:.3}",
+                self.added_ms(arm, 0.5)
+            );
+            println!(
+                "FIGURE proxy_{key}{suffix}_paced_added_p99_ms={:.3}",
+                self.added_ms(arm, 0.99)
+            );
         }
-        let key = if upstream.port == HTTPD_PORT {
+    }
+
+    /// This build's verdict on each goal against `upstream`.
+    fn verdicts(&self, upstream: &Upstream) {
+        let ratio = self.ratio(0);
+        let added = self.added_ms(0, 0.99);
+        let said = |met: bool| if met { "met" } else { "MISSED" };
+        println!(
+            "VERDICT {}: throughput {ratio:.2}× of direct (goal ≥ {GOAL_RATIO}×): {}",
+            upstream.key(),
+            said(ratio >= GOAL_RATIO)
+        );
+        println!(
+            "VERDICT {}: added p99 {added:+.3} ms paced (goal ≤ +{GOAL_ADDED_P99_MS} ms): {}",
+            upstream.key(),
+            said(added <= GOAL_ADDED_P99_MS)
+        );
+    }
+}
+
+impl Upstream {
+    /// Its short name in `FIGURE` and `VERDICT` lines.
+    fn key(&self) -> &'static str {
+        if self.port == HTTPD_PORT {
             "httpd"
         } else {
             "keepalive"
-        };
-        println!("FIGURE proxy_{key}_rps_ratio={ratio:.2}");
-        println!(
-            "FIGURE proxy_{key}_paced_added_p50_ms={:.3}",
-            pp.ms(0.5) - pd.ms(0.5)
-        );
-        println!(
-            "FIGURE proxy_{key}_paced_added_p99_ms={:.3}",
-            pp.ms(0.99) - pd.ms(0.99)
-        );
+        }
     }
+}
+
+/// `label` as a figure name: lowercase letters, digits and `_`.
+fn figure_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Compiles `bench-apps/keepalive_httpd.rs` into a static binary beside

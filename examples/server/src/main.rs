@@ -27,6 +27,14 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, TokenCommand};
 
+/// mimalloc rather than the C library's malloc: a request through the
+/// port proxy or the API makes many small, short-lived allocations (header
+/// maps, bodies, futures), which it serves from per-thread pages without
+/// locks; BENCHMARKS.md (proxy) measures both in one run.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
