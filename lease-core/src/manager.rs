@@ -280,14 +280,15 @@ impl LeaseManager {
         let stored = self.inner.store.insert(&lease, &self.admission()).await?;
         info!(lease_id = %stored.id, owner = %stored.owner, offering = %stored.offering, minutes, "lease created");
         self.emit(EventKind::Created, &stored);
-        self.inner.reaper.wake();
+        self.inner.reaper.wake_for(stored.due_at());
         self.spawn_expiry_warning(&stored);
         // A warm pool's ready container makes it running at once; else
-        // (or with no pool) its container is created in the background.
+        // (or with no pool) its container is created in the background,
+        // starting from the lease as stored (no read).
         if let Some(running) = self.take_from_pool(&stored, offering).await {
             return Ok(running);
         }
-        self.spawn_provisioning(stored.id.clone());
+        self.spawn_provisioning_from(stored.clone());
         Ok(stored)
     }
 
@@ -350,7 +351,7 @@ impl LeaseManager {
         };
         info!(lease_id = %id, minutes, expires_at = %stored.expires_at, "lease extended");
         self.emit(EventKind::Extended, &stored);
-        self.inner.reaper.wake();
+        self.inner.reaper.wake_for(stored.due_at());
         self.spawn_expiry_warning(&stored);
         Ok(*stored)
     }
@@ -534,9 +535,26 @@ impl LeaseManager {
     pub(crate) async fn modify(
         &self,
         id: &LeaseId,
+        change: impl FnMut(&mut Lease, DateTime<Utc>) -> bool,
+    ) -> Result<Option<Lease>, LeaseError> {
+        self.modify_from(id, None, change).await
+    }
+
+    /// [`LeaseManager::modify`] starting from `known`, a copy of the lease
+    /// in hand (as stored by this process), instead of reading it first: if
+    /// the lease changed since, the compare-and-set fails and the change is
+    /// tried again on a fresh read.
+    pub(crate) async fn modify_from(
+        &self,
+        id: &LeaseId,
+        known: Option<Lease>,
         mut change: impl FnMut(&mut Lease, DateTime<Utc>) -> bool,
     ) -> Result<Option<Lease>, LeaseError> {
-        let changed = CompareAndSet::new(&*self.inner.store, id)
+        let mut cas = CompareAndSet::new(&*self.inner.store, id);
+        if let Some(known) = known {
+            cas = cas.starting_from(known);
+        }
+        let changed = cas
             .apply(|mut lease| {
                 let now = self.inner.clock.now();
                 Ok(

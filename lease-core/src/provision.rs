@@ -70,6 +70,16 @@ impl LeaseManager {
     /// Starts provisioning a pending lease in the background, unless this
     /// process is already doing it.
     pub(crate) fn spawn_provisioning(&self, id: LeaseId) -> bool {
+        self.spawn_provisioning_task(id, None)
+    }
+
+    /// [`LeaseManager::spawn_provisioning`] of a lease this process has
+    /// just stored: the task starts from `stored` instead of reading it.
+    pub(crate) fn spawn_provisioning_from(&self, stored: Lease) -> bool {
+        self.spawn_provisioning_task(stored.id.clone(), Some(stored))
+    }
+
+    fn spawn_provisioning_task(&self, id: LeaseId, known: Option<Lease>) -> bool {
         if !lock(&self.inner.in_flight).insert(id.clone()) {
             return false;
         }
@@ -79,7 +89,7 @@ impl LeaseManager {
         };
         self.inner.tasks.spawn(async move {
             let manager = guard.manager.clone();
-            if let Err(error) = manager.provision_lease(&guard.id).await {
+            if let Err(error) = manager.provision_lease(&guard.id, known).await {
                 warn!(lease_id = %guard.id, error = %crate::error::error_chain(&error), "provisioning task failed");
             }
             drop(guard);
@@ -87,9 +97,13 @@ impl LeaseManager {
         true
     }
 
-    /// Provisions one lease, bounded by the provisioning timeout.
-    async fn provision_lease(&self, id: &LeaseId) -> Result<(), LeaseError> {
-        let Some(lease) = self.begin_attempt(id).await? else {
+    /// Provisions one lease, bounded by the provisioning timeout; `known`
+    /// is the lease as last stored, if in hand. Each write starts from the
+    /// lease the previous one stored (a compare-and-set that finds it
+    /// changed reads it again), so an uncontended provision is three
+    /// writes and no read: insert, attempt, running.
+    async fn provision_lease(&self, id: &LeaseId, known: Option<Lease>) -> Result<(), LeaseError> {
+        let Some(lease) = self.begin_attempt(id, known).await? else {
             return Ok(());
         };
         let timeout = Duration::from_std(self.config().provision_timeout).unwrap_or(Duration::MAX);
@@ -104,15 +118,19 @@ impl LeaseManager {
             }
         };
         match outcome {
-            Ok(container_id) => self.record_running(id, container_id).await,
+            Ok(container_id) => self.record_running(id, container_id, lease).await,
             Err(error) => self.fail_provisioning(id, error.chain()).await,
         }
     }
 
     /// Counts an attempt on a lease that is still pending; `None` if it no
     /// longer is.
-    async fn begin_attempt(&self, id: &LeaseId) -> Result<Option<Lease>, LeaseError> {
-        self.modify(id, |lease, _| {
+    async fn begin_attempt(
+        &self,
+        id: &LeaseId,
+        known: Option<Lease>,
+    ) -> Result<Option<Lease>, LeaseError> {
+        self.modify_from(id, known, |lease, _| {
             if lease.status != Status::Pending {
                 return false;
             }
@@ -183,11 +201,17 @@ impl LeaseManager {
         Ok(unit)
     }
 
-    /// Moves the lease to `running`, or removes the container if the lease
-    /// ended while it was being created.
-    async fn record_running(&self, id: &LeaseId, container_id: String) -> Result<(), LeaseError> {
+    /// Moves the lease (`attempted`: as the attempt stored it) to
+    /// `running`, or removes the container if the lease ended while it was
+    /// being created.
+    async fn record_running(
+        &self,
+        id: &LeaseId,
+        container_id: String,
+        attempted: Lease,
+    ) -> Result<(), LeaseError> {
         let updated = self
-            .modify(id, |lease, now| {
+            .modify_from(id, Some(attempted), |lease, now| {
                 if lease.status != Status::Pending {
                     return false;
                 }

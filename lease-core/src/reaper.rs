@@ -1,8 +1,10 @@
 //! The reaper: ends expired leases and removes their containers.
 //!
 //! It sleeps until the earliest due lease (or the sweep interval, whichever
-//! is sooner) and is woken early when a lease is created, extended or
-//! deleted. Each due lease is claimed through the store, so across replicas
+//! is sooner) and is woken early when a lease is deleted, or created or
+//! extended with a due time before the moment it will look anyway (a lease
+//! due later is found by that look: most new leases wake nothing, which
+//! spares the store a claim and a `next_due` per provision). Each due lease is claimed through the store, so across replicas
 //! exactly one reaper works on it at a time (DESIGN invariant 5). A lease
 //! leaves the active set only after its container's removal is confirmed
 //! (invariant 2); a removal that keeps failing is retried — quickly with
@@ -11,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -77,6 +79,9 @@ pub(crate) struct Reaper {
     settings: Settings,
     /// Wakes the loop early (a lease was created, extended or deleted).
     wake: Arc<Notify>,
+    /// When the sleeping loop will look again by itself; `None` while it
+    /// is not asleep (a pass, or reading the next due time, is running).
+    scheduled: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Reaper {
@@ -103,11 +108,28 @@ impl Reaper {
                 quick_retry_base: config.quick_retry_base,
             },
             wake: Arc::new(Notify::new()),
+            scheduled: Mutex::new(None),
         }
     }
 
     /// Wakes the loop now: the earliest due time may have moved.
     pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Wakes the loop if a lease due at `due` would otherwise wait past
+    /// it: unless the loop sleeps until `due` or earlier (it then finds
+    /// the lease when it looks, by reading the store).
+    ///
+    /// The loop reads the next due time before it records when it will
+    /// look, and forgets that moment as soon as it wakes: a lease written
+    /// before `wake_for` is called either was seen by that read or meets
+    /// `None` or a later moment here, and wakes the loop.
+    pub(crate) fn wake_for(&self, due: DateTime<Utc>) {
+        let scheduled = *crate::manager::lock(&self.scheduled);
+        if scheduled.is_some_and(|at| at <= due) {
+            return;
+        }
         self.wake.notify_one();
     }
 
@@ -139,11 +161,13 @@ impl Reaper {
                 }
             };
             let wake_at = self.next_wake(pause).await;
+            *crate::manager::lock(&self.scheduled) = Some(wake_at);
             tokio::select! {
                 () = self.clock.sleep_until(wake_at) => {}
                 () = self.wake.notified() => {}
                 () = &mut stop => break,
             }
+            *crate::manager::lock(&self.scheduled) = None;
         }
         info!("reaper stopped");
     }

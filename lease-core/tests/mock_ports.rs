@@ -412,6 +412,168 @@ async fn provision_stores_the_lease_before_creating_its_labelled_container() {
     assert_eq!(time_label("io.containerlease.created-at"), lease.created_at);
 }
 
+/// An uncontended provision is three writes and no read: the insert, the
+/// attempt and `running`, each starting from the lease the one before
+/// stored (the store's round trips are what a provision costs a database).
+#[tokio::test]
+async fn an_uncontended_provision_writes_three_times_and_reads_nothing() {
+    let clock = Arc::new(ManualClock::default());
+    let slot = Slot::default();
+    let mut seq = Sequence::new();
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    store
+        .expect_insert()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(insert_into(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| {
+            lease.status == Status::Pending && lease.revision == 1 && lease.provision_attempts == 1
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(cas_update(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Running && lease.revision == 2)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(cas_update(&slot));
+    store.expect_get().never();
+    runtime.expect_ensure_image().returning(|_, _| Ok(()));
+    runtime
+        .expect_create_and_start()
+        .times(1)
+        .returning(|_| Ok("cid-3".to_owned()));
+
+    let manager = manager(store, runtime, &clock);
+    let mut events = manager.subscribe();
+    let lease = manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(30))
+        .await
+        .expect("valid request");
+    let running = wait_for(&mut events, &lease.id, EventKind::Running).await;
+    assert_eq!(running.lease.revision, 3);
+    finish(manager).await;
+}
+
+/// The provisioning task starts from the lease as stored; when someone
+/// wrote it in between, the compare-and-set fails and the task reads the
+/// lease again rather than overwrite the other write.
+#[tokio::test]
+async fn provisioning_reads_again_when_the_stored_copy_is_stale() {
+    let clock = Arc::new(ManualClock::default());
+    let slot = Slot::default();
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    let stale = slot.clone();
+    let mut insert = insert_into(&slot);
+    store
+        .expect_insert()
+        .times(1)
+        .returning(move |lease, admission| {
+            let stored = insert(lease, admission)?;
+            // Another writer (an extension on another replica) before the task runs.
+            if let Some(current) = lock(&stale).as_mut() {
+                current.revision = 2;
+                current.expires_at += TimeDelta::minutes(30);
+            }
+            Ok(stored)
+        });
+    store.expect_get().times(1).returning(get_from(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Pending)
+        .times(2)
+        .returning(cas_update(&slot));
+    store
+        .expect_update()
+        .withf(|lease, _admission| lease.status == Status::Running)
+        .times(1)
+        .returning(cas_update(&slot));
+    runtime.expect_ensure_image().returning(|_, _| Ok(()));
+    runtime
+        .expect_create_and_start()
+        .times(1)
+        .returning(|_| Ok("cid-4".to_owned()));
+
+    let manager = manager(store, runtime, &clock);
+    let mut events = manager.subscribe();
+    let lease = manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(30))
+        .await
+        .expect("valid request");
+    let running = wait_for(&mut events, &lease.id, EventKind::Running).await;
+    assert_eq!(
+        running.lease.expires_at,
+        lease.expires_at + TimeDelta::minutes(30),
+        "the other writer's change is kept"
+    );
+    finish(manager).await;
+}
+
+/// The reaper is woken by a new lease only when the lease is due before the
+/// moment the reaper looks anyway: a lease due later is found then, and
+/// costs the store no claim and no `next_due` now.
+#[tokio::test]
+async fn the_reaper_is_woken_only_by_leases_due_before_its_next_look() {
+    let clock = Arc::new(ManualClock::default());
+    let slot = Slot::default();
+    let claims = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut store = MockStore::new();
+    let mut runtime = MockRuntime::new();
+    let counted = claims.clone();
+    store.expect_claim_expired().returning(move |_, _, _| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Vec::new())
+    });
+    // Nothing due: the reaper looks again at the sweep (10 minutes).
+    store.expect_next_due().returning(|| Ok(None));
+    store.expect_insert().returning(insert_into(&slot));
+    store.expect_get().returning(get_from(&slot));
+    store.expect_update().returning(cas_update(&slot));
+    runtime.expect_ensure_image().returning(|_, _| Ok(()));
+    runtime
+        .expect_create_and_start()
+        .returning(|_| Ok("cid-5".to_owned()));
+    let config = ManagerConfig {
+        sweep_interval: Duration::from_secs(600),
+        ..config()
+    };
+    let manager = manager_with(store, runtime, &clock, config);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reaper = tokio::spawn({
+        let (manager, stop) = (manager.clone(), stop.clone());
+        async move { manager.run_reaper(stop).await }
+    });
+    let passes = || claims.load(std::sync::atomic::Ordering::SeqCst);
+    let settle = || tokio::time::sleep(Duration::from_millis(100));
+    settle().await;
+    assert_eq!(passes(), 1, "the reaper's first pass");
+
+    // Due in 30 minutes, after the sweep in 10: no wake-up.
+    manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(30))
+        .await
+        .expect("valid request");
+    settle().await;
+    assert_eq!(passes(), 1, "a lease due after the next look wakes nothing");
+
+    // Due in 5 minutes, before it: the reaper looks again at once.
+    manager
+        .provision(ProvisionRequest::new("alice", OFFERING).minutes(5))
+        .await
+        .expect("valid request");
+    settle().await;
+    assert_eq!(passes(), 2, "a lease due before the next look wakes it");
+
+    stop.cancel();
+    reaper.await.expect("reaper task");
+    finish(manager).await;
+}
+
 /// DESIGN invariant 4: a provisioning task that finds its lease ended after
 /// creating the container removes that container and never marks it running.
 #[tokio::test]
@@ -428,10 +590,13 @@ async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
         .expect_update()
         .withf(|lease, _admission| lease.status == Status::Pending)
         .returning(cas_update(&slot));
+    // The task tries `running` on the copy it stored; the compare-and-set
+    // finds the deletion's newer revision, refuses, and the task reads again.
     store
         .expect_update()
         .withf(|lease, _admission| lease.status == Status::Running)
-        .never();
+        .times(1)
+        .returning(cas_update(&slot));
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     let ended = slot.clone();
     runtime.expect_create().times(1).returning(move |_spec| {
@@ -464,6 +629,9 @@ async fn provisioning_removes_the_container_of_a_lease_that_ended_meanwhile() {
         .expect("remove reported");
     assert_eq!(removed, "cid-late");
     finish(manager).await;
+    let stored = lock(&slot).clone().expect("lease stored");
+    assert_eq!(stored.status, Status::Deleting, "never marked running");
+    assert_eq!(stored.container_id, None);
 }
 
 /// A failing create marks the lease `error` with the runtime's message, and
@@ -1187,7 +1355,12 @@ async fn boundary_durations_are_accepted_and_stored_once() {
             stored.revision = 1;
             Ok(stored)
         });
-    // The background task finds nothing to provision.
+    // The background task finds nothing to provision (this store keeps
+    // nothing: the attempt's compare-and-set finds no lease).
+    store
+        .expect_update()
+        .returning(|lease, _admission| Err(StoreError::NotFound(lease.id.clone())));
+    // (and the expiry warnings' reads find nothing either).
     store
         .expect_get()
         .returning(|id| Err(StoreError::NotFound(id.clone())));

@@ -24,6 +24,7 @@
 
 use deadpool_postgres::GenericClient;
 use lease_core::{Admission, AdmissionUsage, Lease, Money, StoreError};
+use tokio_postgres::types::ToSql;
 
 use crate::active::select;
 use crate::codec::{self, COLUMNS, Param};
@@ -55,26 +56,6 @@ impl AdmissionLocks {
             "containerlease admission {} owner {owner}",
             self.schema
         ))
-    }
-
-    /// Takes, until the transaction ends, the locks an insert of `lease`
-    /// checked against `admission` needs: the owner's if an owner quota
-    /// counts it, then the namespace's if a host limit is set.
-    pub(crate) async fn for_insert(
-        &self,
-        client: &impl GenericClient,
-        lease: &Lease,
-        admission: &Admission,
-    ) -> Result<(), StoreError> {
-        let owner_quota = admission.max_leases_per_owner.is_some()
-            || (admission.max_daily_spend.is_some() && admission.counts_today(lease));
-        if owner_quota {
-            lock(client, self.owner(&lease.owner)).await?;
-        }
-        if has_host_limit(admission) {
-            lock(client, self.host).await?;
-        }
-        Ok(())
     }
 
     /// Takes, until the transaction ends, the lock an update of `lease`
@@ -114,29 +95,121 @@ pub(crate) async fn lock(client: &impl GenericClient, key: i64) -> Result<(), St
         .map(drop)
 }
 
-/// Refuses `lease` if `admission` does not let it in; reads only what the
-/// set limits need.
-pub(crate) async fn check_insert(
+/// What an insert of a lease decides on, read under its admission locks.
+#[derive(Debug)]
+pub(crate) struct InsertFigures {
+    /// Whether the id is taken, by an active or a finished lease.
+    pub(crate) taken: bool,
+    /// The figures the set limits need (zeros for the others).
+    pub(crate) usage: AdmissionUsage,
+}
+
+/// The id check and the admission figures of an insert, in one statement:
+/// `$1` the id, `$2` the owner, `$3` whether to count the owner's leases,
+/// `$4` whether to sum the host's use (a `false` flag skips its scan: a
+/// one-time filter). The host's sums are numeric: exact, and checked when
+/// narrowed back.
+const INSERT_FIGURES: &str = "\
+    SELECT taken.v, owner_leases.v, host.leases, host.cpus, host.memory \
+    FROM (SELECT EXISTS (SELECT 1 FROM active WHERE id = $1) \
+              OR EXISTS (SELECT 1 FROM finished WHERE id = $1) AS v) taken, \
+         (SELECT count(*) AS v FROM active WHERE $3 AND owner = $2) owner_leases, \
+         (SELECT count(*) AS leases, COALESCE(sum(nano_cpus), 0)::text AS cpus, \
+                 COALESCE(sum(memory_mb), 0)::text AS memory \
+          FROM active WHERE $4) host";
+
+/// Takes, until the transaction ends, the admission locks an insert of
+/// `lease` checked against `admission` needs — the owner's if an owner
+/// quota counts it, then the namespace's if a host limit is set — and
+/// reads, under them, whether the id is taken and the figures the set
+/// limits need.
+///
+/// One round trip: the statements are pipelined (sent together, run by
+/// the server one after the other). Each statement of a READ COMMITTED
+/// transaction reads its own snapshot, taken when it starts, so the reads
+/// see every insert committed before the locks were granted.
+pub(crate) async fn locked_insert_figures(
     client: &impl GenericClient,
+    locks: &AdmissionLocks,
     lease: &Lease,
     admission: &Admission,
-) -> Result<(), StoreError> {
-    let owner_leases = match admission.max_leases_per_owner {
-        Some(_) => owner_active(client, &lease.owner).await?,
-        None => 0,
+) -> Result<InsertFigures, StoreError> {
+    const OPERATION: &str = "check an insert's admission";
+    let counts_spend = admission.max_daily_spend.is_some() && admission.counts_today(lease);
+    let owner_quota = admission.max_leases_per_owner.is_some() || counts_spend;
+    let host_limit = has_host_limit(admission);
+    // Prepared once per connection; afterwards from the cache, no round trip.
+    let lock_statement = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await
+        .during(OPERATION)?;
+    let figures_statement = client
+        .prepare_cached(INSERT_FIGURES)
+        .await
+        .during(OPERATION)?;
+    let spend_statement = client
+        .prepare_cached(&spend_sql())
+        .await
+        .during(OPERATION)?;
+    let (owner_key, host_key) = (locks.owner(&lease.owner), locks.host);
+    let count_owner = admission.max_leases_per_owner.is_some();
+    let day_start = codec::saturating_nanos(admission.day_start);
+    // Polled in this order, so sent (and run) in this order.
+    let take_lock = |wanted: bool, key: i64| {
+        let statement = &lock_statement;
+        async move {
+            if wanted {
+                client.execute(statement, &[&key]).await.map(drop)
+            } else {
+                Ok(())
+            }
+        }
     };
-    let owner_spend_today = if admission.max_daily_spend.is_some() && admission.counts_today(lease)
-    {
-        spend_since(client, &lease.owner, admission).await?
-    } else {
-        Money::ZERO
+    let (owner_lock, host_lock) = (
+        take_lock(owner_quota, owner_key),
+        take_lock(host_limit, host_key),
+    );
+    let id = lease.id.as_str();
+    let figures_values: [&(dyn ToSql + Sync); 4] = [&id, &lease.owner, &count_owner, &host_limit];
+    let figures = client.query_one(&figures_statement, &figures_values);
+    let spend_values: [&(dyn ToSql + Sync); 2] = [&lease.owner, &day_start];
+    let spend = async {
+        if counts_spend {
+            client
+                .query(&spend_statement, &spend_values)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        }
     };
-    let usage = AdmissionUsage {
-        owner_leases,
-        owner_spend_today,
-        ..host_use(client, admission).await?
+    let ((), (), figures, spend) =
+        tokio::try_join!(owner_lock, host_lock, figures, spend).during(OPERATION)?;
+    let owner_spend_today = match spend {
+        Some(rows) => codec::leases(&rows)?.iter().map(Lease::charge).sum(),
+        None => Money::ZERO,
     };
-    admission.check(&usage, lease)
+    let count = |index: usize| -> Result<u64, StoreError> {
+        let count: i64 = figures.try_get(index).during(OPERATION)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    };
+    let narrow = |index: usize| -> Result<i64, StoreError> {
+        let text: String = figures.try_get(index).during(OPERATION)?;
+        text.parse().map_err(|_| StoreError::Other {
+            operation: OPERATION.to_owned(),
+            source: format!("the host's total {text} does not fit 64 bits").into(),
+        })
+    };
+    Ok(InsertFigures {
+        taken: figures.try_get(0).during(OPERATION)?,
+        usage: AdmissionUsage {
+            owner_leases: count(1)?,
+            owner_spend_today,
+            leases: count(2)?,
+            nano_cpus: narrow(3)?,
+            memory_mb: u64::try_from(narrow(4)?).unwrap_or(0),
+        },
+    })
 }
 
 /// Locks the active lease `next.id`, checks its revision (`NotFound`,
@@ -170,21 +243,6 @@ pub(crate) async fn check_update(
     admission.check_update(spent, stored, next)
 }
 
-/// The owner's active leases.
-async fn owner_active(client: &impl GenericClient, owner: &str) -> Result<u64, StoreError> {
-    const OPERATION: &str = "count an owner's leases";
-    let statement = client
-        .prepare_cached("SELECT count(*) FROM active WHERE owner = $1")
-        .await
-        .during(OPERATION)?;
-    let row = client
-        .query_one(&statement, &[&owner])
-        .await
-        .during(OPERATION)?;
-    let count: i64 = row.try_get(0).during(OPERATION)?;
-    Ok(u64::try_from(count).unwrap_or(0))
-}
-
 /// Σ [`Lease::charge`] over the owner's active and finished leases created
 /// at or after the admission's day start, in exact money from the rows.
 async fn spend_since(
@@ -193,48 +251,18 @@ async fn spend_since(
     admission: &Admission,
 ) -> Result<Money, StoreError> {
     let start = codec::saturating_nanos(admission.day_start);
-    let sql = format!(
-        "SELECT {COLUMNS} FROM active WHERE owner = $1 AND created_at >= $2 \
-         UNION ALL SELECT {COLUMNS} FROM finished WHERE owner = $1 AND created_at >= $2"
-    );
     let values: [Param; 2] = [Box::new(owner.to_owned()), Box::new(start)];
-    let leases = select(client, &sql, &values, "sum an owner's spend today").await?;
+    let leases = select(client, &spend_sql(), &values, "sum an owner's spend today").await?;
     Ok(leases.iter().map(Lease::charge).sum())
 }
 
-/// The host's active leases, CPU and memory, if a host limit is set (zeros
-/// otherwise: the figures are not needed).
-async fn host_use(
-    client: &impl GenericClient,
-    admission: &Admission,
-) -> Result<AdmissionUsage, StoreError> {
-    const OPERATION: &str = "sum the host's use";
-    if !has_host_limit(admission) {
-        return Ok(AdmissionUsage::default());
-    }
-    // numeric sums: exact, and checked when narrowed back.
-    let statement = client
-        .prepare_cached(
-            "SELECT count(*), COALESCE(sum(nano_cpus), 0)::text, \
-             COALESCE(sum(memory_mb), 0)::text FROM active",
-        )
-        .await
-        .during(OPERATION)?;
-    let row = client.query_one(&statement, &[]).await.during(OPERATION)?;
-    let leases: i64 = row.try_get(0).during(OPERATION)?;
-    let narrow = |index: usize| -> Result<i64, StoreError> {
-        let text: String = row.try_get(index).during(OPERATION)?;
-        text.parse().map_err(|_| StoreError::Other {
-            operation: OPERATION.to_owned(),
-            source: format!("the host's total {text} does not fit 64 bits").into(),
-        })
-    };
-    Ok(AdmissionUsage {
-        leases: u64::try_from(leases).unwrap_or(0),
-        nano_cpus: narrow(1)?,
-        memory_mb: u64::try_from(narrow(2)?).unwrap_or(0),
-        ..AdmissionUsage::default()
-    })
+/// The owner's (`$1`) active and finished leases created at or after `$2`
+/// (nanoseconds): what [`Lease::charge`] sums to the spend today.
+fn spend_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM active WHERE owner = $1 AND created_at >= $2 \
+         UNION ALL SELECT {COLUMNS} FROM finished WHERE owner = $1 AND created_at >= $2"
+    )
 }
 
 #[cfg(test)]

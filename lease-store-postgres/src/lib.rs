@@ -73,5 +73,5 @@ pub use config::{
 };
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
-pub use store::{PostgresStore, drop_schema};
+pub use store::{PoolStatus, PostgresStore, drop_schema};
 pub use url::{URL_SCHEMES, is_store_url, redact};

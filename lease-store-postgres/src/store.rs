@@ -157,6 +157,19 @@ impl PostgresStore {
         &self.inner.schema
     }
 
+    /// The connection pool's state now: what an operator (or a bench)
+    /// reads to tell time spent waiting for a connection from time spent
+    /// in the database.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.inner.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// A pooled connection, or [`StoreError::Unavailable`].
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
@@ -308,6 +321,20 @@ impl LeaseStore for PostgresStore {
         let client = self.client().await?;
         pool::drop_slot(&client, slot_id, state).await
     }
+}
+
+/// The state of a [`PostgresStore`]'s connection pool
+/// ([`PostgresStore::pool_status`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Of those, idle in the pool.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
 }
 
 /// Drops the store's schema with everything in it (its namespace's leases,

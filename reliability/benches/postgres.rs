@@ -10,11 +10,24 @@
 //!    the bare claim statement on the same table beside it;
 //! 3. `POST /api/provision` through the HTTP API (`lease_http::router` and
 //!    `lease_http::serve`, in process, the runtime a fake taking 2 s per
-//!    container): p50 / p99 of 64 clients each sending one request every
-//!    50 ms (target p99 ≤ 10 ms), with the memory store in the same run as
-//!    the baseline; each client is its own owner (a token each). Then the
-//!    same with the owners' quotas set, and with a host limit besides (set
-//!    too high to refuse: what checking them costs, under their locks).
+//!    container), 64 clients, each its own owner (a token each):
+//!    - **saturation**: the clients in a closed loop (each sends when
+//!      answered) on PostgreSQL without limits: the provisions per second
+//!      this machine sustains, the provisioning tasks' writes included;
+//!    - **paced** (target p99 ≤ 10 ms), at two offered rates: the first
+//!      bench's one request per client every 50 ms (1,280/s), and
+//!      [`PACE_FRACTION`] (50 %) of the saturation rate just measured — a
+//!      load the machine carries with room, so the latency is what a
+//!      provision costs rather than a queue. At each: the memory and SQLite
+//!      stores (baselines, no limits), PostgreSQL without limits, with the
+//!      owners' quotas, and with a host limit besides (set too high to
+//!      refuse: what checking them costs, under their locks).
+//!
+//!    Each run prints its CPU (the machine's, the bench process's and
+//!    PostgreSQL's per provision) and, on PostgreSQL, `pg_stat_activity`
+//!    and the store's pool sampled every 10 ms: backends running (on a CPU
+//!    or queued for one), waiting for locks, LWLocks, I/O, or idle in a
+//!    transaction; requests waiting for a pooled connection.
 //!
 //! The database: `LEASE_TEST_POSTGRES_URL` (scripts/postgres.sh), else a
 //! private cluster of `lease-testkit` (its settings are printed: the
@@ -24,6 +37,7 @@
 //! ```text
 //! cargo bench -p lease-reliability --bench postgres
 //! LEASE_BENCH_PG_OPS=500 LEASE_BENCH_PG_LEASES=20000 cargo bench -p lease-reliability --bench postgres
+//! LEASE_BENCH_PG_PARTS=provision LEASE_BENCH_PG_PACE_FRACTION=0.25 cargo bench -p lease-reliability --bench postgres
 //! ```
 
 use std::net::SocketAddr;
@@ -38,10 +52,12 @@ use hyper_util::rt::TokioIo;
 use lease_core::testing::conformance::sample_lease;
 use lease_core::testing::fake_runtime::FakeRuntime;
 use lease_core::{Admission, Lease, LeaseId, LeaseManager, LeaseStore, ManagerConfig};
+use lease_reliability::cpu::CpuMeter;
 use lease_reliability::postgres::{PrivatePostgres, test_postgres_url};
 use lease_reliability::quantile;
 use lease_store_memory::MemoryStore;
 use lease_store_postgres::{PostgresStore, PostgresStoreConfig};
+use lease_store_sqlite::{SqliteStore, SqliteStoreConfig};
 use tokio_postgres::{Client, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
@@ -58,12 +74,20 @@ const NOW_NANOS: &str = "((extract(epoch from clock_timestamp()) * 1000000000)::
 /// Leases claimed per call in the claim run.
 const CLAIM: usize = 100;
 
-/// Concurrent clients of the provision run.
+/// Concurrent clients of the provision runs.
 const CLIENTS: usize = 64;
-/// Requests each client sends.
+/// Requests each client sends in a paced run.
 const REQUESTS_PER_CLIENT: usize = 40;
-/// One request per client this often (64 clients: 1,280 requests/s offered).
-const PACE: Duration = Duration::from_millis(50);
+/// The first paced point: one request per client this often (64 clients:
+/// 1,280 requests/s offered), a rate chosen by the first bench.
+const FIXED_PACE: Duration = Duration::from_millis(50);
+/// The second paced point: this fraction of PostgreSQL's closed-loop
+/// provision rate measured in the same run (`LEASE_BENCH_PG_PACE_FRACTION`).
+const PACE_FRACTION: f64 = 0.5;
+/// The closed loop's warm-up (the provisioning tasks' writes start
+/// [`CREATE_LATENCY`] after the first inserts) and its counted window.
+const CLOSED_WARM: Duration = Duration::from_secs(3);
+const CLOSED_MEASURE: Duration = Duration::from_secs(6);
 /// The fake runtime's create latency.
 const CREATE_LATENCY: Duration = Duration::from_secs(2);
 
@@ -72,6 +96,22 @@ fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(default)
+}
+
+fn env_fraction(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|fraction: &f64| *fraction > 0.0 && *fraction <= 1.0)
+        .unwrap_or(default)
+}
+
+/// Whether `part` (`ops`, `claim`, `provision`) is to run:
+/// `LEASE_BENCH_PG_PARTS` lists them, comma-separated (default: all).
+fn part(part: &str) -> bool {
+    std::env::var("LEASE_BENCH_PG_PARTS").map_or(true, |parts| {
+        parts.split(',').any(|named| named.trim() == part)
+    })
 }
 
 fn main() -> Result<(), Error> {
@@ -100,14 +140,21 @@ fn main() -> Result<(), Error> {
     runtime.block_on(async {
         let bare = bare_client(&url).await?;
         print_settings(&bare, private.is_some()).await?;
-        let store = open_store(&url, "bench_pg_ops").await?;
-        let result = store_vs_bare(&store, &bare, ops).await;
-        lease_store_postgres::drop_schema(&store).await?;
-        result?;
-        let store = open_store(&url, "bench_pg_claim").await?;
-        let result = claim_among(&store, &bare, leases).await;
-        lease_store_postgres::drop_schema(&store).await?;
-        result?;
+        if part("ops") {
+            let store = open_store(&url, "bench_pg_ops").await?;
+            let result = store_vs_bare(&store, &bare, ops).await;
+            lease_store_postgres::drop_schema(&store).await?;
+            result?;
+        }
+        if part("claim") {
+            let store = open_store(&url, "bench_pg_claim").await?;
+            let result = claim_among(&store, &bare, leases).await;
+            lease_store_postgres::drop_schema(&store).await?;
+            result?;
+        }
+        if !part("provision") {
+            return Ok(());
+        }
         // A connection per client (lease-server --postgres-pool-size 64):
         // concurrent commits then share the WAL flushes.
         let pool = env_count("LEASE_BENCH_PG_POOL", CLIENTS);
@@ -616,67 +663,340 @@ impl Quotas {
     }
 }
 
-async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
-    println!(
-        "POST /api/provision: {CLIENTS} clients (an owner each) x {REQUESTS_PER_CLIENT}, one request per client every {PACE:?}, runtime create {CREATE_LATENCY:?}, {pool} PostgreSQL connections"
-    );
-    let ms = |values: &[Duration], q: f64| {
-        quantile(values, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
-    };
-    let line = |name: &str, latencies: &[Duration]| {
-        println!(
-            "  {name:<44} p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
-            ms(latencies, 0.5),
-            ms(latencies, 0.99),
-            ms(latencies, 1.0),
-        );
-    };
-    let memory = paced_provisions(Arc::new(MemoryStore::new()), Quotas::Off).await?;
-    line("memory (baseline)", &memory);
-    let mut first = None;
-    for quotas in [Quotas::Off, Quotas::Owner, Quotas::OwnerAndHost] {
-        // A fresh schema each: no run starts with the leases of the last
-        // (which its engine's start-up reconciliation would walk).
-        let store = open_store_with(url, "bench_pg_http", pool).await?;
-        let result = paced_provisions(store.clone(), quotas).await;
-        lease_store_postgres::drop_schema(&store).await?;
-        let postgres = result?;
-        line(&format!("PostgreSQL, {}", quotas.label()), &postgres);
-        first.get_or_insert(postgres);
+/// The store under a provision run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// `lease-store-memory`, no limits: the engine and HTTP without a database.
+    Memory,
+    /// `lease-store-sqlite` in a temporary file (synchronous=FULL), no limits.
+    Sqlite,
+    /// The PostgreSQL store with these limits.
+    Postgres(Quotas),
+}
+
+impl Backend {
+    fn label(self) -> String {
+        match self {
+            Backend::Memory => "memory (baseline)".to_owned(),
+            Backend::Sqlite => "SQLite (baseline)".to_owned(),
+            Backend::Postgres(quotas) => format!("PostgreSQL, {}", quotas.label()),
+        }
     }
-    let postgres = first.unwrap_or_default();
-    let p99 = ms(&postgres, 0.99);
-    let verdict = if p99 <= 10.0 { "ok" } else { "MISSED" };
+}
+
+/// How the clients send.
+#[derive(Clone, Copy, Debug)]
+enum Pacing {
+    /// Each client sends its next request as soon as the last is answered,
+    /// for `warm` + `measure`; answers in `measure` count.
+    Closed { warm: Duration, measure: Duration },
+    /// Each client sends one request every `interval` (the clients
+    /// staggered over it), `requests` each.
+    Paced { interval: Duration, requests: usize },
+}
+
+/// What one provision run measured.
+#[derive(Debug, Default)]
+struct Run {
+    /// Every answered provision's latency (closed loop: in the window).
+    latencies: Vec<Duration>,
+    /// Provisions answered per second (closed loop: in the window).
+    rate: f64,
+    /// CPU seconds of the machine (all CPUs), the bench process (HTTP
+    /// server, engine, clients) and PostgreSQL's processes, from the first
+    /// request until the engine's background work was done.
+    machine_busy: f64,
+    wall: f64,
+    bench_cpu: f64,
+    postgres_cpu: Option<f64>,
+    /// Provisions sent (warm-up excluded), for CPU per provision.
+    provisions: usize,
+    /// PostgreSQL's backends and the store's pool, sampled.
+    activity: Option<Activity>,
+}
+
+fn ms(values: &[Duration], q: f64) -> f64 {
+    quantile(values, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+impl Run {
+    fn print(&self, name: &str) {
+        println!(
+            "  {name:<36} {:>6.0} req/s  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            self.rate,
+            ms(&self.latencies, 0.5),
+            ms(&self.latencies, 0.99),
+            ms(&self.latencies, 1.0),
+        );
+        let per = |seconds: f64| seconds * 1e6 / self.provisions.max(1) as f64;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut cpu = format!(
+            "      CPU: machine {:.0}% of {cpus} CPUs busy; per provision: bench process {:.0} µs",
+            100.0 * self.machine_busy / (self.wall * cpus as f64).max(f64::MIN_POSITIVE),
+            per(self.bench_cpu),
+        );
+        if let Some(postgres) = self.postgres_cpu {
+            cpu.push_str(&format!(", PostgreSQL {:.0} µs", per(postgres)));
+        }
+        println!("{cpu}");
+        if let Some(activity) = &self.activity {
+            activity.print();
+        }
+    }
+}
+
+/// Machine CPU time so far (seconds, all CPUs): busy and total, from
+/// `/proc/stat`.
+fn machine_cpu(meter_ticks: f64) -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return (0.0, 0.0);
+    };
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().sum();
+    // idle and iowait.
+    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+    ((total - idle) / meter_ticks, total / meter_ticks)
+}
+
+/// CPU seconds of PostgreSQL's processes (every `pg_stat_activity` pid:
+/// backends and the server's own workers), by pid.
+async fn postgres_cpu(client: &Client, meter: &CpuMeter) -> Vec<(u32, f64)> {
+    let Ok(rows) = client.query("SELECT pid FROM pg_stat_activity", &[]).await else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|row| row.try_get::<_, i32>(0).ok())
+        .filter_map(|pid| u32::try_from(pid).ok())
+        .filter_map(|pid| meter.seconds(pid).map(|seconds| (pid, seconds)))
+        .collect()
+}
+
+/// CPU seconds PostgreSQL used between the two readings (a process that
+/// started in between counts from zero).
+fn postgres_cpu_used(before: &[(u32, f64)], after: &[(u32, f64)]) -> f64 {
+    after
+        .iter()
+        .map(|(pid, seconds)| {
+            let start = before
+                .iter()
+                .find(|(old, _)| old == pid)
+                .map_or(0.0, |(_, s)| *s);
+            (seconds - start).max(0.0)
+        })
+        .sum()
+}
+
+/// PostgreSQL's backends of the store and its connection pool, sampled
+/// every [`SAMPLE_EVERY`] during a run (`pg_stat_activity` and
+/// [`PostgresStore::pool_status`]): mean counts per sample.
+#[derive(Debug, Default)]
+struct Activity {
+    samples: u32,
+    /// Running a statement, no wait event: on a CPU or waiting for one.
+    on_cpu: u64,
+    /// Waiting for a heavyweight lock (advisory locks: `advisory`).
+    lock: u64,
+    advisory: u64,
+    /// Waiting for a lightweight lock (WAL insertion and writes, buffers).
+    lwlock: u64,
+    /// Waiting for I/O (the WAL flush: `WALSync`).
+    io: u64,
+    /// Inside a transaction, waiting for the client's next statement.
+    idle_in_transaction: u64,
+    /// Requests waiting for a pooled connection.
+    pool_waiting: u64,
+    pool_waiting_max: usize,
+    /// Connections in use (open and not idle in the pool).
+    pool_busy: u64,
+}
+
+/// How often [`Activity`] samples.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+impl Activity {
+    fn print(&self) {
+        let mean = |count: u64| count as f64 / f64::from(self.samples.max(1));
+        println!(
+            "      PostgreSQL backends (mean of {} samples): running {:.1} (on a CPU or queued for one), lock wait {:.1} (advisory {:.1}), LWLock {:.1}, IO {:.1}, idle in transaction {:.1}; pool: {:.1} connections in use, {:.1} requests waiting (max {})",
+            self.samples,
+            mean(self.on_cpu),
+            mean(self.lock),
+            mean(self.advisory),
+            mean(self.lwlock),
+            mean(self.io),
+            mean(self.idle_in_transaction),
+            mean(self.pool_busy),
+            mean(self.pool_waiting),
+            self.pool_waiting_max,
+        );
+    }
+
+    /// Samples until `stop`.
+    async fn sample(
+        client: Client,
+        store: Arc<PostgresStore>,
+        stop: CancellationToken,
+    ) -> Activity {
+        let query = "SELECT \
+               count(*) FILTER (WHERE state = 'active' AND wait_event IS NULL), \
+               count(*) FILTER (WHERE wait_event_type = 'Lock'), \
+               count(*) FILTER (WHERE wait_event = 'advisory'), \
+               count(*) FILTER (WHERE wait_event_type = 'LWLock'), \
+               count(*) FILTER (WHERE wait_event_type = 'IO'), \
+               count(*) FILTER (WHERE state LIKE 'idle in transaction%') \
+             FROM pg_stat_activity \
+             WHERE application_name = 'containerlease' AND pid <> pg_backend_pid()";
+        let mut activity = Activity::default();
+        let Ok(statement) = client.prepare(query).await else {
+            return activity;
+        };
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return activity,
+            }
+            let status = store.pool_status();
+            let Ok(row) = client.query_one(&statement, &[]).await else {
+                continue;
+            };
+            let count = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
+            activity.samples += 1;
+            activity.on_cpu += count(0);
+            activity.lock += count(1);
+            activity.advisory += count(2);
+            activity.lwlock += count(3);
+            activity.io += count(4);
+            activity.idle_in_transaction += count(5);
+            activity.pool_waiting += status.waiting as u64;
+            activity.pool_waiting_max = activity.pool_waiting_max.max(status.waiting);
+            activity.pool_busy += status.size.saturating_sub(status.available) as u64;
+        }
+    }
+}
+
+async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
+    let fraction = env_fraction("LEASE_BENCH_PG_PACE_FRACTION", PACE_FRACTION);
     println!(
-        "  PostgreSQL (no limits) p99 {p99:.2} ms (target <= 10 ms: {verdict}); p99 vs memory {:.2}x",
-        p99 / ms(&memory, 0.99)
+        "POST /api/provision through the HTTP API: {CLIENTS} clients (an owner each), runtime create {CREATE_LATENCY:?}, {pool} PostgreSQL connections; {}",
+        lease_reliability::cpu::load_line()
     );
+    // 1. What PostgreSQL sustains: a closed loop, no limits.
+    let closed = Pacing::Closed {
+        warm: CLOSED_WARM,
+        measure: CLOSED_MEASURE,
+    };
+    println!(
+        "saturation: closed loop ({CLIENTS} clients, each sends when answered), {CLOSED_WARM:?} warm-up then {CLOSED_MEASURE:?} counted (the provisioning tasks' writes, {CREATE_LATENCY:?} after each insert, included)"
+    );
+    let saturation = provision_run(url, pool, Backend::Postgres(Quotas::Off), closed).await?;
+    saturation.print("PostgreSQL, no limits (closed loop)");
+    let sustained = saturation.rate.max(1.0);
+
+    // 2. Paced: the rate chosen at first, and a fraction of the sustained one.
+    let points = [
+        (
+            format!("the first bench's 1 request per client every {FIXED_PACE:?}"),
+            FIXED_PACE,
+        ),
+        (
+            format!(
+                "{:.0}% of PostgreSQL's closed-loop rate ({sustained:.0}/s)",
+                fraction * 100.0
+            ),
+            Duration::from_secs_f64(CLIENTS as f64 / (fraction * sustained)),
+        ),
+    ];
+    let mut verdicts = Vec::new();
+    for (why, interval) in points {
+        let offered = CLIENTS as f64 / interval.as_secs_f64();
+        println!(
+            "paced: {offered:.0} req/s offered ({why}): each client every {:.1} ms, {REQUESTS_PER_CLIENT} requests each; {}",
+            interval.as_secs_f64() * 1e3,
+            lease_reliability::cpu::load_line()
+        );
+        let pacing = Pacing::Paced {
+            interval,
+            requests: REQUESTS_PER_CLIENT,
+        };
+        let mut memory_p99 = f64::NAN;
+        for backend in [
+            Backend::Memory,
+            Backend::Sqlite,
+            Backend::Postgres(Quotas::Off),
+            Backend::Postgres(Quotas::Owner),
+            Backend::Postgres(Quotas::OwnerAndHost),
+        ] {
+            let run = provision_run(url, pool, backend, pacing).await?;
+            run.print(&backend.label());
+            let p99 = ms(&run.latencies, 0.99);
+            match backend {
+                Backend::Memory => memory_p99 = p99,
+                Backend::Postgres(quotas) => verdicts.push(format!(
+                    "  at {offered:>5.0} req/s offered, PostgreSQL {:<26} p99 {p99:>7.2} ms (target <= 10 ms: {}); vs memory {:.1}x",
+                    quotas.label(),
+                    if p99 <= 10.0 { "ok" } else { "MISSED" },
+                    p99 / memory_p99,
+                )),
+                Backend::Sqlite => {}
+            }
+        }
+    }
+    println!("verdict (provision p99 through the HTTP API, {CLIENTS} paced clients):");
+    for verdict in verdicts {
+        println!("{verdict}");
+    }
+    println!("  {}", lease_reliability::cpu::load_line());
     Ok(())
 }
 
-/// The bearer token of client `index` (owner `bench-<index>`).
-fn token(index: usize) -> String {
-    format!("bench-postgres-token-{index}")
-}
-
-/// A tokens file giving each client its own owner.
-fn client_tokens() -> Result<lease_http::auth::TokenFile, Error> {
-    let mut toml = String::new();
-    for index in 0..CLIENTS {
-        toml.push_str(&format!(
-            "[[tokens]]\nowner = \"bench-{index}\"\ntoken_sha256 = \"{}\"\n",
-            lease_http::auth::token_sha256(&token(index))
-        ));
+/// Runs the clients against the API over a fresh store of `backend`,
+/// measuring latency, rate and CPU; the store is removed afterwards.
+async fn provision_run(
+    url: &str,
+    pool: usize,
+    backend: Backend,
+    pacing: Pacing,
+) -> Result<Run, Error> {
+    let (store, postgres, _dir): (Arc<dyn LeaseStore>, _, _) = match backend {
+        Backend::Memory => (Arc::new(MemoryStore::new()), None, None),
+        Backend::Sqlite => {
+            let dir = lease_testkit::TempDir::new("bench-postgres-sqlite");
+            let config = SqliteStoreConfig::new(dir.path().join("leases.db"));
+            (Arc::new(SqliteStore::open(config).await?), None, Some(dir))
+        }
+        Backend::Postgres(_) => {
+            // A fresh schema each: no run starts with the leases of the
+            // last (which its engine's start-up reconciliation would walk).
+            let store = open_store_with(url, "bench_pg_http", pool).await?;
+            (store.clone(), Some(store), None)
+        }
+    };
+    let quotas = match backend {
+        Backend::Postgres(quotas) => quotas,
+        Backend::Memory | Backend::Sqlite => Quotas::Off,
+    };
+    let result = measured_provisions(url, store, postgres.clone(), quotas, pacing).await;
+    if let Some(postgres) = postgres {
+        lease_store_postgres::drop_schema(&postgres).await?;
     }
-    Ok(lease_http::auth::TokenFile::from_toml(&toml)?)
+    result
 }
 
-/// Runs the paced clients against the API over `store` with `quotas`;
-/// every latency.
-async fn paced_provisions(
+/// Starts the API over `store`, sends the clients' provisions as `pacing`
+/// says and measures them.
+async fn measured_provisions(
+    url: &str,
     store: Arc<dyn LeaseStore>,
+    postgres: Option<Arc<PostgresStore>>,
     quotas: Quotas,
-) -> Result<Vec<Duration>, Error> {
+    pacing: Pacing,
+) -> Result<Run, Error> {
     let runtime = Arc::new(FakeRuntime::new(
         "bench-postgres",
         Arc::new(lease_core::SystemClock),
@@ -705,32 +1025,161 @@ async fn paced_provisions(
         async move { stopped.cancelled().await },
     ));
 
-    let mut clients = Vec::new();
+    let mut senders = Vec::new();
     for index in 0..CLIENTS {
         let mut sender = connect(address).await?;
-        let bearer = format!("Bearer {}", token(index));
-        provision(&mut sender, address, &bearer).await?; // warm-up
-        clients.push(tokio::spawn(async move {
-            let mut next = tokio::time::Instant::now() + PACE * index as u32 / CLIENTS as u32;
-            let mut latencies = Vec::with_capacity(REQUESTS_PER_CLIENT);
-            for _ in 0..REQUESTS_PER_CLIENT {
-                tokio::time::sleep_until(next).await;
-                next += PACE;
-                let sent = Instant::now();
-                provision(&mut sender, address, &bearer).await?;
-                latencies.push(sent.elapsed());
-            }
-            Ok::<_, Error>(latencies)
-        }));
+        provision(&mut sender, address, &bearer(index)).await?; // warm-up
+        senders.push(sender);
     }
-    let mut latencies = Vec::new();
+    let meter = CpuMeter::new();
+    let ticks = ticks_per_second();
+    let watcher = match &postgres {
+        Some(_) => Some(bare_client(url).await?),
+        None => None,
+    };
+    let postgres_before = match &watcher {
+        Some(client) => postgres_cpu(client, &meter).await,
+        None => Vec::new(),
+    };
+    let sampling = CancellationToken::new();
+    let sampler = match &postgres {
+        Some(store) => Some(tokio::spawn(Activity::sample(
+            bare_client(url).await?,
+            store.clone(),
+            sampling.clone(),
+        ))),
+        None => None,
+    };
+    let (busy_before, total_before) = machine_cpu(ticks);
+    let bench_before = meter.seconds(std::process::id()).unwrap_or(0.0);
+
+    let started = tokio::time::Instant::now();
+    let mut clients = Vec::new();
+    for (index, sender) in senders.into_iter().enumerate() {
+        clients.push(tokio::spawn(client_loop(
+            sender, address, index, started, pacing,
+        )));
+    }
+    let mut answers = Vec::new();
     for client in clients {
-        latencies.extend(client.await??);
+        answers.extend(client.await??);
     }
+    sampling.cancel();
     stop.cancel();
     background.join().await;
-    manager.shutdown(Duration::from_secs(5)).await;
-    Ok(latencies)
+    manager.shutdown(Duration::from_secs(10)).await;
+    let activity = match sampler {
+        Some(sampler) => Some(sampler.await?),
+        None => None,
+    };
+    let (busy_after, total_after) = machine_cpu(ticks);
+    let bench_cpu = meter.seconds(std::process::id()).unwrap_or(0.0) - bench_before;
+    let postgres_cpu = match &watcher {
+        Some(client) => Some(postgres_cpu_used(
+            &postgres_before,
+            &postgres_cpu(client, &meter).await,
+        )),
+        None => None,
+    };
+    let provisions = answers.len();
+    let (latencies, rate) = match pacing {
+        Pacing::Closed { warm, measure } => {
+            let window = started + warm..started + warm + measure;
+            let counted: Vec<Duration> = answers
+                .iter()
+                .filter(|(answered, _)| window.contains(answered))
+                .map(|(_, latency)| *latency)
+                .collect();
+            let rate = counted.len() as f64 / measure.as_secs_f64();
+            (counted, rate)
+        }
+        Pacing::Paced { .. } => {
+            let last = answers.iter().map(|(at, _)| *at).max().unwrap_or(started);
+            let rate = provisions as f64 / (last - started).as_secs_f64().max(f64::MIN_POSITIVE);
+            (
+                answers.into_iter().map(|(_, latency)| latency).collect(),
+                rate,
+            )
+        }
+    };
+    Ok(Run {
+        latencies,
+        rate,
+        machine_busy: busy_after - busy_before,
+        // The machine's CPU seconds over all CPUs, back to wall seconds.
+        wall: (total_after - total_before)
+            / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        bench_cpu,
+        postgres_cpu,
+        provisions,
+        activity,
+    })
+}
+
+/// Clock ticks per second of `/proc/stat`.
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One client's provisions as `pacing` says: when each was answered and
+/// its latency.
+async fn client_loop(
+    mut sender: SendRequest<Full<Bytes>>,
+    address: SocketAddr,
+    index: usize,
+    started: tokio::time::Instant,
+    pacing: Pacing,
+) -> Result<Vec<(tokio::time::Instant, Duration)>, Error> {
+    let bearer = bearer(index);
+    let mut answers = Vec::new();
+    match pacing {
+        Pacing::Closed { warm, measure } => {
+            let end = started + warm + measure;
+            while tokio::time::Instant::now() < end {
+                let sent = Instant::now();
+                provision(&mut sender, address, &bearer).await?;
+                answers.push((tokio::time::Instant::now(), sent.elapsed()));
+            }
+        }
+        Pacing::Paced { interval, requests } => {
+            let mut next = started + interval * index as u32 / CLIENTS as u32;
+            for _ in 0..requests {
+                tokio::time::sleep_until(next).await;
+                next += interval;
+                let sent = Instant::now();
+                provision(&mut sender, address, &bearer).await?;
+                answers.push((tokio::time::Instant::now(), sent.elapsed()));
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// The bearer token of client `index` (owner `bench-<index>`).
+fn token(index: usize) -> String {
+    format!("bench-postgres-token-{index}")
+}
+
+/// The `authorization` header of client `index`.
+fn bearer(index: usize) -> String {
+    format!("Bearer {}", token(index))
+}
+
+/// A tokens file giving each client its own owner.
+fn client_tokens() -> Result<lease_http::auth::TokenFile, Error> {
+    let mut toml = String::new();
+    for index in 0..CLIENTS {
+        toml.push_str(&format!(
+            "[[tokens]]\nowner = \"bench-{index}\"\ntoken_sha256 = \"{}\"\n",
+            lease_http::auth::token_sha256(&token(index))
+        ));
+    }
+    Ok(lease_http::auth::TokenFile::from_toml(&toml)?)
 }
 
 async fn connect(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>, Error> {
