@@ -444,7 +444,7 @@ async fn an_uncontended_provision_writes_three_times_and_reads_nothing() {
     store.expect_get().never();
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     runtime
-        .expect_create_and_start()
+        .expect_create()
         .times(1)
         .returning(|_| Ok("cid-3".to_owned()));
 
@@ -495,7 +495,7 @@ async fn provisioning_reads_again_when_the_stored_copy_is_stale() {
         .returning(cas_update(&slot));
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     runtime
-        .expect_create_and_start()
+        .expect_create()
         .times(1)
         .returning(|_| Ok("cid-4".to_owned()));
 
@@ -536,7 +536,7 @@ async fn the_reaper_is_woken_only_by_leases_due_before_its_next_look() {
     store.expect_update().returning(cas_update(&slot));
     runtime.expect_ensure_image().returning(|_, _| Ok(()));
     runtime
-        .expect_create_and_start()
+        .expect_create()
         .returning(|_| Ok("cid-5".to_owned()));
     let config = ManagerConfig {
         sweep_interval: Duration::from_secs(600),
