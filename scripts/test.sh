@@ -100,6 +100,24 @@ else
     fi
 fi
 
+# (lease-docker: TLS to a tcp engine, tests/tls.rs) Debian's openssl makes
+# the certificates and Debian's stunnel4 puts TLS with client certificates in
+# front of the local engine's socket. Installed if missing; without them the
+# TLS tests print SKIPPED locally; with CI=true a failed install is fatal.
+step "openssl and stunnel4 for the Docker TLS test"
+if command -v openssl >/dev/null 2>&1 && command -v stunnel4 >/dev/null 2>&1; then
+    echo "openssl and stunnel4 are installed"
+else
+    if apt_install openssl stunnel4; then
+        echo "installed openssl and stunnel4"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "openssl/stunnel4 could not be installed; CI=true makes this fatal" >&2
+        exit 1
+    else
+        echo "no openssl/stunnel4: the Docker TLS test will print SKIPPED" >&2
+    fi
+fi
+
 # (lease-http, lease-server: OIDC sign-in) A real OpenID Connect provider
 # (oidc-provider-mock from PyPI, pinned) in a venv under the user's cache,
 # created once; exports LEASE_TEST_OIDC_PYTHON for the tests, which start one

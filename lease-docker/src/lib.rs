@@ -75,7 +75,9 @@ mod logs;
 pub mod network;
 mod runtime;
 pub mod storage;
+pub mod tls;
 
 pub use connection::{ConnectOptions, DEFAULT_HOST, connect};
 pub use logs::{MAX_LINE, lines};
 pub use runtime::DockerRuntime;
+pub use tls::CertFileError;

@@ -4,13 +4,20 @@
 //!
 //! The operator configures one endpoint per node, keyed by the node's id or
 //! hostname (`--swarm-node-engine NODE=ENDPOINT`, repeatable). The endpoint
-//! is what lease-docker connects to: `unix:///path/to/docker.sock` or
-//! `tcp://host:port`. The manager's own node needs no entry: it is reached
-//! through the manager connection unless an entry names it.
+//! is what lease-docker connects to: `unix:///path/to/docker.sock`,
+//! `tcp://host:port`, or `tcp://host:port?certs=DIR` for TLS with the
+//! docker CLI's certificate directory (`ca.pem` verifies the engine,
+//! `cert.pem` and `key.pem` are the client's; see lease-docker's `tls`).
+//! The manager's own node needs no entry: it is reached through the manager
+//! connection unless an entry names it.
 
 use std::collections::BTreeMap;
 
 use lease_core::RuntimeError;
+use lease_docker::ConnectOptions;
+
+/// What follows `?` in a TLS endpoint: its certificate directory.
+const CERTS_QUERY: &str = "certs=";
 
 /// A node of the swarm whose engine no route names: its containers cannot
 /// be exec'd into, copied to or from, or given an address.
@@ -20,7 +27,8 @@ use lease_core::RuntimeError;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "no engine endpoint is configured for swarm node {hostname} (id {node_id}): \
-     add --swarm-node-engine {hostname}=unix:///path/to/docker.sock (or tcp://host:port) \
+     add --swarm-node-engine {hostname}=unix:///path/to/docker.sock (or tcp://host:port, \
+     tcp://host:port?certs=DIR for TLS) \
      so that its containers can be reached"
 )]
 pub struct NoRouteError {
@@ -34,13 +42,18 @@ pub struct NoRouteError {
 ///
 /// ```
 /// use lease_swarm::NodeRoutes;
-/// let routes: NodeRoutes = ["worker-1=unix:///run/worker-1.sock", "k3x9=tcp://10.0.0.3:2375"]
-///     .into_iter()
-///     .map(str::parse)
-///     .collect::<Result<_, _>>()
-///     .unwrap();
+/// let routes: NodeRoutes = [
+///     "worker-1=unix:///run/worker-1.sock",
+///     "k3x9=tcp://10.0.0.3:2375",
+///     "worker-2=tcp://10.0.0.4:2376?certs=/etc/lease/worker-2",
+/// ]
+/// .into_iter()
+/// .map(str::parse)
+/// .collect::<Result<_, _>>()
+/// .unwrap();
 /// assert_eq!(routes.endpoint_for("nope", "worker-1"), Some("unix:///run/worker-1.sock"));
 /// assert_eq!(routes.endpoint_for("k3x9", "other"), Some("tcp://10.0.0.3:2375"));
+/// assert!("w=unix:///run/w.sock?certs=/etc/certs".parse::<NodeRoutes>().is_err());
 /// assert!("no-endpoint".parse::<NodeRoutes>().is_err());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,7 +72,7 @@ impl NodeRoutes {
     /// # Errors
     ///
     /// [`RuntimeError::Invalid`] for an empty node or an endpoint that is
-    /// not `unix:///…` or `tcp://…`.
+    /// not `unix:///…`, `tcp://…` or `tcp://…?certs=DIR`.
     pub fn insert(&mut self, node: &str, endpoint: &str) -> Result<(), RuntimeError> {
         let node = node.trim();
         let endpoint = endpoint.trim();
@@ -68,12 +81,18 @@ impl NodeRoutes {
                 "swarm node `{node}` must be a node id or hostname"
             )));
         }
+        let (host, cert_dir) = split_endpoint(endpoint);
         let known = ["unix:///", "tcp://", "http://"]
             .iter()
-            .any(|scheme| endpoint.starts_with(scheme) && endpoint.len() > scheme.len());
-        if !known {
+            .any(|scheme| host.starts_with(scheme) && host.len() > scheme.len());
+        let tls_ok = match cert_dir {
+            None => !endpoint.contains('?'),
+            Some(dir) => !dir.trim().is_empty() && !host.starts_with("unix://"),
+        };
+        if !known || !tls_ok {
             return Err(RuntimeError::Invalid(format!(
-                "engine endpoint `{endpoint}` of swarm node `{node}` must be unix:///path or tcp://host:port"
+                "engine endpoint `{endpoint}` of swarm node `{node}` must be unix:///path, \
+                 tcp://host:port or tcp://host:port?certs=DIR (TLS)"
             )));
         }
         self.by_node.insert(node.to_owned(), endpoint.to_owned());
@@ -100,6 +119,25 @@ impl NodeRoutes {
     /// Whether no route is configured.
     pub fn is_empty(&self) -> bool {
         self.by_node.is_empty()
+    }
+}
+
+/// An endpoint's host and, for `…?certs=DIR`, its certificate directory.
+fn split_endpoint(endpoint: &str) -> (&str, Option<&str>) {
+    match endpoint.split_once('?') {
+        Some((host, query)) => (host, query.strip_prefix(CERTS_QUERY)),
+        None => (endpoint, None),
+    }
+}
+
+/// How lease-docker reaches a route's `endpoint` (as [`NodeRoutes`] keeps
+/// it): the host, with TLS from the directory of `?certs=DIR`.
+pub(crate) fn connect_options(endpoint: &str) -> ConnectOptions {
+    let (host, cert_dir) = split_endpoint(endpoint);
+    let options = ConnectOptions::default().host(host);
+    match cert_dir {
+        Some(dir) => options.tls(dir),
+        None => options,
     }
 }
 
@@ -144,12 +182,32 @@ mod tests {
             "node=ssh://me@host",
             "node=unix://",
             "a b=tcp://h:1",
+            "node=tcp://h:2376?certs=",
+            "node=tcp://h:2376?tls=/certs",
+            "node=unix:///d.sock?certs=/certs",
         ] {
             assert!(bad.parse::<NodeRoutes>().is_err(), "{bad}");
         }
         let routes: NodeRoutes = "n1=tcp://10.0.0.2:2375".parse().unwrap();
         assert_eq!(routes.endpoint_for("x", "n1"), Some("tcp://10.0.0.2:2375"));
         assert_eq!(routes.endpoint_for("x", "n2"), None);
+    }
+
+    #[test]
+    fn a_certs_query_means_tls() {
+        let routes: NodeRoutes = "n1=tcp://10.0.0.2:2376?certs=/etc/lease/n1"
+            .parse()
+            .unwrap();
+        let endpoint = routes.endpoint_for("x", "n1").unwrap();
+        let options = connect_options(endpoint);
+        assert_eq!(options.host.as_deref(), Some("tcp://10.0.0.2:2376"));
+        assert_eq!(
+            options.tls_cert_dir.as_deref(),
+            Some(std::path::Path::new("/etc/lease/n1"))
+        );
+        let plain = connect_options("tcp://10.0.0.2:2375");
+        assert_eq!(plain.host.as_deref(), Some("tcp://10.0.0.2:2375"));
+        assert_eq!(plain.tls_cert_dir, None);
     }
 
     #[test]

@@ -257,7 +257,7 @@ impl SwarmRuntime {
         if let Some(engine) = engines.get(endpoint) {
             return Ok(engine.clone());
         }
-        let options = ConnectOptions::default().host(endpoint);
+        let options = crate::routes::connect_options(endpoint);
         let (docker, _) = lease_docker::connect(&options).await?;
         let runtime = docker_runtime_with(options, &self.namespace).await?;
         let engine = Engine { docker, runtime };

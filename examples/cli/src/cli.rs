@@ -107,7 +107,8 @@ pub struct GlobalArgs {
     pub runtime: RuntimeKind,
 
     /// With `--runtime swarm`: NODE=ENDPOINT, the engine of swarm node NODE
-    /// (id or hostname; `unix:///path` or `tcp://host:port`) for shells and
+    /// (id or hostname; `unix:///path`, `tcp://host:port`, or
+    /// `tcp://host:port?certs=DIR` for TLS) for shells and
     /// files of its leases. Repeatable. The manager's own node needs none.
     #[arg(long = "swarm-node-engine", env = "LEASE_SWARM_NODE_ENGINES", value_name = "NODE=ENDPOINT", value_delimiter = ',', value_parser = parse_node_engine, global = true, hide_short_help = true)]
     pub swarm_node_engines: Vec<lease_swarm::NodeRoutes>,

@@ -59,9 +59,10 @@ pub struct RuntimeArgs {
     pub kind: RuntimeKind,
 
     /// With `--runtime swarm`: the engine of swarm node NODE (its id or
-    /// hostname), `NODE=unix:///path/docker.sock` or
-    /// `NODE=tcp://host:port`, for shells, files and the address of the
-    /// leases it runs. Repeatable (comma-separated in the variable). The
+    /// hostname), `NODE=unix:///path/docker.sock`, `NODE=tcp://host:port`,
+    /// or `NODE=tcp://host:port?certs=DIR` for TLS (DIR holds ca.pem,
+    /// cert.pem and key.pem, as DOCKER_CERT_PATH), for shells, files and the
+    /// address of the leases it runs. Repeatable (comma-separated in the variable). The
     /// manager's own node needs none.
     #[arg(long = "swarm-node-engine", env = "LEASE_SWARM_NODE_ENGINES", value_name = "NODE=ENDPOINT", value_delimiter = ',', value_parser = parse_node_engine)]
     pub swarm_node_engines: Vec<lease_swarm::NodeRoutes>,
