@@ -14,6 +14,7 @@ use lease_core::{EventKind, ProvisionRequest, RuntimeError, Status};
 use lease_swarm::{NoRouteError, SwarmRuntime};
 use lease_testkit::docker::{containers_of, containers_with};
 use lease_testkit::swarm::{manager_node, services_of};
+use lease_testkit::tls::{Certs, Stunnel, tls_ready};
 use tokio::io::AsyncReadExt;
 
 /// A constraint no node of any test swarm has.
@@ -233,6 +234,61 @@ async fn a_node_without_a_route_is_a_clear_typed_error() {
     assert_eq!(
         run(&routed, &unit, &["echo", "routed"]).await,
         (0, "routed\n".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_certs_reaches_the_node_over_tls() {
+    let Some(socket) = tls_ready() else {
+        return;
+    };
+    let Some(test) = TestSwarm::start_with(options().route_manager_node(false)).await else {
+        return;
+    };
+    let certs = Certs::make();
+    let stunnel = Stunnel::start(&certs, &socket);
+    let mut spec = test.spec(&["sleep", "600"]);
+    spec.confinement.placement = vec!["node.role==manager".to_owned()];
+    let unit = test.runtime.create(&spec).await.unwrap();
+    let route = |dir: &std::path::Path| {
+        format!(
+            "{}={}?certs={}",
+            manager_node(),
+            stunnel.host(),
+            dir.display()
+        )
+        .parse()
+        .unwrap()
+    };
+
+    // The manager's node routed over TLS with the CA's client certificate.
+    let routed = SwarmRuntime::connect(
+        &test.namespace,
+        options()
+            .route_manager_node(false)
+            .routes(route(&certs.good)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        run(&routed, &unit, &["echo", "over tls"]).await,
+        (0, "over tls\n".to_owned())
+    );
+
+    // A client certificate from another CA: the node's engine is refused.
+    let rogue = SwarmRuntime::connect(
+        &test.namespace,
+        options()
+            .route_manager_node(false)
+            .routes(route(&certs.rogue)),
+    )
+    .await
+    .unwrap();
+    let error = run_error(&rogue, &unit).await;
+    assert!(
+        matches!(&error, RuntimeError::Unavailable { endpoint, .. } if *endpoint == stunnel.host()),
+        "{}",
+        error.chain()
     );
 }
 

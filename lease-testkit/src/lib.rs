@@ -43,6 +43,7 @@ pub mod redis;
 pub mod server;
 pub mod skip;
 pub mod swarm;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
