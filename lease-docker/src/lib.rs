@@ -77,5 +77,6 @@ mod runtime;
 pub mod storage;
 
 pub use connection::{ConnectOptions, DEFAULT_HOST, connect};
+pub use container::is_engine_reference;
 pub use logs::{MAX_LINE, lines};
 pub use runtime::DockerRuntime;
