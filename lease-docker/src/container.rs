@@ -31,18 +31,29 @@ pub(crate) fn check_namespace_arg(namespace: &str) -> Result<(), RuntimeError> {
     validate_namespace(namespace).map_err(|error| RuntimeError::Invalid(error.to_string()))
 }
 
-/// Checks a container reference (id or name) before it goes into a URL.
-pub(crate) fn check_reference(container: &str) -> Result<(), RuntimeError> {
-    let valid = !container.is_empty()
-        && container.len() <= 255
-        && container
+/// Whether `reference` is an id or name the engine's API takes in a URL
+/// path (containers and Swarm services alike): 1-255 ASCII letters, digits,
+/// `_`, `.` and `-`, starting with a letter or digit.
+///
+/// ```
+/// assert!(lease_docker::is_engine_reference("containerlease-abc_1.2"));
+/// assert!(!lease_docker::is_engine_reference("../containers"));
+/// ```
+pub fn is_engine_reference(reference: &str) -> bool {
+    !reference.is_empty()
+        && reference.len() <= 255
+        && reference
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_alphanumeric())
-        && container
+        && reference
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Checks a container reference (id or name) before it goes into a URL.
+pub(crate) fn check_reference(container: &str) -> Result<(), RuntimeError> {
+    if is_engine_reference(container) {
         Ok(())
     } else {
         Err(RuntimeError::Invalid(format!(

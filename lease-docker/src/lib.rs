@@ -78,6 +78,7 @@ pub mod storage;
 pub mod tls;
 
 pub use connection::{ConnectOptions, DEFAULT_HOST, connect};
+pub use container::is_engine_reference;
 pub use logs::{MAX_LINE, lines};
 pub use runtime::DockerRuntime;
 pub use tls::CertFileError;

@@ -32,16 +32,7 @@ const REMOVAL_POLL: Duration = Duration::from_millis(50);
 
 /// Checks a unit reference (service id or name) before it goes into a URL.
 pub(crate) fn check_reference(reference: &str) -> Result<(), RuntimeError> {
-    let valid = !reference.is_empty()
-        && reference.len() <= 255
-        && reference
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
+    if lease_docker::is_engine_reference(reference) {
         Ok(())
     } else {
         Err(RuntimeError::Invalid(format!(
