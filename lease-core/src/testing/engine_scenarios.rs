@@ -214,10 +214,11 @@ pub async fn unplaceable_container_is_an_error_with_the_runtimes_reason(
     assert_eq!(failed.status, Status::Error);
     let message = failed.error.expect("error message kept");
     assert!(message.contains(reason), "{message}");
-    assert!(
-        h.runtime.containers_in(NS).is_empty(),
-        "what was created is removed"
-    );
+    // The `error` event comes before the clean-up that follows it.
+    eventually("what was created is removed", || {
+        h.runtime.containers_in(NS).is_empty()
+    })
+    .await;
     assert_eq!(h.runtime.removals().len(), 1);
 }
 
