@@ -8,9 +8,13 @@
 //! compiles it with `rustc` alone, statically linked (`crt-static`), and
 //! copies it into the lease's busybox container, which has no libc.
 //!
-//! Usage: `keepalive_httpd [PORT [SIZE]]` (default 8080 and 1024). It reads
-//! request heads and skips `Content-Length` bodies; chunked request bodies
-//! are not supported (the bench sends GETs).
+//! Usage: `keepalive_httpd [PORT [SIZE [close]]]` (default 8080, 1024 and
+//! keep-alive). With `close` it answers `Connection: close` and closes
+//! every connection after one response, as busybox `httpd` does, but
+//! without forking and with the standard library's accept queue (128
+//! deep, where busybox's is 9): a connection per request without busybox's
+//! SYN drops. It reads request heads and skips `Content-Length` bodies;
+//! chunked request bodies are not supported (the bench sends GETs).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +24,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|a| a.parse().ok()).unwrap_or(8080);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let close_each = args.next().is_some_and(|a| a == "close");
     let listener = match TcpListener::bind(("0.0.0.0", port)) {
         Ok(listener) => listener,
         Err(error) => {
@@ -27,8 +32,9 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let connection = if close_each { "Connection: close\r\n" } else { "" };
     let mut reply = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {size}\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {size}\r\n{connection}\r\n"
     )
     .into_bytes();
     reply.resize(reply.len() + size, b'x');
@@ -38,13 +44,14 @@ fn main() {
         let reply = reply.clone();
         std::thread::spawn(move || {
             // A connection's errors end that connection only.
-            let _ = serve(stream, &reply);
+            let _ = serve(stream, &reply, close_each);
         });
     }
 }
 
-/// Answers the requests of one connection until it closes.
-fn serve(stream: TcpStream, reply: &[u8]) -> io::Result<()> {
+/// Answers the requests of one connection until it closes (after the
+/// first when `close_each`).
+fn serve(stream: TcpStream, reply: &[u8], close_each: bool) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -57,7 +64,7 @@ fn serve(stream: TcpStream, reply: &[u8]) -> io::Result<()> {
         let (length, close) = read_headers(&mut reader, &mut line)?;
         io::copy(&mut (&mut reader).take(length), &mut io::sink())?;
         writer.write_all(reply)?;
-        if close {
+        if close || close_each {
             return Ok(());
         }
     }

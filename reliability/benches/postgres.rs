@@ -14,18 +14,25 @@
 //!    - **saturation**: the clients in a closed loop (each sends when
 //!      answered) on PostgreSQL without limits: the provisions per second
 //!      this machine sustains, the provisioning tasks' writes included;
-//!    - **paced** (target p99 ≤ 10 ms), at two offered rates: the first
-//!      bench's one request per client every 50 ms (1,280/s), and
-//!      [`PACE_FRACTION`] (50 %) of the saturation rate just measured — a
-//!      load the machine carries with room, so the latency is what a
-//!      provision costs rather than a queue. At each: the memory and SQLite
+//!    - **paced** (target p99 ≤ 10 ms), at four offered rates: the first
+//!      bench's one request per client every 50 ms (1,280/s),
+//!      [`PACE_FRACTION`] (50 %) and half that of the saturation rate just
+//!      measured — loads the machine carries with room, so the latency is
+//!      what a provision costs rather than a queue — and one per client
+//!      per second (64/s). At each: the memory and SQLite
 //!      stores (baselines, no limits), PostgreSQL without limits, with the
 //!      owners' quotas, and with a host limit besides (set too high to
 //!      refuse: what checking them costs, under their locks).
 //!
+//!    At each rate, first the **raw baseline**: the same writes on the
+//!    same schedule with bare `tokio-postgres` clients (the store's insert
+//!    statement, then the provisioning task's two compare-and-sets), no
+//!    store, engine or HTTP — what the database and its disk alone cost
+//!    at that rate; the verdict gives the store's p99 against it.
+//!
 //!    Each run prints its CPU (the machine's, the bench process's and
 //!    PostgreSQL's per provision) and, on PostgreSQL, `pg_stat_activity`
-//!    and the store's pool sampled every 10 ms: backends running (on a CPU
+//!    and the store's pool sampled every 50 ms: backends running (on a CPU
 //!    or queued for one), waiting for locks, LWLocks, I/O, or idle in a
 //!    transaction; requests waiting for a pooled connection.
 //!
@@ -84,6 +91,10 @@ const FIXED_PACE: Duration = Duration::from_millis(50);
 /// The second paced point: this fraction of PostgreSQL's closed-loop
 /// provision rate measured in the same run (`LEASE_BENCH_PG_PACE_FRACTION`).
 const PACE_FRACTION: f64 = 0.5;
+/// The last paced point: one provision per client per second (64/s, 230,000
+/// an hour: far above what a team provisions, yet every commit waits for
+/// the disk).
+const SLOW_PACE: Duration = Duration::from_secs(1);
 /// The closed loop's warm-up (the provisioning tasks' writes start
 /// [`CREATE_LATENCY`] after the first inserts) and its counted window.
 const CLOSED_WARM: Duration = Duration::from_secs(3);
@@ -222,15 +233,29 @@ struct Bare {
 
 impl Bare {
     async fn prepare(client: &Client, store: &PostgresStore) -> Result<Bare, Error> {
+        let copy = Bare::copy_tables(client, store).await?;
+        Bare::prepare_in(client, &copy).await
+    }
+
+    /// Creates the copy of the store's tables (schema `<store>_bare`) and
+    /// returns its name.
+    async fn copy_tables(client: &Client, store: &PostgresStore) -> Result<String, Error> {
         let source = store.schema();
         let copy = format!("{source}_bare");
         client
             .batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {copy} CASCADE; CREATE SCHEMA {copy}; \
                  CREATE TABLE {copy}.active (LIKE {source}.active INCLUDING ALL); \
-                 CREATE TABLE {copy}.finished (LIKE {source}.finished INCLUDING ALL); \
-                 SET search_path TO {copy}"
+                 CREATE TABLE {copy}.finished (LIKE {source}.finished INCLUDING ALL)"
             ))
+            .await?;
+        Ok(copy)
+    }
+
+    /// The statements, prepared on `client` against the tables in `copy`.
+    async fn prepare_in(client: &Client, copy: &str) -> Result<Bare, Error> {
+        client
+            .batch_execute(&format!("SET search_path TO {copy}"))
             .await?;
         let placeholders: Vec<String> = (1..=18).map(|i| format!("${i}")).collect();
         let insert = format!(
@@ -713,6 +738,10 @@ struct Run {
     provisions: usize,
     /// PostgreSQL's backends and the store's pool, sampled.
     activity: Option<Activity>,
+    /// Provisions answered with another status than 202 (not in
+    /// `latencies`): a store that cannot keep up answers 503 once a
+    /// request waited its pool's timeout for a connection.
+    refusals: Vec<String>,
 }
 
 fn ms(values: &[Duration], q: f64) -> f64 {
@@ -741,6 +770,12 @@ impl Run {
         println!("{cpu}");
         if let Some(activity) = &self.activity {
             activity.print();
+        }
+        if let Some(first) = self.refusals.first() {
+            println!(
+                "      refused: {} provisions (not counted above), the first: {first}",
+                self.refusals.len()
+            );
         }
     }
 }
@@ -816,7 +851,7 @@ struct Activity {
 }
 
 /// How often [`Activity`] samples.
-const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
 impl Activity {
     fn print(&self) {
@@ -911,6 +946,17 @@ async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
             ),
             Duration::from_secs_f64(CLIENTS as f64 / (fraction * sustained)),
         ),
+        (
+            format!(
+                "{:.0}% of PostgreSQL's closed-loop rate ({sustained:.0}/s)",
+                fraction * 50.0
+            ),
+            Duration::from_secs_f64(CLIENTS as f64 / (fraction / 2.0 * sustained)),
+        ),
+        (
+            format!("one provision per client every {SLOW_PACE:?}"),
+            SLOW_PACE,
+        ),
     ];
     let mut verdicts = Vec::new();
     for (why, interval) in points {
@@ -924,6 +970,9 @@ async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
             interval,
             requests: REQUESTS_PER_CLIENT,
         };
+        let bare = bare_paced_run(url, interval, REQUESTS_PER_CLIENT).await?;
+        bare.print("bare statements (baseline)");
+        let bare_p99 = ms(&bare.latencies, 0.99);
         let mut memory_p99 = f64::NAN;
         for backend in [
             Backend::Memory,
@@ -938,10 +987,11 @@ async fn provision_latency(url: &str, pool: usize) -> Result<(), Error> {
             match backend {
                 Backend::Memory => memory_p99 = p99,
                 Backend::Postgres(quotas) => verdicts.push(format!(
-                    "  at {offered:>5.0} req/s offered, PostgreSQL {:<26} p99 {p99:>7.2} ms (target <= 10 ms: {}); vs memory {:.1}x",
+                    "  at {offered:>5.0} req/s offered, PostgreSQL {:<26} p99 {p99:>7.2} ms (target <= 10 ms: {}); vs memory {:.1}x; vs the bare statements {:.2}x (their p99 {bare_p99:.2} ms)",
                     quotas.label(),
                     if p99 <= 10.0 { "ok" } else { "MISSED" },
                     p99 / memory_p99,
+                    p99 / bare_p99,
                 )),
                 Backend::Sqlite => {}
             }
@@ -1028,7 +1078,9 @@ async fn measured_provisions(
     let mut senders = Vec::new();
     for index in 0..CLIENTS {
         let mut sender = connect(address).await?;
-        provision(&mut sender, address, &bearer(index)).await?; // warm-up
+        if let Some(refusal) = provision(&mut sender, address, &bearer(index)).await? {
+            return Err(format!("the warm-up provision was refused: {refusal}").into());
+        }
         senders.push(sender);
     }
     let meter = CpuMeter::new();
@@ -1061,8 +1113,11 @@ async fn measured_provisions(
         )));
     }
     let mut answers = Vec::new();
+    let mut refusals = Vec::new();
     for client in clients {
-        answers.extend(client.await??);
+        let (answered, refused) = client.await??;
+        answers.extend(answered);
+        refusals.extend(refused);
     }
     sampling.cancel();
     stop.cancel();
@@ -1113,7 +1168,165 @@ async fn measured_provisions(
         postgres_cpu,
         provisions,
         activity,
+        refusals,
     })
+}
+
+/// Connections the bare run's follow-up writes share, as the store's
+/// provisioning writes share its pool with the inserts.
+const BARE_FOLLOW_UP_CONNECTIONS: usize = 8;
+
+/// The raw baseline of a paced run: the same writes on the same schedule
+/// without the store, the engine or HTTP. Each of the [`CLIENTS`] sends the
+/// store's insert statement on a connection of its own (prepared, rows not
+/// decoded); after each insert, the provisioning task's two
+/// compare-and-sets (the attempt at once, `running` [`CREATE_LATENCY`]
+/// later) go on shared connections. The disk sees the same commits per
+/// second and the CPUs the same backends: what the database alone costs at
+/// this rate, the floor the store's p99 is compared with.
+async fn bare_paced_run(url: &str, interval: Duration, requests: usize) -> Result<Run, Error> {
+    let store = open_store_with(url, "bench_pg_bare_paced", 1).await?;
+    let setup = bare_client(url).await?;
+    let copy = Bare::copy_tables(&setup, &store).await?;
+    let result = bare_paced(url, &copy, interval, requests).await;
+    setup
+        .batch_execute(&format!("DROP SCHEMA {copy} CASCADE"))
+        .await?;
+    lease_store_postgres::drop_schema(&store).await?;
+    result
+}
+
+/// A bare connection with the statements prepared on the tables in `copy`.
+async fn bare_connection(url: &str, copy: &str) -> Result<Arc<(Client, Bare)>, Error> {
+    let client = bare_client(url).await?;
+    let bare = Bare::prepare_in(&client, copy).await?;
+    Ok(Arc::new((client, bare)))
+}
+
+/// Sends the bare clients' writes and measures them (see [`bare_paced_run`]).
+async fn bare_paced(
+    url: &str,
+    copy: &str,
+    interval: Duration,
+    requests: usize,
+) -> Result<Run, Error> {
+    let mut follow_ups = Vec::new();
+    for _ in 0..BARE_FOLLOW_UP_CONNECTIONS {
+        follow_ups.push(bare_connection(url, copy).await?);
+    }
+    let mut senders = Vec::new();
+    for _ in 0..CLIENTS {
+        senders.push(bare_connection(url, copy).await?);
+    }
+    let meter = CpuMeter::new();
+    let ticks = ticks_per_second();
+    let watcher = bare_client(url).await?;
+    let postgres_before = postgres_cpu(&watcher, &meter).await;
+    let (busy_before, total_before) = machine_cpu(ticks);
+    let bench_before = meter.seconds(std::process::id()).unwrap_or(0.0);
+
+    let started = tokio::time::Instant::now();
+    let mut clients = Vec::new();
+    for (index, sender) in senders.into_iter().enumerate() {
+        let follow_up = follow_ups[index % follow_ups.len()].clone();
+        let schedule = Schedule {
+            index,
+            started,
+            interval,
+            requests,
+        };
+        clients.push(tokio::spawn(bare_client_loop(sender, follow_up, schedule)));
+    }
+    let mut answers = Vec::new();
+    let mut writes = Vec::new();
+    for client in clients {
+        let (answered, follow_up_writes) = client.await??;
+        answers.extend(answered);
+        writes.extend(follow_up_writes);
+    }
+    for write in writes {
+        write.await??;
+    }
+    let (busy_after, total_after) = machine_cpu(ticks);
+    let bench_cpu = meter.seconds(std::process::id()).unwrap_or(0.0) - bench_before;
+    let postgres_cpu = postgres_cpu_used(&postgres_before, &postgres_cpu(&watcher, &meter).await);
+    let provisions = answers.len();
+    let last = answers.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    Ok(Run {
+        latencies: answers.into_iter().map(|(_, latency)| latency).collect(),
+        rate: provisions as f64 / (last - started).as_secs_f64().max(f64::MIN_POSITIVE),
+        machine_busy: busy_after - busy_before,
+        wall: (total_after - total_before)
+            / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        bench_cpu,
+        postgres_cpu: Some(postgres_cpu),
+        provisions,
+        activity: None,
+        refusals: Vec::new(),
+    })
+}
+
+/// When a paced client sends: `requests` times, every `interval` from
+/// `started`, client `index` offset by `index / CLIENTS` of it.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    index: usize,
+    started: tokio::time::Instant,
+    interval: Duration,
+    requests: usize,
+}
+
+/// The follow-up writes a bare client started, to be awaited.
+type FollowUps = Vec<tokio::task::JoinHandle<Result<(), Error>>>;
+
+/// One bare client: each insert's latency (and when it was answered), and
+/// its follow-up writes.
+async fn bare_client_loop(
+    sender: Arc<(Client, Bare)>,
+    follow_up: Arc<(Client, Bare)>,
+    schedule: Schedule,
+) -> Result<(Vec<(tokio::time::Instant, Duration)>, FollowUps), Error> {
+    let owner = format!("bench-{}", schedule.index);
+    let (client, bare) = &*sender;
+    let mut answers = Vec::new();
+    let mut writes = Vec::new();
+    let mut next =
+        schedule.started + schedule.interval * schedule.index as u32 / CLIENTS as u32;
+    for _ in 0..schedule.requests {
+        tokio::time::sleep_until(next).await;
+        next += schedule.interval;
+        let row = Row::of(&sample_lease(&owner, chrono::Duration::hours(1)), 1);
+        let due = row.expires_at;
+        let sent = Instant::now();
+        if row.execute(client, &bare.insert, &[&due]).await? != 1 {
+            return Err(format!("the bare insert of {} changed nothing", row.id).into());
+        }
+        answers.push((tokio::time::Instant::now(), sent.elapsed()));
+        writes.push(tokio::spawn(follow_up_writes(follow_up.clone(), row)));
+    }
+    Ok((answers, writes))
+}
+
+/// The provisioning task's two compare-and-sets of `row`: the attempt at
+/// once, `running` [`CREATE_LATENCY`] later.
+async fn follow_up_writes(connection: Arc<(Client, Bare)>, row: Row) -> Result<(), Error> {
+    let (client, bare) = &*connection;
+    let due = row.expires_at;
+    for (revision, status) in [(2i64, "pending"), (3, "running")] {
+        if revision == 3 {
+            tokio::time::sleep(CREATE_LATENCY).await;
+        }
+        let next = Row {
+            revision,
+            status: status.to_owned(),
+            ..row.clone()
+        };
+        let expected = revision - 1;
+        if next.execute(client, &bare.update, &[&due, &expected]).await? != 1 {
+            return Err(format!("the bare update of {} changed nothing", row.id).into());
+        }
+    }
+    Ok(())
 }
 
 /// Clock ticks per second of `/proc/stat`.
@@ -1126,24 +1339,30 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// One client's provisions as `pacing` says: when each was answered and
-/// its latency.
+/// What one client's provisions got: when each accepted one was answered
+/// and its latency; the refusals' statuses and bodies.
+type Answers = (Vec<(tokio::time::Instant, Duration)>, Vec<String>);
+
+/// One client's provisions as `pacing` says.
 async fn client_loop(
     mut sender: SendRequest<Full<Bytes>>,
     address: SocketAddr,
     index: usize,
     started: tokio::time::Instant,
     pacing: Pacing,
-) -> Result<Vec<(tokio::time::Instant, Duration)>, Error> {
+) -> Result<Answers, Error> {
     let bearer = bearer(index);
     let mut answers = Vec::new();
+    let mut refusals = Vec::new();
     match pacing {
         Pacing::Closed { warm, measure } => {
             let end = started + warm + measure;
             while tokio::time::Instant::now() < end {
                 let sent = Instant::now();
-                provision(&mut sender, address, &bearer).await?;
-                answers.push((tokio::time::Instant::now(), sent.elapsed()));
+                match provision(&mut sender, address, &bearer).await? {
+                    None => answers.push((tokio::time::Instant::now(), sent.elapsed())),
+                    Some(refusal) => refusals.push(refusal),
+                }
             }
         }
         Pacing::Paced { interval, requests } => {
@@ -1152,12 +1371,14 @@ async fn client_loop(
                 tokio::time::sleep_until(next).await;
                 next += interval;
                 let sent = Instant::now();
-                provision(&mut sender, address, &bearer).await?;
-                answers.push((tokio::time::Instant::now(), sent.elapsed()));
+                match provision(&mut sender, address, &bearer).await? {
+                    None => answers.push((tokio::time::Instant::now(), sent.elapsed())),
+                    Some(refusal) => refusals.push(refusal),
+                }
             }
         }
     }
-    Ok(answers)
+    Ok((answers, refusals))
 }
 
 /// The bearer token of client `index` (owner `bench-<index>`).
@@ -1190,13 +1411,13 @@ async fn connect(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>, Error>
     Ok(sender)
 }
 
-/// One provision as the caller of `bearer`; an answer other than 202 is
-/// an error.
+/// One provision as the caller of `bearer`: `None` when accepted (202),
+/// else the status and body of the refusal.
 async fn provision(
     sender: &mut SendRequest<Full<Bytes>>,
     address: SocketAddr,
     bearer: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     sender.ready().await?;
     let request = hyper::Request::post("/api/provision")
         .header("host", address.to_string())
@@ -1207,11 +1428,7 @@ async fn provision(
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
     if status != 202 {
-        return Err(format!(
-            "provision answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        )
-        .into());
+        return Ok(Some(format!("{status} {}", String::from_utf8_lossy(&body))));
     }
-    Ok(())
+    Ok(None)
 }

@@ -3,11 +3,19 @@
 //!
 //! One lease (offering `ubuntu` of the offline catalog: the local busybox
 //! image), one release `lease-server` (single-user, on loopback, memory
-//! store), two upstream apps in the lease, each serving 1 KiB:
+//! store), three upstream apps in the lease, each serving 1 KiB:
 //!
 //! - **busybox `httpd`** on port 8081 (what issue 13 names): it forks per
 //!   connection and closes every one, so direct clients connect per request
 //!   and the proxy opens an upstream connection per request;
+//! - **the same static app closing each connection** on port 8082
+//!   (`keepalive_httpd PORT SIZE close`): a connection per request like
+//!   httpd, but no fork and a 128-deep accept queue, where busybox's is 9
+//!   deep and drops SYNs (a 1 s retransmit) whenever its one accepting
+//!   process is off the CPU for a few milliseconds — on a shared 2-CPU
+//!   machine that sets the p99 of both paths. Each paced measure prints
+//!   the app's `ListenOverflows` (from the container's
+//!   `/proc/net/netstat`), so such drops are counted, not guessed;
 //! - **a keep-alive app** on port 8080 (`bench-apps/keepalive_httpd.rs`,
 //!   standard library only, compiled here with `rustc` as a static binary
 //!   and copied into the container; nothing is pulled): it does nothing but
@@ -71,6 +79,8 @@ use tokio::net::TcpStream;
 const KEEPALIVE_PORT: u16 = 8080;
 /// busybox httpd's port in the lease.
 const HTTPD_PORT: u16 = 8081;
+/// The app's port in the lease in its closing mode (a connection per request).
+const CLOSING_PORT: u16 = 8082;
 /// The file served.
 const FILE_BYTES: usize = 1024;
 /// Longest wait for the lease.
@@ -148,6 +158,11 @@ fn main() {
             closes: true,
         },
         Upstream {
+            name: "the app closing each connection (keepalive_httpd.rs close: a connection per request, a 128-deep accept queue)",
+            port: CLOSING_PORT,
+            closes: true,
+        },
+        Upstream {
             name: "keep-alive app (bench-apps/keepalive_httpd.rs)",
             port: KEEPALIVE_PORT,
             closes: false,
@@ -167,6 +182,7 @@ fn main() {
             settings,
             upstream.closes,
             |arm: usize| arms[arm].server.pid().and_then(|pid| meter.seconds(pid)),
+            |arm: usize| listen_overflows(&arms[arm].container),
         ));
         reports.push((upstream, report));
     }
@@ -199,6 +215,8 @@ struct Arm {
     lease: String,
     address: IpAddr,
     server: Server,
+    /// The lease's container.
+    container: String,
     /// Removes the lease's container (and network) after the server.
     _guard: NamespaceGuard,
 }
@@ -223,6 +241,7 @@ impl Arm {
             lease,
             address,
             server,
+            container,
             _guard: guard,
         })
     }
@@ -298,6 +317,10 @@ struct Report {
     interval: Duration,
     paced_direct: Run,
     paced_proxy: Vec<Run>,
+    /// SYNs the app's full accept queue dropped during the paced turns of
+    /// the direct path and of each proxy path (see [`listen_overflows`]).
+    dropped_direct: Option<u64>,
+    dropped_proxy: Vec<Option<u64>>,
 }
 
 /// How each client sends.
@@ -327,6 +350,7 @@ async fn measure(
     settings: Settings,
     closes: bool,
     server_cpu: impl Fn(usize) -> Option<f64>,
+    overflows: impl Fn(usize) -> Option<u64>,
 ) -> Report {
     let Settings {
         clients,
@@ -366,10 +390,22 @@ async fn measure(
     }
     let mut paced_direct = Run::default();
     let mut paced_proxy: Vec<Run> = proxies.iter().map(|_| Run::default()).collect();
+    let mut dropped_direct = Some(0);
+    let mut dropped_proxy: Vec<Option<u64>> = proxies.iter().map(|_| Some(0)).collect();
+    // The SYNs dropped during `turn`, added to `sum` (the direct path's
+    // app is arm 0's).
+    let counted = |sum: Option<u64>, arm: usize, before: Option<u64>| {
+        sum.zip(before.zip(overflows(arm)))
+            .map(|(sum, (before, after))| sum + after.saturating_sub(before))
+    };
     for _ in 0..turns {
+        let before = overflows(0);
         paced_direct.add(load(direct, clients, turn, Pacing::Every(interval)).await);
+        dropped_direct = counted(dropped_direct, 0, before);
         for (i, proxy) in proxies.iter().enumerate() {
+            let before = overflows(i);
             paced_proxy[i].add(load(proxy, clients, turn, Pacing::Every(interval)).await);
+            dropped_proxy[i] = counted(dropped_proxy[i], i, before);
         }
     }
     Report {
@@ -379,6 +415,8 @@ async fn measure(
         interval,
         paced_direct,
         paced_proxy,
+        dropped_direct,
+        dropped_proxy,
     }
 }
 
@@ -568,6 +606,12 @@ impl Report {
                 pd.slower_than(slow),
                 pp.slower_than(slow)
             );
+            let shown = |count: Option<u64>| count.map_or("?".to_owned(), |n| n.to_string());
+            println!(
+                "| {proxy}: paced SYNs dropped by the app's full accept queue (its ListenOverflows) | {} | {} | | |",
+                shown(self.dropped_direct),
+                shown(self.dropped_proxy[arm])
+            );
             println!(
                 "| {proxy}: closed loop errors | {} | {} | | |",
                 cd.errors, cp.errors
@@ -620,10 +664,10 @@ impl Report {
 impl Upstream {
     /// Its short name in `FIGURE` and `VERDICT` lines.
     fn key(&self) -> &'static str {
-        if self.port == HTTPD_PORT {
-            "httpd"
-        } else {
-            "keepalive"
+        match self.port {
+            HTTPD_PORT => "httpd",
+            CLOSING_PORT => "closing",
+            _ => "keepalive",
         }
     }
 }
@@ -685,13 +729,15 @@ fn start_app(binary: &Path, container: &str) {
         .status()
         .expect("docker cp");
     assert!(status.success(), "the app copied into the lease");
-    let status = Command::new("docker")
-        .args(["exec", "-d", container, "/tmp/keepalive_httpd"])
-        .args([KEEPALIVE_PORT.to_string(), FILE_BYTES.to_string()])
-        .stdin(Stdio::null())
-        .status()
-        .expect("docker exec");
-    assert!(status.success(), "the app started");
+    for (port, mode) in [(KEEPALIVE_PORT, "keep-alive"), (CLOSING_PORT, "close")] {
+        let status = Command::new("docker")
+            .args(["exec", "-d", container, "/tmp/keepalive_httpd"])
+            .args([port.to_string(), FILE_BYTES.to_string(), mode.to_owned()])
+            .stdin(Stdio::null())
+            .status()
+            .expect("docker exec");
+        assert!(status.success(), "the app started on port {port}");
+    }
     std::thread::sleep(Duration::from_millis(300));
 }
 
@@ -709,6 +755,25 @@ fn start_httpd(container: &str) {
         .expect("docker exec");
     assert!(status.success(), "httpd started");
     std::thread::sleep(Duration::from_millis(300));
+}
+
+/// The `ListenOverflows` counter of `container`'s network namespace (read
+/// from its `/proc/net/netstat`): SYNs dropped because a listening
+/// socket's accept queue was full. `None` when it cannot be read.
+fn listen_overflows(container: &str) -> Option<u64> {
+    let output = Command::new("docker")
+        .args(["exec", container, "cat", "/proc/net/netstat"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines().filter(|line| line.starts_with("TcpExt:"));
+    let names = lines.next()?.split_whitespace();
+    let values = lines.next()?.split_whitespace();
+    names
+        .zip(values)
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 fn docker_inspect_ip(container: &str) -> String {
