@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, QueueMode, RecyclingMethod, Runtime,
+};
 use lease_core::pool::Taken;
 use lease_core::stats::StatsRow;
 use lease_core::store::{HistoryQuery, LeaseStore, ListQuery, Page, UsageTotals};
@@ -117,8 +119,14 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Last in, first out: the connection used last is handed out
+        // next, so a light load keeps reusing a few warm backends instead of
+        // cycling through all of them (each idle backend is a process the
+        // machine must wake, with cold caches); a heavy load uses them all
+        // either way.
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(config.connect_timeout))
             .create_timeout(Some(config.connect_timeout))

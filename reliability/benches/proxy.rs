@@ -26,7 +26,8 @@
 //! `http://127.0.0.1:<server>/leases/{id}/ports/<port>/file` (keep-alive to
 //! the server, which checks the caller and the lease per request).
 //!
-//! Two measures per upstream, the paths taking turns (`PROXY_BENCH_TURNS`,
+//! `PROXY_BENCH_UPSTREAMS=httpd,closing,keepalive` picks the upstreams
+//! (default all). Two measures per upstream, the paths taking turns (`PROXY_BENCH_TURNS`,
 //! default 3, of `PROXY_BENCH_SECONDS`, default 4) so both see the same
 //! machine:
 //!
@@ -170,7 +171,7 @@ fn main() {
     ];
     let meter = CpuMeter::new();
     let mut reports = Vec::new();
-    for upstream in &upstreams {
+    for upstream in upstreams.iter().filter(|upstream| upstream.wanted()) {
         let direct = Target {
             connect: SocketAddr::new(ours.address, upstream.port),
             path: "/file".to_owned(),
@@ -662,6 +663,14 @@ impl Report {
 }
 
 impl Upstream {
+    /// Whether `PROXY_BENCH_UPSTREAMS` (comma-separated keys: `httpd`,
+    /// `closing`, `keepalive`; default all) names it.
+    fn wanted(&self) -> bool {
+        std::env::var("PROXY_BENCH_UPSTREAMS").map_or(true, |keys| {
+            keys.split(',').any(|key| key.trim() == self.key())
+        })
+    }
+
     /// Its short name in `FIGURE` and `VERDICT` lines.
     fn key(&self) -> &'static str {
         match self.port {
