@@ -1290,8 +1290,7 @@ async fn bare_client_loop(
     let (client, bare) = &*sender;
     let mut answers = Vec::new();
     let mut writes = Vec::new();
-    let mut next =
-        schedule.started + schedule.interval * schedule.index as u32 / CLIENTS as u32;
+    let mut next = schedule.started + schedule.interval * schedule.index as u32 / CLIENTS as u32;
     for _ in 0..schedule.requests {
         tokio::time::sleep_until(next).await;
         next += schedule.interval;
@@ -1322,7 +1321,11 @@ async fn follow_up_writes(connection: Arc<(Client, Bare)>, row: Row) -> Result<(
             ..row.clone()
         };
         let expected = revision - 1;
-        if next.execute(client, &bare.update, &[&due, &expected]).await? != 1 {
+        if next
+            .execute(client, &bare.update, &[&due, &expected])
+            .await?
+            != 1
+        {
             return Err(format!("the bare update of {} changed nothing", row.id).into());
         }
     }
