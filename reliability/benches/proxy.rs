@@ -48,6 +48,12 @@
 //!    tens of thousands of connections, so it starts from a clean state;
 //!    requests over 200 ms are counted (a SYN retransmit takes 1 s).
 //!
+//! 3. **The same paced schedule, paths interleaved**: each client takes
+//!    turns between the direct path and each proxy path request by
+//!    request (client `i` starting with path `i mod n`), so a burst of
+//!    stolen or busy CPU on this shared machine lands on every path alike,
+//!    where the 4-second turns of measure 2 give it to whichever path runs.
+//!
 //! Also printed: lease-server's CPU time per proxied request (from
 //! `/proc`, closed loop), steadier than rates on a shared machine, the
 //! load average before and after, and one `VERDICT` line per goal.
@@ -322,6 +328,10 @@ struct Report {
     /// the direct path and of each proxy path (see [`listen_overflows`]).
     dropped_direct: Option<u64>,
     dropped_proxy: Vec<Option<u64>>,
+    /// The paced schedule again, each client taking turns between the
+    /// paths request by request (direct, then each proxy).
+    mixed_direct: Run,
+    mixed_proxy: Vec<Run>,
 }
 
 /// How each client sends.
@@ -409,7 +419,22 @@ async fn measure(
             dropped_proxy[i] = counted(dropped_proxy[i], i, before);
         }
     }
+    // The same schedule with every client taking turns between all the
+    // paths request by request: a burst of stolen or busy CPU then lands
+    // on each path alike, where the turns above give it to one path.
+    let mut paths = vec![direct.clone()];
+    paths.extend(proxies.iter().cloned());
+    let mut mixed: Vec<Run> = paths.iter().map(|_| Run::default()).collect();
+    for _ in 0..turns {
+        let runs = load_all(&paths, clients, turn, Pacing::Every(interval)).await;
+        for (sum, run) in mixed.iter_mut().zip(runs) {
+            sum.add(run);
+        }
+    }
+    let mixed_direct = mixed.remove(0);
     Report {
+        mixed_direct,
+        mixed_proxy: mixed,
         closed_direct,
         closed_proxy,
         server_cpu: cpu,
@@ -423,7 +448,20 @@ async fn measure(
 
 /// `clients` clients sending GETs to `target` for `length`.
 async fn load(target: &Target, clients: usize, length: Duration, pacing: Pacing) -> Run {
-    let target = Arc::new(target.clone());
+    let mut runs = load_all(std::slice::from_ref(target), clients, length, pacing).await;
+    runs.pop().unwrap_or_default()
+}
+
+/// `clients` clients sending GETs for `length`, each taking turns between
+/// the `targets` request by request (client `i` starting with target
+/// `i mod n`); a run per target. With one target, [`load`].
+async fn load_all(
+    targets: &[Target],
+    clients: usize,
+    length: Duration,
+    pacing: Pacing,
+) -> Vec<Run> {
+    let targets = Arc::new(targets.to_vec());
     let started = Instant::now();
     let deadline = started + length;
     let tasks: Vec<_> = (0..clients)
@@ -435,17 +473,21 @@ async fn load(target: &Target, clients: usize, length: Duration, pacing: Pacing)
                     interval,
                 )),
             };
-            tokio::spawn(client(target.clone(), deadline, schedule))
+            tokio::spawn(client(targets.clone(), i, deadline, schedule))
         })
         .collect();
-    let mut run = Run::default();
+    let mut runs: Vec<Run> = targets.iter().map(|_| Run::default()).collect();
     for task in tasks {
-        let (latencies, errors) = task.await.expect("a client");
-        run.latencies.extend(latencies);
-        run.errors += errors;
+        for (run, (latencies, errors)) in runs.iter_mut().zip(task.await.expect("a client")) {
+            run.latencies.extend(latencies);
+            run.errors += errors;
+        }
     }
-    run.elapsed = started.elapsed();
-    run
+    let elapsed = started.elapsed();
+    for run in &mut runs {
+        run.elapsed = elapsed;
+    }
+    runs
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
@@ -477,34 +519,41 @@ async fn next_start(schedule: &mut Option<(Instant, Duration)>) -> Instant {
     Instant::now()
 }
 
-/// One client: GETs until `deadline`, keeping its connection while the
+/// One client: GETs until `deadline`, keeping each connection while the
 /// other side does, closed loop or on `schedule` (first due, interval).
+/// Request `k` goes to `targets[(first + k) % n]`: with several targets
+/// the client takes turns between them request by request. The latencies
+/// and errors of each target.
 async fn client(
-    target: Arc<Target>,
+    targets: Arc<Vec<Target>>,
+    first: usize,
     deadline: Instant,
     mut schedule: Option<(Instant, Duration)>,
-) -> (Vec<Duration>, usize) {
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    let mut sender: Option<Sender> = None;
-    let host = target.connect.to_string();
-    loop {
+) -> Vec<(Vec<Duration>, usize)> {
+    let mut results: Vec<(Vec<Duration>, usize)> =
+        targets.iter().map(|_| (Vec::new(), 0)).collect();
+    let mut senders: Vec<Option<Sender>> = targets.iter().map(|_| None).collect();
+    for turn in first.. {
         let started = next_start(&mut schedule).await;
         if started >= deadline {
             break;
         }
+        let index = turn % targets.len();
+        let (target, sender) = (&targets[index], &mut senders[index]);
+        let (latencies, errors) = &mut results[index];
+        let host = target.connect.to_string();
         let mut current = match sender.take() {
             Some(sender) if !sender.is_closed() => sender,
-            _ => match connect(&target).await {
+            _ => match connect(target).await {
                 Some(sender) => sender,
                 None => {
-                    errors += 1;
+                    *errors += 1;
                     continue;
                 }
             },
         };
         if current.ready().await.is_err() {
-            errors += 1;
+            *errors += 1;
             continue;
         }
         let request = hyper::Request::get(target.path.as_str())
@@ -512,7 +561,7 @@ async fn client(
             .body(Empty::<Bytes>::new())
             .expect("a request");
         let Ok(response) = current.send_request(request).await else {
-            errors += 1;
+            *errors += 1;
             continue;
         };
         let ok = response.status() == 200;
@@ -528,13 +577,13 @@ async fn client(
         if ok && length.is_ok_and(|length| length == FILE_BYTES) {
             latencies.push(started.elapsed());
         } else {
-            errors += 1;
+            *errors += 1;
         }
         if keep {
-            sender = Some(current);
+            *sender = Some(current);
         }
     }
-    (latencies, errors)
+    results
 }
 
 /// The throughput goal: proxy ÷ direct requests/s.
@@ -549,6 +598,11 @@ impl Report {
 
     fn added_ms(&self, arm: usize, q: f64) -> f64 {
         self.paced_proxy[arm].ms(q) - self.paced_direct.ms(q)
+    }
+
+    /// Proxy − direct at quantile `q`, the paths interleaved.
+    fn mixed_added_ms(&self, arm: usize, q: f64) -> f64 {
+        self.mixed_proxy[arm].ms(q) - self.mixed_direct.ms(q)
     }
 
     fn print(&self, upstream: &Upstream, settings: Settings, labels: &[&str]) {
@@ -607,6 +661,33 @@ impl Report {
                 pd.slower_than(slow),
                 pp.slower_than(slow)
             );
+            let (md, mp) = (&self.mixed_direct, &self.mixed_proxy[arm]);
+            println!(
+                "| {proxy}: paced, paths interleaved request by request: p50 / p99 ms | {:.3} / {:.3} | {:.3} / {:.3} | {:+.3} / {:+.3} | ≤ +{GOAL_ADDED_P99_MS} ms (p99) |",
+                md.ms(0.5),
+                md.ms(0.99),
+                mp.ms(0.5),
+                mp.ms(0.99),
+                self.mixed_added_ms(arm, 0.5),
+                self.mixed_added_ms(arm, 0.99)
+            );
+            println!(
+                "| {proxy}: paced interleaved: requests answered / errors | {} / {} | {} / {} | | |",
+                md.latencies.len(),
+                md.errors,
+                mp.latencies.len(),
+                mp.errors
+            );
+            println!(
+                "FIGURE proxy_{}{}_interleaved_added_p99_ms={:.3}",
+                upstream.key(),
+                if arm == 0 {
+                    String::new()
+                } else {
+                    format!("_{}", figure_name(label))
+                },
+                self.mixed_added_ms(arm, 0.99)
+            );
             let shown = |count: Option<u64>| count.map_or("?".to_owned(), |n| n.to_string());
             println!(
                 "| {proxy}: paced SYNs dropped by the app's full accept queue (its ListenOverflows) | {} | {} | | |",
@@ -658,6 +739,12 @@ impl Report {
             "VERDICT {}: added p99 {added:+.3} ms paced (goal ≤ +{GOAL_ADDED_P99_MS} ms): {}",
             upstream.key(),
             said(added <= GOAL_ADDED_P99_MS)
+        );
+        let mixed = self.mixed_added_ms(0, 0.99);
+        println!(
+            "VERDICT {}: added p99 {mixed:+.3} ms paced, paths interleaved (goal ≤ +{GOAL_ADDED_P99_MS} ms): {}",
+            upstream.key(),
+            said(mixed <= GOAL_ADDED_P99_MS)
         );
     }
 }
