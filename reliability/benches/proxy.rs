@@ -648,13 +648,7 @@ impl Report {
                 pp.ms(0.99),
                 self.added_ms(arm, 0.99)
             );
-            println!(
-                "| {proxy}: paced requests answered / errors | {} / {} | {} / {} | | |",
-                pd.latencies.len(),
-                pd.errors,
-                pp.latencies.len(),
-                pp.errors
-            );
+            answered_row(&format!("{proxy}: paced"), pd, pp);
             let slow = Duration::from_millis(200);
             println!(
                 "| {proxy}: paced requests over 200 ms (SYN retransmits are 1 s) | {} | {} | | |",
@@ -671,23 +665,7 @@ impl Report {
                 self.mixed_added_ms(arm, 0.5),
                 self.mixed_added_ms(arm, 0.99)
             );
-            println!(
-                "| {proxy}: paced interleaved: requests answered / errors | {} / {} | {} / {} | | |",
-                md.latencies.len(),
-                md.errors,
-                mp.latencies.len(),
-                mp.errors
-            );
-            println!(
-                "FIGURE proxy_{}{}_interleaved_added_p99_ms={:.3}",
-                upstream.key(),
-                if arm == 0 {
-                    String::new()
-                } else {
-                    format!("_{}", figure_name(label))
-                },
-                self.mixed_added_ms(arm, 0.99)
-            );
+            answered_row(&format!("{proxy}: paced interleaved:"), md, mp);
             let shown = |count: Option<u64>| count.map_or("?".to_owned(), |n| n.to_string());
             println!(
                 "| {proxy}: paced SYNs dropped by the app's full accept queue (its ListenOverflows) | {} | {} | | |",
@@ -721,6 +699,10 @@ impl Report {
             println!(
                 "FIGURE proxy_{key}{suffix}_paced_added_p99_ms={:.3}",
                 self.added_ms(arm, 0.99)
+            );
+            println!(
+                "FIGURE proxy_{key}{suffix}_interleaved_added_p99_ms={:.3}",
+                self.mixed_added_ms(arm, 0.99)
             );
         }
     }
@@ -766,6 +748,17 @@ impl Upstream {
             _ => "keepalive",
         }
     }
+}
+
+/// The "requests answered / errors" row of a measure, direct and proxy.
+fn answered_row(measure: &str, direct: &Run, proxy: &Run) {
+    println!(
+        "| {measure} requests answered / errors | {} / {} | {} / {} | | |",
+        direct.latencies.len(),
+        direct.errors,
+        proxy.latencies.len(),
+        proxy.errors
+    );
 }
 
 /// `label` as a figure name: lowercase letters, digits and `_`.
