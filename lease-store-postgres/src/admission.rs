@@ -105,18 +105,25 @@ pub(crate) struct InsertFigures {
 }
 
 /// The id check and the admission figures of an insert, in one statement:
-/// `$1` the id, `$2` the owner, `$3` whether to count the owner's leases,
-/// `$4` whether to sum the host's use (a `false` flag skips its scan: a
-/// one-time filter). The host's sums are numeric: exact, and checked when
-/// narrowed back.
-const INSERT_FIGURES: &str = "\
-    SELECT taken.v, owner_leases.v, host.leases, host.cpus, host.memory \
-    FROM (SELECT EXISTS (SELECT 1 FROM active WHERE id = $1) \
-              OR EXISTS (SELECT 1 FROM finished WHERE id = $1) AS v) taken, \
-         (SELECT count(*) AS v FROM active WHERE $3 AND owner = $2) owner_leases, \
-         (SELECT count(*) AS leases, COALESCE(sum(nano_cpus), 0)::text AS cpus, \
-                 COALESCE(sum(memory_mb), 0)::text AS memory \
-          FROM active WHERE $4) host";
+/// `$1` the id, `$2` the owner. `count_owner` and `sum_host` say which
+/// figures the set limits need; the others are a constant-false filter
+/// (no scan). They are written into the text rather than bound: with a
+/// bound flag, every plan with the flag known looked cheaper than the
+/// generic plan (which costs the scans the flag skips), so PostgreSQL
+/// planned the statement anew on every insert. As text, each of the four
+/// variants gets its generic plan after its first executions. The host's
+/// sums are numeric: exact, and checked when narrowed back.
+fn insert_figures_sql(count_owner: bool, sum_host: bool) -> String {
+    format!(
+        "SELECT taken.v, owner_leases.v, host.leases, host.cpus, host.memory \
+         FROM (SELECT EXISTS (SELECT 1 FROM active WHERE id = $1) \
+                  OR EXISTS (SELECT 1 FROM finished WHERE id = $1) AS v) taken, \
+              (SELECT count(*) AS v FROM active WHERE {count_owner} AND owner = $2) owner_leases, \
+              (SELECT count(*) AS leases, COALESCE(sum(nano_cpus), 0)::text AS cpus, \
+                      COALESCE(sum(memory_mb), 0)::text AS memory \
+               FROM active WHERE {sum_host}) host"
+    )
+}
 
 /// Takes, until the transaction ends, the admission locks an insert of
 /// `lease` checked against `admission` needs — the owner's if an owner
@@ -138,13 +145,14 @@ pub(crate) async fn locked_insert_figures(
     let counts_spend = admission.max_daily_spend.is_some() && admission.counts_today(lease);
     let owner_quota = admission.max_leases_per_owner.is_some() || counts_spend;
     let host_limit = has_host_limit(admission);
+    let count_owner = admission.max_leases_per_owner.is_some();
     // Prepared once per connection; afterwards from the cache, no round trip.
     let lock_statement = client
         .prepare_cached("SELECT pg_advisory_xact_lock($1)")
         .await
         .during(OPERATION)?;
     let figures_statement = client
-        .prepare_cached(INSERT_FIGURES)
+        .prepare_cached(&insert_figures_sql(count_owner, host_limit))
         .await
         .during(OPERATION)?;
     let spend_statement = client
@@ -152,7 +160,6 @@ pub(crate) async fn locked_insert_figures(
         .await
         .during(OPERATION)?;
     let (owner_key, host_key) = (locks.owner(&lease.owner), locks.host);
-    let count_owner = admission.max_leases_per_owner.is_some();
     let day_start = codec::saturating_nanos(admission.day_start);
     // Polled in this order, so sent (and run) in this order.
     let take_lock = |wanted: bool, key: i64| {
@@ -170,7 +177,7 @@ pub(crate) async fn locked_insert_figures(
         take_lock(host_limit, host_key),
     );
     let id = lease.id.as_str();
-    let figures_values: [&(dyn ToSql + Sync); 4] = [&id, &lease.owner, &count_owner, &host_limit];
+    let figures_values: [&(dyn ToSql + Sync); 2] = [&id, &lease.owner];
     let figures = client.query_one(&figures_statement, &figures_values);
     let spend_values: [&(dyn ToSql + Sync); 2] = [&lease.owner, &day_start];
     let spend = async {
