@@ -1435,10 +1435,9 @@ async fn warm_up(
             .iter_mut()
             .enumerate()
             .map(|(index, sender)| async move { provision(sender, address, &bearer(index)).await });
-        for refusal in futures::future::try_join_all(sends).await? {
-            if let Some(refusal) = refusal {
-                return Err(format!("a warm-up provision was refused: {refusal}").into());
-            }
+        let refusals = futures::future::try_join_all(sends).await?;
+        if let Some(refusal) = refusals.into_iter().flatten().next() {
+            return Err(format!("a warm-up provision was refused: {refusal}").into());
         }
     }
     tokio::time::sleep(CREATE_LATENCY + Duration::from_millis(500)).await;
