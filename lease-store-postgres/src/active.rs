@@ -3,8 +3,8 @@
 //! The usual writes are one statement each (PostgreSQL makes each atomic);
 //! writes with an admission limit to check run in a transaction that first
 //! takes the admission locks the limits need (see [`crate::admission`]): an
-//! insert's is four round trips (begin; the locks and every figure,
-//! pipelined; the insert; commit).
+//! insert's is two round trips (begin, the locks and every figure,
+//! pipelined; then the insert and commit, pipelined).
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Object};
@@ -14,22 +14,22 @@ use lease_core::{Admission, Lease, LeaseId, StoreError, cursor};
 use crate::admission::AdmissionLocks;
 use crate::codec::{self, COLUMNS, NOW_NANOS, PARAMS, PLACEHOLDERS, Param, refs};
 use crate::error::{During, is_unique_violation, store_error};
+use crate::open_transaction::OpenTransaction;
 
 /// Inserts `lease` (with revision 1) unless its id is taken, active or in
 /// history; with a limited `admission`, only if it lets the lease in,
 /// checked under the admission locks in the same transaction.
 pub(crate) async fn insert(
-    client: &mut Object,
+    client: Object,
     locks: &AdmissionLocks,
     lease: &Lease,
     admission: &Admission,
 ) -> Result<Lease, StoreError> {
-    const OPERATION: &str = "insert a lease";
     let stored = Lease {
         revision: 1,
         ..lease.clone()
     };
-    let mut values = codec::params(&stored, 1, OPERATION)?;
+    let mut values = codec::params(&stored, 1, INSERT)?;
     values.push(Box::new(codec::due_nanos(&stored)));
     let sql = format!(
         "INSERT INTO active ({COLUMNS}, due_at, claimed_until) \
@@ -37,19 +37,56 @@ pub(crate) async fn insert(
          WHERE NOT EXISTS (SELECT 1 FROM finished WHERE id = $1)"
     );
     if !admission.is_limited() {
-        return insert_row(&*client, &sql, &values, stored).await;
+        return insert_row(&client, &sql, &values, stored).await;
     }
-    let transaction = client.transaction().await.during(OPERATION)?;
-    let figures =
-        crate::admission::locked_insert_figures(&transaction, locks, &stored, admission).await?;
-    if figures.taken {
-        return Err(StoreError::AlreadyExists(stored.id));
+    // Two round trips: `BEGIN` with the locks and figures, then the
+    // insert with `COMMIT` (or a `ROLLBACK` when refused).
+    let open = OpenTransaction::new(client);
+    let (_, figures) = tokio::try_join!(
+        async { open.client().batch_execute("BEGIN").await.during(INSERT) },
+        crate::admission::locked_insert_figures(open.client(), locks, &stored, admission),
+    )?;
+    let refusal = if figures.taken {
+        Err(StoreError::AlreadyExists(stored.id.clone()))
+    } else {
+        admission.check(&figures.usage, &stored)
+    };
+    if let Err(refusal) = refusal {
+        open.client()
+            .batch_execute("ROLLBACK")
+            .await
+            .during(INSERT)?;
+        open.ended();
+        return Err(refusal);
     }
-    admission.check(&figures.usage, &stored)?;
-    let stored = insert_row(&transaction, &sql, &values, stored).await?;
-    transaction.commit().await.during(OPERATION)?;
-    Ok(stored)
+    let statement = open.client().prepare_cached(&sql).await.during(INSERT)?;
+    let params = refs(&values);
+    let (inserted, committed) = tokio::join!(
+        open.client().execute(&statement, &params),
+        open.client().batch_execute("COMMIT"),
+    );
+    // A failed insert aborts the transaction: `COMMIT` then rolls it back
+    // (and succeeds), so the connection is clean either way.
+    committed.during(INSERT)?;
+    open.ended();
+    inserted_or_taken(inserted, stored)
 }
+
+/// What an insert statement's outcome means.
+fn inserted_or_taken(
+    outcome: Result<u64, tokio_postgres::Error>,
+    stored: Lease,
+) -> Result<Lease, StoreError> {
+    match outcome {
+        Ok(1) => Ok(stored),
+        Ok(_) => Err(StoreError::AlreadyExists(stored.id)),
+        Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(stored.id)),
+        Err(error) => Err(store_error(INSERT, error)),
+    }
+}
+
+/// The operation named in an insert's errors.
+const INSERT: &str = "insert a lease";
 
 /// Runs the insert statement; a taken id is [`StoreError::AlreadyExists`].
 async fn insert_row(
@@ -58,14 +95,8 @@ async fn insert_row(
     values: &[Param],
     stored: Lease,
 ) -> Result<Lease, StoreError> {
-    const OPERATION: &str = "insert a lease";
-    let statement = client.prepare_cached(sql).await.during(OPERATION)?;
-    match client.execute(&statement, &refs(values)).await {
-        Ok(1) => Ok(stored),
-        Ok(_) => Err(StoreError::AlreadyExists(stored.id)),
-        Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(stored.id)),
-        Err(error) => Err(store_error(OPERATION, error)),
-    }
+    let statement = client.prepare_cached(sql).await.during(INSERT)?;
+    inserted_or_taken(client.execute(&statement, &refs(values)).await, stored)
 }
 
 /// The active lease `id`, or else a finished one that ended within the

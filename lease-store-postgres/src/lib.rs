@@ -61,6 +61,7 @@ mod config;
 mod credentials;
 mod error;
 mod history;
+mod open_transaction;
 mod pool;
 mod schema;
 mod store;

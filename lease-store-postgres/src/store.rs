@@ -226,8 +226,8 @@ impl LeaseStore for PostgresStore {
     }
 
     async fn insert(&self, lease: &Lease, admission: &Admission) -> Result<Lease, StoreError> {
-        let mut client = self.client().await?;
-        active::insert(&mut client, self.admission_locks(), lease, admission).await
+        let client = self.client().await?;
+        active::insert(client, self.admission_locks(), lease, admission).await
     }
 
     async fn get(&self, id: &LeaseId) -> Result<Lease, StoreError> {
