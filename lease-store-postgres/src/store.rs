@@ -94,9 +94,12 @@ fn driver_config(
         Some(options) if !options.is_empty() => format!("{options} -c search_path={schema}"),
         _ => format!("-c search_path={schema}"),
     };
+    // The URL's `application_name` (one per server, say) wins.
+    if driver.get_application_name().is_none() {
+        driver.application_name("containerlease");
+    }
     driver
         .options(&options)
-        .application_name("containerlease")
         .connect_timeout(config.connect_timeout)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
