@@ -12,6 +12,16 @@
 //! [`MAX_IDLE_PER_PORT`] idle ones are kept per port. Upgrades
 //! (WebSockets) do not use the pool: each has a connection of its own
 //! ([`super::connect`]).
+//!
+//! A pooled connection is closed with a reset, not a FIN ([`abortive`]):
+//! the proxy closes only once it has the app's whole answer (or has given
+//! the exchange up), and a FIN would leave the socket in `TIME_WAIT` on
+//! this host for a minute. Apps that close every connection (busybox
+//! `httpd`, `Connection: close`) would then fill the ephemeral ports
+//! towards their address, and each new connection's `connect` would
+//! search past them: measured at ~60 % of the server's CPU against busybox
+//! `httpd` (`__inet_hash_connect`, `__inet_check_established`; see
+//! BENCHMARKS.md, session 12).
 
 use std::future::Future;
 use std::io;
@@ -74,8 +84,20 @@ impl tower::Service<Uri> for LeaseConnector {
         Box::pin(async move {
             let address = address_of(&uri)?;
             let stream = open(address).await?;
+            abortive(&stream);
             Ok(TokioIo::new(Ending::new(stream, ended)))
         })
+    }
+}
+
+/// Makes closing `stream` send a reset (`SO_LINGER` of zero) instead of a
+/// FIN, so this side keeps no `TIME_WAIT` state. Only for pooled HTTP
+/// connections: hyper drops them once the exchange is over, so nothing
+/// the app still had to receive is lost; tunnels and upgrades close
+/// gracefully. Failing to set it costs only the `TIME_WAIT`.
+fn abortive(stream: &TcpStream) {
+    if let Err(error) = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)) {
+        tracing::debug!(%error, "could not set SO_LINGER on an upstream connection");
     }
 }
 
@@ -183,6 +205,37 @@ mod tests {
         assert!(parse("http://172.17.0.2/").is_err(), "no port");
         assert!(parse("http://example.com:80/").is_err(), "a name");
         assert!(parse("/relative").is_err());
+    }
+
+    /// A pooled connection closes with a reset: the app reads
+    /// `ConnectionReset`, not an end of file, and this side keeps no
+    /// `TIME_WAIT` state for it.
+    #[tokio::test]
+    async fn a_dropped_connection_is_reset_not_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut connector = LeaseConnector {
+            ended: CancellationToken::new(),
+        };
+        let uri: Uri = format!("http://{address}/")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (connected, accepted) =
+            tokio::join!(tower::Service::call(&mut connector, uri), listener.accept());
+        let ours = connected.unwrap_or_else(|e| panic!("{e}"));
+        let (mut theirs, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
+        drop(ours);
+        let mut buf = [0; 8];
+        let read = tokio::time::timeout(Duration::from_secs(5), theirs.read(&mut buf))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset),
+            "the app sees a reset"
+        );
     }
 
     #[tokio::test]
