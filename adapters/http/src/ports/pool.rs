@@ -207,25 +207,30 @@ mod tests {
         assert!(parse("/relative").is_err());
     }
 
-    /// A pooled connection closes with a reset: the app reads
-    /// `ConnectionReset`, not an end of file, and this side keeps no
-    /// `TIME_WAIT` state for it.
-    #[tokio::test]
-    async fn a_dropped_connection_is_reset_not_closed() {
+    /// A connection opened by a connector ended by `ended`, and the
+    /// listener's side of it (the app's).
+    async fn connected_pair(ended: CancellationToken) -> (TokioIo<Ending>, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let mut connector = LeaseConnector {
-            ended: CancellationToken::new(),
-        };
+        let mut connector = LeaseConnector { ended };
         let uri: Uri = format!("http://{address}/")
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         let (connected, accepted) =
             tokio::join!(tower::Service::call(&mut connector, uri), listener.accept());
         let ours = connected.unwrap_or_else(|e| panic!("{e}"));
-        let (mut theirs, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
+        let (theirs, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
+        (ours, theirs)
+    }
+
+    /// A pooled connection closes with a reset: the app reads
+    /// `ConnectionReset`, not an end of file, and this side keeps no
+    /// `TIME_WAIT` state for it.
+    #[tokio::test]
+    async fn a_dropped_connection_is_reset_not_closed() {
+        let (ours, mut theirs) = connected_pair(CancellationToken::new()).await;
         drop(ours);
         let mut buf = [0; 8];
         let read = tokio::time::timeout(Duration::from_secs(5), theirs.read(&mut buf))
@@ -240,21 +245,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_fails_once_its_lease_ends() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let ended = CancellationToken::new();
-        let mut connector = LeaseConnector {
-            ended: ended.clone(),
-        };
-        let uri: Uri = format!("http://{address}/")
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (connected, accepted) =
-            tokio::join!(tower::Service::call(&mut connector, uri), listener.accept());
-        let mut ours = connected.unwrap_or_else(|e| panic!("{e}")).into_inner();
-        let (mut theirs, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
+        let (ours, mut theirs) = connected_pair(ended.clone()).await;
+        let mut ours = ours.into_inner();
         ours.write_all(b"ping")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
