@@ -8,6 +8,7 @@
 use bytes::BytesMut;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use lease_http::forward::prepare_message_buffer;
 pub use lease_http::forward::{MAX_DATA_MESSAGE, READ_BUFFER, TunnelEnd, TunnelMessage};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,8 +120,9 @@ async fn upload(mut local: OwnedReadHalf, mut sender: TunnelSender) -> Result<()
     let mut buffer = BytesMut::new();
     loop {
         // The last message was copied into the socket's output buffer as
-        // it was sent: this takes its room back (no allocation).
-        buffer.reserve(MAX_DATA_MESSAGE);
+        // it was sent: this takes its room back (no allocation), placed for
+        // a cheap copy of the next.
+        prepare_message_buffer(&mut buffer, true);
         let read = (&mut local)
             .take(MAX_DATA_MESSAGE as u64)
             .read_buf(&mut buffer)

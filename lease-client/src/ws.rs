@@ -1,8 +1,12 @@
 //! Opening a WebSocket to the server with the bearer token in the header.
 
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use lease_http::pacing;
 use reqwest::Url;
 use reqwest::header::AUTHORIZATION;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -52,7 +56,11 @@ pub(crate) async fn connect_with(
     if let Some(value) = client.authorization() {
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+    let stream = open(&url)
+        .await
+        .map_err(|e| ClientError::websocket(&shown, WsError::Io(e)))?;
+    match tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), None).await
+    {
         Ok((socket, _)) => Ok(socket),
         Err(WsError::Http(response)) => {
             let status = response.status().as_u16();
@@ -66,4 +74,42 @@ pub(crate) async fn connect_with(
         }
         Err(other) => Err(ClientError::websocket(&shown, other)),
     }
+}
+
+/// The TCP connection for `url`: to the first of its host's addresses that
+/// accepts, without Nagle (keystrokes and frames go out at once), and
+/// without pacing when the server is on this host
+/// ([`lease_http::pacing`]: it must be chosen before connecting).
+async fn open(url: &Url) -> io::Result<TcpStream> {
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL has no port"))?;
+    let host = url.host_str().unwrap_or_default();
+    // An IPv6 literal comes bracketed (`[::1]`).
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<SocketAddr> = match literal.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port)).await?.collect(),
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+    for address in addresses {
+        match connect_to(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+async fn connect_to(address: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if address.ip().is_loopback() {
+        pacing::unpaced(&socket);
+    }
+    let stream = socket.connect(address).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }

@@ -18,12 +18,14 @@
 //! connection from this process to the container's address on the
 //! namespace network (what the server itself dials). The two take turns,
 //! `FORWARD_BENCH_RUNS` (default 5) runs each way; median and best MiB/s,
-//! and the ratio (goal ≥ 0.5×). Beside them, the CPU time lease-server
-//! and `lease port-forward` used per GiB carried (from `/proc`): the
-//! forward's cost, which other load on the machine changes little, where
-//! the throughputs move with it. Skips with a reason without Docker or the
-//! test image (fails under `CI=true`). Run with
-//! `cargo bench -p lease-reliability --bench forward`.
+//! and the ratio (goal ≥ 0.5×, a `VERDICT` line each way). Beside them,
+//! the CPU time lease-server and `lease port-forward` used per GiB carried
+//! (from `/proc`): the forward's cost, which other load on the machine
+//! changes little, where the throughputs move with it. Skips with a reason
+//! without Docker or the test image (fails under `CI=true`). Run with
+//! `cargo bench -p lease-reliability --bench forward`, or with the proxy
+//! bench in one run: `cargo bench -p lease-reliability --bench proxy
+//! --bench forward`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -43,6 +45,8 @@ const UPLOAD: u16 = 7101;
 const LIMIT: Duration = Duration::from_secs(60);
 /// Size of the transfers' reads and writes.
 const CHUNK: usize = 64 * 1024;
+/// The goal: forward throughput ÷ direct, medians.
+const GOAL_RATIO: f64 = 0.5;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -400,9 +404,20 @@ impl Report {
             );
             println!("| {name} | direct to the container address | {d_med:.0} | {d_best:.0} |");
             println!(
-                "| {name} | ratio forward / direct (goal ≥ 0.5) | {:.2} | {:.2} |",
+                "| {name} | ratio forward / direct (goal ≥ {GOAL_RATIO}) | {:.2} | {:.2} |",
                 f_med / d_med,
                 f_best / d_best
+            );
+        }
+        println!();
+        for (name, forward, direct) in [
+            ("download", &self.down_forward, &self.down_direct),
+            ("upload", &self.up_forward, &self.up_direct),
+        ] {
+            let ratio = median(forward) / median(direct);
+            let said = if ratio >= GOAL_RATIO { "met" } else { "MISSED" };
+            println!(
+                "VERDICT forward {name}: median throughput {ratio:.2}× of direct (goal ≥ {GOAL_RATIO}×): {said}"
             );
         }
         println!();

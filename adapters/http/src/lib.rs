@@ -107,6 +107,7 @@ mod metrics;
 mod metrics_token;
 pub mod oidc;
 mod openapi;
+pub mod pacing;
 mod ports;
 pub mod serve;
 pub mod shell;

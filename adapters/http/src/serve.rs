@@ -141,6 +141,12 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    // A listener on a loopback address only has peers on this host (a
+    // reverse proxy, the CLI): no pacing toward them (`crate::pacing`; set
+    // on the listener, so every accepted connection starts that way).
+    if let Ok(address) = listener.local_addr() {
+        crate::pacing::unpaced_if_loopback(&listener, address);
+    }
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -27,9 +27,11 @@
 //! The server pings every [`crate::ShellConfig::keepalive`] so idle tunnels
 //! (a database connection doing nothing) survive proxies' idle timeouts.
 
+mod buffer;
 pub(crate) mod route;
 mod tunnel;
 
+pub use buffer::prepare_message_buffer;
 pub(crate) use route::tcp;
 use serde::{Deserialize, Serialize};
 

@@ -28,7 +28,7 @@ use tracing::debug;
 
 use super::{
     CLOSE_ERROR, CLOSE_LEASE_ENDED, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, MAX_DATA_MESSAGE,
-    TunnelEnd, TunnelMessage,
+    TunnelEnd, TunnelMessage, prepare_message_buffer,
 };
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -195,8 +195,9 @@ async fn outbound(
     let mut buffer = BytesMut::new();
     loop {
         // The last message's bytes were copied into the socket's output
-        // buffer as it was sent: this takes their room back (no allocation).
-        buffer.reserve(MAX_DATA_MESSAGE);
+        // buffer as it was sent: this takes their room back (no allocation),
+        // placed for a cheap copy of the next.
+        prepare_message_buffer(&mut buffer, false);
         let next = tokio::select! {
             biased;
             () = ends.lease.cancelled() => return lease_ended(&mut sink, ends, settings).await,

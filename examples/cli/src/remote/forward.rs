@@ -80,6 +80,9 @@ pub async fn port_forward(remote: &Remote, args: PortForwardArgs) -> Result<Exit
         let bound = listener
             .local_addr()
             .map_err(|e| CliError::io("cannot read the listening address", e))?;
+        // Only local programs connect: no pacing toward them (set on the
+        // listener, so each accepted connection starts that way).
+        lease_http::pacing::unpaced(&listener);
         listeners.push((listener, bound, pair.remote));
     }
     for (_, bound, port) in &listeners {
