@@ -101,6 +101,7 @@ async fn open(url: &Url) -> io::Result<TcpStream> {
     Err(last)
 }
 
+/// Connects to one address: Reno first when it is a loopback address.
 async fn connect_to(address: SocketAddr) -> io::Result<TcpStream> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
