@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use lease_http::pacing;
 use reqwest::Url;
 use reqwest::header::AUTHORIZATION;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -103,13 +103,8 @@ async fn open(url: &Url) -> io::Result<TcpStream> {
 
 /// Connects to one address: Reno first when it is a loopback address.
 async fn connect_to(address: SocketAddr) -> io::Result<TcpStream> {
-    let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    if address.ip().is_loopback() {
-        pacing::unpaced(&socket);
-    }
+    let socket = pacing::socket_for(address)?;
+    pacing::unpaced_if_loopback(&socket, address);
     let stream = socket.connect(address).await?;
     stream.set_nodelay(true)?;
     Ok(stream)

@@ -393,10 +393,11 @@ impl Report {
         println!();
         println!("| direction | path | median MiB/s | best MiB/s |");
         println!("|---|---|---|---|");
-        for (name, forward, direct) in [
+        let directions = [
             ("download", &self.down_forward, &self.down_direct),
             ("upload", &self.up_forward, &self.up_direct),
-        ] {
+        ];
+        for (name, forward, direct) in directions {
             let (f_med, f_best) = (median(forward), best(forward));
             let (d_med, d_best) = (median(direct), best(direct));
             println!(
@@ -410,10 +411,7 @@ impl Report {
             );
         }
         println!();
-        for (name, forward, direct) in [
-            ("download", &self.down_forward, &self.down_direct),
-            ("upload", &self.up_forward, &self.up_direct),
-        ] {
+        for (name, forward, direct) in directions {
             let ratio = median(forward) / median(direct);
             let said = if ratio >= GOAL_RATIO { "met" } else { "MISSED" };
             println!(

@@ -30,8 +30,10 @@
 //! Connections to anything else keep the host's choice. Elsewhere than on
 //! Linux, and where the kernel refuses, nothing changes.
 
+use std::io;
 use std::net::SocketAddr;
 
+use tokio::net::TcpSocket;
 #[cfg(target_os = "linux")]
 use tracing::debug;
 
@@ -53,6 +55,15 @@ where
     }
     #[cfg(not(target_os = "linux"))]
     let _ = socket;
+}
+
+/// A TCP socket of `address`'s family, not yet connected: where the
+/// congestion control can still be chosen before `connect`.
+pub fn socket_for(address: SocketAddr) -> io::Result<TcpSocket> {
+    match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
 }
 
 /// [`unpaced`] when `address` (a listener's own, or the peer a socket

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use lease_core::{EventKind, Lease, LeaseEvent, LeaseId, LeaseManager, Status};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -257,10 +257,7 @@ async fn target(state: &AppState, caller: &Caller, id: &str) -> Result<Found, Ap
 /// out at once), failing with [`io::ErrorKind::TimedOut`] after
 /// [`CONNECT_TIMEOUT`].
 pub(crate) async fn open(address: SocketAddr) -> io::Result<TcpStream> {
-    let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+    let socket = crate::pacing::socket_for(address)?;
     // The container is on this host's (or the cluster's) container network:
     // no pacing (chosen before connecting, see `crate::pacing`).
     crate::pacing::unpaced(&socket);
