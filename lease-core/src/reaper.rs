@@ -143,6 +143,7 @@ impl Reaper {
         let mut stop = pin!(stop);
         info!(namespace = %self.settings.namespace, "reaper started");
         loop {
+            let looked_at = self.clock.now();
             let pause = match self.reap_once().await {
                 Ok(report) => {
                     if report.claimed > 0 {
@@ -160,7 +161,7 @@ impl Reaper {
                     Some(STORE_RETRY)
                 }
             };
-            let wake_at = self.next_wake(pause).await;
+            let wake_at = self.next_wake(pause, looked_at).await;
             *crate::manager::lock(&self.scheduled) = Some(wake_at);
             tokio::select! {
                 () = self.clock.sleep_until(wake_at) => {}
@@ -173,19 +174,30 @@ impl Reaper {
     }
 
     /// When the reaper should look again: the earliest claimable lease or the
-    /// next sweep, whichever is sooner, but not before `MIN_PAUSE` (or
-    /// `pause`, after a failure).
-    async fn next_wake(&self, pause: Option<StdDuration>) -> DateTime<Utc> {
+    /// next sweep, whichever is sooner. A lease already due when the pass
+    /// began (`looked_at`) was there to claim and was not (a store whose
+    /// clock runs behind ours, a claim held elsewhere): the loop then waits
+    /// at least `MIN_PAUSE` (or `pause`, after a failure) so it cannot spin.
+    /// A lease that came due during the pass was never offered to it: the
+    /// loop looks again at once, however long the pass took.
+    async fn next_wake(
+        &self,
+        pause: Option<StdDuration>,
+        looked_at: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         let now = self.clock.now();
-        let min_pause = to_chrono(pause.unwrap_or(MIN_PAUSE));
         let sweep = now + to_chrono(self.settings.sweep_interval);
-        let next_due = match pause {
-            Some(_) => None,
-            None => self.store.next_due().await.ok().flatten(),
+        let Some(pause) = pause else {
+            let next = match self.store.next_due().await.ok().flatten() {
+                Some(due) => due.min(sweep),
+                None => sweep,
+            };
+            if next > looked_at {
+                return next;
+            }
+            return next.max(now + to_chrono(MIN_PAUSE));
         };
-        next_due
-            .map_or(sweep, |due| due.min(sweep))
-            .max(now + min_pause)
+        sweep.max(now + to_chrono(pause))
     }
 
     /// Claims every due lease (in batches) and reaps them, removing their

@@ -24,7 +24,7 @@ use fantoccini::Locator;
 use lease_core::{Money, pricing};
 use serde_json::{Value, json};
 
-use common::browser::{Browser, prerequisites, with_browser};
+use common::browser::{Browser, page_turn, prerequisites, with_browser};
 use lease_testkit::docker::{NamespaceGuard, containers_with};
 use lease_testkit::server::{Server, ServerConfig, mint_token};
 use lease_testkit::{TempDir, labels};
@@ -185,13 +185,14 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let stall = StallingRegistry::start().await;
     let guard = NamespaceGuard::random();
     let dir = TempDir::new("lease-browser");
     let mut server = start_server(&guard, &dir, &[], Some(stall.address));
     let browser = Browser::launch(&tools, "portal").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "the portal with the catalog",
@@ -470,7 +471,7 @@ async fn portal_rents_follows_extends_and_deletes_leases() {
     // The event stream recovers when the server comes back.
     // (a second browser session keeps this part independent of the above)
     let browser = Browser::launch(&tools, "portal-reconnect").await;
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "live",
@@ -560,6 +561,7 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
     let token = minted.token;
     let guard = NamespaceGuard::random();
@@ -580,7 +582,7 @@ async fn portal_asks_for_a_token_and_refuses_a_wrong_one() {
     );
     let browser = Browser::launch(&tools, "tokens").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "the sign-in form",
@@ -731,13 +733,14 @@ async fn portal_shows_a_full_server_naming_the_limit() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let guard = NamespaceGuard::random();
     let dir = TempDir::new("lease-browser-capacity");
     let extra = ["--max-leases".to_owned(), "1".to_owned()];
     let server = start_server(&guard, &dir, &extra, None);
     let browser = Browser::launch(&tools, "capacity").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "the portal with the server's capacity",
@@ -859,6 +862,7 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     // With tokens: the page attaches with single-use tickets.
     let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
     let guard = NamespaceGuard::random();
@@ -869,7 +873,7 @@ async fn terminal_runs_a_shell_and_survives_a_dropped_connection() {
     let server = start_server(&guard, &dir, &extra, None);
     let browser = Browser::launch(&tools, "terminal").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "the sign-in form",
@@ -1102,6 +1106,7 @@ async fn files_panel_uploads_into_and_downloads_from_a_lease() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
     let guard = NamespaceGuard::random();
     let dir = TempDir::new("lease-browser-files");
@@ -1113,7 +1118,7 @@ async fn files_panel_uploads_into_and_downloads_from_a_lease() {
     let server = start_server(&guard, &dir, &extra, None);
     let browser = Browser::launch(&tools, "files").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.client.goto(&url).await.expect("page loads");
         b.wait_for(
             "the sign-in form",
@@ -1264,6 +1269,7 @@ async fn a_hostile_app_in_a_lease_cannot_act_as_its_viewer() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let minted = mint_token(env!("CARGO_BIN_EXE_lease-server").as_ref(), "alice", false);
     let token = minted.token;
     let guard = NamespaceGuard::random();
@@ -1334,7 +1340,7 @@ async fn a_hostile_app_in_a_lease_cannot_act_as_its_viewer() {
 
     let browser = Browser::launch(&tools, "hostile").await;
     let url = server.url();
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         // The portal holds the viewer's token, as after signing in.
         b.client.goto(&url).await.expect("page loads");
         b.js(

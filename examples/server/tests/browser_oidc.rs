@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::browser::{Browser, prerequisites, with_browser};
+use common::browser::{Browser, page_turn, prerequisites, with_browser};
 use lease_testkit::TempDir;
 use lease_testkit::docker::NamespaceGuard;
 use lease_testkit::oidc::OidcProvider;
@@ -204,6 +204,7 @@ async fn oidc_sign_in_rents_mints_a_token_and_signs_out() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let Some(idp) = OidcProvider::start() else {
         return;
     };
@@ -216,7 +217,7 @@ async fn oidc_sign_in_rents_mints_a_token_and_signs_out() {
     let server = start_server(&guard, &dir, &idp, &["--max-leases", "10"]);
     let address = server.address();
     let browser = Browser::launch(&tools, "oidc-sign-in").await;
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         sign_in(b, &server, &idp, "alice").await;
         assert_eq!(b.text("#who").await, "Signed in as alice@example.com");
         b.watch_page().await;
@@ -426,6 +427,7 @@ async fn an_admin_by_group_sees_everyones_leases() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let Some(idp) = OidcProvider::start() else {
         return;
     };
@@ -466,7 +468,7 @@ async fn an_admin_by_group_sees_everyones_leases() {
     assert_eq!(status, 202, "{lease}");
     let carols = lease["id"].as_str().expect("lease id").to_owned();
     let browser = Browser::launch(&tools, "oidc-admin").await;
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         sign_in(b, &server, &idp, "root").await;
         assert_eq!(b.text("#who").await, "Signed in as root@example.com (admin)");
         b.wait_for(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lease_core::Money;
 use serde_json::{Value, json};
 
-use common::browser::{Browser, prerequisites, with_browser};
+use common::browser::{Browser, page_turn, prerequisites, with_browser};
 use lease_testkit::TempDir;
 use lease_testkit::docker::NamespaceGuard;
 use lease_testkit::server::{Server, ServerConfig, mint_token};
@@ -190,6 +190,7 @@ async fn operations_view_shows_admins_the_spend_and_hides_from_owners() {
     let Some(tools) = prerequisites() else {
         return;
     };
+    let turn = page_turn().await;
     let guard = NamespaceGuard::random();
     let dir = TempDir::new("lease-browser-ops");
     let (server, [root_token, ada_token, bob_token]) = start_server(&guard, &dir);
@@ -233,7 +234,7 @@ async fn operations_view_shows_admins_the_spend_and_hides_from_owners() {
     assert!(ada_spent > 0 && bob_spent > 0, "{ada_spent} {bob_spent}");
 
     let browser = Browser::launch(&tools, "operations").await;
-    with_browser(browser, async |b| {
+    with_browser(&turn, browser, async |b| {
         b.sign_in_with_token(&url, &root_token, "root").await;
         b.watch_page().await;
         assert_eq!(

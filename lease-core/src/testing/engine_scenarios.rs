@@ -341,6 +341,33 @@ pub async fn expiry_is_reaped_within_target_by_the_background_reaper(store: Arc<
     tasks.join().await;
 }
 
+/// A lease that comes due while a reaping pass is busy is reaped as soon
+/// as that pass ends, not after the clock moves again: the pass never had
+/// the chance to claim it, so the loop's spin guard must not delay it.
+pub async fn a_lease_due_during_a_slow_pass_is_reaped_when_it_ends(store: Arc<dyn LeaseStore>) {
+    let mut h = harness(store);
+    let token = CancellationToken::new();
+    let tasks = h.manager.start(token.clone());
+    let first = running_lease(&mut h, "alpine", 1).await;
+    let second = running_lease(&mut h, "alpine", 2).await;
+    h.runtime
+        .set_remove_latency(std::time::Duration::from_millis(300));
+    h.clock.advance(Duration::minutes(1));
+    // The pass that claimed `first` is inside its removal when `second`
+    // comes due; the clock then stands still.
+    eventually("the first removal started", || {
+        h.runtime.remove_calls() == 1
+    })
+    .await;
+    h.clock.advance(Duration::minutes(1));
+    wait_event(&mut h.events, EventKind::Deleted, &first.id).await;
+    let deleted = wait_event(&mut h.events, EventKind::Deleted, &second.id).await;
+    assert_eq!(deleted.lease.end_reason, Some(EndReason::Expired));
+    assert!(h.runtime.containers_in(NS).is_empty());
+    token.cancel();
+    tasks.join().await;
+}
+
 /// Removal failing five times keeps the lease until it succeeds.
 pub async fn removal_failing_five_times_keeps_the_lease_until_it_succeeds(
     store: Arc<dyn LeaseStore>,
@@ -1048,6 +1075,7 @@ macro_rules! __engine_scenarios_caller_clock {
         $crate::__engine_scenario_module! { $($prefix)*
             runtime_failure_marks_error_and_keeps_message,
             expiry_is_reaped_within_target_by_the_background_reaper,
+            a_lease_due_during_a_slow_pass_is_reaped_when_it_ends,
             removal_failing_five_times_keeps_the_lease_until_it_succeeds,
             extend_moves_the_reap_and_is_bounded,
             provisioning_timeout_marks_error,

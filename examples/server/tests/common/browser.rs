@@ -516,20 +516,39 @@ impl Browser {
     }
 }
 
-/// One page at a time in a test binary: another test's container coming up
-/// or going adds or removes a network interface, and Chromium then fails
-/// the requests waiting for a connection (`ERR_NETWORK_CHANGED`), loopback
-/// included. The page retries reads, but a write it must not repeat
-/// would fail the test.
-static ONE_PAGE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One test at a time in a browser test binary, from before its first
+/// container to after its namespace's clean-up: a container coming up or
+/// going adds or removes a network interface (and a namespace's first
+/// lease adds a bridge network with an address), and Chromium then fails the
+/// requests waiting for a connection (`ERR_NETWORK_CHANGED`), loopback
+/// included. The page retries reads, but a write it must not repeat would
+/// fail the test. A lock around the page alone was not enough: another
+/// test's set-up (a lease provisioned through the API) or its
+/// `NamespaceGuard` sweeping after the page closed still changed the
+/// interfaces under a page (seen in CI, on a `POST /api/provision`).
+static ONE_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Runs `body` (one test's page at a time, see [`ONE_PAGE_AT_A_TIME`]); on
-/// failure saves a screenshot first. Always closes the browser.
-pub async fn with_browser<F>(browser: Browser, body: F)
+/// A test's turn with the browser and the engine (see
+/// [`ONE_TEST_AT_A_TIME`]). Take it on the test's first line, before its
+/// `NamespaceGuard`, so that it is dropped after the guard's sweep (locals
+/// drop in reverse order).
+pub struct PageTurn {
+    _held: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// Waits for this test's turn (see [`PageTurn`]).
+pub async fn page_turn() -> PageTurn {
+    PageTurn {
+        _held: ONE_TEST_AT_A_TIME.lock().await,
+    }
+}
+
+/// Runs `body` during the test's `turn`; on failure saves a screenshot
+/// first. Always closes the browser.
+pub async fn with_browser<F>(_turn: &PageTurn, browser: Browser, body: F)
 where
     F: for<'a> AsyncFnOnce(&'a Browser),
 {
-    let _turn = ONE_PAGE_AT_A_TIME.lock().await;
     let outcome = AssertUnwindSafe(body(&browser)).catch_unwind().await;
     if outcome.is_err() {
         browser.shot("FAILED").await;
