@@ -187,17 +187,18 @@ impl Reaper {
     ) -> DateTime<Utc> {
         let now = self.clock.now();
         let sweep = now + to_chrono(self.settings.sweep_interval);
-        let Some(pause) = pause else {
-            let next = match self.store.next_due().await.ok().flatten() {
-                Some(due) => due.min(sweep),
-                None => sweep,
-            };
-            if next > looked_at {
-                return next;
-            }
-            return next.max(now + to_chrono(MIN_PAUSE));
+        if let Some(pause) = pause {
+            return sweep.max(now + to_chrono(pause));
+        }
+        let next = match self.store.next_due().await.ok().flatten() {
+            Some(due) => due.min(sweep),
+            None => sweep,
         };
-        sweep.max(now + to_chrono(pause))
+        if next > looked_at {
+            next
+        } else {
+            next.max(now + to_chrono(MIN_PAUSE))
+        }
     }
 
     /// Claims every due lease (in batches) and reaps them, removing their
